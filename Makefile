@@ -1,0 +1,47 @@
+# Everything a developer or CI needs, from a fresh clone with only python3, make and Node/npm.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BOARD ?= pico
+PORT ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test sim flash logs bench lint format clean
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+venv: $(STAMP) ## Create .venv with the pinned dependencies
+
+test: $(STAMP) ## Run the whole test suite
+	$(BIN)/pytest
+
+sim: $(STAMP) ## Run the firmware on the simulated board in this terminal (BOARD=pico)
+	$(BIN)/stimctl sim --board $(BOARD)
+
+flash: $(STAMP) ## Flash firmware + board file to a board (PORT=/dev/ttyACM0 BOARD=pico)
+	$(BIN)/stimctl flash $(if $(PORT),--port $(PORT)) --board $(BOARD)
+
+logs: $(STAMP) ## Stream the unit's log lines (PORT=/dev/ttyACM0)
+	$(BIN)/stimctl logs $(if $(PORT),--port $(PORT))
+
+bench: $(STAMP) ## Measure the performance targets into bench/results.json
+	$(BIN)/python -m host_tools.bench
+
+lint: $(STAMP) ## Ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

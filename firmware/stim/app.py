@@ -1,0 +1,90 @@
+"""The app: one asyncio task per concern, wired to the hardware layer.
+
+This first version gives the wearer power on/off (POWER held 1.5 s), button acknowledgement on
+the status LED and the battery reading in the log; therapy output arrives with the pulse engine.
+"""
+
+import asyncio
+
+from stim import log
+from stim.hw import BUTTONS, Hardware
+
+POLL_MS = 10
+DEBOUNCE_MS = 30
+POWER_HOLD_MS = 1500
+
+
+class App:
+    def __init__(self, board):
+        self.hw = Hardware(board)
+        self.on = False
+        self._stable = 0
+        self._raw = 0
+        self._raw_since = 0
+        self._held_ms = [0, 0, 0, 0]
+        self._power_toggled = False
+
+    def _pressed(self, name):
+        log.info("button", name=name)
+        if name != "power":
+            self._ack()
+
+    def _ack(self):
+        self._flash = 3  # three 10 ms ticks of white
+
+    async def buttons(self):
+        """Debounce by requiring a stable reading for DEBOUNCE_MS, then decode presses."""
+        self._flash = 0
+        while True:
+            raw = self.hw.buttons_down()
+            if raw != self._raw:
+                self._raw = raw
+                self._raw_since = 0
+            elif self._raw_since < DEBOUNCE_MS:
+                self._raw_since += POLL_MS
+                if self._raw_since >= DEBOUNCE_MS and raw != self._stable:
+                    for i in range(4):
+                        bit = 1 << i
+                        if raw & bit and not self._stable & bit:
+                            self._held_ms[i] = 0
+                            if self.on or BUTTONS[i] == "power":
+                                self._pressed(BUTTONS[i])
+                    self._stable = raw
+            if self._stable & 1:
+                self._held_ms[0] += POLL_MS
+                if self._held_ms[0] >= POWER_HOLD_MS and not self._power_toggled:
+                    self._power_toggled = True
+                    self.on = not self.on
+                    log.info("power", on=self.on)
+            else:
+                self._power_toggled = False
+            await asyncio.sleep_ms(POLL_MS)
+
+    async def leds(self):
+        tick = 0
+        while True:
+            tick += 1
+            if self._flash:
+                self._flash -= 1
+                self.hw.status_led(1, 1, 1)
+            elif self.on:
+                # Idle: green, breathing slowly (on 1 s, off 1 s): readable without colour.
+                self.hw.status_led(0, 1 if (tick // 100) % 2 == 0 else 0, 0)
+            else:
+                self.hw.status_led(0, 0, 0)
+            await asyncio.sleep_ms(POLL_MS)
+
+    async def battery(self):
+        while True:
+            log.info("battery", v=self.hw.battery_v())
+            await asyncio.sleep_ms(60_000)
+
+    async def main(self):
+        asyncio.create_task(self.buttons())
+        asyncio.create_task(self.leds())
+        await self.battery()
+
+
+def run(board):
+    log.info("app_start", board=board["name"], channels=len(board["channels"]))
+    asyncio.run(App(board).main())

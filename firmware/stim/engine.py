@@ -1,0 +1,184 @@
+# ruff: noqa: F821 - PIO assembler names (pull, mov, jmp, ...) exist only inside @asm_pio
+"""Pulse engine: one PIO state machine per channel makes the biphasic pulses, the channel's
+LEVEL PWM sets their amplitude. The CPU does no work per pulse edge.
+
+The PIO program (below) makes, every period: PHASE_A high for W cycles, a gap of G cycles,
+PHASE_B high for W cycles, then rest. Both phases count down the same register value, so they
+are equal by construction (SR-4); a single `set pins` instruction drives the A/B pair, and no
+instruction sets both bits, so they are never high together (SR-5).
+
+Parameters arrive through the TX FIFO as a (rest, shape) pair and are only picked up at the top
+of a period, so a change never truncates a pulse. The CPU can hold the state machine at the
+pulse boundary with a "gate" IRQ flag (4 + state machine number), forced through the PIO's
+IRQ_FORCE register: `hold()` sets the gate and waits until the program counter is outside a
+pulse, which takes at most one pulse (2 W + G, about 1 ms). Stopping, and any change of the
+LEVEL amplitude, happens only while held, so a pulse is never cut short or changed half way.
+"""
+
+import time
+
+import rp2
+from machine import PWM, Pin, mem32
+from micropython import const
+
+from stim import pulse
+
+_PIO_BASE = (const(0x50200000), const(0x50300000))
+_IRQ = const(0x030)
+_IRQ_FORCE = const(0x034)
+_SM0_ADDR = const(0x0D4)
+_SM_STRIDE = const(0x18)
+
+# Program counter offsets (relative to the program's load address) where no phase is in
+# progress and none can start while the gate is held: the top of the period up to and
+# including the gate `wait`, and everything after PHASE_B ends.
+_PC_GATE = const(7)
+_PC_PULSE_END = const(20)
+_PC_LAST = const(23)
+
+
+@rp2.asm_pio(set_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT)
+def biphasic():
+    # X holds the rest word (bit 31 toggles on every update so a new word always differs);
+    # ISR holds the shape word (W-2 in bits 0..15, G-5 in bits 16..31).
+    wrap_target()
+    pull(noblock)  # 0  OSR <- FIFO head, or X when the FIFO is empty
+    mov(y, osr)  # 1
+    jmp(x_not_y, "load")  # 2  a new (rest, shape) pair arrived
+    jmp("gate")[2]  # 3  same length as the load path
+    label("load")
+    mov(x, y)  # 4  X = new rest word
+    pull(block)  # 5  OSR = shape word (the host always pushes both)
+    mov(isr, osr)  # 6
+    label("gate")
+    wait(0, irq, rel(4))  # 7  the CPU holds flag 4+sm to stop at a pulse boundary
+    mov(osr, isr)  # 8
+    out(y, 16)  # 9  y = W - 2
+    set(pins, 0b01)  # 10 phase A (positive)
+    label("a")
+    jmp(y_dec, "a")  # 11
+    set(pins, 0b00)  # 12 interphase gap
+    out(y, 16)  # 13 y = G - 5
+    label("g")
+    jmp(y_dec, "g")  # 14
+    mov(osr, isr)  # 15
+    out(y, 16)  # 16 y = W - 2
+    set(pins, 0b10)  # 17 phase B (negative), same width
+    label("b")
+    jmp(y_dec, "b")  # 18
+    set(pins, 0b00)  # 19
+    irq(rel(0))  # 20 pulse done: SENSE is read now
+    mov(osr, x)  # 21
+    out(y, 31)  # 22 rest count (bit 31 toggle dropped)
+    label("r")
+    jmp(y_dec, "r")  # 23
+    wrap()
+
+
+class Channel:
+    """One stimulation channel's output stage: bridge pins, PIO state machine, LEVEL PWM."""
+
+    def __init__(self, index, cfg, board, sysclk_hz):
+        self.index = index
+        self.cfg = cfg
+        self.sm_id = index  # channels 0..3 -> SMs 0..3 (PIO0); the program fits 32 words
+        self._pio = self.sm_id // 4
+        self._smi = self.sm_id % 4
+        self._base = _PIO_BASE[self._pio]
+        self.div = pulse.sm_divider(sysclk_hz)
+        self.sm_hz = sysclk_hz // self.div
+        self._level_hz = board["analog"]["level_pwm_hz"]
+        # Two PWM periods for the double-buffered compare to land, plus the filter settling.
+        self.settle_us = 2 * 1_000_000 // self._level_hz + 20
+        cal = board["analog"]["level_calibration"]
+        self._cal = [(float(d), float(m)) for d, m in cal]
+        self._level = PWM(Pin(cfg["level_pwm"]), freq=self._level_hz, duty_u16=0)
+        self._sm = None
+        self._toggle = 0
+        self.running = False
+        self.params = None  # (w, g, p) cycles now loaded
+        self.level_ma = 0.0
+
+    # -- amplitude ----------------------------------------------------------------------
+    def duty_for_ma(self, ma):
+        """LEVEL duty (u16) for a current, inverting the board's calibration table."""
+        cal = self._cal
+        if ma <= cal[0][1]:
+            return 0
+        for i in range(1, len(cal)):
+            d0, m0 = cal[i - 1]
+            d1, m1 = cal[i]
+            if ma <= m1:
+                duty = d0 + (d1 - d0) * (ma - m0) / (m1 - m0)
+                return int(duty * 65535 + 0.5)
+        return 65535
+
+    # -- gate ---------------------------------------------------------------------------
+    def hold(self):
+        """Hold the state machine at the next pulse boundary; return once no pulse is running."""
+        mem32[self._base + _IRQ_FORCE] = 1 << (4 + self._smi)
+        if self._sm is None or not self.running:
+            return
+        addr = self._base + _SM0_ADDR + self._smi * _SM_STRIDE
+        while True:
+            pc = mem32[addr] - self._offset
+            if pc <= _PC_GATE or pc >= _PC_PULSE_END:
+                return
+            time.sleep_us(20)
+
+    def release(self):
+        mem32[self._base + _IRQ] = 1 << (4 + self._smi)
+
+    # -- control ------------------------------------------------------------------------
+    def _push(self, w, g, p):
+        self._toggle ^= 1
+        rest, shape = pulse.words(w, g, p, self._toggle)
+        self._sm.put(rest)
+        self._sm.put(shape)
+        self.params = (w, g, p)
+
+    def start(self, rate_hz, phase_us, gap_us, level_ma):
+        """Begin pulsing at `level_ma` (the caller ramps it up from a low value)."""
+        w, g, p = pulse.cycles(rate_hz, phase_us, gap_us, self.sm_hz)
+        self.hold()
+        self._level.duty_u16(self.duty_for_ma(level_ma))
+        self.level_ma = level_ma
+        self._sm = rp2.StateMachine(self.sm_id)
+        self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
+        self._offset = biphasic[1 + self._pio]
+        self._toggle = 0
+        self._push(w, g, p)
+        time.sleep_us(self.settle_us)
+        self._sm.active(1)
+        self.running = True
+        self.release()
+
+    def set_pulse(self, rate_hz, phase_us, gap_us):
+        """New timing from the next period on (no hold needed: the FIFO is read at the top)."""
+        w, g, p = pulse.cycles(rate_hz, phase_us, gap_us, self.sm_hz)
+        if self.running and (w, g, p) != self.params:
+            self._push(w, g, p)
+
+    def set_level_ma(self, ma):
+        """Change the amplitude between pulses: hold, set LEVEL, let it settle, release."""
+        if ma == self.level_ma:
+            return
+        self.hold()
+        self._level.duty_u16(self.duty_for_ma(ma))
+        self.level_ma = ma
+        time.sleep_us(self.settle_us)
+        if self.running:
+            self.release()
+
+    def stop(self):
+        """Stop at a pulse boundary (<= one pulse), then make the pins safe."""
+        self.hold()
+        if self._sm is not None:
+            self._sm.active(0)
+        Pin(self.cfg["phase_a"], Pin.OUT, value=0)
+        Pin(self.cfg["phase_b"], Pin.OUT, value=0)
+        self._level.duty_u16(0)
+        self.level_ma = 0.0
+        self.running = False
+        self.params = None
+        self.release()

@@ -1,0 +1,60 @@
+"""Thin hardware layer: the board's buttons, LEDs, boost and ADC inputs as plain methods.
+
+The only firmware module besides `safe` that imports `machine`. Pin numbers come from the
+validated board dict, so the same code runs on every board in boards/.
+"""
+
+from machine import ADC, Pin
+
+from stim import board as boardcfg
+
+BUTTONS = ("power", "mode", "plus", "minus")
+
+
+class Hardware:
+    def __init__(self, board):
+        self.board = board
+        an = board["analog"]
+        self._vref = an["adc_vref_v"]
+        self._battery_div = an["battery_divider"]
+        self._boost_div = an["boost_divider"]
+        self._buttons = [Pin(board["buttons"][name], Pin.IN, Pin.PULL_UP) for name in BUTTONS]
+        led = board["status_led"]
+        self._status = [Pin(led[c], Pin.OUT, value=0) for c in ("r", "g", "b")]
+        self._ch_leds = [Pin(ch["led"], Pin.OUT, value=0) for ch in board["channels"]]
+        self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
+        self._battery = ADC(board["battery_adc"])
+        self._boost_adc = ADC(board["boost_adc"])
+
+    def buttons_down(self):
+        """Bit n set while button BUTTONS[n] is pressed (active low)."""
+        bits = 0
+        for i, pin in enumerate(self._buttons):
+            if not pin.value():
+                bits |= 1 << i
+        return bits
+
+    def status_led(self, r, g, b):
+        self._status[0].value(r)
+        self._status[1].value(g)
+        self._status[2].value(b)
+
+    def channel_led(self, index, on):
+        self._ch_leds[index].value(on)
+
+    def boost(self, on):
+        self._boost.value(1 if on else 0)
+
+    def adc_volts(self, adc):
+        return adc.read_u16() * self._vref / 65535
+
+    def battery_v(self):
+        return self.adc_volts(self._battery) * self._battery_div
+
+    def boost_v(self):
+        return self.adc_volts(self._boost_adc) * self._boost_div
+
+    @staticmethod
+    def adc_for(gpio):
+        boardcfg.adc_channel(gpio)  # validates the pin is an ADC input
+        return ADC(gpio)

@@ -1,0 +1,66 @@
+"""Event log: one JSON object per line on the USB serial console.
+
+Every line starts with `{"t":` so host tools can tell log lines from REPL chatter. `t` is seconds
+since boot with millisecond resolution; `lvl` is one of debug/info/warn/error; `ev` names the
+event; the remaining keys are the event's fields (README, "Log format").
+"""
+
+import time
+
+try:
+    import json
+except ImportError:  # pragma: no cover - every MicroPython build for rp2 has json
+    json = None
+
+LEVELS = ("debug", "info", "warn", "error")
+_min_level = 1
+_t0 = time.ticks_ms()
+_sink = None  # optional callable(line) besides the console, e.g. a ring buffer for the host
+
+
+def set_level(name):
+    global _min_level
+    _min_level = LEVELS.index(name)
+
+
+def set_sink(fn):
+    global _sink
+    _sink = fn
+
+
+def _value(v):
+    if isinstance(v, bool) or v is None or isinstance(v, (int, str, list, dict)):
+        return json.dumps(v)
+    if isinstance(v, float):
+        # MicroPython's float repr can print 1e+09 or nan; keep JSON valid and short.
+        if v != v or v in (float("inf"), float("-inf")):
+            return "null"
+        return json.dumps(round(v, 3))
+    return json.dumps(str(v))
+
+
+def event(ev, lvl="info", **fields):
+    li = LEVELS.index(lvl)
+    if li < _min_level:
+        return
+    ms = time.ticks_diff(time.ticks_ms(), _t0)
+    parts = ['{"t":%d.%03d,"lvl":"%s","ev":"%s"' % (ms // 1000, ms % 1000, lvl, ev)]
+    for k in fields:
+        parts.append(',"%s":%s' % (k, _value(fields[k])))
+    parts.append("}")
+    line = "".join(parts)
+    print(line)
+    if _sink is not None:
+        _sink(line)
+
+
+def info(ev, **fields):
+    event(ev, "info", **fields)
+
+
+def warn(ev, **fields):
+    event(ev, "warn", **fields)
+
+
+def error(ev, **fields):
+    event(ev, "error", **fields)

@@ -1,0 +1,76 @@
+"""Safe state of the outputs (SR-8): bridge pins low, LEVEL low, boost off.
+
+Stopping a PWM slice or a PIO state machine leaves its pins wherever they were, so the only
+reliable way to make an output safe is to re-claim the pin as a plain output driven low. Every
+output of the board is designed to be safe when low (boards/README.md), so when the board file
+cannot be trusted we drive every user GPIO low instead.
+"""
+
+from machine import Pin
+
+# GPIO 0..22 are the RP2040 user pins that reach a board's connectors; 23..29 are either the
+# Pico's internal signals or ADC inputs, which never drive the output stage.
+_FALLBACK_PINS = tuple(range(23))
+
+
+def output_pins(board):
+    """Every pin whose level can put energy into the electrodes, boost enable last."""
+    pins = []
+    for ch in board["channels"]:
+        pins.append(ch["phase_a"])
+        pins.append(ch["phase_b"])
+        pins.append(ch["level_pwm"])
+    pins.append(board["boost_en"])
+    return pins
+
+
+def stop_state_machines():
+    try:
+        import rp2
+
+        for i in range(8):
+            rp2.StateMachine(i).active(0)
+    except Exception:  # noqa: BLE001 - never let cleanup stop the pins going low
+        pass
+
+
+def all_off(board=None):
+    """Drive every output low. Safe to call at any time, any number of times."""
+    pins = _FALLBACK_PINS
+    if board is not None:
+        try:
+            pins = output_pins(board)
+        except Exception:  # noqa: BLE001 - a malformed board dict: fall back to all pins
+            pins = _FALLBACK_PINS
+    # Pins first: re-claiming them as SIO outputs overrides the PIO/PWM function at once.
+    for n in pins:
+        Pin(n, Pin.OUT, value=0)
+    stop_state_machines()
+    for n in pins:
+        Pin(n, Pin.OUT, value=0)
+
+
+def fault_led(board_obj=None):
+    """Light a red fault LED: the board's status red if we can find it, else the Pico LED."""
+    pin = 25
+    try:
+        r = board_obj["status_led"]["r"]
+        if isinstance(r, int) and 0 <= r <= 29:
+            pin = r
+    except Exception:  # noqa: BLE001 - a broken board file still gets a fault LED
+        pass
+    Pin(pin, Pin.OUT, value=1)
+    return pin
+
+
+def boot_safe(path="/board.json"):
+    """boot.py's first act: outputs low from the board file, or every user pin if unreadable."""
+    board = None
+    try:
+        from stim import board as boardcfg
+
+        board = boardcfg.load(path)
+    except Exception:  # noqa: BLE001 - main.py reports the error; here we only make it safe
+        board = None
+    all_off(board)
+    return board

@@ -1,0 +1,1 @@
+"""Laptop-side tools for the wearable TENS/EMS unit (`stimctl`)."""

@@ -1,0 +1,469 @@
+"""The simulated RP2040: a virtual clock, an event queue and the peripherals the firmware uses.
+
+Time is an integer count of system-clock cycles since power-on (`Chip.now`). Nothing moves unless
+something advances the clock: the firmware's `time.sleep*`, asyncio idling, or a test. Hardware
+(PIO state machines, PWM counters, timers, the watchdog) and the board model are events on that
+clock, so a run is exactly reproducible and a simulated hour costs what its events cost.
+
+Interrupt handlers run inside `advance_to` on the thread that advanced the clock, at the virtual
+instant their interrupt fired, as they would interrupt the firmware's sleep on the chip.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable
+
+from . import port_math
+from .pio_core import PioBlock
+
+NUM_GPIO = 30
+ADC_FIRST_GPIO = 26
+
+# GPIO functions (FUNCSEL) this model distinguishes.
+F_NULL, F_SIO, F_PWM, F_PIO0, F_PIO1 = "null", "sio", "pwm", "pio0", "pio1"
+
+# Pad pull state at reset: the RP2040 pads come out of reset with the pull-down enabled
+# (PADS_BANK0 GPIOn.PDE = 1), so an unconfigured pin reads 0 until firmware changes it.
+PULL_NONE, PULL_UP, PULL_DOWN = 0, 1, 2
+
+
+class ChipReset(BaseException):
+    """Unwinds firmware code when the chip resets under it (watchdog, machine.reset()).
+
+    A BaseException so that `except Exception` in firmware cannot swallow it. Any hardware access
+    from the old firmware instance after a reset raises it again, so `finally` blocks of a dead
+    program cannot touch the new one's pins: on the chip they would never have run at all.
+    """
+
+
+class SimulationStall(RuntimeError):
+    """The firmware stopped letting virtual time pass (an endless loop with no sleep)."""
+
+
+class _Gpio:
+    __slots__ = ("func", "sio_out", "sio_oe", "pio_out", "pio_oe", "pull", "ext", "level")
+
+    def __init__(self):
+        self.func = F_NULL
+        self.sio_out = 0
+        self.sio_oe = 0
+        self.pio_out = [0, 0]
+        self.pio_oe = [0, 0]
+        self.pull = PULL_DOWN
+        self.ext = None  # an external driver on the pad (button to ground), or None
+        self.level = 0
+
+
+class PwmSlice:
+    """One PWM slice: shared TOP and divider, two compare channels (A=0, B=1).
+
+    The compare registers are double-buffered: a new CC takes effect when the counter wraps
+    (RP2040 datasheet 4.5.2.3), so `cc_at(t)` answers with what the output used at time t.
+    """
+
+    def __init__(self, chip: Chip, index: int):
+        self.chip = chip
+        self.index = index
+        self.top = 0xFFFF
+        self.div16 = 16
+        self.enabled = False
+        self.t_enabled = 0
+        self.cc = [0, 0]
+        self._pending: list[tuple[int, int] | None] = [None, None]  # (t_effective, cc)
+        self.invert = [False, False]
+        self.stuck = [0, 0]  # output level frozen when the slice was disabled
+        self.freq_set = False  # machine_pwm.c slice_freq_set[]: cleared at boot and soft reset
+        # Per channel ("u16", v) or ("ns", v): re-applied when the slice frequency changes.
+        self.duty_mem: list = [None, None]
+
+    def period_cycles(self) -> float:
+        return (self.top + 1) * self.div16 / 16
+
+    def set_cc(self, ch: int, cc: int) -> None:
+        t = self.chip.now
+        self._settle(ch, t)
+        if not self.enabled:
+            self.cc[ch] = cc
+            return
+        period = self.period_cycles()
+        wraps_done = math.floor((t - self.t_enabled) / period) + 1
+        t_eff = self.t_enabled + math.ceil(wraps_done * period)
+        self._pending[ch] = (t_eff, cc)
+        # Tell analog observers when the new compare value really reaches the pin.
+        self.chip.schedule(t_eff, self.chip._pwm_changed, self.index)
+
+    def _settle(self, ch: int, t: int) -> None:
+        pend = self._pending[ch]
+        if pend is not None and pend[0] <= t:
+            self.cc[ch] = pend[1]
+            self._pending[ch] = None
+
+    def cc_at(self, ch: int, t: int) -> int:
+        self._settle(ch, t)
+        return self.cc[ch]
+
+    def level_at(self, ch: int, t: int) -> int:
+        """Instantaneous output of one channel (the counter compared against CC)."""
+        if not self.enabled:
+            return self.stuck[ch]
+        counter = int((t - self.t_enabled) * 16 // self.div16) % (self.top + 1)
+        high = 1 if counter < self.cc_at(ch, t) else 0
+        return high ^ (1 if self.invert[ch] else 0)
+
+    def duty_at(self, ch: int, t: int) -> float:
+        """Average of the output over a PWM period: what an RC filter after the pin settles to."""
+        if not self.enabled:
+            return float(self.stuck[ch])
+        duty = min(self.cc_at(ch, t), self.top + 1) / (self.top + 1)
+        return 1.0 - duty if self.invert[ch] else duty
+
+    def set_enabled(self, on: bool) -> None:
+        t = self.chip.now
+        if on and not self.enabled:
+            self.t_enabled = t
+        if not on and self.enabled:
+            # A stopped slice freezes its outputs at whatever level the counter left them
+            # (the port's deinit only clears the enable bit): a filtered LEVEL pin can stay at
+            # full scale, which is why safe-off re-claims those pins as plain low outputs.
+            for ch in (0, 1):
+                self.stuck[ch] = self.level_at(ch, t)
+        self.enabled = on
+        self.chip._pwm_changed(self.index)
+
+
+class Chip:
+    """The RP2040 and its clock. `board` hooks (ADC sources, pin observers) come from the model."""
+
+    def __init__(self, sysclk_hz: int = 125_000_000):
+        self.sysclk_hz = int(sysclk_hz)
+        self.now = 0
+        self.generation = 0  # bumped on every reset; stale firmware objects check it
+        self.reset_cause = port_math.PWRON_RESET
+        self._heap: list = []
+        self._seq = itertools.count()
+        self.gpio = [_Gpio() for _ in range(NUM_GPIO)]
+        self.pwm = [PwmSlice(self, i) for i in range(8)]
+        self.pio = [PioBlock(0, _PioIo(self)), PioBlock(1, _PioIo(self))]
+        # ADC inputs: channel -> callable(t) -> volts at the pin. The board model installs them.
+        self.adc_sources: dict[int, Callable[[int], float]] = {}
+        self.adc_vref_v = 3.3
+        self.temp_sensor_v = 0.706  # RP2040 datasheet 4.9.5: about 0.706 V at 27 C
+        # Observers of pin level changes: callable(pin, level, t).
+        self.pin_observers: list[Callable[[int, int, int], None]] = []
+        # Observers of PWM/analog changes on a pin: callable(pin, t).
+        self.analog_observers: list[Callable[[int, int], None]] = []
+        self.reset_observers: list[Callable[[str], None]] = []
+        # Pin interrupts: pin -> (trigger mask, handler(pin_number), hard)
+        self.pin_irqs: dict[int, tuple[int, Callable, bool]] = {}
+        self.pio_irq_handlers: dict[tuple[int, int], tuple[Callable, bool]] = {}
+        self.irq_serviced = 0  # counts interrupt handlers run; cpu.idle() returns when it moves
+        self.wdt_deadline: int | None = None
+        self.wdt_timeout_cycles = 0
+        self._wdt_event = None
+        self.irq_disabled = 0
+        self._pending_irqs: list = []
+
+    # ---- time ---------------------------------------------------------------------------
+    def cycles(self, seconds: float) -> int:
+        return int(round(seconds * self.sysclk_hz))
+
+    def us_to_cycles(self, us: int | float) -> int:
+        return int(round(us * self.sysclk_hz / 1_000_000))
+
+    def ticks_us(self) -> int:
+        return self.now * 1_000_000 // self.sysclk_hz
+
+    def ticks_ms(self) -> int:
+        return self.now * 1000 // self.sysclk_hz
+
+    @property
+    def t_s(self) -> float:
+        return self.now / self.sysclk_hz
+
+    def schedule(self, t: int, fn: Callable, *args) -> list:
+        """Run fn(*args) at cycle t (>= now). Returns a handle for `cancel`."""
+        entry = [max(int(t), self.now), next(self._seq), fn, args, True]
+        heapq.heappush(self._heap, entry)
+        return entry
+
+    @staticmethod
+    def cancel(entry: list | None) -> None:
+        if entry is not None:
+            entry[4] = False
+
+    def advance_to(self, t_end: int, stop_on_irq: bool = False) -> None:
+        """Let the hardware run until cycle t_end, firing every event on the way in order."""
+        t_end = int(t_end)
+        irq_mark = self.irq_serviced
+        heap = self._heap
+        blocks = self.pio
+        while True:
+            th = heap[0][0] if heap else None
+            tp = None
+            for b in blocks:
+                tb = b.next_event_time()
+                if tb is not None and (tp is None or tb < tp):
+                    tp = tb
+            if th is not None and (tp is None or th <= tp):
+                if th > t_end:
+                    break
+                entry = heapq.heappop(heap)
+                if not entry[4]:
+                    continue
+                self.now = th
+                entry[2](*entry[3])
+                if stop_on_irq and self.irq_serviced != irq_mark:
+                    return
+            elif tp is not None and tp <= t_end:
+                limit = t_end if th is None else min(t_end, th - 1)
+                self.now = max(self.now, tp)
+                for b in blocks:
+                    b.run_until(limit)
+                if stop_on_irq and self.irq_serviced != irq_mark:
+                    return
+            else:
+                break
+        if t_end > self.now:
+            self.now = t_end
+
+    def next_event_time(self) -> int | None:
+        live = [e[0] for e in self._heap if e[4]]
+        times = [t for t in (min(live) if live else None,) if t is not None]
+        for b in self.pio:
+            tb = b.next_event_time()
+            if tb is not None:
+                times.append(tb)
+        return min(times) if times else None
+
+    # ---- interrupts ---------------------------------------------------------------------
+    def dispatch_irq(self, handler: Callable, arg, hard: bool) -> None:
+        """Run an interrupt handler now (hard) or as a scheduled callback (soft).
+
+        MicroPython runs soft callbacks from the scheduler at the next bytecode boundary of the
+        main program; a sleeping main program reaches that at once, so both run at this instant.
+        """
+        if self.irq_disabled:
+            self._pending_irqs.append((handler, arg, hard))
+            return
+        self.irq_serviced += 1
+        handler(arg)
+
+    def enable_irq(self) -> None:
+        self.irq_disabled = 0
+        pending, self._pending_irqs = self._pending_irqs, []
+        for handler, arg, hard in pending:
+            self.dispatch_irq(handler, arg, hard)
+
+    # ---- GPIO ---------------------------------------------------------------------------
+    def _recompute(self, n: int) -> None:
+        g = self.gpio[n]
+        t = self.now
+        level = None
+        if g.func == F_SIO and g.sio_oe:
+            level = g.sio_out
+        elif g.func == F_PWM:
+            sl = self.pwm[(n >> 1) & 7]
+            level = sl.level_at(n & 1, t) if not sl.enabled else None
+            if sl.enabled:
+                # The pad toggles at the PWM rate; observers see the filtered value through
+                # analog_level(). For digital observers report the frozen/idle level 0.
+                level = 0
+        elif g.func in (F_PIO0, F_PIO1):
+            b = 0 if g.func == F_PIO0 else 1
+            if g.pio_oe[b]:
+                level = g.pio_out[b]
+        if level is None:
+            if g.ext is not None:
+                level = g.ext
+            elif g.pull == PULL_UP:
+                level = 1
+            else:
+                level = 0  # pull-down, or floating (the board's bridge inputs have pull-downs)
+        elif g.ext is not None and g.ext != level:
+            # An output fighting an external driver: the model lets the driver win on the pad.
+            level = g.ext
+        if level != g.level:
+            g.level = level
+            self._pin_edge(n, level, t)
+
+    def _pin_edge(self, n: int, level: int, t: int) -> None:
+        for obs in self.pin_observers:
+            obs(n, level, t)
+        irq = self.pin_irqs.get(n)
+        if irq is not None:
+            trigger, handler, hard = irq
+            if (level == 0 and trigger & port_math.PIN_IRQ_FALLING) or (
+                level == 1 and trigger & port_math.PIN_IRQ_RISING
+            ):
+                self.dispatch_irq(handler, n, hard)
+        for b in self.pio:
+            b.wake(t)
+
+    def set_func(self, n: int, func: str) -> None:
+        self.gpio[n].func = func
+        self._recompute(n)
+        self._analog_changed(n)
+
+    def sio_write(self, n: int, value: int) -> None:
+        self.gpio[n].sio_out = 1 if value else 0
+        self._recompute(n)
+        if self.gpio[n].func == F_SIO:
+            self._analog_changed(n)
+
+    def sio_dir(self, n: int, output: bool) -> None:
+        self.gpio[n].sio_oe = 1 if output else 0
+        self._recompute(n)
+        self._analog_changed(n)
+
+    def set_pull(self, n: int, pull: int) -> None:
+        self.gpio[n].pull = pull
+        self._recompute(n)
+
+    def drive_external(self, n: int, level: int | None) -> None:
+        """An external circuit drives the pad (a pressed button pulls to 0), or lets go (None)."""
+        self.gpio[n].ext = level
+        self._recompute(n)
+
+    def level(self, n: int) -> int:
+        return self.gpio[n].level
+
+    def read_gpio(self, t: int | None = None) -> int:
+        bits = 0
+        for n, g in enumerate(self.gpio):
+            if g.level:
+                bits |= 1 << n
+        return bits
+
+    def analog_level(self, n: int, t: int | None = None) -> float:
+        """The low-pass-filtered voltage fraction of a pin (0..1): the PWM duty, or 0/1."""
+        t = self.now if t is None else t
+        g = self.gpio[n]
+        if g.func == F_PWM:
+            sl = self.pwm[(n >> 1) & 7]
+            return sl.duty_at(n & 1, t)
+        return float(g.level)
+
+    def _analog_changed(self, n: int) -> None:
+        for obs in self.analog_observers:
+            obs(n, self.now)
+
+    def _pwm_changed(self, slice_index: int) -> None:
+        for n in range(NUM_GPIO):
+            if (n >> 1) & 7 == slice_index and self.gpio[n].func == F_PWM:
+                self._recompute(n)
+                self._analog_changed(n)
+
+    # ---- ADC ----------------------------------------------------------------------------
+    def adc_read_raw12(self, channel: int) -> int:
+        if channel == 4:
+            v = self.temp_sensor_v
+        else:
+            src = self.adc_sources.get(channel)
+            if src is None:
+                # An unconnected ADC pin with the reset pull-down reads near 0 V.
+                n = ADC_FIRST_GPIO + channel
+                v = self.adc_vref_v if self.gpio[n].level else 0.0
+            else:
+                v = src(self.now)
+        raw = int(v / self.adc_vref_v * 4096)
+        return max(0, min(4095, raw))
+
+    # ---- watchdog -----------------------------------------------------------------------
+    def wdt_start(self, timeout_ms: int) -> None:
+        self.wdt_timeout_cycles = self.us_to_cycles(timeout_ms * 1000)
+        self.wdt_feed()
+
+    def wdt_feed(self) -> None:
+        if not self.wdt_timeout_cycles:
+            return
+        self.cancel(self._wdt_event)
+        self.wdt_deadline = self.now + self.wdt_timeout_cycles
+        self._wdt_event = self.schedule(self.wdt_deadline, self.hard_reset, port_math.WDT_RESET)
+
+    # ---- reset --------------------------------------------------------------------------
+    def hard_reset(self, cause: int) -> None:
+        """Watchdog or machine.reset(): every peripheral back to its reset state, at once.
+
+        On the chip the CPU stops mid-instruction and the pads return to inputs with pull-downs,
+        so bridge and boost pins fall low immediately; no firmware code runs on the way.
+        """
+        self.generation += 1
+        self.reset_cause = cause
+        self._heap = [e for e in self._heap if getattr(e[2], "_survives_reset", False)]
+        heapq.heapify(self._heap)
+        self.pin_irqs.clear()
+        self.pio_irq_handlers.clear()
+        self.wdt_deadline = None
+        self.wdt_timeout_cycles = 0
+        self._wdt_event = None
+        self.irq_disabled = 0
+        self._pending_irqs = []
+        for sl in self.pwm:
+            sl.enabled = False
+            sl.top, sl.div16, sl.cc, sl.stuck = 0xFFFF, 16, [0, 0], [0, 0]
+            sl._pending = [None, None]
+            sl.freq_set, sl.duty_mem, sl.invert = False, [None, None], [False, False]
+        self.pio = [PioBlock(0, _PioIo(self)), PioBlock(1, _PioIo(self))]
+        for n, g in enumerate(self.gpio):
+            ext = g.ext
+            g.__init__()
+            g.ext = ext
+            g.level = -1  # force observers to see the post-reset level
+            self._recompute(n)
+            self._analog_changed(n)
+        for obs in self.reset_observers:
+            obs("hard")
+        raise ChipReset(cause)
+
+
+class _PioIo:
+    """Connects a PIO block's outputs, flags and inputs to the chip."""
+
+    def __init__(self, chip: Chip):
+        self.chip = chip
+
+    def read_gpio(self, t: int) -> int:
+        return self.chip.read_gpio(t)
+
+    def pio_output(self, block: int, sm: int, values: int, mask: int, t: int) -> None:
+        self._write(block, values, mask, t, "pio_out")
+
+    def pio_pindirs(self, block: int, sm: int, values: int, mask: int, t: int) -> None:
+        self._write(block, values, mask, t, "pio_oe")
+
+    def _write(self, block: int, values: int, mask: int, t: int, attr: str) -> None:
+        chip = self.chip
+        saved = chip.now
+        chip.now = max(chip.now, t)
+        for n in range(NUM_GPIO):
+            if mask >> n & 1:
+                getattr(chip.gpio[n], attr)[block] = values >> n & 1
+                chip._recompute(n)
+        chip.now = saved if saved > t else t
+
+    def irq_changed(self, block: int, flags: int, t: int) -> None:
+        chip = self.chip
+        for sm in range(4):
+            if flags >> sm & 1 and (block, sm) in chip.pio_irq_handlers:
+                handler, hard = chip.pio_irq_handlers[(block, sm)]
+                chip.schedule(t, _fire_pio_irq, chip, block, sm)
+                # Stop the block here so the handler sees the hardware as of this instant.
+                chip.pio[block].yield_now = True
+
+    def fifo_changed(self, block: int, sm: int, t: int) -> None:
+        pass
+
+
+def _fire_pio_irq(chip: Chip, block: int, sm: int) -> None:
+    entry = chip.pio_irq_handlers.get((block, sm))
+    pio = chip.pio[block]
+    if entry is None or not (pio.irq_flags >> sm & 1):
+        return
+    # rp2_pio.c pio_irq0: the flags are cleared before the handlers run, so a program waiting
+    # on its own irq is released at once, even for soft handlers.
+    pio.clear_irq(1 << sm, chip.now)
+    handler, hard = entry
+    chip.dispatch_irq(handler, (block, sm), hard)

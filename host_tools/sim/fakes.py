@@ -1,0 +1,869 @@
+"""The MicroPython modules the firmware imports (`machine`, `rp2`, `time`, `micropython`, `sys`,
+`os`, `gc`), built for one simulated chip.
+
+Each class reproduces the rp2 port's behaviour as far as the firmware can observe it; the
+arithmetic lives in `port_math` (which names the C source it follows) and the non-arithmetic
+behaviour is described in PORT_NOTES.md. Objects remember the chip generation they were made
+in: after a reset, any use of them raises ChipReset, because the program that held them no longer
+exists on the chip.
+"""
+
+from __future__ import annotations
+
+import io as _pyio
+import sys as _pysys
+import types
+from array import array
+
+from . import pioasm, port_math
+from .chip import (
+    F_PIO0,
+    F_PIO1,
+    F_PWM,
+    F_SIO,
+    NUM_GPIO,
+    PULL_DOWN,
+    PULL_NONE,
+    PULL_UP,
+    Chip,
+    ChipReset,
+)
+
+
+def _module(name: str, **attrs) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    mod.__dict__.update(attrs)
+    return mod
+
+
+class _Bound:
+    """Base for peripheral objects: tied to one chip and one generation of firmware."""
+
+    _chip: Chip
+    _gen: int
+
+    def _bind(self, chip: Chip) -> None:
+        # The generation is that of the boot these modules were built for, so even objects
+        # created through a dead program's module refuse to touch the chip after a reset.
+        self._chip = chip
+        self._gen = getattr(self, "_gen_for_class", chip.generation)
+
+    def _live(self) -> Chip:
+        chip = self._chip
+        if chip.generation != self._gen:
+            raise ChipReset("stale object from before a reset")
+        return chip
+
+
+def _pin_number(pin) -> int:
+    if isinstance(pin, Pin):
+        return pin._id
+    if isinstance(pin, bool) or not isinstance(pin, int | str):
+        raise TypeError("expecting a Pin or int")
+    if isinstance(pin, str):
+        if pin == "LED":
+            return 25
+        if pin.startswith("GP") and pin[2:].isdigit():
+            pin = int(pin[2:])
+        else:
+            raise ValueError("unknown named pin %r" % pin)
+    if not 0 <= pin < NUM_GPIO:
+        raise ValueError("invalid pin")
+    return pin
+
+
+class Pin(_Bound):
+    IN = port_math.PIN_IN
+    OUT = port_math.PIN_OUT
+    OPEN_DRAIN = port_math.PIN_OPEN_DRAIN
+    ALT = port_math.PIN_ALT
+    PULL_UP = port_math.PIN_PULL_UP
+    PULL_DOWN = port_math.PIN_PULL_DOWN
+    IRQ_FALLING = port_math.PIN_IRQ_FALLING
+    IRQ_RISING = port_math.PIN_IRQ_RISING
+    ALT_PWM = 4
+    ALT_PIO0 = 6
+    ALT_PIO1 = 7
+
+    _chip_for_class: Chip  # set per chip by build_modules (each chip has its own Pin class)
+
+    def __init__(self, id, mode=-1, pull=-1, *, value=None, alt=-1):
+        self._bind(self._chip_for_class)
+        self._id = _pin_number(id)
+        if mode != -1 or pull != -1 or value is not None:
+            self.init(mode, pull, value=value, alt=alt)
+
+    def init(self, mode=-1, pull=-1, *, value=None, alt=-1):
+        chip = self._live()
+        n = self._id
+        # The port writes the output value before switching the pad to an output, so
+        # Pin(n, Pin.OUT, value=0) never glitches high (machine_pin.c, init helper).
+        if value is not None:
+            chip.sio_write(n, 1 if value else 0)
+        if mode in (self.IN, self.OUT, self.OPEN_DRAIN):
+            if chip.gpio[n].func != F_SIO:
+                chip.set_func(n, F_SIO)
+            chip.sio_dir(n, mode == self.OUT)
+        elif mode == self.ALT:
+            func = {self.ALT_PWM: F_PWM, self.ALT_PIO0: F_PIO0, self.ALT_PIO1: F_PIO1}.get(alt)
+            if func is None:
+                raise ValueError("alt function not modelled: %r" % alt)
+            chip.set_func(n, func)
+        elif mode != -1:
+            raise ValueError("invalid pin mode")
+        if pull != -1:
+            chip.set_pull(
+                n, {None: PULL_NONE, self.PULL_UP: PULL_UP, self.PULL_DOWN: PULL_DOWN}[pull]
+            )
+        return None
+
+    def value(self, v=None):
+        chip = self._live()
+        if v is None:
+            return chip.level(self._id)
+        chip.sio_write(self._id, 1 if v else 0)
+        return None
+
+    __call__ = value
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def high(self):
+        self.value(1)
+
+    def low(self):
+        self.value(0)
+
+    def toggle(self):
+        chip = self._live()
+        chip.sio_write(self._id, 0 if chip.gpio[self._id].sio_out else 1)
+
+    def irq(self, handler=None, trigger=None, hard=False):
+        chip = self._live()
+        if trigger is None:
+            trigger = self.IRQ_FALLING | self.IRQ_RISING
+        if handler is None:
+            chip.pin_irqs.pop(self._id, None)
+        else:
+            gen = self._gen
+            pin = self
+
+            def call(_n, handler=handler):
+                if chip.generation == gen:
+                    handler(pin)
+
+            chip.pin_irqs[self._id] = (trigger, call, hard)
+        return None
+
+    def __repr__(self):
+        return "Pin(GPIO%d)" % self._id
+
+
+class PWM(_Bound):
+    """machine.PWM as machine_pwm.c: one object per slice channel, the slice starts only once its
+    frequency and this channel's duty are both set, a frequency change re-applies both
+    channels' remembered duties, and deinit() stops the whole slice with its pins frozen."""
+
+    _chip_for_class: Chip
+
+    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=False):
+        self._bind(self._chip_for_class)
+        self._pin = _pin_number(dest)
+        self._slice = self._chip.pwm[(self._pin >> 1) & 7]
+        self._ch = self._pin & 1
+        self._slice.duty_mem[self._ch] = None  # PWM() resets duty_type to NOT_SET
+        self._slice.invert[self._ch] = False
+        self.init(freq=freq, duty_u16=duty_u16, duty_ns=duty_ns, invert=invert)
+        # The pin is handed to the PWM only after the slice is configured (machine_pwm.c).
+        self._chip.set_func(self._pin, F_PWM)
+
+    def init(self, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
+        self._live()
+        if freq is not None:
+            self._set_freq(freq)
+        if duty_u16 is not None:
+            self._slice.duty_mem[self._ch] = ("u16", port_math.pwm_duty_u16_clamp(duty_u16))
+        elif duty_ns is not None:
+            self._slice.duty_mem[self._ch] = ("ns", int(duty_ns))
+        if invert is not None:
+            self._slice.invert[self._ch] = bool(invert)
+        self._apply(self._ch)
+        self._start()
+
+    def _apply(self, ch):
+        sl = self._slice
+        mem = sl.duty_mem[ch]
+        if mem is None or not sl.freq_set:
+            return
+        kind, v = mem
+        if kind == "u16":
+            cc = port_math.pwm_duty_u16_to_cc(v, sl.top)
+        else:
+            cc = port_math.pwm_duty_ns_to_cc(v, self._chip.sysclk_hz, sl.div16, sl.top)
+        sl.set_cc(ch, cc)
+
+    def _start(self):
+        sl = self._slice
+        if sl.freq_set and sl.duty_mem[self._ch] is not None:
+            sl.set_enabled(True)
+            self._chip._analog_changed(self._pin)
+
+    def _set_freq(self, value):
+        chip = self._chip
+        sl = self._slice
+        top, div16 = port_math.pwm_freq_to_top_div(chip.sysclk_hz, value)
+        sl.top, sl.div16 = top, div16
+        sl.freq_set = True
+        for ch in (0, 1):
+            self._apply(ch)
+        chip._pwm_changed(sl.index)
+
+    def freq(self, value=None):
+        chip = self._live()
+        sl = self._slice
+        if value is None:
+            return port_math.pwm_get_freq(chip.sysclk_hz, sl.top, sl.div16) if sl.freq_set else 0
+        self._set_freq(value)
+        self._start()
+        return None
+
+    def duty_u16(self, value=None):
+        chip = self._live()
+        sl = self._slice
+        if value is None:
+            if not sl.freq_set or sl.duty_mem[self._ch] is None:
+                return 0
+            return port_math.pwm_cc_to_duty_u16(sl.cc_at(self._ch, chip.now), sl.top)
+        sl.duty_mem[self._ch] = ("u16", port_math.pwm_duty_u16_clamp(value))
+        self._apply(self._ch)
+        self._start()
+        chip._analog_changed(self._pin)
+        return None
+
+    def duty_ns(self, value=None):
+        chip = self._live()
+        sl = self._slice
+        if value is None:
+            if not sl.freq_set or sl.duty_mem[self._ch] is None:
+                return 0
+            return port_math.pwm_cc_to_duty_ns(
+                sl.cc_at(self._ch, chip.now), chip.sysclk_hz, sl.div16
+            )
+        sl.duty_mem[self._ch] = ("ns", int(value))
+        self._apply(self._ch)
+        self._start()
+        chip._analog_changed(self._pin)
+        return None
+
+    def deinit(self):
+        self._live()
+        self._slice.set_enabled(False)
+
+    def __repr__(self):
+        return "<PWM slice=%d channel=%d>" % (self._slice.index, self._ch)
+
+
+class ADC(_Bound):
+    CORE_TEMP = 4
+    _chip_for_class: Chip
+
+    def __init__(self, id):
+        self._bind(self._chip_for_class)
+        # machine_adc.c: ints 0..4 are channels and leave the GPIO alone; GPIO 26..29 (as an int
+        # or a Pin) are configured for analog input (adc_gpio_init: function NULL, pulls off).
+        if isinstance(id, int) and not isinstance(id, bool) and 0 <= id <= 4:
+            self._channel = id
+            return
+        n = id._id if isinstance(id, Pin) else id
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < NUM_GPIO:
+            raise ValueError("invalid pin")
+        if not 26 <= n <= 29:
+            raise ValueError("Pin doesn't have ADC capabilities")
+        self._channel = n - 26
+        self._chip.set_func(n, "null")
+        self._chip.set_pull(n, PULL_NONE)
+
+    def read_u16(self):
+        chip = self._live()
+        return port_math.adc_raw12_to_u16(chip.adc_read_raw12(self._channel))
+
+
+class Timer(_Bound):
+    ONE_SHOT = port_math.TIMER_ONE_SHOT
+    PERIODIC = port_math.TIMER_PERIODIC
+    _chip_for_class: Chip
+
+    def __init__(self, id=-1, **kw):
+        self._bind(self._chip_for_class)
+        port_math.timer_check_id(id)
+        self._entry = None
+        if kw:
+            self.init(**kw)
+
+    def init(self, *, mode=PERIODIC, period=-1, freq=-1, tick_hz=1000, callback=None, hard=False):
+        chip = self._live()
+        self.deinit()
+        delta_us = port_math.timer_delta_us(mode, period=period, freq=freq, tick_hz=tick_hz)
+        self._mode, self._cb, self._hard = mode, callback, hard
+        self._delta = chip.us_to_cycles(delta_us)
+        self._target = chip.now + self._delta
+        self._entry = chip.schedule(self._target, self._fire)
+
+    def _fire(self):
+        chip = self._chip
+        if chip.generation != self._gen:
+            return
+        if self._mode == self.PERIODIC:
+            # Re-armed from the previous target, not from now: periodic timers do not drift.
+            self._target += self._delta
+            self._entry = chip.schedule(self._target, self._fire)
+        else:
+            self._entry = None
+        if self._cb is not None:
+            chip.dispatch_irq(self._cb, self, self._hard)
+
+    def deinit(self):
+        self._live()
+        Chip.cancel(self._entry)
+        self._entry = None
+
+
+class WDT(_Bound):
+    _chip_for_class: Chip
+
+    def __init__(self, id=0, timeout=5000):
+        self._bind(self._chip_for_class)
+        timeout = port_math.wdt_check(id, timeout)
+        if timeout == 0:
+            self._chip.hard_reset(port_math.WDT_RESET)  # 0 is accepted and resets at once
+        self._chip.wdt_start(timeout)
+
+    def feed(self):
+        self._live().wdt_feed()
+
+
+class _Mem32:
+    """`machine.mem32` for the PIO registers the firmware uses; anything else is refused."""
+
+    _PIO_BASES = {0x50200000: 0, 0x50300000: 1}
+
+    def __init__(self, chip: Chip, gen: int):
+        self._chip, self._gen = chip, gen
+
+    def _decode(self, addr: int):
+        chip = self._chip
+        if chip.generation != self._gen:
+            raise ChipReset("stale")
+        base = addr & ~0xFFF
+        off = addr & 0xFFF
+        alias = addr & 0x3000
+        if alias:
+            base = (addr & ~0x3FFF) | 0
+            off = addr & 0xFFF
+        if base not in self._PIO_BASES:
+            raise NotImplementedError("mem32 address 0x%08x is not modelled" % addr)
+        return chip.pio[self._PIO_BASES[base]], off, alias
+
+    def __getitem__(self, addr: int) -> int:
+        pio, off, _alias = self._decode(addr)
+        chip = self._chip
+        chip.advance_to(chip.now)  # settle the PIO up to this instant
+        if off == 0x030:  # IRQ
+            return pio.irq_flags
+        if 0x0D4 <= off < 0x0D4 + 4 * 0x18 and (off - 0x0D4) % 0x18 == 0:  # SMn_ADDR
+            return pio.sms[(off - 0x0D4) // 0x18].pc
+        if off == 0x00C:  # FLEVEL
+            v = 0
+            for i, sm in enumerate(pio.sms):
+                v |= (sm.tx_level() & 0xF) << (8 * i) | (sm.rx_level() & 0xF) << (8 * i + 4)
+            return v
+        raise NotImplementedError("PIO register offset 0x%03x is not modelled" % off)
+
+    def __setitem__(self, addr: int, value: int) -> None:
+        pio, off, alias = self._decode(addr)
+        chip = self._chip
+        value &= 0xFFFFFFFF
+        if off == 0x030 and alias in (0, 0x2000):  # IRQ: write 1 to clear
+            pio.clear_irq(value & 0xFF, chip.now)
+        elif off == 0x034 and alias in (0, 0x2000):  # IRQ_FORCE: write 1 to set
+            pio.force_irq(value & 0xFF, chip.now)
+        else:
+            raise NotImplementedError("PIO register write at offset 0x%03x not modelled" % off)
+
+
+# ---- rp2 --------------------------------------------------------------------------------
+
+
+class PIO(_Bound):
+    IN_LOW = 0
+    IN_HIGH = 1
+    OUT_LOW = 2
+    OUT_HIGH = 3
+    SHIFT_LEFT = 0
+    SHIFT_RIGHT = 1
+    JOIN_NONE = 0
+    JOIN_TX = 1
+    JOIN_RX = 2
+    IRQ_SM0 = 0x100
+    IRQ_SM1 = 0x200
+    IRQ_SM2 = 0x400
+    IRQ_SM3 = 0x800
+    _chip_for_class: Chip
+
+    def __init__(self, id):
+        self._bind(self._chip_for_class)
+        if id not in (0, 1):
+            raise ValueError("invalid PIO")
+        self._id = id
+
+    def _block(self):
+        return self._live().pio[self._id]
+
+    def add_program(self, prog):
+        _program_offset(self._live(), self._id, prog)
+
+    def remove_program(self, prog=None):
+        chip = self._live()
+        if prog is None:
+            return
+        offset = prog[1 + self._id]
+        if offset >= 0:
+            chip.pio[self._id].remove_program(list(prog[0]), offset)
+            prog[1 + self._id] = -1
+
+    def state_machine(self, id, prog=None, *args, **kw):
+        sm = StateMachine(self._id * 4 + id)
+        if prog is not None:
+            sm.init(prog, *args, **kw)
+        return sm
+
+
+def _program_offset(chip: Chip, block_index: int, prog) -> int:
+    """Load a program once per PIO and keep its offset in the program list, as rp2_pio.c does
+    (prog[_PROG_OFFSET_PIO0 + n] is -1 until the program is first loaded into PIO n)."""
+    key = 1 + block_index
+    if prog[key] < 0:
+        prog[key] = chip.pio[block_index].add_program(list(prog[0]))
+    return prog[key]
+
+
+class StateMachine(_Bound):
+    _chip_for_class: Chip
+
+    def __init__(self, id, prog=None, freq=-1, **kw):
+        self._bind(self._chip_for_class)
+        if not 0 <= id < 8:
+            raise ValueError("invalid StateMachine")
+        self._id = id
+        self._block_index = id // 4
+        self._index = id % 4
+        if prog is not None:
+            self.init(prog, freq, **kw)
+
+    def _sm(self):
+        return self._live().pio[self._block_index].sms[self._index]
+
+    def init(
+        self,
+        prog,
+        freq=-1,
+        *,
+        in_base=None,
+        out_base=None,
+        set_base=None,
+        jmp_pin=None,
+        sideset_base=None,
+        in_shiftdir=None,
+        out_shiftdir=None,
+        push_thresh=None,
+        pull_thresh=None,
+    ):
+        chip = self._live()
+        block = chip.pio[self._block_index]
+        sm = block.sms[self._index]
+        sm.set_enabled(False, chip.now)
+        offset = _program_offset(chip, self._block_index, prog)
+        execctrl = prog[pioasm._PROG_EXECCTRL]
+        shiftctrl = prog[pioasm._PROG_SHIFTCTRL]
+        if in_shiftdir is not None:
+            shiftctrl = (shiftctrl & ~(1 << 18)) | (in_shiftdir << 18)
+        if out_shiftdir is not None:
+            shiftctrl = (shiftctrl & ~(1 << 19)) | (out_shiftdir << 19)
+        if push_thresh is not None:
+            shiftctrl = (shiftctrl & ~(0x1F << 20)) | ((push_thresh & 0x1F) << 20)
+        if pull_thresh is not None:
+            shiftctrl = (shiftctrl & ~(0x1F << 25)) | ((pull_thresh & 0x1F) << 25)
+        out_init = prog[pioasm._PROG_OUT_PINS]
+        set_init = prog[pioasm._PROG_SET_PINS]
+        side_init = prog[pioasm._PROG_SIDESET_PINS]
+        side_en = bool(execctrl >> 30 & 1)
+        sideset_count = (len(side_init) if side_init else 0) + (1 if side_en else 0)
+        div_int, div_frac = port_math.sm_freq_to_clkdiv(chip.sysclk_hz, freq)
+        bases = {
+            "in": _pin_number(in_base) if in_base is not None else 0,
+            "out": _pin_number(out_base) if out_base is not None else 0,
+            "set": _pin_number(set_base) if set_base is not None else 0,
+            "side": _pin_number(sideset_base) if sideset_base is not None else 0,
+        }
+        jmp = _pin_number(jmp_pin) if jmp_pin is not None else 0
+        pull_thresh_v = shiftctrl >> 25 & 0x1F
+        push_thresh_v = shiftctrl >> 20 & 0x1F
+        sm.configure(
+            wrap_target=offset + (execctrl >> 7 & 0x1F),
+            wrap=offset + (execctrl >> 12 & 0x1F),
+            sideset_count=sideset_count,
+            sideset_opt=side_en,
+            sideset_pindirs=bool(execctrl >> 29 & 1),
+            set_base=bases["set"],
+            set_count=len(set_init) if set_init else 0,
+            out_base=bases["out"],
+            out_count=len(out_init) if out_init else 0,
+            in_base=bases["in"],
+            jmp_pin=jmp,
+            in_shift_right=bool(shiftctrl >> 18 & 1),
+            out_shift_right=bool(shiftctrl >> 19 & 1),
+            autopush=bool(shiftctrl >> 16 & 1),
+            autopull=bool(shiftctrl >> 17 & 1),
+            push_thresh=push_thresh_v or 32,
+            pull_thresh=pull_thresh_v or 32,
+            fifo_join=shiftctrl >> 30 & 3,
+            status_sel=execctrl >> 4 & 1,
+            status_n=execctrl & 0xF,
+            clkdiv_int=div_int,
+            clkdiv_frac=div_frac,
+        )
+        # Claim and initialise the pins the program declares (rp2_pio.c, state machine init
+        # helper): each pin gets its initial value and direction, then the PIO function.
+        func = F_PIO0 if self._block_index == 0 else F_PIO1
+        io = block_io(chip, self._block_index)
+        given = {"out": out_base, "set": set_base, "side": sideset_base}
+        for base_key, inits in (("out", out_init), ("set", set_init), ("side", side_init)):
+            if not inits or given[base_key] is None:
+                continue
+            for i, init in enumerate(inits):
+                n = (bases[base_key] + i) % 32
+                if n >= NUM_GPIO:
+                    continue
+                io.pio_output(self._block_index, self._index, (init & 1) << n, 1 << n, chip.now)
+                io.pio_pindirs(
+                    self._block_index, self._index, (init >> 1 & 1) << n, 1 << n, chip.now
+                )
+                chip.set_func(n, func)
+        # pio_sm_init leaves the SM disabled at `jmp offset`: active(1) starts it.
+        sm.pc = offset
+        sm.restart(chip.now)
+        return None
+
+    def active(self, value=None):
+        chip = self._live()
+        sm = chip.pio[self._block_index].sms[self._index]
+        if value is None:
+            return bool(sm.enabled)
+        chip.advance_to(chip.now)
+        sm.set_enabled(bool(value), chip.now)
+        return None
+
+    def restart(self):
+        chip = self._live()
+        self._sm().restart(chip.now)
+
+    def exec(self, instr):
+        chip = self._live()
+        sm = self._sm()
+        if isinstance(instr, str):
+            instr = pioasm.asm_pio_encode(instr, sm.sideset_count_for_exec())
+        sm.exec_instr(instr, chip.now)
+
+    def put(self, value, shift=0):
+        chip = self._live()
+        sm = self._sm()
+        values = value if isinstance(value, array | bytes | bytearray | list | tuple) else [value]
+        for v in values:
+            word = (int(v) << shift) & 0xFFFFFFFF
+            # A full TX FIFO blocks the CPU until the SM makes room (as the port spins).
+            spins = 0
+            while not sm.put(word, chip.now):
+                nxt = chip.next_event_time()
+                if nxt is None or spins > 1_000_000:
+                    raise RuntimeError("StateMachine.put blocks forever: the SM never pulls")
+                chip.advance_to(nxt)
+                spins += 1
+        return None
+
+    def get(self, buf=None, shift=0):
+        chip = self._live()
+        sm = self._sm()
+        while True:
+            v = sm.get(chip.now)
+            if v is not None:
+                return v >> shift
+            nxt = chip.next_event_time()
+            if nxt is None:
+                raise RuntimeError("StateMachine.get blocks forever: the SM never pushes")
+            chip.advance_to(nxt)
+
+    def tx_fifo(self):
+        return self._sm().tx_level()
+
+    def rx_fifo(self):
+        return self._sm().rx_level()
+
+    def irq(self, handler=None, trigger=1, hard=False):
+        chip = self._live()
+        key = (self._block_index, self._index)
+        if handler is None:
+            chip.pio_irq_handlers.pop(key, None)
+            return None
+        gen = self._gen
+
+        def call(_arg, handler=handler, sm=self):
+            if chip.generation == gen:
+                handler(sm)
+
+        chip.pio_irq_handlers[key] = (call, hard)
+        return None
+
+
+def block_io(chip: Chip, block_index: int):
+    return chip.pio[block_index].io
+
+
+# ---- time, micropython, sys, os, gc -----------------------------------------------------
+
+TICKS_PERIOD = 1 << 30
+TICKS_MAX = TICKS_PERIOD - 1
+TICKS_HALFPERIOD = TICKS_PERIOD >> 1
+
+
+def _ticks_diff(a, b):
+    return ((a - b + TICKS_HALFPERIOD) & TICKS_MAX) - TICKS_HALFPERIOD
+
+
+def _ticks_add(a, delta):
+    return (a + delta) & TICKS_MAX
+
+
+class Cpu:
+    """The virtual CPU's view of time: what `time`, `select` and the asyncio loop wait on."""
+
+    def __init__(self, chip: Chip):
+        self.chip = chip
+
+    def ticks_us(self) -> int:
+        return self.chip.ticks_us()
+
+    def ticks_ms(self) -> int:
+        return self.chip.ticks_ms()
+
+    def sleep_cycles(self, cycles: int) -> None:
+        chip = self.chip
+        chip.advance_to(chip.now + max(0, int(cycles)))
+
+    def idle(self, timeout_us: int | None) -> None:
+        chip = self.chip
+        if timeout_us is None:
+            nxt = chip.next_event_time()
+            if nxt is None:
+                return
+            chip.advance_to(nxt, stop_on_irq=True)
+        else:
+            chip.advance_to(chip.now + chip.us_to_cycles(max(0, timeout_us)), stop_on_irq=True)
+
+
+def _make_time(cpu: Cpu) -> types.ModuleType:
+    chip = cpu.chip
+
+    def sleep_ms(ms):
+        cpu.sleep_cycles(chip.us_to_cycles(int(ms) * 1000))
+
+    def sleep_us(us):
+        cpu.sleep_cycles(chip.us_to_cycles(int(us)))
+
+    def sleep(s):
+        cpu.sleep_cycles(chip.cycles(float(s)))
+
+    return _module(
+        "time",
+        ticks_ms=lambda: chip.ticks_ms() & TICKS_MAX,
+        ticks_us=lambda: chip.ticks_us() & TICKS_MAX,
+        ticks_cpu=lambda: chip.now & TICKS_MAX,
+        ticks_diff=_ticks_diff,
+        ticks_add=_ticks_add,
+        sleep=sleep,
+        sleep_ms=sleep_ms,
+        sleep_us=sleep_us,
+        time=lambda: 1_700_000_000 + chip.now // chip.sysclk_hz,
+        time_ns=lambda: (1_700_000_000 * 10**9) + chip.now * 10**9 // chip.sysclk_hz,
+        gmtime=_gmtime,
+        localtime=_gmtime,
+    )
+
+
+def _gmtime(secs=None):
+    import time as _t
+
+    tm = _t.gmtime(secs if secs is not None else 1_700_000_000)
+    return (
+        tm.tm_year,
+        tm.tm_mon,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        tm.tm_wday,
+        tm.tm_yday,
+    )
+
+
+def _make_micropython(chip: Chip) -> types.ModuleType:
+    state = {"heap_locked": 0}
+
+    def schedule(fn, arg):
+        chip.schedule(chip.now, chip.dispatch_irq, fn, arg, False)
+
+    def heap_lock():
+        state["heap_locked"] += 1
+        return state["heap_locked"] - 1
+
+    def heap_unlock():
+        state["heap_locked"] = max(0, state["heap_locked"] - 1)
+        return state["heap_locked"]
+
+    return _module(
+        "micropython",
+        const=lambda x: x,
+        native=lambda f: f,
+        viper=lambda f: f,
+        schedule=schedule,
+        heap_lock=heap_lock,
+        heap_unlock=heap_unlock,
+        heap_locked=lambda: state["heap_locked"],
+        alloc_emergency_exception_buf=lambda n: None,
+        mem_info=lambda *a: None,
+        opt_level=lambda *a: 0,
+        kbd_intr=lambda c: None,
+    )
+
+
+def _print_exception(exc, file=None):
+    import traceback
+
+    out = file if file is not None else _pysys.stdout
+    out.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def _make_sys(console) -> types.ModuleType:
+    impl = types.SimpleNamespace(
+        name="micropython", version=(1, 29, 0, ""), _machine="sim", _mpy=0
+    )
+    return _module(
+        "sys",
+        implementation=impl,
+        platform="rp2",
+        version="3.4.0; MicroPython v1.29.0 (simulated)",
+        byteorder="little",
+        maxsize=(1 << 31) - 1,
+        print_exception=lambda exc, file=None: _print_exception(exc, file or console),
+        stdout=console,
+        stderr=console,
+        stdin=_pyio.StringIO(),
+        exit=_pysys.exit,
+        path=["", "/lib"],
+        argv=[],
+    )
+
+
+def _make_gc(chip: Chip) -> types.ModuleType:
+    return _module(
+        "gc",
+        collect=lambda: None,
+        enable=lambda: None,
+        disable=lambda: None,
+        isenabled=lambda: True,
+        mem_free=lambda: 180_000,
+        mem_alloc=lambda: 20_000,
+        threshold=lambda *a: -1,
+    )
+
+
+def build_modules(chip: Chip, fs, console) -> dict[str, types.ModuleType]:
+    """The MicroPython-side modules for one boot of the chip (rebuilt after every reset)."""
+    cpu = Cpu(chip)
+
+    def bound(cls):
+        return type(
+            cls.__name__,
+            (cls,),
+            {
+                "_chip_for_class": chip,
+                "_gen_for_class": chip.generation,
+                "__module__": cls.__module__,
+            },
+        )
+
+    gen = chip.generation
+    PinC = bound(Pin)
+
+    def disable_irq():
+        chip.irq_disabled += 1
+        return 1
+
+    def enable_irq(state=1):
+        chip.enable_irq()
+
+    def freq(hz=None):
+        if hz is None:
+            return chip.sysclk_hz
+        raise NotImplementedError("changing machine.freq() is not modelled")
+
+    def reset():
+        # machine.reset() reboots through the watchdog, so reset_cause() reads WDT_RESET after it.
+        chip.hard_reset(port_math.WDT_RESET)
+
+    def soft_reset():
+        raise SystemExit("soft reset")
+
+    machine = _module(
+        "machine",
+        Pin=PinC,
+        PWM=bound(PWM),
+        ADC=bound(ADC),
+        Timer=bound(Timer),
+        WDT=bound(WDT),
+        mem32=_Mem32(chip, gen),
+        freq=freq,
+        reset=reset,
+        soft_reset=soft_reset,
+        reset_cause=lambda: chip.reset_cause,
+        unique_id=lambda: b"\xe6\x61\x38\x52\x83\x5b\x2c\x2a",
+        disable_irq=disable_irq,
+        enable_irq=enable_irq,
+        idle=lambda: cpu.idle(1000),
+        lightsleep=lambda ms=None: cpu.sleep_cycles(chip.us_to_cycles((ms or 0) * 1000)),
+        PWRON_RESET=port_math.PWRON_RESET,
+        WDT_RESET=port_math.WDT_RESET,
+    )
+    PinC.__module__ = "machine"
+    rp2 = _module(
+        "rp2",
+        PIO=bound(PIO),
+        StateMachine=bound(StateMachine),
+        asm_pio=pioasm.asm_pio,
+        asm_pio_encode=pioasm.asm_pio_encode,
+        PIOASMError=pioasm.PIOASMError,
+    )
+    os_mod = fs.os_module()
+    return {
+        "machine": machine,
+        "rp2": rp2,
+        "time": _make_time(cpu),
+        "micropython": _make_micropython(chip),
+        "sys": _make_sys(console),
+        "os": os_mod,
+        "gc": _make_gc(chip),
+        "_cpu": _module("_cpu", cpu=cpu),
+    }

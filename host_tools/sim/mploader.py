@@ -1,0 +1,251 @@
+"""Run MicroPython-side source (the vendored asyncio, the firmware) under CPython, isolated.
+
+An `MpRuntime` is one MicroPython heap: its own module table (`modules`, the runtime's
+`sys.modules`), and a `__builtins__` for every module it loads whose `__import__` resolves, in
+order:
+
+1. this runtime's `modules` (already imported, including partly imported during a cycle);
+2. `builtin_modules`, the caller's fakes (`time`, `machine`, `rp2`, `micropython`, `sys`, ...);
+3. source on `search_paths`: a directory is a package (`__init__.py` optional, as on
+   MicroPython), else `name.py`; relative imports and `import a.b` work;
+4. a few CPython stdlib modules that MicroPython also has (`STDLIB_ALLOWED`).
+
+Anything else raises ImportError("no module named 'X' on MicroPython"). Python's real
+`sys.modules` is never written to, and two runtimes never share a loaded module: each simulated
+chip, and each reset of it, gets a new runtime and so fresh module objects. Only the compiled
+code objects are shared (they are immutable).
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+import types
+from collections.abc import Mapping
+from pathlib import Path
+
+MPLIB_DIR = Path(__file__).resolve().parent / "mplib"
+
+STDLIB_ALLOWED = frozenset(
+    {
+        "json",
+        "math",
+        "array",
+        "struct",
+        "collections",
+        "gc",
+        "errno",
+        "os",
+        "binascii",
+        "hashlib",
+        "random",
+        "re",
+        "heapq",
+    }
+)
+
+_code_cache: dict[tuple[str, int, int], types.CodeType] = {}
+
+
+def compile_source(path: Path) -> types.CodeType:
+    """Compile a source file (cached on path, mtime and size); tracebacks show its real lines."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    code = _code_cache.get(key)
+    if code is None:
+        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        _code_cache[key] = code
+    return code
+
+
+def load_mplib_shims(
+    cpu, names: tuple[str, ...] = ("select", "io")
+) -> dict[str, types.ModuleType]:
+    """Fresh instances of the shims in mplib/ (e.g. for `builtin_modules`), bound to `cpu`.
+
+    Each is executed as host code (ordinary builtins) into a new module object, then its
+    `_bind(cpu)` is called if it has one.
+    """
+    mods = {}
+    for name in names:
+        path = MPLIB_DIR / (name + ".py")
+        mod = types.ModuleType(name)
+        mod.__file__ = str(path)
+        exec(compile_source(path), mod.__dict__)
+        bind = mod.__dict__.get("_bind")
+        if bind is not None:
+            bind(cpu)
+        mods[name] = mod
+    return mods
+
+
+def _no_module(name: str) -> ImportError:
+    return ImportError(f"no module named '{name}' on MicroPython", name=name)
+
+
+class MpRuntime:
+    def __init__(
+        self,
+        search_paths: list[Path],
+        builtin_modules: Mapping[str, types.ModuleType],
+        builtins_overrides: Mapping[str, object] | None = None,
+    ):
+        self.search_paths = [Path(p) for p in search_paths]
+        self.builtin_modules = dict(builtin_modules)
+        self.modules: dict[str, types.ModuleType] = {}
+        b = dict(builtins.__dict__)
+        if builtins_overrides:
+            b.update(builtins_overrides)
+        b["__import__"] = self._import
+        self.builtins = b
+
+    # ---- public API ---------------------------------------------------------------------
+    def import_module(self, name: str) -> types.ModuleType:
+        """Import `name` (e.g. "asyncio", "stim.app") as firmware code would; returns the leaf."""
+        return self._import_abs(name)
+
+    def exec_file(self, path: Path, module_name: str) -> types.ModuleType:
+        """Run a top-level script (boot.py, main.py) as module `module_name` (e.g. "__main__").
+
+        The module is entered in `modules` before it runs and stays there, as MicroPython's
+        `__main__` does.
+        """
+        path = Path(path)
+        mod = self._new_module(module_name, path, package=None)
+        mod.__dict__["__package__"] = ""
+        self.modules[module_name] = mod
+        exec(compile_source(path), mod.__dict__)
+        return mod
+
+    # ---- the import machinery -----------------------------------------------------------
+    def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
+        if level > 0:
+            if globals is None:
+                # MicroPython resolves a relative __import__() against the calling module even
+                # when no globals are passed (asyncio/__init__.py's lazy loader relies on it).
+                globals = sys._getframe(1).f_globals
+            base = self._package_base(globals, level)
+            absname = base + "." + name if name else base
+        else:
+            if not name:
+                raise ValueError("empty module name")
+            absname = name
+        mod = self._import_abs(absname)
+        if fromlist:
+            if isinstance(fromlist, list | tuple) and hasattr(mod, "__path__"):
+                self._handle_fromlist(mod, absname, fromlist)
+            return mod
+        if level == 0:
+            return self._lookup(absname.partition(".")[0])
+        if not name:
+            return mod
+        # `__import__("a.b", g, None, (), 1)`: the first component below the package.
+        first = name.partition(".")[0]
+        return self._lookup(absname[: len(absname) - len(name) + len(first)])
+
+    def _lookup(self, absname: str) -> types.ModuleType:
+        mod = self.modules.get(absname)
+        if mod is None:
+            mod = self.builtin_modules.get(absname)
+        if mod is None:
+            mod = sys.modules[absname]  # an allow-listed stdlib module
+        return mod
+
+    @staticmethod
+    def _package_base(globals, level: int) -> str:
+        package = globals.get("__package__")
+        if package is None:
+            name = globals.get("__name__", "")
+            package = name if "__path__" in globals else name.rpartition(".")[0]
+        parts = package.split(".") if package else []
+        if level - 1 >= len(parts):
+            raise ImportError("can't perform relative import")
+        return ".".join(parts[: len(parts) - (level - 1)])
+
+    def _handle_fromlist(self, mod, absname: str, fromlist) -> None:
+        names = list(fromlist)
+        if "*" in names:
+            names.remove("*")
+            names.extend(getattr(mod, "__all__", ()))
+        for item in names:
+            if not hasattr(mod, item):
+                sub = absname + "." + item
+                try:
+                    self._import_abs(sub)
+                except ImportError as e:
+                    # Not a submodule: leave it to the `from x import y` opcode to complain.
+                    if e.name != sub:
+                        raise
+
+    def _import_abs(self, absname: str) -> types.ModuleType:
+        mod = self.modules.get(absname)
+        if mod is not None:
+            return mod
+        mod = self.builtin_modules.get(absname)
+        if mod is not None:
+            return mod
+        parent_name, _, leaf = absname.rpartition(".")
+        if parent_name:
+            parent = self._import_abs(parent_name)
+            mod = self.modules.get(absname)  # the parent's __init__ may have imported it
+            if mod is not None:
+                return mod
+            paths = getattr(parent, "__path__", None)
+            found = self._find(leaf, [Path(p) for p in paths]) if paths is not None else None
+            if found is None:
+                raise _no_module(absname)
+            return self._load(absname, *found, parent=parent)
+        found = self._find(absname, self.search_paths)
+        if found is not None:
+            return self._load(absname, *found, parent=None)
+        if absname in STDLIB_ALLOWED:
+            return importlib.import_module(absname)
+        raise _no_module(absname)
+
+    @staticmethod
+    def _find(leaf: str, dirs: list[Path]) -> tuple[Path | None, Path | None] | None:
+        """(source file or None, package dir or None) for `leaf` in the first dir that has it."""
+        for d in dirs:
+            pkg = d / leaf
+            if pkg.is_dir():
+                init = pkg / "__init__.py"
+                return (init if init.is_file() else None), pkg
+            src = d / (leaf + ".py")
+            if src.is_file():
+                return src, None
+        return None
+
+    def _new_module(self, name: str, file: Path | None, package: Path | None) -> types.ModuleType:
+        mod = types.ModuleType(name)
+        d = mod.__dict__
+        d["__builtins__"] = self.builtins
+        if file is not None:
+            d["__file__"] = str(file)
+        if package is not None:
+            d["__path__"] = [str(package)]
+            d["__package__"] = name
+        else:
+            d["__package__"] = name.rpartition(".")[0]
+        return mod
+
+    def _load(self, absname: str, file: Path | None, package: Path | None, parent):
+        mod = self._new_module(absname, file, package)
+        leaf = absname.rpartition(".")[2]
+        # Registered (and bound in the parent package) before running, so an import cycle such
+        # as asyncio.core -> asyncio.task -> `from . import core` sees the partial module, as
+        # it does on MicroPython.
+        self.modules[absname] = mod
+        if parent is not None:
+            setattr(parent, leaf, mod)
+        try:
+            if file is not None:
+                exec(compile_source(file), mod.__dict__)
+        except BaseException:
+            if self.modules.get(absname) is mod:
+                del self.modules[absname]
+            if parent is not None and getattr(parent, leaf, None) is mod:
+                delattr(parent, leaf)
+            raise
+        return mod

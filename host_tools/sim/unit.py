@@ -1,0 +1,286 @@
+"""A whole simulated unit: the real firmware (boot.py, main.py, stim/) on the simulated RP2040
+and board model, driven in lock-step by a test, a scenario or the terminal simulator.
+
+The firmware runs on its own thread, exactly as it would on the chip: `boot.py`, then `main.py`,
+then (when main returns) an idle REPL. Virtual time only moves inside that thread. A caller says
+`unit.run_until(t)`: the unit schedules a pause event at t, lets the firmware thread run, and
+waits until the thread reaches the pause. Only one of the two threads ever runs at a time, so a
+run is deterministic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..boards import load_board
+from .board_model import BoardModel
+from .chip import Chip, ChipReset, SimulationStall
+from .fakes import build_modules
+from .mploader import MpRuntime
+from .vfs import FlashFs
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+MPLIB_DIR = Path(__file__).resolve().parent / "mplib"
+
+
+class _External:
+    """A scheduled stimulus from outside the chip: survives resets of the chip."""
+
+    _survives_reset = True
+
+    def __init__(self, fn: Callable, *args):
+        self.fn, self.args = fn, args
+
+    def __call__(self, *_):
+        self.fn(*self.args)
+
+
+class _Shutdown(BaseException):
+    pass
+
+
+class _SoftReset(BaseException):
+    pass
+
+
+class Console(io.TextIOBase):
+    """The USB serial console as the host sees it: text lines, log lines parsed."""
+
+    def __init__(self, unit: SimulatedUnit):
+        self.unit = unit
+        self.text: list[str] = []
+        self._partial = ""
+        self.lines: list[str] = []
+        self.logs: list[dict] = []
+        self.listeners: list[Callable[[str, dict | None], None]] = []
+
+    def write(self, s: str) -> int:
+        self._partial += s
+        while "\n" in self._partial:
+            line, self._partial = self._partial.split("\n", 1)
+            self._line(line.rstrip("\r"))
+        return len(s)
+
+    def _line(self, line: str) -> None:
+        self.lines.append(line)
+        rec = None
+        if line.startswith('{"t":'):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                rec = None
+            if rec is not None:
+                rec["sim_t"] = self.unit.chip.t_s
+                self.logs.append(rec)
+        for fn in self.listeners:
+            fn(line, rec)
+
+    def events(self, name: str) -> list[dict]:
+        return [r for r in self.logs if r.get("ev") == name]
+
+
+class SimulatedUnit:
+    def __init__(
+        self,
+        board: str | dict = "pico",
+        *,
+        files: dict[str, bytes | str] | None = None,
+        load_ohm: dict[int, float] | None = None,
+        battery_v: float = 3.9,
+        firmware_dir: Path = FIRMWARE_DIR,
+        record_pulses: bool = True,
+        seed: int = 0,
+        stall_timeout_s: float = 60.0,
+    ):
+        self.board = load_board(board) if isinstance(board, str | Path) else board
+        self.chip = Chip(self.board["sysclk_hz"])
+        self.model = BoardModel(
+            self.chip,
+            self.board,
+            load_ohm=load_ohm,
+            battery_v=battery_v,
+            record_pulses=record_pulses,
+            seed=seed,
+        )
+        if files is None:
+            files = {"/board.json": json.dumps(self.board)}
+        self.fs = FlashFs(files)
+        self.firmware_dir = Path(firmware_dir)
+        self.console = Console(self)
+        self.boots = 0
+        self.runtime: MpRuntime | None = None
+        self.state = "off"  # off / boot / main / repl
+        self.stall_timeout_s = stall_timeout_s
+        self._go = threading.Event()
+        self._paused = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._closing = False
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._thread_main, daemon=True, name="fw")
+            self._thread.start()
+
+    def _thread_main(self) -> None:
+        self._go.wait()
+        self._go.clear()
+        try:
+            while not self._closing:
+                try:
+                    self._boot_once()
+                    self.state = "repl"
+                    self._idle()
+                except ChipReset:
+                    continue
+                except _SoftReset:
+                    self._soft_reset_hardware()
+                    continue
+        except _Shutdown:
+            pass
+        except BaseException as e:  # noqa: BLE001 - hand any simulator failure to the caller
+            self._error = e
+        finally:
+            self.state = "dead"
+            self._paused.set()
+
+    def _boot_once(self) -> None:
+        self.boots += 1
+        modules = build_modules(self.chip, self.fs, self.console)
+        self.runtime = MpRuntime(
+            [self.firmware_dir, MPLIB_DIR],
+            modules,
+            builtins_overrides={"print": self._print, "open": self.fs.open},
+        )
+        self.state = "boot"
+        try:
+            self._run_file("boot.py", "boot")
+            self.state = "main"
+            self._run_file("main.py", "__main__")
+        except (ChipReset, _SoftReset, _Shutdown):
+            raise
+        except SystemExit:
+            raise _SoftReset() from None
+        except KeyboardInterrupt:
+            self.console.write("KeyboardInterrupt\n")
+        except Exception as e:  # noqa: BLE001 - an uncaught error ends main, as on the board
+            self.console.write("Traceback: %s: %s\n" % (type(e).__name__, e))
+
+    def _run_file(self, name: str, module_name: str) -> None:
+        path = self.firmware_dir / name
+        if path.exists():
+            assert self.runtime is not None
+            self.runtime.exec_file(path, module_name)
+
+    def _print(self, *args, sep=" ", end="\n", file=None) -> None:
+        out = file if file is not None else self.console
+        out.write(sep.join(str(a) for a in args) + end)
+
+    def _idle(self) -> None:
+        """The REPL waiting for input: hardware keeps running, nothing else happens."""
+        chip = self.chip
+        while True:
+            try:
+                chip.advance_to(chip.now + chip.cycles(3600))
+            except KeyboardInterrupt:
+                self.console.write("\r\n>>> \r\n")
+
+    def _soft_reset_hardware(self) -> None:
+        """What a soft reset (Ctrl-D) does to the peripherals on the rp2 port.
+
+        The heap is cleared and the state machines stopped, but pins keep their levels (PIO and
+        PWM pins stay where they were), the watchdog keeps running and reset_cause() keeps its
+        value. boot.py must therefore make the outputs safe again.
+        """
+        chip = self.chip
+        chip.generation += 1
+        chip.pin_irqs.clear()
+        chip.pio_irq_handlers.clear()
+        for block in chip.pio:
+            for sm in block.sms:
+                sm.set_enabled(False, chip.now)
+        # machine_pwm_deinit_all() clears every slice's freq_set but, in the port source this
+        # follows, disables machine_pwm_obj[i].slice for i < 8, i.e. slices 0..3 only: slices
+        # 4..7 keep running through a soft reset (PORT_NOTES.md, "machine.PWM").
+        for sl in chip.pwm:
+            sl.freq_set = False
+        for i in range(8):
+            sl = chip.pwm[i // 2]
+            if sl.enabled:
+                sl.set_enabled(False)
+
+    def _pause(self) -> None:
+        self._paused.set()
+        self._go.wait()
+        self._go.clear()
+        if self._closing:
+            raise _Shutdown()
+
+    # ---- driving ------------------------------------------------------------------------
+    def run_until(self, t_s: float) -> None:
+        """Run the firmware and hardware until simulated time t_s (seconds since power-on)."""
+        if self._error is not None:
+            raise self._error
+        target = max(self.chip.now, self.chip.cycles(t_s))
+        self.chip.schedule(target, _External(self._pause))
+        self._ensure_thread()
+        self._paused.clear()
+        self._go.set()
+        if not self._paused.wait(self.stall_timeout_s):
+            raise SimulationStall(
+                "the firmware has not let simulated time pass for %.0f s of wall time "
+                "(at t=%.6f s): an endless loop without sleep?"
+                % (self.stall_timeout_s, self.chip.t_s)
+            )
+        if self._error is not None:
+            raise self._error
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until(self.chip.t_s + seconds)
+
+    def at(self, t_s: float, fn: Callable, *args) -> None:
+        """Schedule a stimulus (any callable) at simulated time t_s."""
+        self.chip.schedule(self.chip.cycles(t_s), _External(fn, *args))
+
+    def press(self, name: str, at: float | None = None, hold_s: float = 0.1) -> None:
+        t = self.chip.t_s if at is None else at
+        self.at(t, self.model.press, name)
+        self.at(t + hold_s, self.model.release, name)
+
+    def interrupt(self, at: float | None = None) -> None:
+        """Ctrl-C from the host: KeyboardInterrupt raised in whatever the firmware is doing."""
+        t = self.chip.t_s if at is None else at
+        self.at(t, _raise, KeyboardInterrupt)
+
+    def soft_reset(self, at: float | None = None) -> None:
+        t = self.chip.t_s if at is None else at
+        self.at(t, _raise, _SoftReset)
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._closing = True
+            self.chip.schedule(self.chip.now, _External(lambda: None))
+            self._go.set()
+            self._thread.join(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- observation --------------------------------------------------------------------
+    def pin(self, n: int) -> int:
+        return self.chip.level(n)
+
+    def logs(self, ev: str | None = None) -> list[dict]:
+        return self.console.logs if ev is None else self.console.events(ev)
+
+
+def _raise(exc_type) -> None:
+    raise exc_type()
