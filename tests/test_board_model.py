@@ -17,6 +17,7 @@ from host_tools.sim.chip import Chip
 from host_tools.sim.fakes import build_modules
 from host_tools.sim.vfs import FlashFs
 
+
 class Rig:
     def __init__(self, board_name="pico", load=1000.0):
         self.board = load_board(board_name)
@@ -141,7 +142,8 @@ def test_battery_and_boost_adc_read_through_their_dividers():
     m = rig.m["machine"]
     rig.model.set_battery(3.6)
     raw = m.ADC(rig.board["battery_adc"]).read_u16()
-    assert raw / 65535 * 3.3 * rig.board["analog"]["battery_divider"] == pytest.approx(3.6, abs=0.01)
+    volts = raw / 65535 * 3.3 * rig.board["analog"]["battery_divider"]
+    assert volts == pytest.approx(3.6, abs=0.01)
     rig.boost(True)
     rig.run_us(50_000)
     raw = m.ADC(rig.board["boost_adc"]).read_u16()
