@@ -16,6 +16,7 @@ LEVEL amplitude, happens only while held, so a pulse is never cut short or chang
 """
 
 import time
+from array import array
 
 import rp2
 from machine import PWM, Pin, mem32
@@ -95,9 +96,13 @@ class Channel:
         self._level = PWM(Pin(cfg["level_pwm"]), freq=self._level_hz, duty_u16=0)
         self._sm = None
         self._toggle = 0
+        self._pairs = []
+        self._next = 0
+        self.plan = None
+        self.pulses = 0
         self.running = False
-        self.params = None  # (w, g, p) cycles now loaded
         self.level_ma = 0.0
+        self._irq_handler = self._on_pulse  # bound once: creating it in the IRQ would allocate
 
     # -- amplitude ----------------------------------------------------------------------
     def duty_for_ma(self, ma):
@@ -130,34 +135,76 @@ class Channel:
         mem32[self._base + _IRQ] = 1 << (4 + self._smi)
 
     # -- control ------------------------------------------------------------------------
-    def _push(self, w, g, p):
-        self._toggle ^= 1
-        rest, shape = pulse.words(w, g, p, self._toggle)
-        self._sm.put(rest)
-        self._sm.put(shape)
-        self.params = (w, g, p)
+    def _load_plan(self, plan):
+        """Precompute the FIFO words of a plan: one (rest, shape) pair per pulse, toggles
+        alternating, as memoryviews the interrupt handler can push without allocating."""
+        n = len(plan)
+        reps = 1 if n == 1 else (2 if n % 2 else 1)  # an even cycle keeps toggles alternating
+        words = array("I", bytearray(8 * n * reps))
+        cyc = []
+        for i in range(n * reps):
+            period_us, phase_us, gap_us = plan[i % n]
+            w, g, p = pulse.cycles(1_000_000 / period_us, phase_us, gap_us, self.sm_hz, period_us)
+            rest, shape = pulse.words(w, g, p, (i + self._toggle) & 1)
+            words[2 * i] = rest
+            words[2 * i + 1] = shape
+            cyc.append((w, g, p))
+        mv = memoryview(words)
+        self._words = words
+        self._pairs = [mv[2 * i : 2 * i + 2] for i in range(n * reps)]
+        self._cycles = cyc
+        self._next = 0
+        self.plan = plan
 
-    def start(self, rate_hz, phase_us, gap_us, level_ma):
-        """Begin pulsing at `level_ma` (the caller ramps it up from a low value)."""
-        w, g, p = pulse.cycles(rate_hz, phase_us, gap_us, self.sm_hz)
+    def _push_next(self):
+        self._sm.put(self._pairs[self._next])
+        self._next += 1
+        if self._next == len(self._pairs):
+            self._next = 0
+
+    def _on_pulse(self, sm):
+        # Hard IRQ after every pulse: keep one plan entry queued ahead of the state machine.
+        # Allocation-free: indexes a prebuilt list, pushes a prebuilt memoryview.
+        self.pulses += 1
+        if len(self._pairs) > 1 and sm.tx_fifo() <= 2:
+            self._push_next()
+
+    def start(self, plan, level_ma):
+        """Begin pulsing the plan at `level_ma` (the caller ramps it up from a low value)."""
         self.hold()
         self._level.duty_u16(self.duty_for_ma(level_ma))
         self.level_ma = level_ma
         self._sm = rp2.StateMachine(self.sm_id)
         self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
         self._offset = biphasic[1 + self._pio]
-        self._toggle = 0
-        self._push(w, g, p)
+        self._toggle = 1
+        self._load_plan(plan)
+        self._push_next()
+        if len(self._pairs) > 1:
+            self._push_next()
+        self.pulses = 0
+        self._sm.irq(self._irq_handler, 1, True)
         time.sleep_us(self.settle_us)
         self._sm.active(1)
         self.running = True
         self.release()
 
-    def set_pulse(self, rate_hz, phase_us, gap_us):
-        """New timing from the next period on (no hold needed: the FIFO is read at the top)."""
-        w, g, p = pulse.cycles(rate_hz, phase_us, gap_us, self.sm_hz)
-        if self.running and (w, g, p) != self.params:
-            self._push(w, g, p)
+    def set_plan(self, plan):
+        """Switch to a new plan at a pulse boundary: hold, restart the queue, release."""
+        if not self.running:
+            return
+        self.hold()
+        self._sm.active(0)
+        self._sm.restart()
+        self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
+        self._toggle = 1
+        self._load_plan(plan)
+        self._push_next()
+        if len(self._pairs) > 1:
+            self._push_next()
+        self._sm.irq(self._irq_handler, 1, True)
+        self._sm.active(1)
+        self.release()
 
     def set_level_ma(self, ma):
         """Change the amplitude between pulses: hold, set LEVEL, let it settle, release."""
@@ -175,10 +222,11 @@ class Channel:
         self.hold()
         if self._sm is not None:
             self._sm.active(0)
+            self._sm.irq(None)
         Pin(self.cfg["phase_a"], Pin.OUT, value=0)
         Pin(self.cfg["phase_b"], Pin.OUT, value=0)
         self._level.duty_u16(0)
         self.level_ma = 0.0
         self.running = False
-        self.params = None
+        self.plan = None
         self.release()

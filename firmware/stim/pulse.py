@@ -67,12 +67,21 @@ def check(rate_hz, phase_us, gap_us):
         )
 
 
-def cycles(rate_hz, phase_us, gap_us, sm_hz):
-    """(W, G, P) in state-machine cycles for a pulse; P rounded to the nearest cycle."""
-    check(rate_hz, phase_us, gap_us)
+def cycles(rate_hz, phase_us, gap_us, sm_hz, period_us=None):
+    """(W, G, P) in state-machine cycles for a pulse; P rounded to the nearest cycle.
+
+    A burst's pause is a long "period" below RATE_MIN_HZ: give it as period_us, and only the
+    pulse itself is checked against the rate range."""
+    if period_us is None:
+        check(rate_hz, phase_us, gap_us)
+        p = int(sm_hz / rate_hz + 0.5)
+    else:
+        check(min(max(rate_hz, RATE_MIN_HZ), RATE_MAX_HZ), phase_us, gap_us)
+        if period_us > 2_000_000 or (2 * phase_us + gap_us) * 2 > period_us:
+            raise PulseError("period %s us does not fit the pulse" % period_us)
+        p = us_to_cycles(period_us, sm_hz)
     w = us_to_cycles(phase_us, sm_hz)
     g = us_to_cycles(gap_us, sm_hz)
-    p = int(sm_hz / rate_hz + 0.5)
     return w, g, p
 
 

@@ -553,7 +553,10 @@ class StateMachine(_Bound):
                     self._block_index, self._index, (init >> 1 & 1) << n, 1 << n, chip.now
                 )
                 chip.set_func(n, func)
-        # pio_sm_init leaves the SM disabled at `jmp offset`: active(1) starts it.
+        # pio_sm_init clears the FIFOs and leaves the SM disabled at `jmp offset`: active(1)
+        # starts it.
+        sm.tx_fifo.clear()
+        sm.rx_fifo.clear()
         sm.pc = offset
         sm.restart(chip.now)
         return None
@@ -581,6 +584,8 @@ class StateMachine(_Bound):
     def put(self, value, shift=0):
         chip = self._live()
         sm = self._sm()
+        if isinstance(value, memoryview):
+            value = value.tolist()
         values = value if isinstance(value, array | bytes | bytearray | list | tuple) else [value]
         for v in values:
             word = (int(v) << shift) & 0xFFFFFFFF
