@@ -5,6 +5,7 @@ stimctl devices                   list serial ports, marking MicroPython RP2040 
 stimctl flash --port P [--board B] copy firmware/ and the board file to a board, then reset
 stimctl logs --port P             stream the unit's log lines
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
+stimctl plot --program P -o F     draw a program's waveform, run on the simulated board
 """
 
 from __future__ import annotations
@@ -121,6 +122,19 @@ def cmd_sim(args) -> int:
     return run_interactive(args.board)
 
 
+def cmd_plot(args) -> int:
+    from .plot import PlotError, plot_program
+
+    try:
+        out = plot_program(
+            args.program, args.out, board=args.board, window_s=args.window, channel=args.channel
+        )
+    except PlotError as e:
+        return _err(str(e))
+    print("wrote %s" % out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stimctl", description="Host tools for the wearable TENS/EMS unit."
@@ -141,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sim", help="run the firmware on the simulated board")
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.set_defaults(fn=cmd_sim)
+    s = sub.add_parser("plot", help="draw a program's waveform from the simulated board (PNG)")
+    s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument("--program", required=True, help="program id, e.g. tens_burst")
+    s.add_argument("-o", "--out", required=True, help="output PNG file")
+    s.add_argument("--window", type=float, default=1.0, help="seconds to draw (default 1.0)")
+    s.add_argument("--channel", type=int, default=1, help="channel, from 1 (default 1)")
+    s.set_defaults(fn=cmd_plot)
     return p
 
 

@@ -1,13 +1,16 @@
 """The app: one asyncio task per concern, wired to the hardware layer.
 
-This first version gives the wearer power on/off (POWER held 1.5 s), button acknowledgement on
-the status LED and the battery reading in the log; therapy output arrives with the pulse engine.
+This first version: POWER held 1.5 s turns the unit on or off; when on, PLUS starts the selected
+program on both channels (soft start) and raises the intensity one step per press, MINUS lowers
+it, MODE selects the next program (intensity back to 0), a short POWER press stops all output.
+The full wearer interface (gestures, lock, pause, electrode checks, sessions) replaces it.
 """
 
 import asyncio
 
-from stim import log
+from stim import limits, log, programs
 from stim.hw import BUTTONS, Hardware
+from stim.stimulator import Stimulator
 
 POLL_MS = 10
 DEBOUNCE_MS = 30
@@ -17,6 +20,7 @@ POWER_HOLD_MS = 1500
 class App:
     def __init__(self, board):
         self.hw = Hardware(board)
+        self.stim = Stimulator(board)
         self.on = False
         self._stable = 0
         self._raw = 0
@@ -26,8 +30,22 @@ class App:
 
     def _pressed(self, name):
         log.info("button", name=name)
-        if name != "power":
-            self._ack()
+        stim = self.stim
+        if name == "power":
+            stim.stop_all()  # SR-7: a press stops all output
+            return
+        self._ack()
+        if name == "mode":
+            i = programs.index_of(stim.program["id"])
+            stim.select_program(programs.PROGRAMS[(i + 1) % len(programs.PROGRAMS)]["id"])
+            return
+        delta = 1 if name == "plus" else -1
+        for ch in range(len(stim.channels)):
+            step = max(0, stim.steps[ch] + delta)
+            try:
+                stim.set_step(ch, step)
+            except limits.LimitError as e:
+                log.warn("refused", ch=ch + 1, step=step, limit=e.key, msg=str(e))
 
     def _ack(self):
         self._flash = 3  # three 10 ms ticks of white
@@ -55,6 +73,7 @@ class App:
                 if self._held_ms[0] >= POWER_HOLD_MS and not self._power_toggled:
                     self._power_toggled = True
                     self.on = not self.on
+                    self.stim.stop_all()
                     log.info("power", on=self.on)
             else:
                 self._power_toggled = False
@@ -67,11 +86,15 @@ class App:
             if self._flash:
                 self._flash -= 1
                 self.hw.status_led(1, 1, 1)
+            elif self.on and self.stim.running():
+                self.hw.status_led(0, 1, 0)  # running: steady green
             elif self.on:
-                # Idle: green, breathing slowly (on 1 s, off 1 s): readable without colour.
+                # Idle: green, blinking slowly (on 1 s, off 1 s): readable without colour.
                 self.hw.status_led(0, 1 if (tick // 100) % 2 == 0 else 0, 0)
             else:
                 self.hw.status_led(0, 0, 0)
+            for i, chan in enumerate(self.stim.channels):
+                self.hw.channel_led(i, 1 if chan.running else 0)
             await asyncio.sleep_ms(POLL_MS)
 
     async def battery(self):
@@ -82,6 +105,7 @@ class App:
     async def main(self):
         asyncio.create_task(self.buttons())
         asyncio.create_task(self.leds())
+        asyncio.create_task(self.stim.run())
         await self.battery()
 
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F821 - PIO assembler names (pull, mov, jmp, ...) exist only inside @asm_pio
 """Pulse engine: one PIO state machine per channel makes the biphasic pulses, the channel's
 LEVEL PWM sets their amplitude. The CPU does no work per pulse edge.
 
@@ -82,7 +81,9 @@ class Channel:
     def __init__(self, index, cfg, board, sysclk_hz):
         self.index = index
         self.cfg = cfg
-        self.sm_id = index  # channels 0..3 -> SMs 0..3 (PIO0); the program fits 32 words
+        # Channels alternate between the two PIO blocks (0 -> SM0, 1 -> SM4, 2 -> SM1, 3 -> SM5)
+        # so each block's 32-word memory holds one copy of the program for at most two SMs.
+        self.sm_id = (index % 2) * 4 + index // 2
         self._pio = self.sm_id // 4
         self._smi = self.sm_id % 4
         self._base = _PIO_BASE[self._pio]

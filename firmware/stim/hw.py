@@ -22,7 +22,6 @@ class Hardware:
         led = board["status_led"]
         self._status = [Pin(led[c], Pin.OUT, value=0) for c in ("r", "g", "b")]
         self._ch_leds = [Pin(ch["led"], Pin.OUT, value=0) for ch in board["channels"]]
-        self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
         self._battery = ADC(board["battery_adc"])
         self._boost_adc = ADC(board["boost_adc"])
 
@@ -41,9 +40,6 @@ class Hardware:
 
     def channel_led(self, index, on):
         self._ch_leds[index].value(on)
-
-    def boost(self, on):
-        self._boost.value(1 if on else 0)
 
     def adc_volts(self, adc):
         return adc.read_u16() * self._vref / 65535

@@ -203,10 +203,16 @@ class Chip:
         while True:
             th = heap[0][0] if heap else None
             tp = None
+            tp2 = None  # the other block's next instruction: blocks run interleaved in time
+            first = None
             for b in blocks:
                 tb = b.next_event_time()
-                if tb is not None and (tp is None or tb < tp):
-                    tp = tb
+                if tb is None:
+                    continue
+                if tp is None or tb < tp:
+                    tp2, tp, first = tp, tb, b
+                elif tp2 is None or tb < tp2:
+                    tp2 = tb
             if th is not None and (tp is None or th <= tp):
                 if th > t_end:
                     break
@@ -219,9 +225,10 @@ class Chip:
                     return
             elif tp is not None and tp <= t_end:
                 limit = t_end if th is None else min(t_end, th - 1)
+                if tp2 is not None:
+                    limit = min(limit, tp2)
                 self.now = max(self.now, tp)
-                for b in blocks:
-                    b.run_until(limit)
+                first.run_until(limit)
                 if stop_on_irq and self.irq_serviced != irq_mark:
                     return
             else:
@@ -437,12 +444,12 @@ class _PioIo:
     def _write(self, block: int, values: int, mask: int, t: int, attr: str) -> None:
         chip = self.chip
         saved = chip.now
-        chip.now = max(chip.now, t)
+        chip.now = t  # edges are stamped with the cycle of the instruction that made them
         for n in range(NUM_GPIO):
             if mask >> n & 1:
                 getattr(chip.gpio[n], attr)[block] = values >> n & 1
                 chip._recompute(n)
-        chip.now = saved if saved > t else t
+        chip.now = max(saved, t)
 
     def irq_changed(self, block: int, flags: int, t: int) -> None:
         chip = self.chip

@@ -742,6 +742,12 @@ class StateMachineCore:
                         if d[3]:
                             blk._irq_write(blk.irq_flags & ~d[2], t, si)  # WAIT 1 IRQ clears
                             cb = True
+                    elif f != blk.irq_flags:
+                        # Another SM changed the flags in this very cycle (after its wake-ups
+                        # went out): look again on the next tick.
+                        nk, npc, nstall = k + 1, pc, _S_RETRY
+                        if is_exec:
+                            self._xp = w
                     else:
                         bm = _S_RETRY
                 elif bool(io.read_gpio(t) & d[2]) != bool(d[3]):
@@ -751,7 +757,12 @@ class StateMachineCore:
                 if mode == _S_IRQWAIT:
                     f = blk._irq_prev if blk._irq_t == t else blk.irq_flags
                     if f & m:
-                        bm = _S_IRQWAIT
+                        if f != blk.irq_flags:  # changed this cycle: look again next tick
+                            nk, npc, nstall = k + 1, pc, _S_IRQWAIT
+                            if is_exec:
+                                self._xp = w
+                        else:
+                            bm = _S_IRQWAIT
                 elif d[1] == 2:
                     blk._irq_write(blk.irq_flags & ~m, t, si)
                     cb = True
