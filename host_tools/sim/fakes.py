@@ -398,20 +398,9 @@ class _Mem32:
 # ---- rp2 --------------------------------------------------------------------------------
 
 
-class PIO(_Bound):
-    IN_LOW = 0
-    IN_HIGH = 1
-    OUT_LOW = 2
-    OUT_HIGH = 3
-    SHIFT_LEFT = 0
-    SHIFT_RIGHT = 1
-    JOIN_NONE = 0
-    JOIN_TX = 1
-    JOIN_RX = 2
-    IRQ_SM0 = 0x100
-    IRQ_SM1 = 0x200
-    IRQ_SM2 = 0x400
-    IRQ_SM3 = 0x800
+class PIO(_Bound, pioasm.PIO):
+    """rp2.PIO: the constants come from the assembler's copy of the port's PIO class."""
+
     _chip_for_class: Chip
 
     def __init__(self, id):
