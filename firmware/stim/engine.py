@@ -90,6 +90,7 @@ class Channel:
         self.div = pulse.sm_divider(sysclk_hz)
         self.sm_hz = sysclk_hz // self.div
         self._level_hz = board["analog"]["level_pwm_hz"]
+        self._duty_lsb = 65535 * self._level_hz // sysclk_hz + 1  # one compare step, in u16
         # Two PWM periods for the double-buffered compare to land, plus the filter settling.
         self.settle_us = 2 * 1_000_000 // self._level_hz + 20
         cal = board["analog"]["level_calibration"]
@@ -116,7 +117,10 @@ class Channel:
             d1, m1 = cal[i]
             if ma <= m1:
                 duty = d0 + (d1 - d0) * (ma - m0) / (m1 - m0)
-                return int(duty * 65535 + 0.5)
+                # Round down, and by one more PWM compare step, because the port rounds the
+                # u16 duty to the nearest compare value: the current never exceeds the request
+                # (SR-3), at the price of at most one compare step below it.
+                return max(0, int(duty * 65535) - self._duty_lsb)
         return 65535
 
     # -- gate ---------------------------------------------------------------------------
@@ -177,6 +181,9 @@ class Channel:
         self.level_ma = level_ma
         self._sm = rp2.StateMachine(self.sm_id)
         self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
+        # init() keeps X from the last run: clear it, so the first rest word (toggle bit set)
+        # is always seen as new and the shape word is read with it.
+        self._sm.exec("set(x, 0)")
         self._offset = biphasic[1 + self._pio]
         self._toggle = 1
         self._load_plan(plan)
@@ -198,6 +205,7 @@ class Channel:
         self._sm.active(0)
         self._sm.restart()
         self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
+        self._sm.exec("set(x, 0)")
         self._toggle = 1
         self._load_plan(plan)
         self._push_next()

@@ -69,6 +69,8 @@ def figures(board, program, peak_ma, load_ohm=REFERENCE_LOAD_OHM):
 def check(board, program, step):
     """Raise LimitError naming the limit if the program at this step would exceed a cap."""
     lim = board["limits"]
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise LimitError("step", "must be a whole number, got %r" % (step,))
     if step < 0 or step > board["intensity"]["steps"]:
         raise LimitError("step", "%d outside 0..%d" % (step, board["intensity"]["steps"]))
     peak = step_ma(board, step)

@@ -13,7 +13,7 @@ Keys:
   cycle:  {"on_s", "off_s", "ramp_up_s", "ramp_down_s"}: EMS work/rest cycles with ramps
 """
 
-from stim import pulse
+from stim import modulation, pulse
 
 DEFAULT_GAP_US = 20
 
@@ -178,6 +178,10 @@ def validate(p, max_session_min=120):
         pulse.check(worst_rate, worst_phase, gap)
     except pulse.PulseError as e:
         raise ProgramError("phase_us", str(e)) from None
+    try:
+        modulation.plan(p)  # a program is only valid if the engine can play it
+    except modulation.PlanError as e:
+        raise ProgramError("sweep", str(e)) from None
     return p
 
 

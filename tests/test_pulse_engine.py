@@ -1,0 +1,662 @@
+"""The pulse engine (firmware/stim/engine.py) measured at the bridge pins of the simulated board.
+
+Everything here is observed the way a probe on the board would see it: a pin observer on the
+PHASE_A/PHASE_B pair records every edge in system-clock cycles, an analog observer on the LEVEL
+pin records when a new amplitude really reaches the current source (after the PWM's double
+buffering), and the board model turns the pins into load currents and charge. The firmware's
+own variables (pulse counters, `running`, `level_ma`) are never trusted.
+
+SR-4 (charge balance): every pulse is A phase, gap, B phase, with equal widths to the cycle and
+equal amplitudes, so its net charge is zero and the running account stays at zero.
+SR-5 (no shoot-through): PHASE_A and PHASE_B are never high at the same instant.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from host_tools.boards import load_board
+from host_tools.sim.rig import FirmwareRig
+
+pytestmark = pytest.mark.req("SR-4", "SR-5")
+
+BOARDS = ("pico", "wearable_v1")
+LOAD_OHM = 1000.0  # 80 V / 1 kohm = 80 mA: never compliance-limited at the levels used here
+RUN_S = 3.2
+LEVEL_MA = 20.0
+POLL_US = 20  # engine.hold() polls the state machine's program counter this often
+
+# Pure firmware modules, loaded once through the simulated runtime (they import `micropython`).
+_PURE = FirmwareRig("pico")
+pulse = _PURE.import_module("stim.pulse")
+programs = _PURE.import_module("stim.programs")
+modulation = _PURE.import_module("stim.modulation")
+PROGRAM_IDS = [p["id"] for p in programs.PROGRAMS]
+
+
+# ---- observation at the pins ----------------------------------------------------------------
+class PairTrace:
+    """Edges of one channel's bridge pair and the LEVEL amplitude, in system-clock cycles."""
+
+    def __init__(self, rig: FirmwareRig, index: int = 0):
+        cfg = rig.board["channels"][index]
+        self.chip = rig.chip
+        self.a, self.b, self.lvl = cfg["phase_a"], cfg["phase_b"], cfg["level_pwm"]
+        self.states = [(rig.chip.now, rig.chip.level(self.a), rig.chip.level(self.b))]
+        self.both_high: list[int] = []
+        self.level_changes: list[tuple[int, float]] = []
+        self._last_level = rig.chip.analog_level(self.lvl)
+        rig.chip.pin_observers.append(self._pin)
+        rig.chip.analog_observers.append(self._analog)
+
+    def _pin(self, pin: int, level: int, t: int) -> None:
+        if pin != self.a and pin != self.b:
+            return
+        a, b = self.chip.level(self.a), self.chip.level(self.b)
+        if a and b:
+            self.both_high.append(t)
+        if (a, b) != self.states[-1][1:]:
+            self.states.append((t, a, b))
+
+    def _analog(self, pin: int, t: int) -> None:
+        if pin != self.lvl:
+            return
+        v = self.chip.analog_level(self.lvl, t)
+        if v != self._last_level:
+            self._last_level = v
+            self.level_changes.append((t, v))
+
+    def parse(self):
+        """(pulses, anomalies, in_progress): pulses as (a_rise, a_fall, b_rise, b_fall).
+
+        The only legal sequence of (A, B) states is 00 -> 10 -> 00 -> 01 -> 00; anything else
+        (a lone phase, B before A, A straight to B, both high) is an anomaly."""
+        pulses, bad = [], []
+        expect = ((1, 0), (0, 0), (0, 1), (0, 0))
+        step, cur = 0, []
+        for t, a, b in self.states[1:]:
+            if (a, b) == expect[step]:
+                cur.append(t)
+                step += 1
+                if step == 4:
+                    pulses.append(tuple(cur))
+                    step, cur = 0, []
+            else:
+                bad.append((t, (a, b), step))
+                step, cur = (1, [t]) if (a, b) == (1, 0) else (0, [])
+        return pulses, bad, step != 0
+
+
+def cyc(us: float, f: int) -> int:
+    """System-clock cycles of a whole-microsecond duration (exact on both boards)."""
+    n, rem = divmod(int(us) * f, 1_000_000)
+    assert rem == 0 and us == int(us), (us, f)
+    return n
+
+
+def make_rig(board) -> FirmwareRig:
+    rig = FirmwareRig(board, load_ohm={1: LOAD_OHM, 2: LOAD_OHM})
+    rig.boost(True)
+    return rig
+
+
+def assert_clean(rig: FirmwareRig, trace: PairTrace, ch: int = 0) -> list:
+    """SR-4/SR-5 at the pins for a finished run; returns the complete pulses."""
+    pulses, bad, in_progress = trace.parse()
+    cm = rig.model.channels[ch]
+    assert trace.both_high == [], "SR-5: PHASE_A and PHASE_B high together"
+    assert cm.shoot_through == []
+    assert bad == [], "illegal bridge sequence (lone/truncated phase): %r" % bad[:3]
+    assert not in_progress, "a pulse was left unfinished"
+    assert cm.single_phase == [], "board model saw a lone phase"
+    assert rig.model.violations == []
+    assert len(cm.pulse_log) == len(pulses)
+    for p in cm.pulse_log:
+        assert p.charge_a_c == p.charge_b_c, "SR-4: pulse not balanced"
+        assert p.peak_a_ma == p.peak_b_ma, "SR-4: phase amplitudes differ"
+    for a0, a1, b0, b1 in pulses:
+        assert a1 - a0 == b1 - b0, "SR-4: phase widths differ"
+    assert abs(cm.net_charge_c) < 1e-15, "SR-4: running net charge %g C" % cm.net_charge_c
+    return pulses
+
+
+def check_plan_train(pulses, plan, f, *, exact=True, start=0):
+    """Pulse k plays plan[(start + k) % n]: widths, gaps and periods as the plan says."""
+    n = len(plan)
+    for k, (a0, a1, b0, b1) in enumerate(pulses):
+        period_us, phase_us, gap_us = plan[(start + k) % n]
+        w, g = a1 - a0, b0 - a1
+        assert b1 - b0 == w, (k, "phase B differs from phase A")
+        if exact:
+            assert w == cyc(phase_us, f), (k, w, phase_us)
+            assert g == cyc(gap_us, f), (k, g, gap_us)
+        else:  # a divided state-machine clock: within one system-clock tick
+            assert abs(w - phase_us * f / 1e6) <= 1, (k, w, phase_us)
+            assert abs(g - gap_us * f / 1e6) <= 1, (k, g, gap_us)
+        if k + 1 < len(pulses):
+            p = pulses[k + 1][0] - a0
+            if exact:
+                assert p == cyc(period_us, f), (k, p, period_us)
+            else:
+                assert abs(p - period_us * f / 1e6) <= 1, (k, p, period_us)
+
+
+def planned_count(plan, seconds: float) -> int:
+    """How many pulses the plan starts in `seconds` from its first pulse."""
+    n, t = 0, 0.0
+    while t < seconds:
+        n += 1
+        t += plan[(n - 1) % len(plan)][0] / 1e6
+    return n
+
+
+def ppm(measured_s: float, nominal_s: float) -> float:
+    return abs(measured_s / nominal_s - 1) * 1e6
+
+
+# ---- every built-in program on both boards -------------------------------------------------
+def _variant(name: str, sysclk_hz: int) -> dict:
+    b = copy.deepcopy(load_board("pico"))
+    b["name"] = name
+    b["sysclk_hz"] = sysclk_hz
+    return b
+
+
+@pytest.mark.parametrize("pid", PROGRAM_IDS)
+@pytest.mark.parametrize("board", BOARDS)
+def test_program_train_at_the_pins(board, pid):
+    rig = make_rig(board)
+    f = rig.board["sysclk_hz"]
+    prog = programs.by_id(pid)
+    plan = modulation.plan(programs.validate(prog))
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    ch.start(plan, LEVEL_MA)
+    rig.run_for(RUN_S)
+    ch.stop()
+    rig.run_for(0.01)
+    pulses = assert_clean(rig, trace)
+    check_plan_train(pulses, plan, f)
+    assert abs(len(pulses) - planned_count(plan, RUN_S)) <= 1
+
+    # Rate against the program's nominal figures (<= 100 ppm).
+    starts = [p[0] / f for p in pulses]
+    if "burst" in prog:
+        n = prog["burst"]["pulses"]
+        for k in range(len(starts) - n):
+            assert ppm(starts[k + n] - starts[k], 1 / prog["burst"]["rate_hz"]) <= 100
+        inner = [starts[k + 1] - starts[k] for k in range(len(starts) - 1) if (k + 1) % n]
+        assert inner and all(ppm(d, 1 / prog["rate_hz"]) <= 100 for d in inner)
+    else:
+        for d in (b - a for a, b in zip(starts, starts[1:], strict=False)):
+            assert ppm(d, 1 / prog["rate_hz"]) <= 100
+    if "sweep" in prog:
+        n, sw = len(plan), prog["sweep"]
+        assert ppm(starts[n] - starts[0], sw["period_s"]) <= 100
+        widths = [(p[1] - p[0]) * 1e6 / f for p in pulses]
+        assert min(widths) == sw["min"] and max(widths) == sw["max"]
+
+    # Every pulse delivered the set current into the load, A and B alike.
+    for p in rig.model.channels[0].pulse_log:
+        assert p.peak_a_ma == pytest.approx(LEVEL_MA, abs=0.15)
+
+
+@pytest.mark.parametrize("pid", PROGRAM_IDS)
+@pytest.mark.parametrize("sysclk_hz", [200_000_000, 133_000_000])
+def test_program_train_other_clocks(sysclk_hz, pid):
+    """Dividers come from the clock, not from an assumed 125 MHz: at 200 MHz (divider 2, whole
+    microseconds still whole cycles) and 133 MHz (66.5 MHz state machine) the widths stay within
+    one system-clock tick, A equals B exactly, and the rate within 100 ppm."""
+    board = _variant("clk%d" % sysclk_hz, sysclk_hz)
+    rig = make_rig(board)
+    plan = modulation.plan(programs.by_id(pid))
+    trace = PairTrace(rig)
+    assert pulse.sm_divider(sysclk_hz) == 2
+    ch = rig.channel(0)
+    ch.start(plan, LEVEL_MA)
+    rig.run_for(RUN_S)
+    ch.stop()
+    rig.run_for(0.01)
+    pulses = assert_clean(rig, trace)
+    check_plan_train(pulses, plan, sysclk_hz, exact=sysclk_hz == 200_000_000)
+    assert len(pulses) >= 4
+
+
+# ---- random plans, level changes, plan changes, stop ---------------------------------------
+@st.composite
+def pulse_params(draw):
+    rate = draw(st.integers(pulse.RATE_MIN_HZ, pulse.RATE_MAX_HZ))
+    phase = draw(st.integers(pulse.PHASE_MIN_US, pulse.PHASE_MAX_US))
+    gap = draw(st.integers(pulse.GAP_MIN_US, pulse.GAP_MAX_US))
+    try:
+        pulse.check(rate, phase, gap)
+    except pulse.PulseError:
+        assume(False)
+    return rate, phase, gap
+
+
+def plan_of(params) -> list:
+    rate, phase, gap = params
+    return modulation.plan(
+        {"id": "x", "name": "x", "kind": "tens", "rate_hz": rate, "phase_us": phase,
+         "gap_us": gap, "session_min": 30}
+    )  # fmt: skip
+
+
+def _rests(plan) -> set:
+    # The rest a plan entry leaves in the state machine's X register (microseconds; whole
+    # microseconds are whole cycles on both boards).
+    return {p - 2 * w - g for p, w, g in plan}
+
+
+levels = st.floats(0.0, 50.0).map(lambda x: round(x, 1))
+# When to act: after a free delay, or at a fraction (0..1.2) of the way through the next pulse
+# (A phase, gap, B phase), so that changes and stops really do land inside pulses.
+instants = st.one_of(
+    st.tuples(st.just("free"), st.floats(0.0, 0.3)),
+    st.tuples(st.just("pulse"), st.floats(0.0, 1.2)),
+)
+actions = st.lists(
+    st.tuples(
+        instants,
+        st.one_of(
+            st.tuples(st.just("level"), levels),
+            st.tuples(st.just("plan"), pulse_params()),
+            st.tuples(st.just("program"), st.sampled_from(PROGRAM_IDS)),
+        ),
+    ),
+    max_size=5,
+)
+
+
+class Driver:
+    """Moves simulated time to an instant chosen relative to the pulses seen at the pins."""
+
+    def __init__(self, rig: FirmwareRig, trace: PairTrace):
+        self.rig, self.trace = rig, trace
+        self.f = rig.board["sysclk_hz"]
+        self.plan = None
+        self.plan_changed_at = 0  # cycle of the last start()/set_plan()
+
+    def rises(self) -> list[int]:
+        return [t for t, a, b in self.trace.states if (a, b) == (1, 0)]
+
+    def wait(self, when) -> None:
+        kind, x = when
+        if kind == "free":
+            self.rig.run_for(x)
+            return
+        chip, f = self.rig.chip, self.f
+        rises = self.rises()
+        n0 = len(rises)
+        if rises and rises[-1] > self.plan_changed_at:
+            # No plan restart since the last pulse, and periods never shrink: the next pulse
+            # cannot come before the plan's shortest period.
+            lower = rises[-1] + cyc(min(e[0] for e in self.plan), f) - cyc(100, f)
+            if lower > chip.now:
+                chip.advance_to(lower)
+        step = cyc(10, f)  # shorter than the shortest phase: we stop inside phase A
+        for _ in range(300_000):
+            if len(self.rises()) > n0:
+                break
+            chip.advance_to(chip.now + step)
+        else:
+            raise AssertionError("no pulse came")
+        t_rise = self.rises()[n0]
+        length = max(2 * w + g for _p, w, g in self.plan)
+        target = t_rise + int(x * cyc(length, f))
+        if target > chip.now:
+            chip.advance_to(target)
+
+
+@settings(
+    max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+@given(
+    board=st.sampled_from(BOARDS),
+    params=pulse_params(),
+    level0=levels,
+    first=instants,
+    acts=actions,
+    stop_at=instants,
+)
+def test_random_changes_keep_every_pulse_whole(board, params, level0, first, acts, stop_at):
+    """Random plan, then random LEVEL and plan changes and a stop, each at a random instant
+    (often inside a pulse): every pulse is whole, balanced and as the configuration in force
+    when it started says; a change only ever lands between pulses."""
+    rig = make_rig(board)
+    f = rig.board["sysclk_hz"]
+    q_ma = 0.15  # LEVEL PWM quantisation (duty steps of 1/(TOP+1) of full scale)
+    trace = PairTrace(rig)
+    drv = Driver(rig, trace)
+    ch = rig.channel(0)
+    plan = plan_of(params)
+    seen_rests = _rests(plan)
+    drv.plan, drv.plan_changed_at = plan, rig.chip.now
+    ch.start(plan, level0)
+    # Each config: (t_call_start, t_call_end, kind, plan, level), in force from t_call_end.
+    configs = [(rig.chip.now, rig.chip.now, "start", plan, level0)]
+    drv.wait(first)
+    level = level0
+    for when, (kind, value) in acts:
+        if kind == "level":
+            t0 = rig.chip.now
+            ch.set_level_ma(value)
+            if value != level:
+                level = value
+                configs.append((t0, rig.chip.now, kind, plan, level))
+        else:
+            new = plan_of(value) if kind == "plan" else modulation.plan(programs.by_id(value))
+            if _rests(new) & seen_rests:
+                # A rest word the state machine may still hold in X (set_plan does not clear
+                # it, and a plan that never ran leaves the one before): the known set_plan
+                # bug, covered by test_set_plan_same_rest_word; skip it here.
+                continue
+            seen_rests |= _rests(new)
+            t0 = rig.chip.now
+            ch.set_plan(new)
+            plan = new
+            drv.plan, drv.plan_changed_at = plan, rig.chip.now
+            configs.append((t0, rig.chip.now, kind, plan, level))
+        drv.wait(when)
+    drv.wait(stop_at)
+    t_stop0 = rig.chip.now
+    ch.stop()
+    t_stop1 = rig.chip.now
+    n_states = len(trace.states)
+    longest = max(e[0] for c in configs for e in c[3])
+    rig.run_for(1.2 * longest / 1e6 + 0.001)
+
+    # After stop(): pins low, LEVEL at zero, no edge and no current any more.
+    assert len(trace.states) == n_states, "bridge pins moved after stop()"
+    assert rig.chip.level(trace.a) == 0 and rig.chip.level(trace.b) == 0
+    assert rig.chip.analog_level(trace.lvl) == 0.0
+    assert not rig.model.output_active(1)
+    last = rig.model.channels[0].last_current_t
+    assert last is None or last <= t_stop1
+    # stop() returns within one pulse (2 phases + gap) plus the hold poll interval.
+    worst_pulse = max(2 * w + g for _p, w, g in plan)
+    assert t_stop1 - t_stop0 <= cyc(worst_pulse + POLL_US + 2, f)
+
+    pulses = assert_clean(rig, trace)
+    log = rig.model.channels[0].pulse_log
+    assert all(b1 <= t_stop1 for *_x, b1 in pulses)
+
+    # Assign each pulse to the configuration in force when it started: a change lands only
+    # once the call that made it returns, and a pulse that started before is finished as it was.
+    def config_of(a0):
+        idx = 0
+        for i, c in enumerate(configs):
+            if a0 >= c[1]:
+                idx = i
+        return idx
+
+    owner = [config_of(p[0]) for p in pulses]
+
+    # Plan entry of each pulse: start() and set_plan() begin at entry 0, a level change keeps
+    # the running sequence.
+    def epoch(o):
+        while configs[o][2] == "level":
+            o -= 1
+        return o
+
+    counts: dict[int, int] = {}
+    pos = []
+    for o in owner:
+        e = epoch(o)
+        pos.append(counts.get(e, 0))
+        counts[e] = pos[-1] + 1
+
+    for i, ((a0, a1, b0, b1), o, k, rec) in enumerate(zip(pulses, owner, pos, log, strict=True)):
+        _t0, _t1, _kind, pl, lv = configs[o]
+        period_us, phase_us, gap_us = pl[k % len(pl)]
+        assert a1 - a0 == cyc(phase_us, f) == b1 - b0, (i, configs[o][2])
+        assert b0 - a1 == cyc(gap_us, f)
+        # Amplitude: what was set when the pulse started, the same in A and B.
+        assert rec.peak_a_ma == rec.peak_b_ma
+        assert abs(rec.peak_a_ma - lv) <= q_ma, (i, rec.peak_a_ma, lv)
+        if i + 1 < len(pulses):
+            spacing = pulses[i + 1][0] - a0
+            between = [c for c in configs[1:] if a0 < c[1] <= pulses[i + 1][0]]
+            if not between:
+                assert spacing == cyc(period_us, f), (i, spacing)
+            elif all(c[2] == "level" for c in between):
+                # A level change holds the train at the next pulse boundary while LEVEL
+                # settles (inside the call): a period can stretch by that much, never shrink.
+                stretch = sum(c[1] - c[0] for c in between) + 16
+                assert cyc(period_us, f) <= spacing <= cyc(period_us, f) + stretch
+
+    # A new LEVEL reaches the current source only between pulses, never inside one.
+    for t, _v in trace.level_changes:
+        for a0, _a1, _b0, b1 in pulses:
+            assert not (a0 <= t <= b1), "LEVEL changed inside a pulse at cycle %d" % t
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    board=st.sampled_from(BOARDS),
+    params=pulse_params(),
+    skip=st.integers(0, 3),
+    stop_at=instants,
+)
+def test_stop_at_random_instant(board, params, skip, stop_at):
+    """stop() at any instant, often inside a pulse: within one pulse the pins are low and stay
+    low, no current flows, and the pulse that was running was finished whole."""
+    rig = make_rig(board)
+    f = rig.board["sysclk_hz"]
+    trace = PairTrace(rig)
+    drv = Driver(rig, trace)
+    ch = rig.channel(0)
+    plan = plan_of(params)
+    drv.plan, drv.plan_changed_at = plan, rig.chip.now
+    ch.start(plan, 30.0)
+    for _ in range(skip):
+        drv.wait(("pulse", 1.2))
+    drv.wait(stop_at)
+    t0 = rig.chip.now
+    ch.stop()
+    t1 = rig.chip.now
+    _rate, phase, gap = params
+    assert t1 - t0 <= cyc(2 * phase + gap + POLL_US + 2, f)
+    n = len(trace.states)
+    rig.run_for(plan[0][0] / 1e6 * 1.5)
+    assert len(trace.states) == n
+    assert rig.chip.level(trace.a) == rig.chip.level(trace.b) == 0
+    assert rig.chip.analog_level(trace.lvl) == 0.0
+    assert not rig.model.output_active(1)
+    pulses = assert_clean(rig, trace)
+    assert all(p[3] <= t1 for p in pulses)
+    check_plan_train(pulses, plan, f)
+    for p in rig.model.channels[0].pulse_log:
+        assert p.peak_a_ma == pytest.approx(30.0, abs=0.15)
+
+
+# ---- program switch -----------------------------------------------------------------------
+SWITCHES = [(a, b) for a in PROGRAM_IDS for b in PROGRAM_IDS if a != b]
+
+
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize(("old", "new"), SWITCHES)
+def test_program_switch_mid_stream(board, old, new):
+    """set_plan from one program to another at a pseudo-random instant: the old program's
+    pulses are whole and as planned up to the switch, the new one starts at its first entry,
+    and the charge balance holds throughout."""
+    rnd = random.Random("%s-%s-%s" % (board, old, new))
+    rig = make_rig(board)
+    f = rig.board["sysclk_hz"]
+    p_old = modulation.plan(programs.by_id(old))
+    p_new = modulation.plan(programs.by_id(new))
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    ch.start(p_old, LEVEL_MA)
+    rig.run_for(rnd.uniform(0.3, 1.6))
+    t0 = rig.chip.now
+    ch.set_plan(p_new)
+    t1 = rig.chip.now
+    rig.run_for(1.5)
+    ch.stop()
+    rig.run_for(0.01)
+    pulses = assert_clean(rig, trace)
+    before = [p for p in pulses if p[0] < t1]
+    after = [p for p in pulses if p[0] >= t1]
+    assert all(p[3] <= t1 for p in before), "a pulse ran on across the switch"
+    # The call waits for at most one pulse of the old program (plus the poll interval).
+    assert t1 - t0 <= cyc(max(2 * w + g for _p, w, g in p_old) + POLL_US + 2, f)
+    check_plan_train(before, p_old, f)
+    check_plan_train(after, p_new, f)
+    assert len(after) >= 2
+
+
+# ---- known defects (xfail, strict) ---------------------------------------------------------
+def _train_after_restart(board, plan, first_s, second_s=1.0):
+    rig = make_rig(board)
+    ch = rig.channel(0)
+    ch.start(plan, LEVEL_MA)
+    rig.run_for(first_s)
+    ch.stop()
+    rig.run_for(0.01)
+    trace = PairTrace(rig)
+    ch.start(plan, LEVEL_MA)
+    rig.run_for(second_s)
+    ch.stop()
+    rig.run_for(0.01)
+    return rig, trace
+
+
+@pytest.mark.parametrize(
+    ("pid", "first_s"),
+    [("tens_conventional", 0.0351), ("ems_strength", 0.5), ("tens_burst", 1.03)],
+)
+def test_restart_after_stop_plays_the_plan(pid, first_s):
+    plan = modulation.plan(programs.by_id(pid))
+    rig, trace = _train_after_restart("pico", plan, first_s)
+    pulses, bad, _ = trace.parse()
+    assert bad == []
+    assert len(pulses) >= planned_count(plan, 1.0) - 1, "only %d pulses" % len(pulses)
+    check_plan_train(pulses, plan, rig.board["sysclk_hz"])
+
+
+def test_set_plan_same_rest_word():
+    rig = make_rig("pico")
+    f = rig.board["sysclk_hz"]
+    plan = [(10000, 100, 20)]
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    ch.start(plan, LEVEL_MA)
+    rig.run_for(0.0351)
+    t1 = rig.chip.now
+    ch.set_plan([(10000, 90, 40)])  # same rest: 10000 - 180 - 40 == 10000 - 200 - 20
+    rig.run_for(0.5)
+    ch.stop()
+    pulses, _bad, _ = trace.parse()
+    after = [p for p in pulses if p[0] >= t1]
+    assert len(after) >= 45
+    check_plan_train(after, [(10000, 90, 40)], f)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine: set_plan() restarts the state machine at once, cutting the rest of the "
+    "running period short; the first new pulse can follow the last old one after ~1 ms "
+    "(instantaneous rate far above both plans and above RATE_MAX_HZ, which SR-3's rms "
+    "figures assume), and repeated calls give back-to-back pulses.",
+)
+def test_set_plan_keeps_pulse_spacing_xfail():
+    rig = make_rig("pico")
+    f = rig.board["sysclk_hz"]
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    ch.start([(10000, 100, 20)], LEVEL_MA)
+    rig.run_for(0.0511)  # about 1 ms after a pulse
+    ch.set_plan([(10000, 150, 20)])
+    rig.run_for(0.1)
+    ch.stop()
+    pulses = assert_clean(rig, trace)
+    spacing = [b[0] - a[0] for a, b in zip(pulses, pulses[1:], strict=False)]
+    assert min(spacing) >= cyc(1_000_000 // pulse.RATE_MAX_HZ, f), min(spacing) / f
+
+
+# ---- pulse.py: the timing maths --------------------------------------------------------------
+@pytest.mark.parametrize("sysclk_hz", [125_000_000, 100_000_000])
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(params=pulse_params(), toggle=st.integers(0, 1))
+def test_words_period_of_round_trip(sysclk_hz, params, toggle):
+    rate, phase, gap = params
+    sm_hz = sysclk_hz // pulse.sm_divider(sysclk_hz)
+    w, g, p = pulse.cycles(rate, phase, gap, sm_hz)
+    rest, shape = pulse.words(w, g, p, toggle)
+    assert pulse.period_of(rest, shape) == (w, g, p)
+    assert bool(rest & pulse.TOGGLE) == bool(toggle)
+    other, shape2 = pulse.words(w, g, p, 1 - toggle)
+    assert other != rest and shape2 == shape  # the toggle alone tells a new word apart
+    assert 0 <= rest < 1 << 32 and 0 <= shape < 1 << 32
+    assert w == phase * sm_hz // 1_000_000 and g == gap * sm_hz // 1_000_000
+    assert abs(p / sm_hz - 1 / rate) <= 0.5 / sm_hz  # nearest cycle
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        ((0, 100, 20), "rate_hz"),
+        ((151, 100, 20), "rate_hz"),
+        ((100, 19, 20), "phase_us"),
+        ((100, 501, 20), "phase_us"),
+        ((100, 100, 0), "gap_us"),
+        ((100, 100, 201), "gap_us"),
+    ],
+)
+def test_check_names_the_parameter(args, name):
+    with pytest.raises(pulse.PulseError, match=name):
+        pulse.check(*args)
+    with pytest.raises(pulse.PulseError, match=name):
+        pulse.cycles(*args, 125_000_000)
+
+
+def test_words_reject_out_of_range_fields():
+    with pytest.raises(pulse.PulseError, match="phase"):
+        pulse.words(1, 10, 100000, 0)
+    with pytest.raises(pulse.PulseError, match="phase"):
+        pulse.words(0xFFFF + 3, 10, 10_000_000, 0)
+    with pytest.raises(pulse.PulseError, match="gap"):
+        pulse.words(100, 4, 100000, 0)
+    with pytest.raises(pulse.PulseError, match="gap"):
+        pulse.words(100, 0xFFFF + 6, 10_000_000, 0)
+    with pytest.raises(pulse.PulseError, match="period"):
+        pulse.words(100, 10, 2 * 100 + 10 + 13, 0)  # one cycle short of the minimum rest
+    with pytest.raises(pulse.PulseError, match="period"):
+        pulse.cycles(100, 200, 20, 125_000_000, period_us=800)  # pulse does not fit
+    with pytest.raises(pulse.PulseError, match="period"):
+        pulse.cycles(0.4, 200, 20, 125_000_000, period_us=2_500_000)
+    # the smallest legal rest is exactly zero
+    rest, shape = pulse.words(100, 10, 2 * 100 + 10 + 14, 0)
+    assert rest == 0 and pulse.period_of(rest, shape) == (100, 10, 224)
+
+
+@pytest.mark.parametrize(
+    ("sysclk_hz", "div"),
+    [(48_000_000, 1), (100_000_000, 1), (125_000_000, 1), (133_000_000, 2), (200_000_000, 2),
+     (250_000_000, 2), (270_000_000, 3)],
+)  # fmt: skip
+def test_sm_divider_fits_the_longest_phase(sysclk_hz, div):
+    assert pulse.sm_divider(sysclk_hz) == div
+    sm_hz = sysclk_hz // div
+    w = pulse.us_to_cycles(pulse.PHASE_MAX_US, sm_hz)
+    g = pulse.us_to_cycles(pulse.GAP_MAX_US, sm_hz)
+    assert w - 2 <= 0xFFFF and g - 5 <= 0xFFFF  # the 16-bit phase and gap fields
+    # the longest pulse at the slowest rate still gives a legal word pair
+    p = pulse.cycles(pulse.RATE_MIN_HZ, pulse.PHASE_MAX_US, pulse.GAP_MAX_US, sm_hz)[2]
+    pulse.words(w, g, p, 1)
+    if div > 1:  # and the divider is the smallest that fits
+        assert pulse.us_to_cycles(pulse.PHASE_MAX_US, sysclk_hz // (div - 1)) - 2 > 0xFFFF
+
+
+def test_us_to_cycles_rounds_to_nearest():
+    assert pulse.us_to_cycles(100, 125_000_000) == 12500
+    assert pulse.us_to_cycles(1, 66_500_000) == 67  # 66.5 rounds up
+    assert pulse.us_to_cycles(20.004, 125_000_000) == 2501  # 2500.5 -> 2501
+    assert pulse.us_to_cycles(20.003, 125_000_000) == 2500
