@@ -508,6 +508,7 @@ class StateMachine(_Bound):
             sideset_opt=side_en,
             sideset_pindirs=bool(execctrl >> 29 & 1),
             set_base=bases["set"],
+            sideset_base=bases["side"],
             set_count=len(set_init) if set_init else 0,
             out_base=bases["out"],
             out_count=len(out_init) if out_init else 0,

@@ -250,6 +250,7 @@ class StateMachineCore:
             self._t0, self._k = self.t_next, 0  # re-base the divider at the next tick
         self._D = new_d
         self._dcache: dict[int, tuple] = {}
+        self._in_loop = False
 
     def sideset_count_for_exec(self) -> int:
         """PINCTRL_SIDESET_COUNT (inclusive of the enable bit), as asm_pio_encode expects."""
@@ -534,6 +535,9 @@ class StateMachineCore:
                 d = self._decode(w)
             kind = d[0]
             mode = self._stall
+            # Side-set happens on an instruction's first tick; a countdown/idle loop resumed
+            # after being cut at a time limit has already asserted it.
+            ss_now = d[5] and mode == _S_FRESH and not self._in_loop
             nk = k + 1 + d[4]
             bm = -1  # >= 0: the instruction stalls and blocks; the retry mode
             nstall = _S_FRESH  # retry mode if it stalls for one tick without blocking
@@ -833,7 +837,7 @@ class StateMachineCore:
                     kmin = max(self._ap_from, self._ceil_tick(self._tx_times[0]))
                     if kmin <= k:
                         self._ap_refill(t0 + ((kmin * D) >> 8))
-                if d[5] and mode == _S_FRESH:
+                if ss_now:
                     if d[7]:
                         io.pio_pindirs(bi, si, d[6], d[5], t)
                     else:
@@ -856,7 +860,7 @@ class StateMachineCore:
             if dirs_m:
                 io.pio_pindirs(bi, si, dirs_v, dirs_m, tc)
                 cb = True
-            if d[5] and mode == _S_FRESH:
+            if ss_now:
                 if d[7]:
                     io.pio_pindirs(bi, si, d[6], d[5], tc)
                 else:
@@ -1002,28 +1006,31 @@ class PioBlock:
         try:
             while True:
                 self._resched = False
+                # The SM with the earliest next instruction runs first (ties: lower index, so
+                # that a higher SM's pin write in the same cycle wins)...
                 best = None
-                bt = t2 = 0
-                i2 = -1
+                bt = 0
+                run = []
                 for s in sms:
                     if s._blocked or not (s.enabled or s._xp is not None):
                         continue
-                    ts = s.t_next
-                    if best is None or ts < bt:
-                        if best is not None:
-                            t2, i2 = bt, best.index
-                        best, bt = s, ts
-                    elif i2 < 0 or ts < t2:
-                        t2, i2 = ts, s.index
+                    run.append(s)
+                    if best is None or s.t_next < bt:
+                        best, bt = s, s.t_next
                 if best is None or bt > t_limit:
                     break
+                # ... up to the next *observable* instruction of any other SM: iterations of a
+                # countdown loop neither read nor write anything shared, so two SMs in loops
+                # do not have to alternate cycle by cycle.
                 lim = t_limit
-                if i2 >= 0:
-                    # Run `best` up to the next SM's first instruction; on a tie the lower SM
-                    # goes first so that the higher one's pin writes win.
-                    l2 = t2 if best.index < i2 else t2 - 1
-                    if l2 < lim:
-                        lim = l2
+                for s in run:
+                    if s is not best:
+                        te = s._event_time()
+                        if te is not None:
+                            if s.index < best.index:
+                                te -= 1
+                            if te < lim:
+                                lim = te
                 best._run(lim)
                 if self.yield_now:
                     break
