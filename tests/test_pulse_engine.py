@@ -512,7 +512,7 @@ def test_program_switch_mid_stream(board, old, new):
     assert len(after) >= 2
 
 
-# ---- known defects (xfail, strict) ---------------------------------------------------------
+# ---- restarts and plan switches (the last one a known defect: xfail, strict) ----------------
 def _train_after_restart(board, plan, first_s, second_s=1.0):
     rig = make_rig(board)
     ch = rig.channel(0)

@@ -27,6 +27,7 @@ class App:
         self._raw_since = 0
         self._held_ms = [0, 0, 0, 0]
         self._power_toggled = False
+        self._flash = 0  # status-LED acknowledgement ticks left
 
     def _pressed(self, name):
         log.info("button", name=name)
@@ -52,7 +53,6 @@ class App:
 
     async def buttons(self):
         """Debounce by requiring a stable reading for DEBOUNCE_MS, then decode presses."""
-        self._flash = 0
         while True:
             raw = self.hw.buttons_down()
             if raw != self._raw:

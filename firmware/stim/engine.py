@@ -97,7 +97,6 @@ class Channel:
         self._cal = [(float(d), float(m)) for d, m in cal]
         self._level = PWM(Pin(cfg["level_pwm"]), freq=self._level_hz, duty_u16=0)
         self._sm = None
-        self._toggle = 0
         self._pairs = []
         self._next = 0
         self.plan = None
@@ -150,7 +149,8 @@ class Channel:
         for i in range(n * reps):
             period_us, phase_us, gap_us = plan[i % n]
             w, g, p = pulse.cycles(1_000_000 / period_us, phase_us, gap_us, self.sm_hz, period_us)
-            rest, shape = pulse.words(w, g, p, (i + self._toggle) & 1)
+            # Pair 0 carries the toggle bit, so it differs from X (cleared by _arm) and is read.
+            rest, shape = pulse.words(w, g, p, (i + 1) & 1)
             words[2 * i] = rest
             words[2 * i + 1] = shape
             cyc.append((w, g, p))
@@ -174,24 +174,27 @@ class Channel:
         if len(self._pairs) > 1 and sm.tx_fifo() <= 2:
             self._push_next()
 
+    def _arm(self, plan):
+        """(Re)initialise the state machine, disabled, with the plan's first pairs queued."""
+        self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
+        # init() keeps X from the last run: clear it, so the first rest word (toggle bit set)
+        # is always seen as new and the shape word is read with it.
+        self._sm.exec("set(x, 0)")
+        self._load_plan(plan)
+        self._push_next()
+        if len(self._pairs) > 1:
+            self._push_next()
+        self._sm.irq(self._irq_handler, 1, True)
+
     def start(self, plan, level_ma):
         """Begin pulsing the plan at `level_ma` (the caller ramps it up from a low value)."""
         self.hold()
         self._level.duty_u16(self.duty_for_ma(level_ma))
         self.level_ma = level_ma
         self._sm = rp2.StateMachine(self.sm_id)
-        self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
-        # init() keeps X from the last run: clear it, so the first rest word (toggle bit set)
-        # is always seen as new and the shape word is read with it.
-        self._sm.exec("set(x, 0)")
+        self._arm(plan)
         self._offset = biphasic[1 + self._pio]
-        self._toggle = 1
-        self._load_plan(plan)
-        self._push_next()
-        if len(self._pairs) > 1:
-            self._push_next()
         self.pulses = 0
-        self._sm.irq(self._irq_handler, 1, True)
         time.sleep_us(self.settle_us)
         self._sm.active(1)
         self.running = True
@@ -203,15 +206,7 @@ class Channel:
             return
         self.hold()
         self._sm.active(0)
-        self._sm.restart()
-        self._sm.init(biphasic, freq=self.sm_hz, set_base=Pin(self.cfg["phase_a"]))
-        self._sm.exec("set(x, 0)")
-        self._toggle = 1
-        self._load_plan(plan)
-        self._push_next()
-        if len(self._pairs) > 1:
-            self._push_next()
-        self._sm.irq(self._irq_handler, 1, True)
+        self._arm(plan)
         self._sm.active(1)
         self.release()
 

@@ -6,8 +6,6 @@ validated board dict, so the same code runs on every board in boards/.
 
 from machine import ADC, Pin
 
-from stim import board as boardcfg
-
 BUTTONS = ("power", "mode", "plus", "minus")
 
 
@@ -49,8 +47,3 @@ class Hardware:
 
     def boost_v(self):
         return self.adc_volts(self._boost_adc) * self._boost_div
-
-    @staticmethod
-    def adc_for(gpio):
-        boardcfg.adc_channel(gpio)  # validates the pin is an ADC input
-        return ADC(gpio)

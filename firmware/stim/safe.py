@@ -42,12 +42,11 @@ def all_off(board=None):
             pins = output_pins(board)
         except Exception:  # noqa: BLE001 - a malformed board dict: fall back to all pins
             pins = _FALLBACK_PINS
-    # Pins first: re-claiming them as SIO outputs overrides the PIO/PWM function at once.
+    # Pins first: re-claiming them as SIO outputs overrides the PIO/PWM function at once;
+    # stopping the state machines afterwards changes no pin.
     for n in pins:
         Pin(n, Pin.OUT, value=0)
     stop_state_machines()
-    for n in pins:
-        Pin(n, Pin.OUT, value=0)
 
 
 def fault_led(board_obj=None):

@@ -137,7 +137,6 @@ class BoardModel:
         self.buttons = dict(board["buttons"])
         chip.pin_observers.append(self._on_pin)
         chip.analog_observers.append(self._on_analog)
-        chip.reset_observers.append(lambda kind: None)
         for pin in self.buttons.values():
             chip.drive_external(pin, None)
 

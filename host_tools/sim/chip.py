@@ -155,7 +155,6 @@ class Chip:
         self.pin_observers: list[Callable[[int, int, int], None]] = []
         # Observers of PWM/analog changes on a pin: callable(pin, t).
         self.analog_observers: list[Callable[[int, int], None]] = []
-        self.reset_observers: list[Callable[[str], None]] = []
         # Pin interrupts: pin -> (trigger mask, handler(pin_number), hard)
         self.pin_irqs: dict[int, tuple[int, Callable, bool]] = {}
         self.pio_irq_handlers: dict[tuple[int, int], tuple[Callable, bool]] = {}
@@ -237,8 +236,7 @@ class Chip:
             self.now = t_end
 
     def next_event_time(self) -> int | None:
-        live = [e[0] for e in self._heap if e[4]]
-        times = [t for t in (min(live) if live else None,) if t is not None]
+        times = [e[0] for e in self._heap if e[4]]
         for b in self.pio:
             tb = b.next_event_time()
             if tb is not None:
@@ -273,11 +271,9 @@ class Chip:
             level = g.sio_out
         elif g.func == F_PWM:
             sl = self.pwm[(n >> 1) & 7]
-            level = sl.level_at(n & 1, t) if not sl.enabled else None
-            if sl.enabled:
-                # The pad toggles at the PWM rate; observers see the filtered value through
-                # analog_level(). For digital observers report the frozen/idle level 0.
-                level = 0
+            # A running slice toggles the pad at the PWM rate: observers read its filtered value
+            # through analog_level() and see 0 here. A stopped slice holds its frozen level.
+            level = 0 if sl.enabled else sl.level_at(n & 1, t)
         elif g.func in (F_PIO0, F_PIO1):
             b = 0 if g.func == F_PIO0 else 1
             if g.pio_oe[b]:
@@ -421,8 +417,6 @@ class Chip:
             g.level = -1  # force observers to see the post-reset level
             self._recompute(n)
             self._analog_changed(n)
-        for obs in self.reset_observers:
-            obs("hard")
         raise ChipReset(cause)
 
 

@@ -529,7 +529,7 @@ class StateMachine(_Bound):
         # Claim and initialise the pins the program declares (rp2_pio.c, state machine init
         # helper): each pin gets its initial value and direction, then the PIO function.
         func = F_PIO0 if self._block_index == 0 else F_PIO1
-        io = block_io(chip, self._block_index)
+        io = block.io
         given = {"out": out_base, "set": set_base, "side": sideset_base}
         for base_key, inits in (("out", out_init), ("set", set_init), ("side", side_init)):
             if not inits or given[base_key] is None:
@@ -621,10 +621,6 @@ class StateMachine(_Bound):
 
         chip.pio_irq_handlers[key] = (call, hard)
         return None
-
-
-def block_io(chip: Chip, block_index: int):
-    return chip.pio[block_index].io
 
 
 # ---- time, micropython, sys, os, gc -----------------------------------------------------

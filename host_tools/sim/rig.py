@@ -11,11 +11,9 @@ from ..boards import load_board
 from .board_model import BoardModel
 from .chip import Chip
 from .fakes import build_modules
-from .mploader import MpRuntime
+from .mploader import MPLIB_DIR, MpRuntime
+from .unit import FIRMWARE_DIR
 from .vfs import FlashFs
-
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
-MPLIB_DIR = Path(__file__).resolve().parent / "mplib"
 
 
 class FirmwareRig:

@@ -20,11 +20,10 @@ from ..boards import load_board
 from .board_model import BoardModel
 from .chip import Chip, ChipReset, SimulationStall
 from .fakes import build_modules
-from .mploader import MpRuntime
+from .mploader import MPLIB_DIR, MpRuntime
 from .vfs import FlashFs
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
-MPLIB_DIR = Path(__file__).resolve().parent / "mplib"
 
 
 class _External:
@@ -52,7 +51,6 @@ class Console(io.TextIOBase):
 
     def __init__(self, unit: SimulatedUnit):
         self.unit = unit
-        self.text: list[str] = []
         self._partial = ""
         self.lines: list[str] = []
         self.logs: list[dict] = []
