@@ -55,6 +55,10 @@ class App:
         """Debounce by requiring a stable reading for DEBOUNCE_MS, then decode presses."""
         while True:
             raw = self.hw.buttons_down()
+            if raw & 1 and self.stim.running():
+                # SR-7: stopping is always safe, so POWER acts on the first sample that sees
+                # it down, without waiting for the debounce (stop within 20 ms of the press).
+                self.stim.stop_all()
             if raw != self._raw:
                 self._raw = raw
                 self._raw_since = 0

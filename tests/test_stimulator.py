@@ -1,0 +1,83 @@
+"""The first app and the stimulator at the simulated load: soft start (SR-2), intensity back to
+zero on a program change (SR-1) and POWER stopping all output within 20 ms (SR-7).
+
+Currents are the board model's measurement of what reached the load, not the firmware's
+settings."""
+
+from __future__ import annotations
+
+import pytest
+
+ON_S = 0.5  # POWER held from here for 1.7 s switches the unit on
+START_S = 3.0  # first PLUS press
+
+
+def on_and_started(make_unit, steps=1):
+    unit = make_unit("pico")
+    unit.press("power", at=ON_S, hold_s=1.7)
+    for i in range(steps):
+        unit.press("plus", at=START_S + 0.3 * i)
+    return unit
+
+
+def peaks(unit, ch=1, t0=0.0, t1=1e9):
+    return [p.peak_a_ma for p in unit.model.channels[ch - 1].pulse_log if t0 <= p.t_a < t1]
+
+
+@pytest.mark.req("SR-2")
+def test_start_ramps_up_from_zero_to_the_step_current(make_unit):
+    unit = on_and_started(make_unit, steps=1)
+    unit.run_until(START_S + 3.0)
+    step_ma = unit.board["intensity"]["step_ma"]
+    first = peaks(unit, t1=START_S + 0.2)
+    assert first and first[0] < 0.2 * step_ma  # the first pulses are far below the step
+    ramp = peaks(unit, t1=START_S + 2.0)
+    assert all(b >= a - 1e-9 for a, b in zip(ramp, ramp[1:], strict=False))  # never jumps back
+    late = peaks(unit, t0=START_S + 2.5)
+    assert late and all(p == pytest.approx(step_ma, abs=0.1) and p <= step_ma for p in late)
+
+
+@pytest.mark.req("SR-2")
+def test_each_plus_press_raises_the_current_by_at_most_one_step(make_unit):
+    unit = on_and_started(make_unit, steps=1)
+    step_ma = unit.board["intensity"]["step_ma"]
+    for i in range(4):
+        unit.press("plus", at=START_S + 3.0 + 0.5 * i)
+    unit.run_until(START_S + 6.0)
+    settled = peaks(unit, t0=START_S + 2.5)
+    rises = [b - a for a, b in zip(settled, settled[1:], strict=False)]
+    # The LEVEL duty rounds down by up to one PWM compare step, so a measured rise can exceed
+    # the step by that much (full scale / (TOP + 1): 0.08 mA on the pico), never more.
+    an = unit.board["analog"]
+    lsb_ma = an["level_full_scale_ma"] * an["level_pwm_hz"] / unit.board["sysclk_hz"]
+    assert max(rises) <= step_ma + lsb_ma + 1e-6
+    assert settled[-1] == pytest.approx(5 * step_ma, abs=0.1)
+
+
+@pytest.mark.req("SR-1")
+def test_program_change_stops_output_and_next_start_ramps_from_zero(make_unit):
+    unit = on_and_started(make_unit, steps=3)
+    unit.press("mode", at=6.0)
+    unit.run_until(7.0)
+    period_s = 0.01  # tens_conventional, 100 Hz
+    last = unit.model.last_current_s(1)
+    assert last is not None and last < 6.0 + 0.05 + period_s  # debounced press + one pulse
+    assert not peaks(unit, t0=6.1)
+    unit.press("plus", at=7.0)
+    unit.run_until(8.0)
+    again = peaks(unit, t0=7.0)
+    assert again and again[0] < 0.2 * unit.board["intensity"]["step_ma"]
+
+
+@pytest.mark.req("SR-7")
+@pytest.mark.parametrize("offset_ms", [0.0, 3.3, 7.7])
+def test_power_press_stops_all_output_within_20_ms(make_unit, offset_ms):
+    unit = on_and_started(make_unit, steps=3)
+    t_press = 6.0 + offset_ms / 1000
+    unit.press("power", at=t_press)
+    unit.run_until(t_press + 0.5)
+    for ch in (1, 2):
+        last = unit.model.last_current_s(ch)
+        assert last is not None and last <= t_press + 0.020
+        assert not unit.model.output_active(ch)
+    assert unit.pin(unit.board["boost_en"]) == 0
