@@ -24,16 +24,30 @@ def peaks(unit, ch=1, t0=0.0, t1=1e9):
     return [p.peak_a_ma for p in unit.model.channels[ch - 1].pulse_log if t0 <= p.t_a < t1]
 
 
+def therapy_start_s(unit, ch=1, after=0.0):
+    """When the 100 Hz therapy train begins, after the 50 Hz electrode-check probe pulses."""
+    ts = [p.t_a for p in unit.model.channels[ch - 1].pulse_log if p.t_a >= after]
+    i = 1
+    while i < len(ts) and abs(ts[i] - ts[i - 1] - 0.020) < 0.001:
+        i += 1  # still the probe train
+    assert 1 < i < len(ts), "no probe train followed by therapy pulses"
+    return ts[i]
+
+
 @pytest.mark.req("SR-2")
 def test_start_ramps_up_from_zero_to_the_step_current(make_unit):
     unit = on_and_started(make_unit, steps=1)
     unit.run_until(START_S + 3.0)
     step_ma = unit.board["intensity"]["step_ma"]
-    first = peaks(unit, t1=START_S + 0.2)
+    t0 = therapy_start_s(unit)
+    probe = peaks(unit, t1=t0)
+    assert probe and max(probe) <= 1.0  # SR-6 check first: weak probe pulses only
+    assert t0 - START_S < 0.4
+    first = peaks(unit, t0=t0, t1=t0 + 0.2)
     assert first and first[0] < 0.2 * step_ma  # the first pulses are far below the step
-    ramp = peaks(unit, t1=START_S + 2.0)
+    ramp = peaks(unit, t0=t0, t1=t0 + 2.0)
     assert all(b >= a - 1e-9 for a, b in zip(ramp, ramp[1:], strict=False))  # never jumps back
-    late = peaks(unit, t0=START_S + 2.5)
+    late = peaks(unit, t0=t0 + 2.1)
     assert late and all(p == pytest.approx(step_ma, abs=0.1) and p <= step_ma for p in late)
 
 
@@ -65,7 +79,7 @@ def test_program_change_stops_output_and_next_start_ramps_from_zero(make_unit):
     assert not peaks(unit, t0=6.1)
     unit.press("plus", at=7.0)
     unit.run_until(8.0)
-    again = peaks(unit, t0=7.0)
+    again = peaks(unit, t0=therapy_start_s(unit, after=7.0))
     assert again and again[0] < 0.2 * unit.board["intensity"]["step_ma"]
 
 

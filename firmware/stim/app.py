@@ -8,13 +8,28 @@ The full wearer interface (gestures, lock, pause, electrode checks, sessions) re
 
 import asyncio
 
-from stim import limits, log, programs
+from stim import electrode, limits, log, programs
 from stim.hw import BUTTONS, Hardware
-from stim.stimulator import Stimulator
+from stim.stimulator import IDLE, Stimulator
 
 POLL_MS = 10
 DEBOUNCE_MS = 30
 POWER_HOLD_MS = 1500
+
+
+def channel_led(stim, ch, tick):
+    """A channel LED's level at a 10 ms tick: on while it runs, a distinct blink per fault."""
+    fault = stim.fault[ch]
+    phase = tick % 100  # one second
+    if fault == electrode.OPEN:
+        return 1 if (tick // 12) % 2 == 0 else 0  # fast blink, 4 per second
+    if fault == electrode.SHORT:
+        return 1 if phase < 10 or 20 <= phase < 30 else 0  # double flash every second
+    if fault:
+        return 1 if phase < 50 else 0  # slow blink: sense, boost or lift fault
+    if stim.lift[ch].warning and stim.state[ch] != IDLE:
+        return 0 if phase < 15 else 1  # on, dipping off once a second: electrode lifting
+    return 1 if stim.state[ch] != IDLE else 0
 
 
 class App:
@@ -78,6 +93,7 @@ class App:
                     self._power_toggled = True
                     self.on = not self.on
                     self.stim.stop_all()
+                    self.stim.clear_faults()
                     log.info("power", on=self.on)
             else:
                 self._power_toggled = False
@@ -97,8 +113,8 @@ class App:
                 self.hw.status_led(0, 1 if (tick // 100) % 2 == 0 else 0, 0)
             else:
                 self.hw.status_led(0, 0, 0)
-            for i, chan in enumerate(self.stim.channels):
-                self.hw.channel_led(i, 1 if chan.running else 0)
+            for i in range(len(self.stim.channels)):
+                self.hw.channel_led(i, channel_led(self.stim, i, tick))
             await asyncio.sleep_ms(POLL_MS)
 
     async def battery(self):

@@ -12,16 +12,22 @@ pulse boundary with a "gate" IRQ flag (4 + state machine number), forced through
 IRQ_FORCE register: `hold()` sets the gate and waits until the program counter is outside a
 pulse, which takes at most one pulse (2 W + G, about 1 ms). Stopping, and any change of the
 LEVEL amplitude, happens only while held, so a pulse is never cut short or changed half way.
+
+The same pulse-done interrupt reads the channel's SENSE right after each pulse, while the
+peak-hold still holds the pulse's electrode voltage, and compares it with integer thresholds
+(stim.electrode). An open, shorted or broken load trips the channel inside the interrupt: the
+gate is forced, so no further pulse starts, and LEVEL goes to 0 (SR-6). The stimulator finds the
+trip on its next tick and does the rest (intensity to 0, LED, log).
 """
 
 import time
 from array import array
 
 import rp2
-from machine import PWM, Pin, mem32
+from machine import ADC, PWM, Pin, mem32
 from micropython import const
 
-from stim import pulse
+from stim import electrode, pulse
 
 _PIO_BASE = (const(0x50200000), const(0x50300000))
 _IRQ = const(0x030)
@@ -35,6 +41,7 @@ _SM_STRIDE = const(0x18)
 _PC_GATE = const(7)
 _PC_PULSE_END = const(20)
 _PC_LAST = const(23)
+_RING = const(8)  # readings kept for the stimulator (a power of two)
 
 
 @rp2.asm_pio(set_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT)
@@ -91,11 +98,37 @@ class Channel:
         self.sm_hz = sysclk_hz // self.div
         self._level_hz = board["analog"]["level_pwm_hz"]
         self._duty_lsb = 65535 * self._level_hz // sysclk_hz + 1  # one compare step, in u16
+        # Compare steps per LEVEL period (TOP + 1) when the port can use divider 1.
+        top1 = (sysclk_hz + self._level_hz // 2) // self._level_hz
+        self._top1 = top1 if top1 <= 65536 else 0
         # Two PWM periods for the double-buffered compare to land, plus the filter settling.
         self.settle_us = 2 * 1_000_000 // self._level_hz + 20
         cal = board["analog"]["level_calibration"]
         self._cal = [(float(d), float(m)) for d, m in cal]
         self._level = PWM(Pin(cfg["level_pwm"]), freq=self._level_hz, duty_u16=0)
+        self._level_duty = 0
+        # Addresses above 2**30 are not small ints in MicroPython: computed once here, so the
+        # interrupt handler can force the gate without allocating.
+        self._force_addr = self._base + _IRQ_FORCE
+        self._gate_bit = 1 << (4 + self._smi)
+        # SENSE: scale, thresholds (in ADC counts) and what the interrupt handler saw.
+        self._adc = ADC(cfg["sense_adc"])
+        self.scale = electrode.Scale(board)
+        self.boost_v = board["analog"]["compliance_v"]  # the stimulator sets the measured value
+        self.trip = electrode.OK  # set by the interrupt handler: why it stopped the output
+        self.sense_n = 0  # readings taken since start()
+        self.sense_last = 0  # the latest reading, in ADC counts
+        self.level_n = 0  # sense_n when LEVEL last changed
+        self.sense_ring = array("H", bytearray(2 * _RING))  # the latest readings
+        self._judge = 0  # 1 while the current is high enough to judge the load
+        self._open_c = 65535
+        self._short_c = -1
+        self._rail_c = 65535
+        self._drop_ok = 0  # the previous reading is a fair reference for this one
+        self._prev_c = 0
+        self._prev_i = 0
+        self._done_i = 0
+        self._decay = array("H", [electrode.DECAY_ONE])
         self._sm = None
         self._pairs = []
         self._next = 0
@@ -122,6 +155,86 @@ class Channel:
                 return max(0, int(duty * 65535) - self._duty_lsb)
         return 65535
 
+    def ma_for_duty(self, duty_u16):
+        """Current the source pushes at a LEVEL duty: the board's calibration table, after
+        the port's rounding of the duty to a compare value (machine_pwm.c)."""
+        if self._top1:
+            x = ((duty_u16 * self._top1 + 32767) // 65535) / self._top1
+        else:
+            x = duty_u16 / 65535
+        cal = self._cal
+        for i in range(1, len(cal)):
+            d0, m0 = cal[i - 1]
+            d1, m1 = cal[i]
+            if x <= d1:
+                return m0 + (m1 - m0) * (x - d0) / (d1 - d0)
+        return cal[-1][1]
+
+    def _set_duty(self, duty):
+        self._level.duty_u16(duty)
+        if duty < self._level_duty:
+            self._drop_ok = 0  # a weaker pulse may fairly read below the last one's residue
+        self._level_duty = duty
+        self.level_n = self.sense_n  # readings up to here were taken at the old level
+        self._update_thresholds()
+
+    # -- sense --------------------------------------------------------------------------
+    def _update_thresholds(self):
+        """Recompute the interrupt handler's limits for the current LEVEL (task context)."""
+        ma = self.ma_for_duty(self._level_duty) if self._level_duty else 0.0
+        judge = ma >= electrode.MIN_JUDGE_MA or (self._judge and ma >= electrode.RELEASE_JUDGE_MA)
+        self._judge = 0  # the handler must never see new limits half written
+        o, s, r = electrode.thresholds(self.scale, ma, self.boost_v)
+        self._open_c = o
+        self._short_c = s
+        self._rail_c = r
+        self._judge = 1 if judge else 0
+
+    def delivered_ma(self):
+        """The current LEVEL is set to push (after the duty's rounding)."""
+        return self.ma_for_duty(self._level_duty) if self._level_duty else 0.0
+
+    def read_sense(self):
+        """A SENSE reading now, in ADC counts (task context: idle checks)."""
+        return self._adc.read_u16()
+
+    def _sense(self):
+        # Median of three conversions: one corrupted conversion cannot trip or hide a fault.
+        adc = self._adc
+        a = adc.read_u16()
+        b = adc.read_u16()
+        c = adc.read_u16()
+        if a > b:
+            a, b = b, a
+        if b > c:
+            b = c
+        return b if b > a else a
+
+    def _judge_pulse(self, m):
+        """Fault code for a post-pulse reading m (interrupt context, integers only)."""
+        if m >= self._rail_c:
+            return electrode.SENSE
+        if m >= self._open_c:
+            return electrode.OPEN
+        if m <= self._short_c:
+            return electrode.SHORT
+        prev = self._prev_c
+        if self._drop_ok and prev > 4 * self._short_c:
+            # No fresh peak: the reading is no higher than what the previous pulse left in the
+            # peak-hold (plus a quarter of the way back up). A load that falls this far in one
+            # period is shorted, even while the residue still reads above SHORT_OHM.
+            r = (prev * self._decay[self._prev_i]) >> 12
+            if m <= r + ((prev - r) >> 2):
+                return electrode.SHORT
+        return electrode.OK
+
+    def _trip(self, code):
+        # SR-6: no further pulse starts (the gate holds the state machine at the top of the next
+        # period) and the source is turned down; the stimulator makes the pins safe on its tick.
+        mem32[self._force_addr] = self._gate_bit
+        self._level.duty_u16(0)
+        self.trip = code
+
     # -- gate ---------------------------------------------------------------------------
     def hold(self):
         """Hold the state machine at the next pulse boundary; return once no pulse is running."""
@@ -136,6 +249,8 @@ class Channel:
             time.sleep_us(20)
 
     def release(self):
+        if self.trip:
+            return  # a tripped channel stays held until stop() and a new start()
         mem32[self._base + _IRQ] = 1 << (4 + self._smi)
 
     # -- control ------------------------------------------------------------------------
@@ -146,6 +261,7 @@ class Channel:
         reps = 1 if n == 1 else (2 if n % 2 else 1)  # an even cycle keeps toggles alternating
         words = array("I", bytearray(8 * n * reps))
         cyc = []
+        decay = array("H", bytearray(2 * n * reps))
         for i in range(n * reps):
             period_us, phase_us, gap_us = plan[i % n]
             w, g, p = pulse.cycles(1_000_000 / period_us, phase_us, gap_us, self.sm_hz, period_us)
@@ -154,10 +270,15 @@ class Channel:
             words[2 * i] = rest
             words[2 * i + 1] = shape
             cyc.append((w, g, p))
+            decay[i] = self.scale.decay_q12(period_us)
         mv = memoryview(words)
         self._words = words
         self._pairs = [mv[2 * i : 2 * i + 2] for i in range(n * reps)]
         self._cycles = cyc
+        self._drop_ok = 0  # the next reading has no reference in the new plan
+        self._prev_i = 0
+        self._done_i = 0
+        self._decay = decay
         self._next = 0
         self.plan = plan
 
@@ -168,9 +289,24 @@ class Channel:
             self._next = 0
 
     def _on_pulse(self, sm):
-        # Hard IRQ after every pulse: keep one plan entry queued ahead of the state machine.
-        # Allocation-free: indexes a prebuilt list, pushes a prebuilt memoryview.
+        # Hard IRQ after every pulse: read SENSE while the peak-hold has the pulse, judge it,
+        # keep one plan entry queued ahead of the state machine. Allocation-free: integers
+        # only, a prebuilt list and prebuilt memoryviews.
+        m = self._sense()
         self.pulses += 1
+        i = self._done_i  # the plan entry of the pulse that just ended
+        self._done_i = i + 1 if i + 1 < len(self._pairs) else 0
+        self.sense_ring[self.sense_n & (_RING - 1)] = m
+        self.sense_n += 1
+        self.sense_last = m
+        if self._judge and not self.trip:
+            code = self._judge_pulse(m)
+            if code:
+                self._trip(code)
+                return
+        self._drop_ok = self._judge
+        self._prev_c = m
+        self._prev_i = i
         if len(self._pairs) > 1 and sm.tx_fifo() <= 2:
             self._push_next()
 
@@ -189,7 +325,9 @@ class Channel:
     def start(self, plan, level_ma):
         """Begin pulsing the plan at `level_ma` (the caller ramps it up from a low value)."""
         self.hold()
-        self._level.duty_u16(self.duty_for_ma(level_ma))
+        self.trip = electrode.OK
+        self.sense_n = 0
+        self._set_duty(self.duty_for_ma(level_ma))
         self.level_ma = level_ma
         self._sm = rp2.StateMachine(self.sm_id)
         self._arm(plan)
@@ -212,10 +350,10 @@ class Channel:
 
     def set_level_ma(self, ma):
         """Change the amplitude between pulses: hold, set LEVEL, let it settle, release."""
-        if ma == self.level_ma:
+        if ma == self.level_ma or self.trip:
             return
         self.hold()
-        self._level.duty_u16(self.duty_for_ma(ma))
+        self._set_duty(self.duty_for_ma(ma))
         self.level_ma = ma
         time.sleep_us(self.settle_us)
         if self.running:
@@ -229,8 +367,9 @@ class Channel:
             self._sm.irq(None)
         Pin(self.cfg["phase_a"], Pin.OUT, value=0)
         Pin(self.cfg["phase_b"], Pin.OUT, value=0)
-        self._level.duty_u16(0)
+        self._set_duty(0)
         self.level_ma = 0.0
         self.running = False
         self.plan = None
-        self.release()
+        self.trip = electrode.OK  # the stimulator has read it; the pins are safe now
+        mem32[self._base + _IRQ] = self._gate_bit  # clear the gate (also after a trip)

@@ -1,25 +1,41 @@
-"""Therapy output for all channels: program, intensity steps, soft start, EMS envelope, boost.
+"""Therapy output for all channels: program, intensity steps, electrode checks, soft start, EMS
+envelope, boost.
 
 The policy layer between the wearer interface (or a host command) and the pulse engine:
 - intensity is a step 0..N per channel; every request is checked against the board's SR-3 caps
   for the current program and refused with a LimitError naming the limit, nothing changed;
+- a channel that is off and asked for a step first passes an electrode check (SR-6): the boost
+  must come up, then a few weak probe pulses classify the load; only an "ok" load starts;
 - a channel starts (and restarts) from zero current and ramps up over RAMP_S (SR-2); a decrease
   takes effect before the next pulse;
+- while it runs, the pulse engine judges every pulse and trips the channel on an open, short
+  or broken sense input; here the trip becomes intensity 0 (SR-1), a fault the LEDs show and
+  a log line; a slow rise of the load over its session baseline (partial lift) first halves
+  the intensity, then stops the channel;
 - changing program stops every channel and sets its intensity to 0 (SR-1);
-- the boost supply is on only while a channel is delivering output.
+- the boost supply is on only while a channel is checking or delivering output.
 """
 
 import asyncio
 import time
 
-from machine import Pin
+from machine import ADC, Pin
 
-from stim import limits, log, modulation, programs
+from stim import electrode, limits, log, modulation, programs
 from stim.engine import Channel
 
 RAMP_S = 2.0
-TICK_MS = 20
+TICK_MS = 10
 BOOST_SETTLE_MS = 20
+PROBE_TIMEOUT_MS = 1000
+LOAD_LOG_MS = 10_000  # trend: the measured load of each running channel
+
+# Channel states.
+IDLE = 0
+CHECK = 1  # boost settling, then probe pulses
+RUN = 2
+LIFT = 5  # a fault code beyond stim.electrode's: stopped for a partial lift
+FAULT_NAMES = electrode.NAMES + ("lift",)
 
 
 class Stimulator:
@@ -27,9 +43,23 @@ class Stimulator:
         self.board = board
         sysclk = board["sysclk_hz"]
         self.channels = [Channel(i, c, board, sysclk) for i, c in enumerate(board["channels"])]
-        self.steps = [0] * len(self.channels)
-        self._t_start = [0] * len(self.channels)
+        n = len(self.channels)
+        self.steps = [0] * n
+        self.state = [IDLE] * n
+        self.fault = [electrode.OK] * n  # the last electrode fault, shown until the next start
+        self.lift = [electrode.LiftWatch() for _ in range(n)]
+        self._t_start = [0] * n
+        self._t_check = [0] * n
+        self._probing = [False] * n
+        self._idle_c = [0] * n
+        self._n_seen = [0] * n
+        self._t_load_log = [0] * n
+        an = board["analog"]
         self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
+        self._boost_adc = ADC(board["boost_adc"])
+        self._boost_v_per_count = an["adc_vref_v"] * an["boost_divider"] / 65535
+        self._boost_nominal_v = an["compliance_v"]
+        self._t_boost = 0
         self._t_program = time.ticks_ms()
         self.program = None
         self.select_program(programs.PROGRAMS[0]["id"])
@@ -46,50 +76,59 @@ class Stimulator:
 
     # -- intensity ----------------------------------------------------------------------
     def set_step(self, ch, step):
-        """Set channel ch (0-based) to an intensity step; raises LimitError if over a cap."""
+        """Set channel ch (0-based) to an intensity step; raises LimitError if over a cap.
+
+        From 0, the channel is checked first and starts once its electrodes pass."""
         limits.check(self.board, self.program, step)
         old = self.steps[ch]
         if step == old:
             return
-        chan = self.channels[ch]
         self.steps[ch] = step
         log.info("intensity", ch=ch + 1, step=step, ma=limits.step_ma(self.board, step))
         if step == 0:
-            self._stop_channel(ch)
-            return
-        if not chan.running:
-            self._boost_on()
-            self._t_start[ch] = time.ticks_ms()
-            chan.start(self._plan, 0.0)  # SR-2: every start ramps up from zero
-            log.info("start", ch=ch + 1, program=self.program["id"])
-        elif step < old:
-            chan.set_level_ma(self._level_ma(ch))  # decreases take effect at once
+            self._stop_channel(ch, "intensity")
+        elif self.state[ch] == IDLE:
+            self._begin_check(ch)
+        elif self.state[ch] == RUN and step < old:
+            self.channels[ch].set_level_ma(self._level_ma(ch))  # decreases take effect at once
 
-    def _stop_channel(self, ch):
+    def _stop_channel(self, ch, why):
+        was = self.state[ch]
         self.channels[ch].stop()
         self.steps[ch] = 0
-        log.info("stop", ch=ch + 1)
+        self.state[ch] = IDLE
+        self._probing[ch] = False
+        if was != IDLE:
+            log.info("stop", ch=ch + 1, reason=why)
         if not self.running():
             self._boost.value(0)
 
     def stop_all(self):
         """Every channel to zero at its next pulse boundary (<= one pulse), boost off."""
-        for i, chan in enumerate(self.channels):
-            if chan.running:
-                self._stop_channel(i)
+        for i in range(len(self.channels)):
+            if self.state[i] != IDLE or self.channels[i].running:
+                self._stop_channel(i, "stop")
             self.steps[i] = 0
         self._boost.value(0)
 
+    def clear_faults(self):
+        for i in range(len(self.fault)):
+            self.fault[i] = electrode.OK
+
     def running(self):
-        for chan in self.channels:
-            if chan.running:
+        """True while any channel is checking or delivering output."""
+        for st in self.state:
+            if st != IDLE:
                 return True
         return False
+
+    def boost_v(self):
+        return self._boost_adc.read_u16() * self._boost_v_per_count
 
     def _boost_on(self):
         if not self._boost.value():
             self._boost.value(1)
-            time.sleep_ms(BOOST_SETTLE_MS)
+            self._t_boost = time.ticks_ms()
 
     def _level_ma(self, ch):
         now = time.ticks_ms()
@@ -98,10 +137,132 @@ class Stimulator:
         factor = modulation.ramp(t_ch, RAMP_S) * modulation.envelope(self.program, t_prog)
         return limits.step_ma(self.board, self.steps[ch]) * factor
 
-    async def run(self):
-        """Amplitude task: soft start and the EMS envelope, applied between pulses."""
-        while True:
-            for i, chan in enumerate(self.channels):
-                if chan.running:
+    # -- electrode check (SR-6) ---------------------------------------------------------
+    def _begin_check(self, ch):
+        self.fault[ch] = electrode.OK
+        self.state[ch] = CHECK
+        self._probing[ch] = False
+        self._t_check[ch] = time.ticks_ms()
+        self._boost_on()
+
+    def _advance_check(self, ch, now):
+        chan = self.channels[ch]
+        if not self._probing[ch]:
+            if time.ticks_diff(now, self._t_boost) < BOOST_SETTLE_MS:
+                return
+            boost_v = self.boost_v()
+            if boost_v < electrode.BOOST_OK_FRACTION * self._boost_nominal_v:
+                self._fail(ch, electrode.BOOST, None, boost_v=round(boost_v, 1))
+                return
+            chan.boost_v = boost_v
+            idle = chan.read_sense()
+            if idle > chan.scale.counts(electrode.IDLE_MAX_FRACTION * boost_v):
+                # No pulse for a while, yet the peak-hold reads high: the input is stuck.
+                self._fail(ch, electrode.SENSE, None)
+                return
+            self._idle_c[ch] = idle
+            chan.start(electrode.PROBE_PLAN, electrode.PROBE_MA)
+            self._probing[ch] = True
+            self._t_check[ch] = now
+            return
+        if chan.sense_n < electrode.PROBE_PULSES:
+            if time.ticks_diff(now, self._t_check[ch]) > PROBE_TIMEOUT_MS:
+                self._fail(ch, electrode.SENSE, None)  # no pulse-done interrupts: engine fault
+            return
+        ma = chan.delivered_ma()
+        code, ohm = electrode.probe_verdict(
+            chan.scale, self._idle_c[ch], chan.sense_ring, ma, chan.boost_v
+        )
+        chan.stop()
+        self._probing[ch] = False
+        if code != electrode.OK:
+            self._fail(ch, code, ohm)
+            return
+        log.info("check", ch=ch + 1, result="ok", ohm=int(ohm))
+        self.lift[ch].reset(ohm)
+        self.state[ch] = RUN
+        self._t_start[ch] = now
+        self._t_load_log[ch] = now
+        self._n_seen[ch] = 0
+        chan.start(self._plan, 0.0)  # SR-2: every start ramps up from zero
+        log.info("start", ch=ch + 1, program=self.program["id"])
+
+    def _fail(self, ch, code, ohm, **extra):
+        """A channel's electrodes failed: output off, intensity 0 (SR-1), fault shown."""
+        step = self.steps[ch]
+        self.fault[ch] = code
+        self._stop_channel(ch, FAULT_NAMES[code])
+        log.warn(
+            "electrode",
+            ch=ch + 1,
+            fault=FAULT_NAMES[code],
+            ohm=None if ohm is None else int(ohm),
+            step=step,
+            **extra,
+        )
+
+    def _on_trip(self, ch):
+        chan = self.channels[ch]
+        code = chan.trip
+        ohm = electrode.load_ohm(chan.scale, chan.sense_last, chan.delivered_ma())
+        if code == electrode.SHORT:
+            # Everything reads like a short when the boost has collapsed: say which it is.
+            boost_v = self.boost_v()
+            if boost_v < electrode.BOOST_OK_FRACTION * self._boost_nominal_v:
+                self._fail(ch, electrode.BOOST, None, boost_v=round(boost_v, 1))
+                return
+        self._fail(ch, code, ohm)
+
+    # -- running ------------------------------------------------------------------------
+    def _watch(self, ch, now, dt_s):
+        """Partial-lift watch and load trend from the engine's latest reading."""
+        chan = self.channels[ch]
+        if chan.sense_n == self._n_seen[ch] or chan.sense_n <= chan.level_n:
+            return  # nothing new, or nothing yet at the present LEVEL
+        self._n_seen[ch] = chan.sense_n
+        ohm = electrode.load_ohm(chan.scale, chan.sense_last, chan.delivered_ma())
+        watch = self.lift[ch]
+        action = watch.update(ohm, dt_s)
+        if action == "reduce":
+            step = self.steps[ch] // 2 if self.steps[ch] > 1 else 1
+            log.warn(
+                "electrode_lift",
+                ch=ch + 1,
+                action="reduce",
+                ohm=int(watch.smooth_ohm),
+                baseline=int(watch.baseline_ohm),
+                step=step,
+            )
+            self.steps[ch] = step
+            chan.set_level_ma(self._level_ma(ch))
+        elif action == "clear":
+            log.info("electrode_lift", ch=ch + 1, action="clear", ohm=int(watch.smooth_ohm))
+        elif action == "stop":
+            self._fail(ch, LIFT, watch.smooth_ohm, baseline=int(watch.baseline_ohm))
+            return
+        if time.ticks_diff(now, self._t_load_log[ch]) >= LOAD_LOG_MS and watch.smooth_ohm:
+            self._t_load_log[ch] = now
+            log.info("load", ch=ch + 1, ohm=int(watch.smooth_ohm))
+
+    def tick(self, dt_s):
+        """One control cycle: trips, checks, amplitude (soft start, envelope), lift watch."""
+        now = time.ticks_ms()
+        for i in range(len(self.channels)):
+            st = self.state[i]
+            if st == IDLE:
+                continue
+            chan = self.channels[i]
+            if chan.trip:
+                self._on_trip(i)
+            elif st == CHECK:
+                self._advance_check(i, now)
+            else:
+                self._watch(i, now, dt_s)
+                if self.state[i] == RUN:
                     chan.set_level_ma(self._level_ma(i))
+
+    async def run(self):
+        """Control task: one tick every TICK_MS."""
+        while True:
+            self.tick(TICK_MS / 1000)
             await asyncio.sleep_ms(TICK_MS)

@@ -43,6 +43,10 @@ class Pulse:
     def net_charge_c(self) -> float:
         return self.charge_a_c - self.charge_b_c
 
+    @property
+    def end_s(self) -> float:
+        return self.t_a + self.width_a_s + self.gap_s + self.width_b_s
+
 
 @dataclass
 class ChannelModel:
@@ -242,12 +246,13 @@ class BoardModel:
     def _open_segment(self, cm: ChannelModel, t: int) -> None:
         cm.seg_t = t
         cm.seg_i_a = self.current_a(cm, t)
-        if cm.phase in (1, -1) and cm.seg_i_a > 0:
-            ma = cm.seg_i_a * 1000
+        if cm.phase in (1, -1):
             cur = cm._cur
-            key = "peak_a" if cm.phase == 1 else "peak_b"
-            cur[key] = max(cur.get(key, 0.0), ma)
+            # What the source is set to push, whether or not the load takes it (open: ~0).
             cur["drive_ma"] = max(cur.get("drive_ma", 0.0), self.drive_ma(cm, t))
+            if cm.seg_i_a > 0:
+                key = "peak_a" if cm.phase == 1 else "peak_b"
+                cur[key] = max(cur.get(key, 0.0), cm.seg_i_a * 1000)
 
     def _close_segment(self, cm: ChannelModel, t: int) -> None:
         if cm.phase == 0:

@@ -150,6 +150,10 @@ class Chip:
         # ADC inputs: channel -> callable(t) -> volts at the pin. The board model installs them.
         self.adc_sources: dict[int, Callable[[int], float]] = {}
         self.adc_vref_v = 3.3
+        # One conversion takes 96 cycles of the 48 MHz ADC clock (RP2040 datasheet 4.9.2): the
+        # CPU costs no virtual time here, but back-to-back reads still sample 2 us apart.
+        self.adc_conversion_cycles = self.us_to_cycles(2)
+        self._adc_free_at = 0
         self.temp_sensor_v = 0.706  # RP2040 datasheet 4.9.5: about 0.706 V at 27 C
         # Observers of pin level changes: callable(pin, level, t).
         self.pin_observers: list[Callable[[int, int, int], None]] = []
@@ -370,7 +374,9 @@ class Chip:
                 n = ADC_FIRST_GPIO + channel
                 v = self.adc_vref_v if self.gpio[n].level else 0.0
             else:
-                v = src(self.now)
+                t = max(self.now, self._adc_free_at)
+                self._adc_free_at = t + self.adc_conversion_cycles
+                v = src(t)
         raw = int(v / self.adc_vref_v * 4096)
         return max(0, min(4095, raw))
 

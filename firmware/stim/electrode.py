@@ -1,0 +1,164 @@
+"""Electrode checks (SR-6): what a channel's SENSE reading says about its load.
+
+Pure module: thresholds, classification and the partial-lift watch. The pulse engine reads
+SENSE in its pulse-done interrupt and compares it with integer thresholds computed here; the
+stimulator runs the pre-start probe and the slower checks with the functions below.
+
+How SENSE works (DESIGN.md): a peak-hold follows the electrode voltage V = I * Z during each
+phase and decays with the board's time constant afterwards; the ADC reads it through the sense
+divider. Right after a pulse the reading is the pulse's own peak, or the residue of the previous
+one if that was higher. Hence:
+- open: V reaches the compliance voltage (the current source cannot push the set current), or
+  V / I says more than OPEN_OHM;
+- short: V / I below SHORT_OHM, or no fresh peak at all where the previous pulse left one
+  (a load that fell by more than the hold's decay in one period);
+- sense fault: a reading the hardware cannot produce (above the boost voltage: ADC stuck at the
+  top rail), or a reading that does not move when pulses arrive (stuck anywhere).
+Nothing is judged below MIN_JUDGE_MA: at that current the reading is too close to the noise,
+and the output is too weak to hurt (like commercial units).
+"""
+
+import math
+
+# Good skin contact is 500 ohm to 8 kohm (DESIGN.md); these bounds sit well outside it.
+OPEN_OHM = 20_000.0
+SHORT_OHM = 100.0
+# V at this fraction of the measured boost voltage means the source is at its compliance limit.
+COMPLIANCE_FRACTION = 0.9
+# Judge above this current; stop judging below the lower figure (hysteresis).
+MIN_JUDGE_MA = 0.8
+RELEASE_JUDGE_MA = 0.6
+# Pre-start probe: a few weak, short pulses, below sensation (0.1 uC per phase).
+PROBE_MA = 1.0
+PROBE_PLAN = [(20_000, 100, 50)]  # (period_us, phase_us, gap_us): 50 Hz, 100 us
+PROBE_PULSES = 8
+# The boost must reach this fraction of its nominal voltage before a start.
+BOOST_OK_FRACTION = 0.8
+# An idle SENSE (no pulse for a while) above this fraction of the boost is a stuck input.
+IDLE_MAX_FRACTION = 0.1
+# Partial lift: load over the session's own baseline (lowest smoothed load so far).
+LIFT_WARN_RATIO = 2.0  # reduce the channel's intensity
+LIFT_CLEAR_RATIO = 1.6  # hysteresis: the warning ends below this
+LIFT_STOP_RATIO = 3.0  # stop at once
+LIFT_STOP_S = 5.0  # stop if the warning lasts this long after the reduction
+SMOOTH_S = 0.5  # time constant of the smoothed load
+
+# Fault codes shared with the engine's interrupt handler (small ints, no allocation).
+OK = 0
+OPEN = 1
+SHORT = 2
+SENSE = 3
+BOOST = 4
+NAMES = ("ok", "open", "short", "sense", "boost")
+
+DECAY_ONE = 4096  # fixed-point 1.0 for the interrupt handler's decay factors
+
+
+class Scale:
+    """SENSE ADC counts (read_u16) <-> electrode volts, for one board."""
+
+    def __init__(self, board):
+        an = board["analog"]
+        self.volts_per_count = an["adc_vref_v"] * an["sense_divider"] / 65535
+        self.tau_us = an["sense_hold_tau_ms"] * 1000
+        self.compliance_v = an["compliance_v"]
+
+    def volts(self, counts):
+        return counts * self.volts_per_count
+
+    def counts(self, volts):
+        c = int(volts / self.volts_per_count)
+        return 0 if c < 0 else (65535 if c > 65535 else c)
+
+    def decay_q12(self, period_us):
+        """Fraction of a held peak left after period_us, in 1/4096."""
+        return int(DECAY_ONE * math.exp(-period_us / self.tau_us))
+
+
+def thresholds(scale, level_ma, boost_v):
+    """(open_counts, short_counts, rail_counts) for a pulse at level_ma with the boost at
+    boost_v: a reading at or above open_counts is open, at or below short_counts is short,
+    at or above rail_counts is impossible (sense fault)."""
+    amps = level_ma / 1000
+    open_v = min(OPEN_OHM * amps, COMPLIANCE_FRACTION * boost_v)
+    # The electrode can never exceed the compliance voltage: 20 % above it is a broken input.
+    rail = min(scale.counts(1.2 * max(boost_v, scale.compliance_v)), 65000)
+    return scale.counts(open_v), scale.counts(SHORT_OHM * amps), rail
+
+
+def load_ohm(scale, counts, level_ma):
+    """Load estimate from a post-pulse reading; None when nothing can be judged."""
+    if level_ma < RELEASE_JUDGE_MA:
+        return None
+    return scale.volts(counts) / (level_ma / 1000)
+
+
+def probe_verdict(scale, idle, samples, level_ma, boost_v):
+    """Classify a load from the pre-start probe: (code, ohm or None).
+
+    idle: SENSE before the first probe pulse; samples: readings right after probe pulses."""
+    open_c, short_c, rail = thresholds(scale, level_ma, boost_v)
+    s = sorted(samples)
+    if not s:
+        return SENSE, None
+    mid = s[len(s) // 2]
+    ohm = load_ohm(scale, mid, level_ma)
+    if s[-1] >= rail or idle >= rail:
+        return SENSE, None
+    if idle > scale.counts(IDLE_MAX_FRACTION * boost_v):
+        return SENSE, None  # the peak-hold cannot still hold a charge: stuck input
+    if mid >= open_c:
+        return OPEN, ohm
+    if mid <= short_c:
+        return SHORT, ohm
+    # Pulses must lift the reading clearly above its idle value, or the input is not
+    # following the electrode (stuck at a mid-scale value that happens to look plausible).
+    if mid - idle < max(16, mid // 4):
+        return SENSE, None
+    return OK, ohm
+
+
+class LiftWatch:
+    """Partial-lift detection for one channel: the smoothed load against the session's
+    baseline. update() returns None, "reduce", "clear" or "stop"."""
+
+    def __init__(self):
+        self.reset(None)
+
+    def reset(self, baseline_ohm):
+        self.baseline_ohm = baseline_ohm
+        self.smooth_ohm = baseline_ohm
+        self.warning = False
+        self.warn_s = 0.0
+
+    def ratio(self):
+        if not self.baseline_ohm or self.smooth_ohm is None:
+            return 1.0
+        return self.smooth_ohm / self.baseline_ohm
+
+    def update(self, ohm, dt_s):
+        if ohm is None:
+            return None
+        if self.smooth_ohm is None:
+            self.smooth_ohm = ohm
+        else:
+            self.smooth_ohm += (ohm - self.smooth_ohm) * dt_s / (SMOOTH_S + dt_s)
+        if self.baseline_ohm is None or self.smooth_ohm < self.baseline_ohm:
+            # Skin impedance falls as gel and sweat settle in: track the lowest value.
+            self.baseline_ohm = self.smooth_ohm
+        r = self.ratio()
+        if r >= LIFT_STOP_RATIO:
+            return "stop"
+        if self.warning:
+            if r < LIFT_CLEAR_RATIO:
+                self.warning = False
+                return "clear"
+            self.warn_s += dt_s
+            if self.warn_s >= LIFT_STOP_S:
+                return "stop"
+            return None
+        if r >= LIFT_WARN_RATIO:
+            self.warning = True
+            self.warn_s = 0.0
+            return "reduce"
+        return None
