@@ -376,3 +376,17 @@ def test_the_load_trend_is_logged_per_running_channel(make_unit):
     assert len(by_ch[1]) >= 2 and len(by_ch[2]) >= 2
     assert all(abs(o - 1000) < 50 for o in by_ch[1])
     assert all(abs(o - 1800) < 90 for o in by_ch[2])
+
+
+@pytest.mark.req("SR-6")
+def test_fault_benchmark_measures_at_the_load(tmp_path):
+    from host_tools import bench_fault
+
+    r = bench_fault.reaction(0, 0.010, 1.0, offsets=2)
+    # a short seen after the next pulse: more than nothing, at most a period plus a pulse
+    assert 0 < r["worst_ms"] <= r["period_ms"] + r["pulse_ms"] + 1e-6
+    assert r["pulses_started_after_change"] == 1
+    assert r["last_current_worst_ms"] == r["worst_ms"]  # for a short, drive = current
+    o = bench_fault.reaction(0, 0.010, 1e9, offsets=2)
+    assert o["last_current_worst_ms"] < 0.3  # an open takes no current after the lift
+    assert bench_fault.missed_opens(2)["missed"] == []
