@@ -331,7 +331,13 @@ def test_random_changes_keep_every_pulse_whole(board, params, level0, first, act
     when it started says; a change only ever lands between pulses."""
     rig = make_rig(board)
     f = rig.board["sysclk_hz"]
-    q_ma = 0.15  # LEVEL PWM quantisation (duty steps of 1/(TOP+1) of full scale)
+    # LEVEL PWM quantisation: the engine rounds the duty down by one compare step (1/(TOP+1))
+    # and the port rounds it to the nearest step, so up to two steps on the steepest segment
+    # of the calibration table.
+    an = rig.board["analog"]
+    cal = an["level_calibration"]
+    slope = max((m1 - m0) / (d1 - d0) for (d0, m0), (d1, m1) in zip(cal, cal[1:], strict=False))
+    q_ma = 2 * slope * an["level_pwm_hz"] / f
     trace = PairTrace(rig)
     drv = Driver(rig, trace)
     ch = rig.channel(0)

@@ -75,8 +75,9 @@ def test_program_change_stops_output_and_next_start_ramps_from_zero(make_unit):
     unit.run_until(7.0)
     period_s = 0.01  # tens_conventional, 100 Hz
     last = unit.model.last_current_s(1)
-    assert last is not None and last < 6.0 + 0.05 + period_s  # debounced press + one pulse
-    assert not peaks(unit, t0=6.1)
+    # MODE acts on release (a long hold selects channels): debounced release + one pulse
+    assert last is not None and last < 6.1 + 0.05 + period_s
+    assert not peaks(unit, t0=6.2)
     unit.press("plus", at=7.0)
     unit.run_until(8.0)
     again = peaks(unit, t0=therapy_start_s(unit, after=7.0))

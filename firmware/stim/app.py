@@ -1,20 +1,37 @@
-"""The app: one asyncio task per concern, wired to the hardware layer.
+"""The app: the wearer's buttons and lights, sessions, battery and watchdog, wired to the
+stimulator. One asyncio task per concern:
 
-This first version: POWER held 1.5 s turns the unit on or off; when on, PLUS starts the selected
-program on both channels (soft start) and raises the intensity one step per press, MINUS lowers
-it, MODE selects the next program (intensity back to 0), a short POWER press stops all output.
-The full wearer interface (gestures, lock, pause, electrode checks, sessions) replaces it.
+- `buttons`: samples the buttons every POLL_MS and acts on their gestures (stim.gestures);
+- `control`: the stimulator's tick (checks, soft start, envelope, trips), the session timer and
+  the battery's cut-off; its completed cycles are what feeds the watchdog;
+- `leds`: status and channel LEDs (stim.leds);
+- `battery`: reads the battery every second (stim.battery);
+- `watchdog`: feeds `machine.WDT` only while every other task keeps completing cycles (SR-8).
+
+The tasks only await sleeps, so they can run alongside anything else on the same asyncio loop
+(the REPL of a board, or a host-command task).
 """
 
 import asyncio
+import time
 
-from stim import electrode, limits, log, programs
-from stim.hw import BUTTONS, Hardware
+from machine import WDT, Timer
+
+from stim import battery, electrode, gestures, leds, limits, log, programs, session, settings
+from stim.hw import Hardware
 from stim.stimulator import IDLE, Stimulator
 
-POLL_MS = 10
-DEBOUNCE_MS = 30
-POWER_HOLD_MS = 1500
+POLL_MS = gestures.POLL_MS
+CONTROL_MS = 10
+LED_MS = 10
+BATTERY_MS = 1000
+BATTERY_LOG_MS = 60_000
+WDT_TIMEOUT_MS = 2000
+WDT_FEED_MS = 500
+ACK_MS = 60
+ENDED_SHOW_MS = 30_000
+_SELECT = {"both": (0, 1, 2, 3), "1": (0,), "2": (1,)}
+_TASKS = 4  # tasks whose cycles the watchdog checks: buttons, control, leds, battery
 
 
 def channel_led(stim, ch, tick):
@@ -34,101 +51,329 @@ def channel_led(stim, ch, tick):
 
 class App:
     def __init__(self, board):
+        self.board = board
         self.hw = Hardware(board)
         self.stim = Stimulator(board)
-        self.on = False
-        self._stable = 0
-        self._raw = 0
-        self._raw_since = 0
-        self._held_ms = [0, 0, 0, 0]
-        self._power_toggled = False
-        self._flash = 0  # status-LED acknowledgement ticks left
+        self.gestures = gestures.Gestures()
+        self.battery = battery.BatteryMonitor(board["battery"])
+        cfg, problems = settings.load(board)
+        if problems == ["missing"]:
+            log.info("settings", msg="no settings file: defaults")
+        elif problems:
+            log.warn("settings", msg="bad settings: defaults used", keys=problems)
+        self.cfg = cfg
+        self._select_program(cfg["program"], save=False)
+        self.session = session.Session(cfg["session_min"] * 60)
+        self.locked = False
+        self._ack_until = 0
+        self._ended_until = 0
+        self._paused_by_press = False
+        self._beats = [0] * _TASKS
+        self._fed = [0] * _TASKS
+        self._wdt = None
+        self._rec = None  # the running session's history record
 
-    def _pressed(self, name):
-        log.info("button", name=name)
-        stim = self.stim
-        if name == "power":
-            stim.stop_all()  # SR-7: a press stops all output
-            return
-        self._ack()
-        if name == "mode":
-            i = programs.index_of(stim.program["id"])
-            stim.select_program(programs.PROGRAMS[(i + 1) % len(programs.PROGRAMS)]["id"])
-            return
-        delta = 1 if name == "plus" else -1
-        for ch in range(len(stim.channels)):
-            step = max(0, stim.steps[ch] + delta)
-            try:
-                stim.set_step(ch, step)
-            except limits.LimitError as e:
-                log.warn("refused", ch=ch + 1, step=step, limit=e.key, msg=str(e))
+    # -- helpers ------------------------------------------------------------------------
+    def _now(self):
+        return time.ticks_ms()
+
+    def _selected(self):
+        n = len(self.stim.channels)
+        return [c for c in _SELECT[self.cfg["channels"]] if c < n]
+
+    def _save(self):
+        try:
+            settings.save(self.cfg)
+        except OSError as e:
+            log.warn("settings", msg="could not save: %s" % e)
+
+    def _select_program(self, pid, save=True):
+        self.stim.select_program(pid)
+        self.cfg["program"] = pid
+        if save:
+            self._save()
 
     def _ack(self):
-        self._flash = 3  # three 10 ms ticks of white
+        self._ack_until = time.ticks_add(self._now(), ACK_MS)
+
+    # -- sessions -----------------------------------------------------------------------
+    def _start_session(self, now):
+        if self.battery.state == battery.CUTOFF:
+            log.warn("refused", msg="battery empty", limit="battery")
+            return
+        self._start_watchdog()
+        p = self.stim.program
+        self.session.set_length(min(self.cfg["session_min"], p["session_min"]) * 60)
+        self.session.start(now)
+        self.stim.clear_faults()
+        self._rec = {
+            "start": time.time(),
+            "program": p["id"],
+            "max_step": [0] * len(self.stim.channels),
+            "faults": [],
+        }
+        log.info("session", state="start", program=p["id"], length_s=self.session.length_s)
+        for ch in self._selected():
+            self._set_step(ch, 1)
+
+    def _set_step(self, ch, step):
+        try:
+            self.stim.set_step(ch, step)
+        except limits.LimitError as e:
+            log.warn("refused", ch=ch + 1, step=step, limit=e.key, msg=str(e))
+            return
+        rec = self._rec
+        if rec is not None and step > rec["max_step"][ch]:
+            rec["max_step"][ch] = step
+
+    def _finish_session(self, now, reason):
+        rec = self._rec
+        self._rec = None
+        if rec is None:
+            return
+        minutes = self.session.elapsed_ms(now) / 60000
+        rec["min"] = round(minutes, 2)
+        rec["end"] = reason
+        log.info("session", state="end", reason=reason, min=rec["min"])
+        if minutes > 0:
+            try:
+                settings.append_history(rec)
+            except OSError as e:
+                log.warn("history", msg="could not save: %s" % e)
+
+    # -- buttons ------------------------------------------------------------------------
+    def _on_gesture(self, ev, b, now):
+        st = self.session.state
+        if ev == gestures.POWER_DOWN:
+            # SR-7: output to zero on the first sample that sees POWER, in every state.
+            if self.stim.running():
+                self.stim.pause()
+                self._paused_by_press = True
+            return
+        log.info("button", gesture=gestures.NAMES[ev], name=gestures.BUTTONS[b])
+        if ev == gestures.STUCK:
+            log.warn("button_stuck", name=gestures.BUTTONS[b], msg="ignored until released")
+            return
+        if ev == gestures.UNSTUCK:
+            return
+        if ev == gestures.POWER_LONG:
+            self._power(now)
+            return
+        if st == session.OFF:
+            return
+        self._ack()
+        if ev == gestures.POWER_SHORT:
+            if self._paused_by_press:
+                self._paused_by_press = False
+                if self.session.pause(now):
+                    log.info("session", state="paused")
+                elif st == session.ENDING:
+                    self.session.stopped(now, "stopped")
+                    self._finish_session(now, "stopped")
+            elif st == session.PAUSED:
+                if self.locked:
+                    log.info("locked", gesture="power_short")
+                    return
+                self.session.resume(now)
+                self.stim.resume()
+                log.info("session", state="resumed")
+            return
+        if ev == gestures.LOCK:
+            self.locked = not self.locked
+            log.info("lock", locked=self.locked)
+            return
+        if self.locked:
+            log.info("locked", gesture=gestures.NAMES[ev])
+            return
+        if ev == gestures.MODE_SHORT:
+            i = programs.index_of(self.stim.program["id"])
+            if self.session.stopped(now, "program"):
+                self._finish_session(now, "program")
+            self.stim.forget_pause()
+            self._select_program(programs.PROGRAMS[(i + 1) % len(programs.PROGRAMS)]["id"])
+        elif ev == gestures.MODE_LONG:
+            sel = settings.SELECTIONS
+            self.cfg["channels"] = sel[(sel.index(self.cfg["channels"]) + 1) % len(sel)]
+            log.info("channels", selected=self.cfg["channels"])
+            self._save()
+        elif ev == gestures.PLUS:
+            if st == session.IDLE:
+                self._start_session(now)
+            elif st == session.RUNNING:
+                for ch in self._selected():
+                    self._set_step(ch, self.stim.steps[ch] + 1)
+        elif ev == gestures.MINUS:
+            if st == session.RUNNING:
+                for ch in self._selected():
+                    if self.stim.steps[ch] > 0:
+                        self._set_step(ch, self.stim.steps[ch] - 1)
+
+    def _power(self, now):
+        if self.session.state != session.OFF:
+            self.stim.pause()
+            self.stim.forget_pause()
+            self._finish_session(now, "power_off")
+            self.session.power(now)
+            self.locked = False
+            self.stim.clear_faults()
+            log.info("power", on=False)
+        else:
+            self.session.power(now)
+            self._ended_until = 0
+            log.info("power", on=True)
 
     async def buttons(self):
-        """Debounce by requiring a stable reading for DEBOUNCE_MS, then decode presses."""
+        g = self.gestures
+        hw = self.hw
         while True:
-            raw = self.hw.buttons_down()
-            if raw & 1 and self.stim.running():
-                # SR-7: stopping is always safe, so POWER acts on the first sample that sees
-                # it down, without waiting for the debounce (stop within 20 ms of the press).
-                self.stim.stop_all()
-            if raw != self._raw:
-                self._raw = raw
-                self._raw_since = 0
-            elif self._raw_since < DEBOUNCE_MS:
-                self._raw_since += POLL_MS
-                if self._raw_since >= DEBOUNCE_MS and raw != self._stable:
-                    for i in range(4):
-                        bit = 1 << i
-                        if raw & bit and not self._stable & bit:
-                            self._held_ms[i] = 0
-                            if self.on or BUTTONS[i] == "power":
-                                self._pressed(BUTTONS[i])
-                    self._stable = raw
-            if self._stable & 1:
-                self._held_ms[0] += POLL_MS
-                if self._held_ms[0] >= POWER_HOLD_MS and not self._power_toggled:
-                    self._power_toggled = True
-                    self.on = not self.on
-                    self.stim.stop_all()
-                    self.stim.clear_faults()
-                    log.info("power", on=self.on)
-            else:
-                self._power_toggled = False
+            ev = g.update(hw.buttons_down())
+            while ev:
+                self._on_gesture(ev, g.button, self._now())
+                ev = g.next_event()
+            self._beats[0] += 1
             await asyncio.sleep_ms(POLL_MS)
 
+    # -- control ------------------------------------------------------------------------
+    def control_cycle(self):
+        """One control cycle; also the unit of work the allocation benchmark measures."""
+        now = self._now()
+        stim = self.stim
+        stim.tick(CONTROL_MS)
+        s = self.session
+        ev = s.tick(now)
+        if ev == "end":
+            log.info("session", state="ending", reason="timer")
+            stim.fade_out(session.RAMP_DOWN_MS)
+        elif ev == "ended":
+            stim.stop_all()
+            self._finish_session(now, s.end_reason or "timer")
+            self._ended_until = time.ticks_add(now, ENDED_SHOW_MS)
+        elif s.state == session.RUNNING and not stim.running() and not self._any_step():
+            # Every channel stopped by itself (electrode faults, MINUS down to 0).
+            reason = "fault" if self._any_fault() else "intensity"
+            s.stopped(now, reason)
+            self._finish_session(now, reason)
+        self._note_faults()
+
+    def _any_step(self):
+        for st in self.stim.steps:
+            if st:
+                return True
+        return False
+
+    def _any_fault(self):
+        for f in self.stim.fault:
+            if f:
+                return True
+        return False
+
+    def _note_faults(self):
+        rec = self._rec
+        if rec is None:
+            return
+        for i, f in enumerate(self.stim.fault):
+            if f:
+                name = "%d:%s" % (i + 1, electrode.NAMES[f] if f < 5 else "lift")
+                if name not in rec["faults"]:
+                    rec["faults"].append(name)
+
+    async def control(self):
+        while True:
+            self.control_cycle()
+            self._beats[1] += 1
+            await asyncio.sleep_ms(CONTROL_MS)
+
+    # -- battery ------------------------------------------------------------------------
+    async def battery_task(self):
+        t_log = 0
+        while True:
+            v = self.hw.battery_v()
+            new = self.battery.update(v, BATTERY_MS / 1000)
+            now = self._now()
+            if new is not None:
+                lvl = "warn" if new else "info"
+                log.event("battery", lvl, v=v, state=battery.NAMES[new])
+                if new == battery.CUTOFF and self.session.end(now, "battery"):
+                    # SR-10: ramp the output down and stop; no new session until recharged.
+                    self.stim.fade_out(session.RAMP_DOWN_MS)
+                    self.stim.forget_pause()
+            elif time.ticks_diff(now, t_log) >= BATTERY_LOG_MS:
+                t_log = now
+                log.info("battery", v=v, state=battery.NAMES[self.battery.state])
+            self._beats[2] += 1
+            await asyncio.sleep_ms(BATTERY_MS)
+
+    # -- lights -------------------------------------------------------------------------
     async def leds(self):
         tick = 0
+        hw = self.hw
+        n = len(self.stim.channels)
         while True:
             tick += 1
-            if self._flash:
-                self._flash -= 1
-                self.hw.status_led(1, 1, 1)
-            elif self.on and self.stim.running():
-                self.hw.status_led(0, 1, 0)  # running: steady green
-            elif self.on:
-                # Idle: green, blinking slowly (on 1 s, off 1 s): readable without colour.
-                self.hw.status_led(0, 1 if (tick // 100) % 2 == 0 else 0, 0)
-            else:
-                self.hw.status_led(0, 0, 0)
-            for i in range(len(self.stim.channels)):
-                self.hw.channel_led(i, channel_led(self.stim, i, tick))
-            await asyncio.sleep_ms(POLL_MS)
+            now = self._now()
+            flags = 0
+            if self.locked:
+                flags |= leds.LOCKED
+            b = self.battery.state
+            if b == battery.LOW:
+                flags |= leds.BATTERY_LOW
+            elif b == battery.CUTOFF:
+                flags |= leds.CUTOFF
+            if self._ended_until and time.ticks_diff(self._ended_until, now) > 0:
+                flags |= leds.ENDED
+            if time.ticks_diff(self._ack_until, now) > 0:
+                flags |= leds.ACK
+            r, g, bl = leds.status(self.session.state, now, flags)
+            hw.status_led(r, g, bl)
+            on = self.session.state != session.OFF
+            for i in range(n):
+                hw.channel_led(i, channel_led(self.stim, i, tick) if on else 0)
+            self._beats[3] += 1
+            await asyncio.sleep_ms(LED_MS)
 
-    async def battery(self):
+    # -- watchdog (SR-8) ----------------------------------------------------------------
+    def _start_watchdog(self):
+        if self._wdt is None:
+            self._wdt = WDT(timeout=WDT_TIMEOUT_MS)
+            log.info("watchdog", timeout_ms=WDT_TIMEOUT_MS)
+
+    def healthy(self):
+        """Every task completed a cycle since the last feed."""
+        for i in range(_TASKS):
+            if self._beats[i] == self._fed[i]:
+                return False
+        return True
+
+    async def watchdog(self):
         while True:
-            log.info("battery", v=self.hw.battery_v())
-            await asyncio.sleep_ms(60_000)
+            await asyncio.sleep_ms(WDT_FEED_MS)
+            if self._wdt is not None and self.healthy():
+                self._wdt.feed()
+            for i in range(_TASKS):
+                self._fed[i] = self._beats[i]
+
+    def park_watchdog(self):
+        """After a Ctrl-C from the host (outputs already off): keep the watchdog fed from a
+        timer so the REPL stays usable. A crash does not come here: the watchdog then resets
+        the unit into the safe state."""
+        wdt = self._wdt
+        if wdt is not None:
+            Timer(period=WDT_FEED_MS, callback=lambda t: wdt.feed())
 
     async def main(self):
         asyncio.create_task(self.buttons())
+        asyncio.create_task(self.control())
         asyncio.create_task(self.leds())
-        asyncio.create_task(self.stim.run())
-        await self.battery()
+        asyncio.create_task(self.battery_task())
+        await self.watchdog()
 
 
 def run(board):
     log.info("app_start", board=board["name"], channels=len(board["channels"]))
-    asyncio.run(App(board).main())
+    app = App(board)
+    try:
+        asyncio.run(app.main())
+    except KeyboardInterrupt:
+        app.stim.stop_all()
+        app.park_watchdog()
+        raise

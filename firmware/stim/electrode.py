@@ -36,12 +36,12 @@ PROBE_PULSES = 8
 BOOST_OK_FRACTION = 0.8
 # An idle SENSE (no pulse for a while) above this fraction of the boost is a stuck input.
 IDLE_MAX_FRACTION = 0.1
-# Partial lift: load over the session's own baseline (lowest smoothed load so far).
-LIFT_WARN_RATIO = 2.0  # reduce the channel's intensity
-LIFT_CLEAR_RATIO = 1.6  # hysteresis: the warning ends below this
-LIFT_STOP_RATIO = 3.0  # stop at once
-LIFT_STOP_S = 5.0  # stop if the warning lasts this long after the reduction
-SMOOTH_S = 0.5  # time constant of the smoothed load
+# Partial lift: load over the session's own baseline (lowest smoothed load so far), in tenths.
+LIFT_WARN_X10 = 20  # 2.0x: reduce the channel's intensity
+LIFT_CLEAR_X10 = 16  # 1.6x: hysteresis, the warning ends below this
+LIFT_STOP_X10 = 30  # 3.0x: stop at once
+LIFT_STOP_MS = 5000  # stop if the warning lasts this long after the reduction
+SMOOTH_MS = 500  # time constant of the smoothed load
 
 # Fault codes shared with the engine's interrupt handler (small ints, no allocation).
 OK = 0
@@ -118,47 +118,52 @@ def probe_verdict(scale, idle, samples, level_ma, boost_v):
     return OK, ohm
 
 
+def ohm_factor_q12(scale, level_ma):
+    """Integer factor for the engine: ohm = (counts * factor) >> 12 at level_ma; 0 below
+    the judging current. Computed when the level changes, so the steady loop needs no float."""
+    if level_ma < RELEASE_JUDGE_MA:
+        return 0
+    return int(scale.volts_per_count * 1000 / level_ma * 4096)
+
+
 class LiftWatch:
     """Partial-lift detection for one channel: the smoothed load against the session's
-    baseline. update() returns None, "reduce", "clear" or "stop"."""
+    baseline, in whole ohms and milliseconds (integers only: it runs in the steady loop).
+    update() returns None, "reduce", "clear" or "stop"."""
 
     def __init__(self):
-        self.reset(None)
+        self.reset(0)
 
     def reset(self, baseline_ohm):
-        self.baseline_ohm = baseline_ohm
-        self.smooth_ohm = baseline_ohm
+        self.baseline_ohm = int(baseline_ohm)
+        self.smooth_ohm = self.baseline_ohm
         self.warning = False
-        self.warn_s = 0.0
+        self.warn_ms = 0
 
-    def ratio(self):
-        if not self.baseline_ohm or self.smooth_ohm is None:
-            return 1.0
-        return self.smooth_ohm / self.baseline_ohm
-
-    def update(self, ohm, dt_s):
-        if ohm is None:
-            return None
-        if self.smooth_ohm is None:
+    def update(self, ohm, dt_ms):
+        if self.smooth_ohm <= 0:
             self.smooth_ohm = ohm
         else:
-            self.smooth_ohm += (ohm - self.smooth_ohm) * dt_s / (SMOOTH_S + dt_s)
-        if self.baseline_ohm is None or self.smooth_ohm < self.baseline_ohm:
+            self.smooth_ohm += (ohm - self.smooth_ohm) * dt_ms // (SMOOTH_MS + dt_ms)
+        sm = self.smooth_ohm
+        if self.baseline_ohm <= 0 or sm < self.baseline_ohm:
             # Skin impedance falls as gel and sweat settle in: track the lowest value.
-            self.baseline_ohm = self.smooth_ohm
-        r = self.ratio()
-        if r >= LIFT_STOP_RATIO:
+            self.baseline_ohm = sm
+        base = self.baseline_ohm
+        if base <= 0:
+            return None
+        if sm * 10 >= base * LIFT_STOP_X10:
             return "stop"
         if self.warning:
-            if r < LIFT_CLEAR_RATIO:
+            if sm * 10 < base * LIFT_CLEAR_X10:
                 self.warning = False
                 return "clear"
-            self.warn_s += dt_s
-            if self.warn_s >= LIFT_STOP_S:
+            self.warn_ms += dt_ms
+            if self.warn_ms >= LIFT_STOP_MS:
                 return "stop"
             return None
-        if r >= LIFT_WARN_RATIO:
+        if sm * 10 >= base * LIFT_WARN_X10:
             self.warning = True
-            self.warn_s = 0.0
+            self.warn_ms = 0
             return "reduce"
         return None

@@ -42,6 +42,7 @@ _PC_GATE = const(7)
 _PC_PULSE_END = const(20)
 _PC_LAST = const(23)
 _RING = const(8)  # readings kept for the stimulator (a power of two)
+_SETTLE_PULSES = const(3)  # the hold's residue is below 2 % after three periods at 150 Hz
 
 
 @rp2.asm_pio(set_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT)
@@ -119,13 +120,17 @@ class Channel:
         self.sense_n = 0  # readings taken since start()
         self.sense_last = 0  # the latest reading, in ADC counts
         self.level_n = 0  # sense_n when LEVEL last changed
+        self.ohm_q12 = 0  # load = (reading * ohm_q12) >> 12 at the present LEVEL; 0: not judged
         self.sense_ring = array("H", bytearray(2 * _RING))  # the latest readings
         self._judge = 0  # 1 while the current is high enough to judge the load
         self._open_c = 65535
         self._short_c = -1
         self._rail_c = 65535
+        self._sat_c = 65535
+        self._settle = 0
         self._drop_ok = 0  # the previous reading is a fair reference for this one
         self._prev_c = 0
+        self._prev_fresh = False
         self._prev_i = 0
         self._done_i = 0
         self._decay = array("H", [electrode.DECAY_ONE])
@@ -174,6 +179,10 @@ class Channel:
         self._level.duty_u16(duty)
         if duty < self._level_duty:
             self._drop_ok = 0  # a weaker pulse may fairly read below the last one's residue
+            # ... and the residue of the stronger pulses may read above the weaker pulse's
+            # open threshold: for a few pulses, only a reading at the compliance limit (what a
+            # lifted electrode gives at any current) is an open.
+            self._settle = _SETTLE_PULSES
         self._level_duty = duty
         self.level_n = self.sense_n  # readings up to here were taken at the old level
         self._update_thresholds()
@@ -188,7 +197,9 @@ class Channel:
         self._open_c = o
         self._short_c = s
         self._rail_c = r
+        self._sat_c = self.scale.counts(electrode.COMPLIANCE_FRACTION * self.boost_v)
         self._judge = 1 if judge else 0
+        self.ohm_q12 = electrode.ohm_factor_q12(self.scale, ma)
 
     def delivered_ma(self):
         """The current LEVEL is set to push (after the duty's rounding)."""
@@ -210,22 +221,25 @@ class Channel:
             b = c
         return b if b > a else a
 
-    def _judge_pulse(self, m):
+    def _judge_pulse(self, m, fresh):
         """Fault code for a post-pulse reading m (interrupt context, integers only)."""
         if m >= self._rail_c:
             return electrode.SENSE
-        if m >= self._open_c:
+        if m >= (self._sat_c if self._settle else self._open_c):
             return electrode.OPEN
         if m <= self._short_c:
             return electrode.SHORT
-        prev = self._prev_c
-        if self._drop_ok and prev > 4 * self._short_c:
-            # No fresh peak: the reading is no higher than what the previous pulse left in the
-            # peak-hold (plus a quarter of the way back up). A load that falls this far in one
-            # period is shorted, even while the residue still reads above SHORT_OHM.
-            r = (prev * self._decay[self._prev_i]) >> 12
-            if m <= r + ((prev - r) >> 2):
-                return electrode.SHORT
+        if (
+            not fresh
+            and self._drop_ok
+            and self._prev_fresh
+            and not self._settle
+            and self._prev_c > 4 * self._short_c
+        ):
+            # No fresh peak where the previous pulse, at the same or a lower current, made
+            # one: the load fell by more than the hold's decay in one period. That is a short,
+            # even while the residue still reads above SHORT_OHM.
+            return electrode.SHORT
         return electrode.OK
 
     def _trip(self, code):
@@ -299,12 +313,21 @@ class Channel:
         self.sense_ring[self.sense_n & (_RING - 1)] = m
         self.sense_n += 1
         self.sense_last = m
+        # Fresh peak: clearly above what the previous pulse left in the peak-hold (its reading
+        # decayed over the period), by a quarter of the way back up to it.
+        prev = self._prev_c
+        r = (prev * self._decay[self._prev_i]) >> 12
+        fresh = m > r + ((prev - r) >> 2)
         if self._judge and not self.trip:
-            code = self._judge_pulse(m)
+            code = self._judge_pulse(m, fresh)
             if code:
                 self._trip(code)
                 return
+        if self._settle:
+            self._settle -= 1
+            fresh = False  # measured against a residue of unknown age: no reference
         self._drop_ok = self._judge
+        self._prev_fresh = fresh
         self._prev_c = m
         self._prev_i = i
         if len(self._pairs) > 1 and sm.tx_fifo() <= 2:

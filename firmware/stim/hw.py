@@ -26,8 +26,9 @@ class Hardware:
     def buttons_down(self):
         """Bit n set while button BUTTONS[n] is pressed (active low)."""
         bits = 0
-        for i, pin in enumerate(self._buttons):
-            if not pin.value():
+        buttons = self._buttons
+        for i in range(4):  # no enumerate(): the steady loop allocates nothing
+            if not buttons[i].value():
                 bits |= 1 << i
         return bits
 

@@ -53,6 +53,7 @@ class Stimulator:
         self._probing = [False] * n
         self._idle_c = [0] * n
         self._n_seen = [0] * n
+        self._steady = [False] * n  # at its step: no level work per tick
         self._t_load_log = [0] * n
         an = board["analog"]
         self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
@@ -60,6 +61,9 @@ class Stimulator:
         self._boost_v_per_count = an["adc_vref_v"] * an["boost_divider"] / 65535
         self._boost_nominal_v = an["compliance_v"]
         self._t_boost = 0
+        self._fade_ms = 0  # > 0 while every channel fades out (session end, battery cut-off)
+        self._t_fade = 0
+        self.paused_steps = [0] * n
         self._t_program = time.ticks_ms()
         self.program = None
         self.select_program(programs.PROGRAMS[0]["id"])
@@ -84,10 +88,12 @@ class Stimulator:
         if step == old:
             return
         self.steps[ch] = step
+        self._steady[ch] = False
         log.info("intensity", ch=ch + 1, step=step, ma=limits.step_ma(self.board, step))
         if step == 0:
             self._stop_channel(ch, "intensity")
         elif self.state[ch] == IDLE:
+            self.paused_steps[ch] = 0
             self._begin_check(ch)
         elif self.state[ch] == RUN and step < old:
             self.channels[ch].set_level_ma(self._level_ma(ch))  # decreases take effect at once
@@ -105,11 +111,44 @@ class Stimulator:
 
     def stop_all(self):
         """Every channel to zero at its next pulse boundary (<= one pulse), boost off."""
+        self._fade_ms = 0
         for i in range(len(self.channels)):
             if self.state[i] != IDLE or self.channels[i].running:
                 self._stop_channel(i, "stop")
             self.steps[i] = 0
         self._boost.value(0)
+
+    def pause(self):
+        """Output to zero at once (SR-7), remembering each channel's step for resume()."""
+        for i in range(len(self.channels)):
+            if self.steps[i]:
+                self.paused_steps[i] = self.steps[i]
+        self._fade_ms = 0
+        self.stop_all()
+
+    def resume(self):
+        """Every paused channel checks its electrodes again and ramps up from zero (SR-2)."""
+        for i in range(len(self.channels)):
+            step = self.paused_steps[i]
+            self.paused_steps[i] = 0
+            if step and self.state[i] == IDLE:
+                self.steps[i] = step
+                log.info("intensity", ch=i + 1, step=step, ma=limits.step_ma(self.board, step))
+                self._begin_check(i)
+
+    def forget_pause(self):
+        for i in range(len(self.paused_steps)):
+            self.paused_steps[i] = 0
+
+    def fade_out(self, ms):
+        """Ramp every channel down to zero over ms, then stop them all."""
+        self._fade_ms = ms
+        self._t_fade = time.ticks_ms()
+        for i in range(len(self._steady)):
+            self._steady[i] = False
+
+    def fading(self):
+        return self._fade_ms > 0
 
     def clear_faults(self):
         for i in range(len(self.fault)):
@@ -135,6 +174,9 @@ class Stimulator:
         t_ch = time.ticks_diff(now, self._t_start[ch]) / 1000
         t_prog = time.ticks_diff(now, self._t_program) / 1000
         factor = modulation.ramp(t_ch, RAMP_S) * modulation.envelope(self.program, t_prog)
+        if self._fade_ms:
+            left = 1 - time.ticks_diff(now, self._t_fade) / self._fade_ms
+            factor *= left if left > 0 else 0.0
         return limits.step_ma(self.board, self.steps[ch]) * factor
 
     # -- electrode check (SR-6) ---------------------------------------------------------
@@ -181,6 +223,7 @@ class Stimulator:
         log.info("check", ch=ch + 1, result="ok", ohm=int(ohm))
         self.lift[ch].reset(ohm)
         self.state[ch] = RUN
+        self._steady[ch] = False
         self._t_start[ch] = now
         self._t_load_log[ch] = now
         self._n_seen[ch] = 0
@@ -214,39 +257,45 @@ class Stimulator:
         self._fail(ch, code, ohm)
 
     # -- running ------------------------------------------------------------------------
-    def _watch(self, ch, now, dt_s):
-        """Partial-lift watch and load trend from the engine's latest reading."""
+    def _watch(self, ch, now, dt_ms):
+        """Partial-lift watch and load trend from the engine's latest reading (integers)."""
         chan = self.channels[ch]
-        if chan.sense_n == self._n_seen[ch] or chan.sense_n <= chan.level_n:
-            return  # nothing new, or nothing yet at the present LEVEL
+        if chan.sense_n == self._n_seen[ch] or chan.sense_n <= chan.level_n or not chan.ohm_q12:
+            return  # nothing new, nothing yet at the present LEVEL, or too weak to judge
         self._n_seen[ch] = chan.sense_n
-        ohm = electrode.load_ohm(chan.scale, chan.sense_last, chan.delivered_ma())
         watch = self.lift[ch]
-        action = watch.update(ohm, dt_s)
+        action = watch.update((chan.sense_last * chan.ohm_q12) >> 12, dt_ms)
         if action == "reduce":
             step = self.steps[ch] // 2 if self.steps[ch] > 1 else 1
             log.warn(
                 "electrode_lift",
                 ch=ch + 1,
                 action="reduce",
-                ohm=int(watch.smooth_ohm),
-                baseline=int(watch.baseline_ohm),
+                ohm=watch.smooth_ohm,
+                baseline=watch.baseline_ohm,
                 step=step,
             )
             self.steps[ch] = step
+            self._steady[ch] = False
             chan.set_level_ma(self._level_ma(ch))
         elif action == "clear":
-            log.info("electrode_lift", ch=ch + 1, action="clear", ohm=int(watch.smooth_ohm))
+            log.info("electrode_lift", ch=ch + 1, action="clear", ohm=watch.smooth_ohm)
         elif action == "stop":
-            self._fail(ch, LIFT, watch.smooth_ohm, baseline=int(watch.baseline_ohm))
+            self._fail(ch, LIFT, watch.smooth_ohm, baseline=watch.baseline_ohm)
             return
-        if time.ticks_diff(now, self._t_load_log[ch]) >= LOAD_LOG_MS and watch.smooth_ohm:
+        if time.ticks_diff(now, self._t_load_log[ch]) >= LOAD_LOG_MS:
             self._t_load_log[ch] = now
-            log.info("load", ch=ch + 1, ohm=int(watch.smooth_ohm))
+            log.info("load", ch=ch + 1, ohm=watch.smooth_ohm)
 
-    def tick(self, dt_s):
-        """One control cycle: trips, checks, amplitude (soft start, envelope), lift watch."""
+    def tick(self, dt_ms):
+        """One control cycle: trips, checks, amplitude (soft start, envelope), lift watch.
+        A channel at a steady level (soft start over, no envelope, no fade) costs integer
+        work only, so the steady loop allocates nothing on the device."""
         now = time.ticks_ms()
+        if self._fade_ms and time.ticks_diff(now, self._t_fade) >= self._fade_ms:
+            self._fade_ms = 0
+            self.stop_all()
+            return
         for i in range(len(self.channels)):
             st = self.state[i]
             if st == IDLE:
@@ -257,12 +306,22 @@ class Stimulator:
             elif st == CHECK:
                 self._advance_check(i, now)
             else:
-                self._watch(i, now, dt_s)
-                if self.state[i] == RUN:
-                    chan.set_level_ma(self._level_ma(i))
+                self._watch(i, now, dt_ms)
+                if self.state[i] == RUN and not self._steady[i]:
+                    self._update_level(i, now)
+
+    def _update_level(self, i, now):
+        ma = self._level_ma(i)
+        self.channels[i].set_level_ma(ma)
+        if (
+            not self._fade_ms
+            and not self.program.get("cycle")
+            and time.ticks_diff(now, self._t_start[i]) >= RAMP_S * 1000
+        ):
+            self._steady[i] = True
 
     async def run(self):
         """Control task: one tick every TICK_MS."""
         while True:
-            self.tick(TICK_MS / 1000)
+            self.tick(TICK_MS)
             await asyncio.sleep_ms(TICK_MS)

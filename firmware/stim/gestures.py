@@ -1,0 +1,200 @@
+"""Button gestures: from raw button samples to wearer intentions. Pure module (no `machine`).
+
+Fed one sample of the four buttons (a bit mask, bit n = BUTTONS[n] down) every POLL_MS, it
+debounces them and decodes:
+
+- POWER: `POWER_DOWN` on the very first sample that sees it down, before any debounce, so the
+  output can stop at once (SR-7); then `POWER_SHORT` on a release before POWER_LONG_MS, or
+  `POWER_LONG` (on/off) once, when it has been held POWER_LONG_MS.
+- MODE: `MODE_SHORT` on release before MODE_LONG_MS (next program); `MODE_LONG` once at
+  MODE_LONG_MS (next channel selection: both, 1, 2).
+- PLUS, MINUS: `PLUS`/`MINUS` on the press, then while held, one more every REPEAT_MS after
+  REPEAT_DELAY_MS, at most REPEAT_MAX times per hold (SR-2: a bounded rate and amount).
+- PLUS and MINUS held together for LOCK_MS: `LOCK` (toggle the lock), and no step from either.
+- Any button held longer than STUCK_MS (far beyond every gesture): `STUCK` once; the button is
+  then ignored until it has been seen released, and can never raise intensity (SR-11). A
+  button already down at the first sample is treated the same way: it never made a press.
+
+`update()` returns at most one event per sample (an int, 0 for none); events that arise in the
+same sample wait in a small queue. `button` tells which button a STUCK or UNSTUCK is about.
+Integers and preallocated lists only: nothing is allocated per sample.
+"""
+
+from micropython import const
+
+POLL_MS = const(10)
+DEBOUNCE_MS = const(30)
+POWER_LONG_MS = const(1500)
+MODE_LONG_MS = const(1000)
+REPEAT_DELAY_MS = const(600)
+REPEAT_MS = const(400)  # 2.5 steps per second while held
+REPEAT_MAX = const(8)
+LOCK_MS = const(3000)
+STUCK_MS = const(20_000)
+
+BUTTONS = ("power", "mode", "plus", "minus")
+POWER = const(0)
+MODE = const(1)
+PLUS_B = const(2)
+MINUS_B = const(3)
+
+NONE = const(0)
+POWER_DOWN = const(1)
+POWER_SHORT = const(2)
+POWER_LONG = const(3)
+MODE_SHORT = const(4)
+MODE_LONG = const(5)
+PLUS = const(6)
+MINUS = const(7)
+LOCK = const(8)
+STUCK = const(9)
+UNSTUCK = const(10)
+NAMES = (
+    "none",
+    "power_down",
+    "power_short",
+    "power_long",
+    "mode_short",
+    "mode_long",
+    "plus",
+    "minus",
+    "lock",
+    "stuck",
+    "unstuck",
+)
+
+_QUEUE = const(8)
+
+
+class Gestures:
+    def __init__(self):
+        self._stable = 0  # debounced state
+        self._raw = 0
+        self._raw_ms = 0  # how long the raw state has been unchanged
+        self._held_ms = [0, 0, 0, 0]  # how long each debounced button has been down
+        self._fired = [0, 0, 0, 0]  # long/repeat events already given for this hold
+        self._ignored = 0  # buttons not to decode until released (stuck, or down at start)
+        self._stuck = 0
+        self._chord = 0  # 1 while PLUS+MINUS are held together (lock gesture in progress)
+        self._chord_ms = 0
+        self._q = [0] * _QUEUE
+        self._qb = [0] * _QUEUE
+        self._qh = 0
+        self._qn = 0
+        self._first = True
+        self.button = 0  # the button of the event just returned
+
+    def stuck(self):
+        """Bit mask of the buttons now treated as stuck."""
+        return self._stuck
+
+    def _emit(self, ev, b):
+        if self._qn < _QUEUE:
+            i = (self._qh + self._qn) % _QUEUE
+            self._q[i] = ev
+            self._qb[i] = b
+            self._qn += 1
+
+    def update(self, bits):
+        """One sample of the buttons, POLL_MS after the previous one. Returns an event or 0."""
+        if self._first:
+            self._first = False
+            # Down at power-up: not a press. Wait for a release before decoding it.
+            self._ignored = bits
+            self._stable = bits
+            self._raw = bits
+        if bits & 1 and not self._raw & 1 and not self._ignored & 1:
+            self._emit(POWER_DOWN, POWER)  # SR-7: no debounce before a stop
+        if bits != self._raw:
+            self._raw = bits
+            self._raw_ms = 0
+        elif self._raw_ms < DEBOUNCE_MS:
+            self._raw_ms += POLL_MS
+            if self._raw_ms >= DEBOUNCE_MS and bits != self._stable:
+                self._debounced(bits)
+        self._hold(POLL_MS)
+        return self.next_event()
+
+    def next_event(self):
+        """The next queued event (0 if none), without a new sample."""
+        if not self._qn:
+            self.button = 0
+            return NONE
+        ev = self._q[self._qh]
+        self.button = self._qb[self._qh]
+        self._qh = (self._qh + 1) % _QUEUE
+        self._qn -= 1
+        return ev
+
+    def _debounced(self, bits):
+        old = self._stable
+        self._stable = bits
+        for b in range(4):
+            m = 1 << b
+            if bits & m and not old & m:
+                self._held_ms[b] = 0
+                self._fired[b] = 0
+                if not self._ignored & m:
+                    self._pressed(b)
+            elif old & m and not bits & m:
+                if self._ignored & m:
+                    self._ignored &= ~m
+                    if self._stuck & m:
+                        self._stuck &= ~m
+                        self._emit(UNSTUCK, b)
+                else:
+                    self._released(b)
+        if not (bits & 4 and bits & 8):
+            self._chord = 0
+
+    def _pressed(self, b):
+        if b == PLUS_B or b == MINUS_B:
+            other = MINUS_B if b == PLUS_B else PLUS_B
+            if self._stable & (1 << other) and not self._ignored & (1 << other):
+                # Second button of the lock chord: no step from it.
+                self._chord = 1
+                self._chord_ms = 0
+                return
+            self._emit(PLUS if b == PLUS_B else MINUS, b)
+
+    def _released(self, b):
+        if self._fired[b]:
+            return  # the hold already said what it meant
+        if b == POWER:
+            self._emit(POWER_SHORT, b)
+        elif b == MODE:
+            self._emit(MODE_SHORT, b)
+
+    def _hold(self, dt):
+        st = self._stable
+        for b in range(4):
+            m = 1 << b
+            if not st & m:
+                continue
+            self._held_ms[b] += dt
+            held = self._held_ms[b]
+            if held >= STUCK_MS and not self._stuck & m:
+                self._stuck |= m
+                self._ignored |= m
+                self._emit(STUCK, b)
+                continue
+            if self._ignored & m:
+                continue
+            if b == POWER:
+                if held >= POWER_LONG_MS and not self._fired[b]:
+                    self._fired[b] = 1
+                    self._emit(POWER_LONG, b)
+            elif b == MODE:
+                if held >= MODE_LONG_MS and not self._fired[b]:
+                    self._fired[b] = 1
+                    self._emit(MODE_LONG, b)
+            elif not self._chord:
+                n = self._fired[b]
+                if n < REPEAT_MAX and held >= REPEAT_DELAY_MS + n * REPEAT_MS:
+                    self._fired[b] = n + 1
+                    self._emit(PLUS if b == PLUS_B else MINUS, b)
+        if self._chord:
+            self._chord_ms += dt
+            if self._chord_ms >= LOCK_MS and self._chord == 1:
+                self._chord = 2  # fired: once per chord
+                self._emit(LOCK, PLUS_B)

@@ -1,0 +1,66 @@
+"""Status LED patterns. Pure module (no `machine`): what the RGB status LED shows at a moment.
+
+Each state has its own rhythm, so a wearer who cannot tell the colours apart can still read it
+(README, "What the lights mean"). Overlays for "locked" and "battery low" take their own slot
+at the end of a 4-second cycle, so they never hide the state underneath.
+"""
+
+from stim import session
+
+OFF = (0, 0, 0)
+GREEN = (0, 1, 0)
+RED = (1, 0, 0)
+BLUE = (0, 0, 1)
+AMBER = (1, 1, 0)
+WHITE = (1, 1, 1)
+
+# Overlay flags for status(), combined with |.
+LOCKED = 1
+BATTERY_LOW = 2
+CUTOFF = 4
+ENDED = 8
+ACK = 16
+
+CYCLE_MS = 4000
+LOCK_SLOT = (3000, 3300)  # blue blip while locked
+LOW_SLOT = (3500, 3800)  # amber blip while the battery is low
+
+
+def _on(t, period, width):
+    return (t % period) < width
+
+
+def status(state, t_ms, flags):
+    """(r, g, b) of the status LED at t_ms for a session state and the overlay flags."""
+    locked = flags & LOCKED
+    battery_low = flags & BATTERY_LOW
+    if state == session.OFF:
+        return OFF
+    if state == session.FAULT:
+        return RED if _on(t_ms, 200, 100) else OFF  # fast red blink: fatal fault
+    if flags & ACK:
+        return WHITE  # a brief flash on every press
+    c = t_ms % CYCLE_MS
+    if flags & CUTOFF:
+        # Battery empty: three short red flashes every 2 s; nothing can start.
+        x = t_ms % 2000
+        return RED if x < 900 and (x % 300) < 120 else OFF
+    if locked and LOCK_SLOT[0] <= c < LOCK_SLOT[1]:
+        return BLUE
+    if battery_low and LOW_SLOT[0] <= c < LOW_SLOT[1]:
+        return AMBER
+    if locked and LOCK_SLOT[1] <= c < LOW_SLOT[1] + 200:
+        return OFF  # a gap around the overlays so they stand out
+    if battery_low and LOCK_SLOT[1] <= c < LOW_SLOT[1] + 200:
+        return OFF
+    if state == session.RUNNING:
+        return GREEN  # steady
+    if state == session.PAUSED:
+        return GREEN if _on(t_ms, 1000, 150) else OFF  # short blip every second
+    if state == session.ENDING:
+        return GREEN if _on(t_ms, 250, 125) else OFF  # fast blink while fading out
+    if flags & ENDED:
+        # Session finished: three quick flashes every 2 s (until a press or 30 s).
+        x = t_ms % 2000
+        return GREEN if x < 600 and (x % 200) < 100 else OFF
+    return GREEN if _on(t_ms, 2000, 1000) else OFF  # idle: slow blink

@@ -1,0 +1,125 @@
+"""Settings and session history on the unit's flash (SR-13). Uses only `os` and `json`.
+
+Settings (`/settings.json`): the program, the session length and the channel selection. The
+intensity is never stored: every session starts from zero (SR-1). The file is written to a
+temporary name and renamed over the old one, so a power cut leaves either the old or the new
+file, never half of one. A missing, corrupt, truncated or out-of-range file gives the defaults
+(each bad key reported by name) and the caller logs a warning; nothing raises.
+
+History (`/history.jsonl`): one JSON object per finished session, at most HISTORY_MAX lines;
+older lines are dropped when the file is rewritten (also atomically).
+"""
+
+import json
+import os
+
+from stim import programs
+
+SETTINGS_PATH = "/settings.json"
+HISTORY_PATH = "/history.jsonl"
+HISTORY_MAX = 100
+SELECTIONS = ("both", "1", "2")
+
+
+def defaults(board):
+    p = programs.PROGRAMS[0]
+    return {
+        "program": p["id"],
+        "session_min": min(p["session_min"], board["limits"]["max_session_min"]),
+        "channels": "both",
+    }
+
+
+def check(board, data):
+    """(settings, problems): every valid key of `data` over the defaults; problems names each
+    key that was missing or bad."""
+    out = defaults(board)
+    problems = []
+    if not isinstance(data, dict):
+        return out, ["file"]
+    pid = data.get("program")
+    try:
+        programs.by_id(pid)
+        out["program"] = pid
+    except Exception:  # noqa: BLE001 - anything wrong in the value is the same problem
+        problems.append("program")
+    m = data.get("session_min")
+    if (
+        isinstance(m, int)
+        and not isinstance(m, bool)
+        and 1 <= m <= board["limits"]["max_session_min"]
+    ):
+        out["session_min"] = m
+    else:
+        problems.append("session_min")
+    c = data.get("channels")
+    if c in SELECTIONS:
+        out["channels"] = c
+    else:
+        problems.append("channels")
+    for k in data:
+        if k not in out:
+            problems.append(k)
+    return out, problems
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def load(board, path=SETTINGS_PATH):
+    """(settings, problems). problems is [] for a good file, ["missing"] when there is none."""
+    if not _exists(path):
+        return defaults(board), ["missing"]
+    try:
+        with open(path) as f:
+            data = json.loads(f.read())
+    except Exception:  # noqa: BLE001 - corrupt, truncated, unreadable: all mean defaults
+        return defaults(board), ["file"]
+    return check(board, data)
+
+
+def _write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)  # replaces the old file in one step (littlefs rename is atomic)
+
+
+def save(settings, path=SETTINGS_PATH):
+    _write_atomic(path, json.dumps(settings))
+
+
+def append_history(record, path=HISTORY_PATH, limit=HISTORY_MAX):
+    """Add one session record; keep the newest `limit`."""
+    line = json.dumps(record)
+    lines = read_history_lines(path)
+    if len(lines) < limit:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+        return
+    lines = lines[len(lines) - limit + 1 :]
+    lines.append(line)
+    _write_atomic(path, "\n".join(lines) + "\n")
+
+
+def read_history_lines(path=HISTORY_PATH):
+    """The stored records as JSON text lines (a damaged last line is dropped)."""
+    if not _exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                json.loads(line)
+            except ValueError:
+                continue
+            out.append(line)
+    return out
