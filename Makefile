@@ -5,9 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BOARD ?= pico
 PORT ?=
+MPY ?=
+UF2 ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test sim flash logs bench lint format clean
+.PHONY: help venv test sim flash logs runtime bench lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,11 +28,14 @@ test: $(STAMP) ## Run the whole test suite
 sim: $(STAMP) ## Run the firmware on the simulated board in this terminal (BOARD=pico)
 	$(BIN)/stimctl sim --board $(BOARD)
 
-flash: $(STAMP) ## Flash firmware + board file to a board (PORT=/dev/ttyACM0 BOARD=pico)
-	$(BIN)/stimctl flash $(if $(PORT),--port $(PORT)) --board $(BOARD)
+flash: $(STAMP) ## Flash firmware + board file to a board (PORT=/dev/ttyACM0 BOARD=pico MPY=1)
+	$(BIN)/stimctl flash $(if $(PORT),--port $(PORT)) --board $(BOARD) $(if $(MPY),--mpy)
 
 logs: $(STAMP) ## Stream the unit's log lines (PORT=/dev/ttyACM0)
 	$(BIN)/stimctl logs $(if $(PORT),--port $(PORT))
+
+runtime: $(STAMP) ## Install MicroPython v1.29.0 on the board (PORT=..., UF2=file.uf2)
+	$(BIN)/stimctl runtime $(if $(PORT),--port $(PORT)) $(if $(UF2),--uf2 $(UF2))
 
 bench: $(STAMP) ## Measure the performance targets into bench/results.json
 	$(BIN)/python -m host_tools.bench

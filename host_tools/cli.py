@@ -2,8 +2,9 @@
 
 stimctl boards [--check FILE]     list the board definitions, or validate one
 stimctl devices                   list serial ports, marking MicroPython RP2040 boards
-stimctl flash --port P [--board B] copy firmware/ and the board file to a board, then reset
-stimctl logs --port P             stream the unit's log lines
+stimctl flash [--port P] [--board B] [--mpy]   copy firmware/ and the board file, verify, reset
+stimctl logs [--port P] [--json] [--save F]    stream the unit's log lines (--plot F: draw one)
+stimctl runtime [--uf2 FILE]      install MicroPython on the board through its USB bootloader
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
 stimctl plot --program P -o F     draw a program's waveform, run on the simulated board
 """
@@ -11,14 +12,9 @@ stimctl plot --program P -o F     draw a program's waveform, run on the simulate
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from . import boards
-
-RP2040_VID = 0x2E8A
-FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware"
 
 
 def _err(msg: str) -> int:
@@ -40,80 +36,66 @@ def cmd_boards(args) -> int:
     return 0
 
 
-def _ports():
-    from serial.tools import list_ports
+def _dio():
+    """Every device I/O of the commands goes through this (tests substitute a fake)."""
+    from .device import DeviceIO
 
-    return list(list_ports.comports())
+    return DeviceIO()
+
+
+def _device_error(e) -> int:
+    print("stimctl: %s" % e, file=sys.stderr)
+    return 2
 
 
 def cmd_devices(args) -> int:
-    ports = _ports()
+    ports = _dio().ports()
     if not ports:
-        print("no serial ports found; is the board plugged in with a data cable?")
+        print("no serial ports found: plug the board in with a data cable (not charge-only)")
         return 0
-    for p in ports:
-        mark = "  MicroPython RP2040" if p.vid == RP2040_VID else ""
+    for p in sorted(ports, key=lambda p: p.device):
+        mark = ("  <- " + p.label) if p.is_rp2040 else ""
         print("%-20s %s%s" % (p.device, p.description or "", mark))
     return 0
 
 
-def _pick_port(port: str | None) -> str:
-    if port:
-        return port
-    rp = [p.device for p in _ports() if p.vid == RP2040_VID]
-    if not rp:
-        raise SystemExit(_err("no RP2040 board found: plug it in, or give --port"))
-    if len(rp) > 1:
-        raise SystemExit(
-            _err("several RP2040 boards found (%s): choose one with --port" % ", ".join(rp))
-        )
-    return rp[0]
-
-
 def cmd_flash(args) -> int:
-    import subprocess
+    from rich.console import Console
+
+    from . import flash
+    from .device import DeviceError
+
+    err = Console(stderr=True)
+
+    def progress(total):
+        return flash.RichProgress(total, console=err)
 
     try:
-        board = boards.load_board(args.board)
-    except boards.BoardError as e:
-        return _err("board file invalid: %s" % e)
-    port = _pick_port(args.port)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d) / "board.json"
-        tmp.write_text(json.dumps(board))
-        mp = [sys.executable, "-m", "mpremote", "connect", port]
-        # Board file first, then the firmware package, then boot.py/main.py last, then reset: a
-        # unit interrupted half way keeps booting its old main.py. (Not yet staged and verified.)
-        steps = [
-            mp + ["cp", str(tmp), ":board.json"],
-            mp + ["cp", "-r", str(FIRMWARE_DIR / "stim"), ":"],
-            mp + ["cp", str(FIRMWARE_DIR / "boot.py"), ":boot.py"],
-            mp + ["cp", str(FIRMWARE_DIR / "main.py"), ":main.py"],
-            mp + ["reset"],
-        ]
-        for cmd in steps:
-            r = subprocess.run(cmd)
-            if r.returncode:
-                return _err("flash failed at: %s" % " ".join(cmd[3:]))
+        rep = flash.flash(
+            _dio(), args.port, board=args.board, mpy=args.mpy, progress=progress, say=print
+        )
+    except DeviceError as e:
+        return _device_error(e)
+    if rep.finished_earlier:
+        print("finished a switch-over an earlier flash left on the board")
+    print(
+        "%d file(s) written (%d bytes), %d unchanged, %d removed; all verified by sha256"
+        % (len(rep.written), rep.bytes_written, len(rep.skipped), len(rep.removed))
+    )
+    print("%s reset: the new firmware is starting (`stimctl logs` to watch it)" % rep.port)
     return 0
 
 
 def cmd_logs(args) -> int:
-    import serial
+    from . import logstream
 
-    port = _pick_port(args.port)
-    try:
-        with serial.Serial(port, 115200, timeout=1) as s:
-            while True:
-                line = s.readline().decode(errors="replace").rstrip()
-                if line:
-                    print(line, flush=True)
-    except KeyboardInterrupt:
-        return 0
-    except serial.SerialException as e:
-        return _err("%s: %s" % (port, e))
+    return logstream.main(args, _dio())
+
+
+def cmd_runtime(args) -> int:
+    from . import runtime
+
+    return runtime.main(args, _dio())
 
 
 def cmd_sim(args) -> int:
@@ -145,13 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_boards)
     s = sub.add_parser("devices", help="list serial ports, marking RP2040 boards")
     s.set_defaults(fn=cmd_devices)
-    s = sub.add_parser("flash", help="copy the firmware and board file to a board")
-    s.add_argument("--port", help="serial port (default: the only RP2040 board connected)")
+    port_help = "serial port (default: the only RP2040 board connected)"
+    s = sub.add_parser("flash", help="copy the firmware and board file to a board, then reset it")
+    s.add_argument("--port", help=port_help)
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument("--mpy", action="store_true", help="install the .mpy build from build/mpy")
     s.set_defaults(fn=cmd_flash)
-    s = sub.add_parser("logs", help="stream the unit's log lines")
-    s.add_argument("--port", help="serial port (default: the only RP2040 board connected)")
+    s = sub.add_parser("logs", help="stream the unit's log lines, or plot a saved log")
+    s.add_argument("--port", help=port_help)
+    s.add_argument("--json", action="store_true", help="print the log records as JSON Lines")
+    s.add_argument("--save", metavar="FILE", help="also append the records to FILE (JSON Lines)")
+    s.add_argument("--level", choices=["debug", "info", "warn", "error"], help="minimum level")
+    s.add_argument(
+        "--event", action="append", metavar="EV", help="only these events (repeat, or a,b,c)"
+    )
+    s.add_argument("--raw", action="store_true", help="also show console lines that are not log")
+    s.add_argument("--plot", metavar="FILE", help="plot a saved log (JSON Lines) instead")
+    s.add_argument("-o", "--out", help="output PNG for --plot (default FILE with .png)")
     s.set_defaults(fn=cmd_logs)
+    s = sub.add_parser("runtime", help="install MicroPython on the board (its USB bootloader)")
+    s.add_argument("--port", help=port_help)
+    s.add_argument("--uf2", metavar="FILE", help="MicroPython .uf2 to install (default: download)")
+    s.add_argument("--drive", metavar="DIR", help="the RPI-RP2 drive's mount point")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each step")
+    s.set_defaults(fn=cmd_runtime)
     s = sub.add_parser("sim", help="run the firmware on the simulated board")
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.set_defaults(fn=cmd_sim)

@@ -28,6 +28,10 @@ def _norm(path: str, cwd: str = "/") -> str:
     return "/" + "/".join(parts)
 
 
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
+
+
 class _File(io.BytesIO):
     def __init__(self, fs: FlashFs, path: str, data: bytes, writable: bool):
         super().__init__(data)
@@ -129,14 +133,18 @@ class FlashFs:
 
         def rename(old, new):
             o, n = _norm(old), _norm(new)
-            if o not in fs.files:
+            if o not in fs.files or _parent(n) not in fs.dirs:
                 raise OSError(ENOENT, "ENOENT")
+            if n in fs.dirs:
+                raise OSError(EISDIR, "EISDIR")
             fs.files[n] = fs.files.pop(o)  # atomic replace, as littlefs rename
 
         def mkdir(path):
             p = _norm(path)
             if p in fs.dirs or p in fs.files:
                 raise OSError(EEXIST, "EEXIST")
+            if _parent(p) not in fs.dirs:
+                raise OSError(ENOENT, "ENOENT")
             fs.dirs.add(p)
 
         def rmdir(path):

@@ -1,0 +1,333 @@
+"""`stimctl flash`: put firmware/ and a board file onto a board, so that a cut never bricks it.
+
+    stimctl flash [--port P] [--board pico] [--mpy]
+
+1. The board file is validated on the laptop by the firmware's own validator (host_tools/boards);
+   an invalid one is refused before the board is touched, naming the bad key.
+2. mpremote's transport interrupts the firmware (Ctrl-C: main.py makes the outputs safe in its
+   `finally`), enters the raw REPL with a soft reset (boot.py runs again: outputs safe, and an
+   earlier interrupted switch-over finished) and checks the board runs MicroPython on rp2.
+3. The board hashes its copy of every file (sha256 in chunks, on the device); files whose hash
+   already matches are skipped.
+4. Changed files are written under /.staging/ (a progress bar shows the bytes), each verified by
+   hash on the device, then /.staging/MANIFEST is committed by a rename. The switch-over
+   (firmware/stim/update.py) moves the staged files into place with atomic renames and removes
+   files the new firmware no longer has. Every file is verified again in its final place.
+5. The board is reset (machine.reset()) and starts the new firmware.
+
+If the link drops before the manifest is committed, the board still has its old firmware,
+untouched. If it drops after, boot.py finishes the switch-over at the next boot, before main.py
+runs. Either way the unit boots one complete firmware, old or new.
+
+With --mpy the package is taken precompiled from build/mpy (`make mpy`), boot.py and main.py as
+source (MicroPython runs only those two from source at boot).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+
+from . import boards
+from .device import DeviceError, DeviceIO, close_quietly, link_lost, open_board
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE_DIR = ROOT / "firmware"
+MPY_DIR = ROOT / "build" / "mpy"
+UPDATE_SRC = FIRMWARE_DIR / "stim" / "update.py"
+STAGING = "/.staging"
+CHUNK = 256  # bytes per raw-REPL write, as `mpremote cp`
+
+# Defined in the board's REPL once per flash: hash a file in chunks, list a directory tree.
+DEVICE_HELPERS = """\
+import os, hashlib, binascii
+def _sha(p):
+ try:
+  f = open(p, 'rb')
+ except OSError:
+  return None
+ h = hashlib.sha256()
+ b = bytearray(512)
+ m = memoryview(b)
+ while True:
+  n = f.readinto(b)
+  if not n:
+   break
+  h.update(m[:n])
+ f.close()
+ return binascii.hexlify(h.digest()).decode()
+def _walk(d, out):
+ try:
+  names = os.listdir(d)
+ except OSError:
+  return out
+ for n in names:
+  p = d + '/' + n
+  if os.stat(p)[0] & 0x4000:
+   _walk(p, out)
+  else:
+   out.append(p)
+ return out
+def _mkdirs(d):
+ c = ''
+ for part in d.split('/')[1:]:
+  c += '/' + part
+  try:
+   os.mkdir(c)
+  except OSError:
+   pass
+def _free():
+ s = os.statvfs('/')
+ return s[0] * s[3]
+"""
+
+
+@dataclass(frozen=True)
+class FwFile:
+    path: str  # absolute path on the device, e.g. /stim/app.py
+    data: bytes
+
+    @property
+    def sha(self) -> str:
+        return sha256(self.data).hexdigest()
+
+
+@dataclass
+class FlashReport:
+    port: str = ""
+    info: dict = field(default_factory=dict)
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    finished_earlier: bool = False  # an interrupted switch-over found on the board and finished
+    bytes_written: int = 0
+
+
+def board_file(board: str) -> FwFile:
+    """The board file as /board.json, refused (DeviceError board_invalid) if invalid."""
+    try:
+        path = boards.board_path(board)
+        boards.load_board(path)
+    except boards.BoardError as e:
+        raise DeviceError(
+            "board_invalid", "board file %s is invalid: key %s: %s" % (board, e.key, e.msg),
+            "fix that key (boards/README.md has the schema) and check it with "
+            "`stimctl boards --check FILE`; nothing was written to the board",
+        ) from None  # fmt: skip
+    except OSError as e:
+        raise DeviceError(
+            "board_invalid", "board file %s cannot be read: %s" % (board, e),
+            "give a board name (`stimctl boards` lists them) or a path to a .json file",
+        ) from None  # fmt: skip
+    return FwFile("/board.json", path.read_bytes())
+
+
+def firmware_files(mpy: bool = False, firmware_dir=FIRMWARE_DIR, mpy_dir=MPY_DIR) -> list[FwFile]:
+    """Everything that goes onto the board besides the board file, as device paths."""
+    firmware_dir, mpy_dir = Path(firmware_dir), Path(mpy_dir)
+    src = firmware_dir
+    if mpy:
+        if not (mpy_dir / "stim").is_dir():
+            raise DeviceError(
+                "mpy_missing", "no precompiled firmware in %s" % mpy_dir,
+                "run `make mpy` first, or flash the source with `stimctl flash` (no --mpy)",
+            )  # fmt: skip
+        src = mpy_dir
+    files = {}
+    for p in sorted(src.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".mpy"):
+            files["/" + p.relative_to(src).as_posix()] = p.read_bytes()
+    for top in ("boot.py", "main.py"):  # always from source
+        files.setdefault("/" + top, (firmware_dir / top).read_bytes())
+    return [FwFile(k, v) for k, v in sorted(files.items())]
+
+
+def _managed(path: str) -> bool:
+    return path in ("/boot.py", "/main.py", "/board.json") or path.startswith("/stim/")
+
+
+def _switch_order(path: str) -> tuple:
+    # The update module and boot.py first: from the first rename on, a board with an older
+    # firmware has the code that finishes the switch-over at its next boot.
+    name = path.rsplit("/", 1)[-1]
+    if path.startswith("/stim/") and name.split(".")[0] == "update":
+        return (0, path)
+    if path == "/boot.py":
+        return (1, path)
+    return (2, path)
+
+
+def manifest(files: list[FwFile], remove: list[str]) -> str:
+    dirs = set()
+    for f in files:
+        parts = f.path.split("/")[1:-1]
+        dirs.update("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))
+    dirs = sorted(dirs)
+    lines = ["d " + d for d in dirs]
+    lines += ["p " + f.path for f in sorted(files, key=lambda f: _switch_order(f.path))]
+    lines += ["r " + p for p in sorted(remove)]
+    return "\n".join(lines) + "\n"
+
+
+class _NoProgress:
+    def __init__(self, total: int):
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RichProgress:
+    def __init__(self, total: int, console=None):
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._p = Progress(
+            TextColumn("[bold]writing"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task = self._p.add_task("flash", total=total)
+        self._p.start()
+
+    def advance(self, n: int) -> None:
+        self._p.advance(self._task, n)
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def flash(
+    dio: DeviceIO,
+    port: str | None = None,
+    board: str = "pico",
+    mpy: bool = False,
+    progress=_NoProgress,
+    say=lambda msg: None,
+    firmware_dir=FIRMWARE_DIR,
+    mpy_dir=MPY_DIR,
+) -> FlashReport:
+    """Flash a board; see the module docstring. Raises DeviceError with a hint on failure."""
+    files = firmware_files(mpy, firmware_dir, mpy_dir) + [board_file(board)]
+    port, t, info = open_board(dio, port)
+    rep = FlashReport(port=port, info=info)
+    say("%s: MicroPython %s on %s" % (port, ".".join(map(str, info["version"])), info["machine"]))
+    stage = "while reading the board's files"
+    try:
+        t.exec(DEVICE_HELPERS)
+        t.exec(Path(firmware_dir, "stim", "update.py").read_text())
+        # A switch-over cut short under a firmware whose boot.py does not finish it: do it now.
+        rep.finished_earlier = bool(t.eval("apply()"))
+        remote = dict(t.eval("[(p, _sha(p)) for p in %r]" % [f.path for f in files]))
+        on_board = [p for p in t.eval("_walk('/stim', [])") if _managed(p)]
+        wanted = {f.path for f in files}
+        changed = [f for f in files if remote.get(f.path) != f.sha]
+        rep.skipped = [f.path for f in files if f not in changed]
+        rep.removed = sorted(p for p in on_board if p not in wanted)
+        if changed or rep.removed:
+            stage = "while writing the new files (the old firmware is untouched)"
+            _stage(t, port, changed, progress, rep)
+            stage = "while committing the update (the board finishes it when it next boots)"
+            t.fs_writefile(STAGING + "/MANIFEST.tmp", manifest(changed, rep.removed).encode())
+            t.exec("os.rename(%r, %r)" % (STAGING + "/MANIFEST.tmp", STAGING + "/MANIFEST"))
+            stage = "while switching over (the board finishes it when it next boots)"
+            t.eval("apply()")
+        stage = "while verifying the installed files"
+        final = dict(t.eval("[(p, _sha(p)) for p in %r]" % sorted(wanted)))
+        bad = [f.path for f in files if final.get(f.path) != f.sha]
+        if bad:
+            raise DeviceError(
+                "verify_failed", "%s: files differ from the laptop's after flashing: %s"
+                % (port, ", ".join(bad)),
+                "run `stimctl flash` again; if it repeats, try another cable or USB port",
+            )  # fmt: skip
+        stage = "while resetting the board"
+        t.exec_raw_no_follow("import time, machine; time.sleep_ms(100); machine.reset()")
+    except DeviceError:
+        raise
+    except OSError as e:
+        if getattr(e, "errno", None) == errno.ENOSPC:
+            raise _fs_full(port, "the board's filesystem filled up " + stage) from None
+        raise link_lost(port, e, stage) from None
+    except Exception as e:
+        from mpremote.transport import TransportError, TransportExecError
+
+        if isinstance(e, TransportExecError):  # the board ran the code and it failed
+            last = (e.error_output.strip().splitlines() or ["?"])[-1]
+            raise DeviceError(
+                "device_error", "%s: the board reported %s %s" % (port, last, stage),
+                "run `stimctl flash` again; if it repeats, report it with this message",
+            ) from None  # fmt: skip
+        if isinstance(e, TransportError):  # no answer, or garbled: the link is gone
+            raise link_lost(port, e, stage) from None
+        raise
+    finally:
+        close_quietly(t)
+    rep.written = [f.path for f in changed]
+    return rep
+
+
+def _fs_full(port: str, what: str) -> DeviceError:
+    return DeviceError(
+        "fs_full", "%s: %s" % (port, what),
+        "free space on the board (`mpremote df`, `mpremote fs ls`, `mpremote fs rm FILE` for "
+        "files that are not the firmware's), or flash the smaller precompiled build: "
+        "`make mpy` then `stimctl flash --mpy`; the old firmware is still installed",
+    )  # fmt: skip
+
+
+def _stage(t, port: str, changed: list[FwFile], progress, rep: FlashReport) -> None:
+    t.exec("import os\ntry:\n _clear(STAGING)\nexcept OSError:\n pass")
+    need = sum(len(f.data) for f in changed)
+    free = t.eval("_free()")
+    if need > free:
+        raise _fs_full(
+            port,
+            "not enough free space for the update: %d bytes needed, %d free" % (need, free),
+        )
+    bar = progress(need)
+    try:
+        for d in sorted({f.path.rsplit("/", 1)[0] for f in changed}):
+            t.exec("_mkdirs(%r)" % (STAGING + d))
+        for f in changed:
+            done = [0]
+
+            def cb(written, _size, done=done):
+                bar.advance(written - done[0])
+                done[0] = written
+
+            try:
+                t.fs_writefile(STAGING + f.path, f.data, chunk_size=CHUNK, progress_callback=cb)
+            except OSError as e:
+                if getattr(e, "errno", None) == errno.ENOSPC:
+                    t.exec("_clear(STAGING)")  # give the space back; the old firmware stays
+                    msg = "the board's filesystem filled up writing " + f.path
+                    raise _fs_full(port, msg) from None
+                raise
+            rep.bytes_written += len(f.data)
+    finally:
+        bar.close()
+    staged = dict(t.eval("[(p, _sha(STAGING + p)) for p in %r]" % [f.path for f in changed]))
+    bad = [f.path for f in changed if staged.get(f.path) != f.sha]
+    if bad:
+        t.exec("_clear(STAGING)")
+        raise DeviceError(
+            "verify_failed", "%s: written files do not match (%s); the old firmware is untouched"
+            % (port, ", ".join(bad)),
+            "run `stimctl flash` again; if it repeats, try another cable or USB port",
+        )  # fmt: skip

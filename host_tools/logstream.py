@@ -1,0 +1,313 @@
+"""`stimctl logs`: the unit's log, live and readable; saved as JSON Lines; plotted.
+
+    stimctl logs [--port P] [--json] [--save FILE] [--level L] [--event E] [--raw]
+    stimctl logs --plot FILE [-o out.png]
+
+The firmware prints one JSON object per line on the USB console, always starting with `{"t":`
+(firmware/stim/log.py, README "Log format"); anything else on the console (REPL banner,
+tracebacks) is shown only with --raw. The stream survives unplugging and resets: when the port
+goes away the tool says so, waits for the board to come back (the same --port, or the only
+RP2040 board), and carries on.
+
+--save appends every record (unfiltered: --level/--event only choose what is shown) to FILE as
+JSON Lines, each with `host_t`, the laptop's clock (ISO 8601), added.
+
+--plot draws, per channel, the intensity and the electrode load over time. It is tolerant of
+what it reads, so older and newer firmware logs plot alike:
+- intensity: any record with a `ch` and a numeric `ma` (mA; preferred) or `step`, except
+  `refused` (a step that was not applied). `stop` sets that channel to 0; `program`, `boot`,
+  `interrupted`, `crash` and `outputs_off` set every channel to 0 (SR-1);
+- electrode load: any record with a `ch` and a numeric `ohm` (the `load` event); `ohm` null
+  (an open electrode) leaves a gap;
+- the device clock `t` restarts at every boot: the plot continues across, a dotted line marks
+  each restart; lines that are not JSON objects with a `t` are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from .device import DeviceError, DeviceIO, pick_port
+
+LEVELS = ("debug", "info", "warn", "error")
+STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
+ZERO_ALL = ("program", "boot", "interrupted", "crash", "outputs_off")
+WAIT_KINDS = ("no_device", "open_failed")  # gone for now: wait; anything else: stop and say
+
+
+def parse(line: str) -> dict | None:
+    """The record of a log line, or None for any other console output."""
+    line = line.strip()
+    if not line.startswith('{"t":'):
+        return None
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+class Filter:
+    def __init__(self, level: str | None = None, events=None):
+        self.min = LEVELS.index(level) if level else 0
+        evs: set[str] = set()
+        for e in events or ():
+            evs.update(x.strip() for x in e.split(",") if x.strip())
+        self.events = evs
+
+    def __call__(self, rec: dict) -> bool:
+        lvl = rec.get("lvl", "info")
+        if lvl in LEVELS and LEVELS.index(lvl) < self.min:
+            return False
+        return not self.events or rec.get("ev") in self.events
+
+
+def format_record(rec: dict):
+    """A record as one readable line: time, level, event, then the fields as key=value."""
+    from rich.text import Text
+
+    t = rec.get("t")
+    lvl = str(rec.get("lvl", ""))
+    txt = Text()
+    txt.append("%10.3f " % t if isinstance(t, int | float) else "%10s " % "?", style="dim")
+    txt.append("%-5s " % lvl.upper(), style=STYLE.get(lvl, ""))
+    txt.append("%-14s" % rec.get("ev", "?"), style="bold " + STYLE.get(lvl, ""))
+    for k, v in rec.items():
+        if k in ("t", "lvl", "ev", "host_t"):
+            continue
+        txt.append(" %s=" % k, style="cyan")
+        txt.append(v if isinstance(v, str) else json.dumps(v))
+    return txt
+
+
+def stream(
+    dio: DeviceIO,
+    port: str | None,
+    on_line,
+    *,
+    status=lambda msg: None,
+    stop=lambda: False,
+    sleep=time.sleep,
+    retry_s: float = 0.5,
+) -> None:
+    """Call on_line(text) for every console line, reconnecting whenever the board goes away,
+    until stop() is true. Errors waiting cannot cure (permission, busy, several boards) raise."""
+    import serial
+
+    waiting = connected = False
+    while not stop():
+        try:
+            p = pick_port(dio, port)
+            s = dio.serial(p)
+        except DeviceError as e:
+            # Just after a replug the port can be briefly unreadable (udev has not yet applied
+            # its permissions) or still held: after the first connection, wait for those too.
+            transient = connected and e.kind in ("permission", "busy")
+            if e.kind not in WAIT_KINDS and not transient:
+                raise
+            if not waiting:
+                status("waiting for the board%s: plug it in" % (" on " + port if port else ""))
+                waiting = True
+            sleep(retry_s)
+            continue
+        waiting, connected = False, True
+        status("connected to %s" % p)
+        buf = b""
+        try:
+            while not stop():
+                chunk = s.readline()
+                if not chunk:
+                    continue
+                buf += chunk
+                if not buf.endswith(b"\n"):
+                    continue  # a line cut by the read timeout: wait for the rest
+                on_line(buf.decode("utf-8", errors="replace").rstrip("\r\n"))
+                buf = b""
+        except (serial.SerialException, OSError) as e:
+            status("%s disconnected (%s); waiting for it to come back" % (p, e))
+            waiting = True
+        finally:
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001 - the port is already gone
+                pass
+
+
+class Saver:
+    def __init__(self, path: str | Path):
+        self.f = open(path, "a", encoding="utf-8")
+
+    def write(self, rec: dict) -> None:
+        out = dict(rec)
+        out["host_t"] = datetime.now().astimezone().isoformat(timespec="milliseconds")
+        self.f.write(json.dumps(out, separators=(",", ":")) + "\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def run_logs(args, dio: DeviceIO, console=None, **stream_kw) -> int:
+    from rich.console import Console
+
+    con = console or Console(highlight=False)
+    err = Console(stderr=True, highlight=False) if console is None else console
+    keep = Filter(args.level, args.event)
+    saver = Saver(args.save) if args.save else None
+
+    def on_line(line: str) -> None:
+        rec = parse(line)
+        if rec is None:
+            if args.raw and not args.json and line.strip():
+                con.print(line, style="dim", markup=False)
+            return
+        if saver:
+            saver.write(rec)
+        if keep(rec):
+            if args.json:
+                con.print(json.dumps(rec, separators=(",", ":")), markup=False)
+            else:
+                con.print(format_record(rec))
+
+    def status(msg: str) -> None:
+        err.print("[stimctl] " + msg, style="italic blue", markup=False)
+
+    try:
+        stream(dio, args.port, on_line, status=status, **stream_kw)
+    except KeyboardInterrupt:
+        pass
+    except DeviceError as e:
+        print("stimctl: %s" % e, file=sys.stderr)
+        return 2
+    finally:
+        if saver:
+            saver.close()
+    return 0
+
+
+def main(args, dio: DeviceIO) -> int:
+    if args.plot:
+        try:
+            out = plot_log(args.plot, args.out)
+        except PlotLogError as e:
+            print("stimctl: %s" % e, file=sys.stderr)
+            return 1
+        print("wrote %s" % out)
+        return 0
+    return run_logs(args, dio)
+
+
+# ---- plot ----------------------------------------------------------------------------------
+class PlotLogError(ValueError):
+    pass
+
+
+def _num(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def read_records(path: str | Path) -> list[dict]:
+    recs = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and _num(rec.get("t")) is not None:
+                recs.append(rec)
+    return recs
+
+
+def series(recs: list[dict]) -> dict:
+    """Per-channel step series from the records: {"intensity": {ch: (unit, [(t, v)])},
+    "load": {ch: [(t, ohm or nan)]}, "restarts": [t], "end": t}. Times continue across boots."""
+    offset, prev = 0.0, None
+    restarts: list[float] = []
+    inten: dict[int, dict[str, list]] = {}
+    load: dict[int, list] = {}
+    t = 0.0
+    for rec in recs:
+        t_dev = float(rec["t"])
+        if prev is not None and t_dev < prev - 1e-6:
+            offset += prev
+            restarts.append(offset)
+        prev = t_dev
+        t = offset + t_dev
+        ev = rec.get("ev")
+        ch = rec.get("ch")
+        if ev in ZERO_ALL:
+            for c in inten.values():
+                for pts in c.values():
+                    pts.append((t, 0.0))
+        if not isinstance(ch, int) or isinstance(ch, bool):
+            continue
+        if ev == "stop":
+            for pts in inten.get(ch, {}).values():
+                pts.append((t, 0.0))
+        elif ev != "refused":
+            for key in ("ma", "step"):
+                v = _num(rec.get(key))
+                if v is not None:
+                    inten.setdefault(ch, {}).setdefault(key, []).append((t, v))
+        if "ohm" in rec:
+            v = _num(rec.get("ohm"))
+            load.setdefault(ch, []).append((t, v if v is not None else math.nan))
+    out_i = {}
+    for ch, by in inten.items():
+        key = "ma" if by.get("ma") else "step"
+        out_i[ch] = (key, by[key])
+    return {"intensity": out_i, "load": load, "restarts": restarts, "end": t}
+
+
+def plot_log(path: str | Path, out: str | Path | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if not path.is_file():
+        raise PlotLogError("%s: no such file (save one with `stimctl logs --save FILE`)" % path)
+    s = series(read_records(path))
+    if not s["intensity"] and not s["load"]:
+        raise PlotLogError(
+            "%s: no intensity (`ch` with `ma` or `step`) or load (`ch` with `ohm`) records to "
+            "plot" % path
+        )
+    out = Path(out) if out else path.with_suffix(".png")
+    fig, (ax_i, ax_l) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), constrained_layout=True)
+    end = s["end"]
+    units = set()
+    for ch, (key, pts) in sorted(s["intensity"].items()):
+        xs = [p[0] for p in pts] + [end]
+        ys = [p[1] for p in pts] + [pts[-1][1]]
+        ax_i.step(xs, ys, where="post", label="ch %d" % ch)
+        units.add(key)
+    ax_i.set_ylabel("intensity (%s)" % " / ".join("mA" if u == "ma" else "step" for u in units))
+    ax_i.set_title("%s: intensity and electrode load per channel" % path.name)
+    for ch, pts in sorted(s["load"].items()):
+        ax_l.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label="ch %d" % ch)
+    ax_l.set_ylabel("electrode load (ohm)")
+    ax_l.set_xlabel("time (s, device clock; dotted: restart)")
+    for ax in (ax_i, ax_l):
+        for r in s["restarts"]:
+            ax.axvline(r, color="grey", linestyle=":", linewidth=1)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right")
+        ax.grid(True, alpha=0.3)
+    if not s["load"]:
+        ax_l.text(0.5, 0.5, "no load records", ha="center", va="center", transform=ax_l.transAxes)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
