@@ -19,6 +19,7 @@ from stim.engine import Channel
 
 RAMP_S = 2.0
 TICK_MS = 20
+_RAMP_MS = int(RAMP_S * 1000)
 BOOST_SETTLE_MS = 20
 
 
@@ -28,7 +29,8 @@ class Stimulator:
         sysclk = board["sysclk_hz"]
         self.channels = [Channel(i, c, board, sysclk) for i, c in enumerate(board["channels"])]
         self.steps = [0] * len(self.channels)
-        self._t_start = [0] * len(self.channels)
+        self._t_start = [time.ticks_ms()] * len(self.channels)
+        self._full_ma = [0.0] * len(self.channels)  # each channel's step current, once ramped
         self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
         self._t_program = time.ticks_ms()
         self.program = None
@@ -53,6 +55,7 @@ class Stimulator:
             return
         chan = self.channels[ch]
         self.steps[ch] = step
+        self._full_ma[ch] = limits.step_ma(self.board, step)
         log.info("intensity", ch=ch + 1, step=step, ma=limits.step_ma(self.board, step))
         if step == 0:
             self._stop_channel(ch)
@@ -93,15 +96,25 @@ class Stimulator:
 
     def _level_ma(self, ch):
         now = time.ticks_ms()
-        t_ch = time.ticks_diff(now, self._t_start[ch]) / 1000
+        t_ch_ms = time.ticks_diff(now, self._t_start[ch])
+        if t_ch_ms >= _RAMP_MS and not self.program.get("cycle"):
+            # Ramped up, no envelope: the step's current as is. No float arithmetic, so the
+            # steady control loop allocates nothing and never wakes the garbage collector.
+            return self._full_ma[ch]
+        t_ch = t_ch_ms / 1000
         t_prog = time.ticks_diff(now, self._t_program) / 1000
         factor = modulation.ramp(t_ch, RAMP_S) * modulation.envelope(self.program, t_prog)
         return limits.step_ma(self.board, self.steps[ch]) * factor
 
+    def tick(self):
+        """One amplitude update of every running channel (soft start, EMS envelope)."""
+        for i in range(len(self.channels)):
+            chan = self.channels[i]
+            if chan.running:
+                chan.set_level_ma(self._level_ma(i))
+
     async def run(self):
-        """Amplitude task: soft start and the EMS envelope, applied between pulses."""
+        """Amplitude task: tick() every TICK_MS, applied between pulses."""
         while True:
-            for i, chan in enumerate(self.channels):
-                if chan.running:
-                    chan.set_level_ma(self._level_ma(i))
+            self.tick()
             await asyncio.sleep_ms(TICK_MS)
