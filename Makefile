@@ -3,11 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MPY_DIR := build/mpy
 BOARD ?= pico
 PORT ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test sim flash logs bench lint format clean
+.PHONY: help venv test sim flash logs bench mpy lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +35,9 @@ logs: $(STAMP) ## Stream the unit's log lines (PORT=/dev/ttyACM0)
 
 bench: $(STAMP) ## Measure the performance targets into bench/results.json
 	$(BIN)/python -m host_tools.bench
+
+mpy: $(STAMP) ## Compile the firmware to .mpy bytecode in build/mpy (boot.py, main.py stay .py)
+	$(BIN)/python -m host_tools.mpybuild --out $(MPY_DIR)
 
 lint: $(STAMP) ## Ruff lint and format check
 	$(BIN)/ruff check .
