@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 MPY_DIR := build/mpy
 BOARD ?= pico
 PORT ?=
@@ -19,9 +20,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
+# MicroPython's WebAssembly VM (package.json, package-lock.json) for the tests on MicroPython.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 venv: $(STAMP) ## Create .venv with the pinned dependencies
 
-test: $(STAMP) ## Run the whole test suite
+test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (CPython and the MicroPython VM)
 	$(BIN)/pytest
 
 sim: $(STAMP) ## Run the firmware on the simulated board in this terminal (BOARD=pico)
@@ -47,5 +53,5 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+clean: ## Remove the virtual environment, node_modules, build/ and caches
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis build *.egg-info
