@@ -14,10 +14,13 @@ PORT ?=
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-stubs.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	rm -rf $(VENV)/mpy-stubs
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target $(VENV)/mpy-stubs \
+		-r requirements-stubs.txt
 	@touch $@
 
 # MicroPython's WebAssembly VM (package.json, package-lock.json) for the tests on MicroPython.
@@ -45,9 +48,11 @@ bench: $(STAMP) ## Measure the performance targets into bench/results.json
 mpy: $(STAMP) ## Compile the firmware to .mpy bytecode in build/mpy (boot.py, main.py stay .py)
 	$(BIN)/python -m host_tools.mpybuild --out $(MPY_DIR)
 
-lint: $(STAMP) ## Ruff lint and format check
+lint: $(STAMP) ## Ruff lint and format check, mypy (firmware against the rp2 stubs, host tools)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --config-file mypy-firmware.ini
+	$(BIN)/mypy
 
 format: $(STAMP) ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .
