@@ -42,7 +42,7 @@ flash: $(STAMP) ## Flash firmware + board file to a board (PORT=/dev/ttyACM0 BOA
 logs: $(STAMP) ## Stream the unit's log lines (PORT=/dev/ttyACM0)
 	$(BIN)/stimctl logs $(if $(PORT),--port $(PORT))
 
-bench: $(STAMP) ## Measure the performance targets into bench/results.json
+bench: $(STAMP) $(NODE_STAMP) ## Measure the performance targets into bench/results.json
 	$(BIN)/python -m host_tools.bench
 
 mpy: $(STAMP) ## Compile the firmware to .mpy bytecode in build/mpy (boot.py, main.py stay .py)

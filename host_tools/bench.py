@@ -12,8 +12,9 @@ are measured from those raw edges, never from the firmware's own numbers, for
 - every built-in program's plan, compared entry by entry with the planned period and width.
 Net charge comes from the board model (current into the load integrated over each phase).
 
-The results file is shared: other benchmarks write other sections (fault, stop, memory, host,
-sim). This one replaces only `timing` and keeps every other key.
+The results file is shared: other benchmarks write other sections (fault, stop, host, sim).
+This one replaces only `timing`, and `memory` (host_tools/bench_memory.py: heap and flash on
+MicroPython's VM), and keeps every other key.
 """
 
 from __future__ import annotations
@@ -343,7 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     write_section("timing", timing, args.out)
     print_timing(timing)
     print("timing written to %s (%.1f s)" % (args.out, timing["wall_s"]))
-    return 0 if timing["pass"]["all"] else 1
+    from .bench_memory import measure_memory, print_memory
+
+    mem = measure_memory()
+    write_section("memory", mem, args.out)
+    print_memory(mem)
+    print("memory written to %s (%.1f s)" % (args.out, mem["wall_s"]))
+    return 0 if timing["pass"]["all"] and mem["pass"]["all"] else 1
 
 
 if __name__ == "__main__":

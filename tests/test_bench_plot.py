@@ -129,3 +129,20 @@ def test_plot_unknown_board_and_channel(tmp_path, capsys):
     assert cli.main(["plot", "--program", "tens_burst", "--channel", "3", "-o", str(out)]) != 0
     assert "channels 1..2" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_memory_section_within_targets_and_merged(tmp_path):
+    """`make bench`'s memory section: measured on the MicroPython VM, merged into the file."""
+    from host_tools.bench import write_section
+    from host_tools.bench_memory import TARGETS, measure_memory
+
+    out = tmp_path / "results.json"
+    out.write_text('{"timing": {"kept": true}}')
+    m = measure_memory()
+    results = write_section("memory", m, out)
+    assert results["timing"] == {"kept": True}
+    for key in TARGETS:
+        assert m[key] <= TARGETS[key], (key, m[key])
+    assert m["pass"]["all"] and m["irq_runs_with_heap_locked"]
+    assert 0 < m["mpy_total_kb"] < m["source_total_kb"]
+    assert 0 < m["heap_after_boot_kb"] < m["heap_after_boot_source_kb"]
