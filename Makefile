@@ -3,26 +3,36 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+MPY_DIR := build/mpy
 BOARD ?= pico
 PORT ?=
 MPY ?=
 UF2 ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test sim flash logs runtime bench lint format clean
+.PHONY: help venv test sim flash logs runtime bench mpy lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-stubs.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	rm -rf $(VENV)/mpy-stubs
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target $(VENV)/mpy-stubs \
+		-r requirements-stubs.txt
+	@touch $@
+
+# MicroPython's WebAssembly VM (package.json, package-lock.json) for the tests on MicroPython.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 venv: $(STAMP) ## Create .venv with the pinned dependencies
 
-test: $(STAMP) ## Run the whole test suite
+test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (CPython and the MicroPython VM)
 	$(BIN)/pytest
 
 sim: $(STAMP) ## Run the firmware on the simulated board in this terminal (BOARD=pico)
@@ -37,16 +47,21 @@ logs: $(STAMP) ## Stream the unit's log lines (PORT=/dev/ttyACM0)
 runtime: $(STAMP) ## Install MicroPython v1.29.0 on the board (PORT=..., UF2=file.uf2)
 	$(BIN)/stimctl runtime $(if $(PORT),--port $(PORT)) $(if $(UF2),--uf2 $(UF2))
 
-bench: $(STAMP) ## Measure the performance targets into bench/results.json
+bench: $(STAMP) $(NODE_STAMP) ## Measure the performance targets into bench/results.json
 	$(BIN)/python -m host_tools.bench
 
-lint: $(STAMP) ## Ruff lint and format check
+mpy: $(STAMP) ## Compile the firmware to .mpy bytecode in build/mpy (boot.py, main.py stay .py)
+	$(BIN)/python -m host_tools.mpybuild --out $(MPY_DIR)
+
+lint: $(STAMP) ## Ruff lint and format check, mypy (firmware against the rp2 stubs, host tools)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --config-file mypy-firmware.ini
+	$(BIN)/mypy
 
 format: $(STAMP) ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+clean: ## Remove the virtual environment, node_modules, build/ and caches
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -160,12 +160,11 @@ def _switch_order(path: str) -> tuple:
 
 
 def manifest(files: list[FwFile], remove: list[str]) -> str:
-    dirs = set()
+    dirs: set[str] = set()
     for f in files:
         parts = f.path.split("/")[1:-1]
         dirs.update("/" + "/".join(parts[: i + 1]) for i in range(len(parts)))
-    dirs = sorted(dirs)
-    lines = ["d " + d for d in dirs]
+    lines = ["d " + d for d in sorted(dirs)]
     lines += ["p " + f.path for f in sorted(files, key=lambda f: _switch_order(f.path))]
     lines += ["r " + p for p in sorted(remove)]
     return "\n".join(lines) + "\n"

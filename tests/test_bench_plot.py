@@ -129,3 +129,40 @@ def test_plot_unknown_board_and_channel(tmp_path, capsys):
     assert cli.main(["plot", "--program", "tens_burst", "--channel", "3", "-o", str(out)]) != 0
     assert "channels 1..2" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def memory_figures():
+    from host_tools.bench_memory import measure_memory
+
+    return measure_memory()
+
+
+def test_memory_section_within_targets_and_merged(tmp_path, memory_figures):
+    """`make bench`'s memory section: measured on the MicroPython VM, merged into the file."""
+    from host_tools.bench import write_section
+    from host_tools.bench_memory import TARGETS
+
+    out = tmp_path / "results.json"
+    out.write_text('{"timing": {"kept": true}}')
+    m = memory_figures
+    results = write_section("memory", m, out)
+    assert results["timing"] == {"kept": True}
+    for key in TARGETS:
+        if key != "heap_after_boot_kb":
+            assert m[key] <= TARGETS[key], (key, m[key])
+    assert m["irq_runs_with_heap_locked"]
+    assert 0 < m["mpy_total_kb"] < m["source_total_kb"]
+    assert 0 < m["heap_after_boot_kb"] < m["heap_after_boot_source_kb"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: with the wearer interface and electrode checks the firmware's bytecode, "
+    "loaded from .mpy files into the heap, takes about 58 KB; meeting 40 KB needs the firmware "
+    "frozen into the MicroPython image (bytecode in flash) or modules loaded on demand",
+)
+def test_heap_after_boot_within_40_kb(memory_figures):
+    from host_tools.bench_memory import TARGETS
+
+    assert memory_figures["heap_after_boot_kb"] <= TARGETS["heap_after_boot_kb"]

@@ -55,7 +55,7 @@ def legacy_fw(old_fw, tmp_path) -> Path:
     return d
 
 
-def board_with(files: dict[str, bytes], **kw) -> FakeBoard:
+def board_with(files: dict[str, bytes | str], **kw) -> FakeBoard:
     return FakeBoard(FlashFs(files, capacity=kw.pop("capacity", 1_400_000)), **kw)
 
 
@@ -281,7 +281,7 @@ def _cut_points(total: int) -> list[int]:
     return sorted(set(range(0, total, step)) | {total - 1})
 
 
-def _after_power_cycle(start: dict[str, bytes], **cut) -> tuple[FakeBoard, bool]:
+def _after_power_cycle(start: dict[str, bytes | str], **cut) -> tuple[FakeBoard, bool]:
     b = board_with(start)
     try:
         fl.flash(FakeDeviceIO([b], **cut), board="pico")
@@ -390,7 +390,7 @@ def _flaky_renames(fs: FlashFs, allowed: int):
         m.rename = rename
         return m
 
-    fs.os_module = os_module
+    fs.os_module = os_module  # type: ignore[method-assign]
     return real
 
 

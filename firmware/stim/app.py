@@ -222,14 +222,17 @@ class App:
             self._ended_until = 0
             log.info("power", on=True)
 
-    async def buttons(self):
+    def buttons_cycle(self):
+        """One sample of the buttons and whatever gestures it completes."""
         g = self.gestures
-        hw = self.hw
+        ev = g.update(self.hw.buttons_down())
+        while ev:
+            self._on_gesture(ev, g.button, self._now())
+            ev = g.next_event()
+
+    async def buttons(self):
         while True:
-            ev = g.update(hw.buttons_down())
-            while ev:
-                self._on_gesture(ev, g.button, self._now())
-                ev = g.next_event()
+            self.buttons_cycle()
             self._beats[0] += 1
             await asyncio.sleep_ms(POLL_MS)
 
@@ -304,30 +307,33 @@ class App:
             await asyncio.sleep_ms(BATTERY_MS)
 
     # -- lights -------------------------------------------------------------------------
+    def leds_cycle(self, tick):
+        """Status and channel LEDs for this 10 ms tick."""
+        hw = self.hw
+        now = self._now()
+        flags = 0
+        if self.locked:
+            flags |= leds.LOCKED
+        b = self.battery.state
+        if b == battery.LOW:
+            flags |= leds.BATTERY_LOW
+        elif b == battery.CUTOFF:
+            flags |= leds.CUTOFF
+        if self._ended_until and time.ticks_diff(self._ended_until, now) > 0:
+            flags |= leds.ENDED
+        if time.ticks_diff(self._ack_until, now) > 0:
+            flags |= leds.ACK
+        r, g, bl = leds.status(self.session.state, now, flags)
+        hw.status_led(r, g, bl)
+        on = self.session.state != session.OFF
+        for i in range(len(self.stim.channels)):
+            hw.channel_led(i, channel_led(self.stim, i, tick) if on else 0)
+
     async def leds(self):
         tick = 0
-        hw = self.hw
-        n = len(self.stim.channels)
         while True:
             tick += 1
-            now = self._now()
-            flags = 0
-            if self.locked:
-                flags |= leds.LOCKED
-            b = self.battery.state
-            if b == battery.LOW:
-                flags |= leds.BATTERY_LOW
-            elif b == battery.CUTOFF:
-                flags |= leds.CUTOFF
-            if self._ended_until and time.ticks_diff(self._ended_until, now) > 0:
-                flags |= leds.ENDED
-            if time.ticks_diff(self._ack_until, now) > 0:
-                flags |= leds.ACK
-            r, g, bl = leds.status(self.session.state, now, flags)
-            hw.status_led(r, g, bl)
-            on = self.session.state != session.OFF
-            for i in range(n):
-                hw.channel_led(i, channel_led(self.stim, i, tick) if on else 0)
+            self.leds_cycle(tick)
             self._beats[3] += 1
             await asyncio.sleep_ms(LED_MS)
 
@@ -358,7 +364,7 @@ class App:
         the unit into the safe state."""
         wdt = self._wdt
         if wdt is not None:
-            Timer(period=WDT_FEED_MS, callback=lambda t: wdt.feed())
+            Timer(-1, period=WDT_FEED_MS, callback=lambda t: wdt.feed())
 
     async def main(self):
         asyncio.create_task(self.buttons())

@@ -29,6 +29,10 @@ from micropython import const
 
 from stim import electrode, pulse
 
+_TYPE_CHECKING = const(0)  # true only for the type checker (mypy-firmware.ini: always_true)
+if _TYPE_CHECKING:
+    from rp2.asm_pio import *  # noqa: F403 - the instruction names asm_pio injects
+
 _PIO_BASE = (const(0x50200000), const(0x50300000))
 _IRQ = const(0x030)
 _IRQ_FORCE = const(0x034)
@@ -45,7 +49,9 @@ _RING = const(8)  # readings kept for the stimulator (a power of two)
 _SETTLE_PULSES = const(3)  # the hold's residue is below 2 % after three periods at 150 Hz
 
 
-@rp2.asm_pio(set_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT)
+# The rp2 stubs type set_init as a list and wait()'s source as an int; rp2.py takes any
+# sequence, and `irq` as a wait source, as MicroPython's own PIO examples write it.
+@rp2.asm_pio(set_init=(rp2.PIO.OUT_LOW, rp2.PIO.OUT_LOW), out_shiftdir=rp2.PIO.SHIFT_RIGHT)  # type: ignore[arg-type]
 def biphasic():
     # X holds the rest word (bit 31 toggles on every update so a new word always differs);
     # ISR holds the shape word (W-2 in bits 0..15, G-5 in bits 16..31).
@@ -59,7 +65,7 @@ def biphasic():
     pull(block)  # 5  OSR = shape word (the host always pushes both)
     mov(isr, osr)  # 6
     label("gate")
-    wait(0, irq, rel(4))  # 7  the CPU holds flag 4+sm to stop at a pulse boundary
+    wait(0, irq, rel(4))  # type: ignore[arg-type]  # 7  the CPU holds flag 4+sm at a boundary
     mov(osr, isr)  # 8
     out(y, 16)  # 9  y = W - 2
     set(pins, 0b01)  # 10 phase A (positive)
@@ -354,7 +360,8 @@ class Channel:
         self.level_ma = level_ma
         self._sm = rp2.StateMachine(self.sm_id)
         self._arm(plan)
-        self._offset = biphasic[1 + self._pio]
+        # The load offset that rp2.py keeps in the program list (_PROG_OFFSET_PIO0 + n).
+        self._offset = biphasic[1 + self._pio]  # type: ignore[index]
         self.pulses = 0
         time.sleep_us(self.settle_us)
         self._sm.active(1)

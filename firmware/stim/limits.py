@@ -18,7 +18,7 @@ REFERENCE_LOAD_OHM = 500
 
 class LimitError(ValueError):
     def __init__(self, key, msg):
-        ValueError.__init__(self, "%s: %s" % (key, msg))
+        super().__init__("%s: %s" % (key, msg))
         self.key = key
 
 

@@ -99,7 +99,7 @@ _KEYS = (
 
 class ProgramError(ValueError):
     def __init__(self, key, msg):
-        ValueError.__init__(self, "%s: %s" % (key, msg))
+        super().__init__("%s: %s" % (key, msg))
         self.key = key
 
 

@@ -48,21 +48,22 @@ class Stimulator:
         self.state = [IDLE] * n
         self.fault = [electrode.OK] * n  # the last electrode fault, shown until the next start
         self.lift = [electrode.LiftWatch() for _ in range(n)]
-        self._t_start = [0] * n
-        self._t_check = [0] * n
+        t0 = time.ticks_ms()
+        self._t_start = [t0] * n
+        self._t_check = [t0] * n
         self._probing = [False] * n
         self._idle_c = [0] * n
         self._n_seen = [0] * n
         self._steady = [False] * n  # at its step: no level work per tick
-        self._t_load_log = [0] * n
+        self._t_load_log = [t0] * n
         an = board["analog"]
         self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
         self._boost_adc = ADC(board["boost_adc"])
         self._boost_v_per_count = an["adc_vref_v"] * an["boost_divider"] / 65535
         self._boost_nominal_v = an["compliance_v"]
-        self._t_boost = 0
+        self._t_boost = t0
         self._fade_ms = 0  # > 0 while every channel fades out (session end, battery cut-off)
-        self._t_fade = 0
+        self._t_fade = t0
         self.paused_steps = [0] * n
         self._t_program = time.ticks_ms()
         self.program = None

@@ -292,17 +292,44 @@ class ADC(_Bound):
         return port_math.adc_raw12_to_u16(chip.adc_read_raw12(self._channel))
 
 
+_UNSET = object()  # an argument that was not passed
+
+
 class Timer(_Bound):
     ONE_SHOT = port_math.TIMER_ONE_SHOT
     PERIODIC = port_math.TIMER_PERIODIC
     _chip_for_class: Chip
 
-    def __init__(self, id=-1, **kw):
+    def __init__(
+        self,
+        id=-1,
+        *,
+        mode=_UNSET,
+        period=_UNSET,
+        freq=_UNSET,
+        tick_hz=_UNSET,
+        callback=_UNSET,
+        hard=_UNSET,
+    ):
         self._bind(self._chip_for_class)
         port_math.timer_check_id(id)
         self._entry = None
-        if kw:
-            self.init(**kw)
+        # machine_timer_make_new: any keyword argument initialises the timer; the ones not
+        # given take init()'s defaults.
+        given = {
+            k: v
+            for k, v in (
+                ("mode", mode),
+                ("period", period),
+                ("freq", freq),
+                ("tick_hz", tick_hz),
+                ("callback", callback),
+                ("hard", hard),
+            )
+            if v is not _UNSET
+        }
+        if given:
+            self.init(**given)
 
     def init(self, *, mode=PERIODIC, period=-1, freq=-1, tick_hz=1000, callback=None, hard=False):
         chip = self._live()

@@ -1,0 +1,128 @@
+"""Heap figures of the firmware on MicroPython's VM: after boot, per control-loop cycle, per
+interrupt handler call. Used by the tests (which require 0 bytes per cycle and per call) and by
+the benchmark (`memory` in bench/results.json).
+
+The scenario, on board pico: import the firmware (the `stim` package) and build the app with the
+hardware layer and the stimulator, start both channels at step 3 of a program, let the soft start
+finish (3 s of virtual time), then measure with allocmeter (lib/allocmeter.py):
+- `loop`: one steady cycle of the app, with both channels past their electrode check and soft
+  start: a pulse on each channel (SENSE reading a 1 kohm load), the buttons, the control cycle
+  (stimulator, session, battery cut-off), the LEDs and the TICK_MS sleep (on the virtual
+  clock; the sleep itself is measured separately and allocates nothing). `states` records
+  that every channel was running (stimulator state 2) when it was measured;
+- `irq`: the pulse engine's PIO refill handler (engine.Channel._on_pulse) through
+  `_sim.pio_pulse`: the state machine pulls a pair of FIFO words and raises its IRQ, for a
+  continuous, a burst and a sweep program (the last two make the handler push a new pair every
+  pulse). The handler runs unlocked while its bytes are counted, then with the heap locked
+  (allocmeter's locked pass, and once more as the hard IRQ it is registered as). A handler
+  that raised is listed in `irq_errors` and is no longer `handler_live` (the port disables it).
+`heap_after_boot_bytes` is gc.mem_alloc() after gc.collect() with the app built and output
+running, minus the same figure with only the simulated machine/rp2/time modules loaded (those
+are C or frozen code on the device).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import FIRMWARE_DIR, firmware_files, run, sim_files
+
+PROGRAMS = ("tens_conventional", "tens_burst", "tens_modulated")
+STEP = 3
+SETTLE_MS = 3000
+
+_SETUP = """
+import gc, json, time, _sim, machine, rp2, micropython
+from allocmeter import measure
+"""
+_BASE = """
+gc.collect()
+_base = gc.mem_alloc()
+"""
+_BOOT = """
+from stim import board as _board, app as _app
+_b = _board.load("/board.json")
+for _n in _b["buttons"].values():
+    machine.external[_n] = 1  # buttons released
+machine.adc_u16[_b["boost_adc"] - 26] = 52000  # the boost is up: about 79 V
+machine.adc_u16[_b["battery_adc"] - 26] = 25000  # battery about 3.8 V
+_a = _app.App(_b)
+_s = _a.stim
+_tick = [0]
+
+def _sense_for_1k(c):
+    # SENSE after a pulse into 1 kohm: the electrode volts equal the mA
+    machine.adc_u16[c.cfg["sense_adc"] - 26] = int(c.delivered_ma() / c.scale.volts_per_count)
+
+def _run(ms, pulses=True):
+    # the app's steady work, with one pulse per channel per 10 ms cycle
+    for _i in range(ms // 10):
+        for _c in _s.channels:
+            if pulses:
+                _sense_for_1k(_c)
+            if _c.sm_id in _sim.state_machines:
+                _sim.pio_pulse(_c.sm_id, False)  # counted, not locked: the irq figures are
+        _a.buttons_cycle()
+        _a.control_cycle()
+        _tick[0] += 1
+        _a.leds_cycle(_tick[0])
+        time.sleep_ms(10)
+
+def _start(step):
+    for _c in _s.channels:
+        machine.adc_u16[_c.cfg["sense_adc"] - 26] = 0  # the peak-hold has decayed
+    for _ch in range(len(_s.channels)):
+        _s.set_step(_ch, step)
+    _run(600)  # boost, electrode check (probe pulses), start
+
+_start(%d)
+"""
+_HEAP = """
+gc.collect()
+print(json.dumps({"heap_after_boot_bytes": gc.mem_alloc() - _base}))
+"""
+_MEASURE = """
+from stim.stimulator import TICK_MS as _TICK
+def _cycle():
+    for _c in _s.channels:
+        _sim.pio_pulse(_c.sm_id, False)
+    _a.buttons_cycle()
+    _a.control_cycle()
+    _tick[0] += 1
+    _a.leds_cycle(_tick[0])
+    time.sleep_ms(_TICK)
+def _sleep():
+    time.sleep_ms(_TICK)
+_out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}}
+for _pid in %r:
+    _s.select_program(_pid)
+    _start(%d)
+    _run(%d)
+    for _c in _s.channels:
+        _sense_for_1k(_c)  # steady: the same reading every pulse
+    _out["states"][_pid] = list(_s.state)
+    _out["loop"][_pid] = measure(_cycle)
+    _sm = rp2.StateMachine(_s.channels[0].sm_id)
+    _soft = lambda: _sim.pio_pulse(_sm._id, False)  # noqa: E731
+    _out["irq"][_pid] = measure(_soft)
+    _out["irq"][_pid]["hard_ok"] = _sim.pio_pulse(_sm._id)
+    _out["irq"][_pid]["handler_live"] = _sm._irq is not None
+    _out["irq"][_pid]["pulses"] = _s.channels[0].pulses
+    _out["irq"][_pid]["tx_fifo"] = _sm.tx_fifo()
+_out["irq_errors"] = [repr(e[1]) for e in _sim.irq_errors]
+print(json.dumps(_out))
+"""
+
+
+def measure(firmware_dir: Path = FIRMWARE_DIR, programs=PROGRAMS) -> dict:
+    """Run the scenario on the VM; return the printed figures merged into one dict."""
+    files = sim_files() + firmware_files(firmware_dir)
+    r = run(
+        [_SETUP, _BASE, _BOOT % STEP, _HEAP, _MEASURE % (tuple(programs), STEP, SETTLE_MS)],
+        files,
+    ).check()
+    out: dict = {}
+    for rec in r.records():
+        if "lvl" not in rec:  # skip the firmware's own log lines
+            out.update(rec)
+    return out

@@ -1,0 +1,57 @@
+// Run Python code on MicroPython's own VM (the WebAssembly port, from npm) with files copied
+// onto its filesystem. Used by host_tools/mpvm/__init__.py; one job per process:
+//
+//   node host_tools/mpvm/run.mjs < job.json
+//
+// job: {"files": [[vm_path, host_path], ...], "code": ["python source", ...], "heap_kb": 1024}
+// The code chunks run one after the other in the same VM (one `__main__`). Garbage made by a
+// chunk is only reclaimed by gc.collect() in a later chunk: this port's collector cannot free
+// what the running chunk's WebAssembly stack may still hold. The code's stdout goes to stdout
+// line by line. An uncaught Python exception is printed to stderr, the remaining chunks are
+// skipped and the exit status is 1. The VM's POSIX filesystem is Emscripten's: its errno values
+// are Emscripten's (ENOENT is 44, not 2).
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkg = path.join(
+  here, "..", "..", "node_modules", "@micropython", "micropython-webassembly-pyscript",
+  "micropython.mjs",
+);
+const { loadMicroPython } = await import(pkg);
+
+const job = JSON.parse(fs.readFileSync(0, "utf8"));
+const mp = await loadMicroPython({
+  heapsize: (job.heap_kb || 1024) * 1024,
+  stdout: (line) => process.stdout.write(line + "\n"),
+  stderr: (line) => process.stderr.write(line + "\n"),
+});
+
+function mkdirs(dir) {
+  let cur = "";
+  for (const part of dir.split("/").filter(Boolean)) {
+    cur += "/" + part;
+    try {
+      mp.FS.mkdir(cur);
+    } catch (e) {
+      // already there
+    }
+  }
+}
+
+for (const [vmPath, hostPath] of job.files || []) {
+  mkdirs(path.posix.dirname(vmPath));
+  mp.FS.writeFile(vmPath, fs.readFileSync(hostPath));
+}
+
+const chunks = typeof job.code === "string" ? [job.code] : job.code;
+for (const chunk of chunks) {
+  try {
+    mp.runPython(chunk);
+  } catch (e) {
+    process.stderr.write(String(e && e.message ? e.message : e) + "\n");
+    process.exitCode = 1;
+    break;
+  }
+}
