@@ -145,10 +145,16 @@ class App:
     def _on_gesture(self, ev, b, now):
         st = self.session.state
         if ev == gestures.POWER_DOWN:
-            # SR-7: output to zero on the first sample that sees POWER, in every state.
-            if self.stim.running():
+            # SR-7: output to zero on the first sample that sees POWER, in every state. The
+            # release then decides: a short press leaves the session paused, a long one
+            # switches the unit off.
+            if self.stim.running() or self.stim.fading():
                 self.stim.pause()
                 self._paused_by_press = True
+                if self.session.pause(now):
+                    log.info("session", state="paused")
+                elif self.session.stopped(now, "stopped"):  # stopped while fading out
+                    self._finish_session(now, "stopped")
             return
         log.info("button", gesture=gestures.NAMES[ev], name=gestures.BUTTONS[b])
         if ev == gestures.STUCK:
@@ -164,12 +170,7 @@ class App:
         self._ack()
         if ev == gestures.POWER_SHORT:
             if self._paused_by_press:
-                self._paused_by_press = False
-                if self.session.pause(now):
-                    log.info("session", state="paused")
-                elif st == session.ENDING:
-                    self.session.stopped(now, "stopped")
-                    self._finish_session(now, "stopped")
+                self._paused_by_press = False  # this press paused the session: it stays so
             elif st == session.PAUSED:
                 if self.locked:
                     log.info("locked", gesture="power_short")
