@@ -12,6 +12,8 @@ import json
 
 import pytest
 
+from host_tools import bench_stop
+
 ON_S = 0.5  # POWER held from here for 1.7 s: the unit is on at 2.0 s
 START_S = 2.5  # first PLUS press: session starts (electrode check, soft start)
 STEP_MA = 1.5
@@ -69,67 +71,20 @@ def led_trace(unit, pin, t0, t1, dt=0.01):
 
 
 # ---- SR-7: POWER stops everything, in every state -----------------------------------------
-def _state_running(make_unit, off):
-    unit = unit_on(make_unit, steps=6)
-    return unit, ready_s(6) + off
-
-
-def _state_ramping(make_unit, off):
-    unit = unit_on(make_unit, steps=1)
-    return unit, START_S + 0.9 + off  # soft start still rising
-
-
-def _state_checking(make_unit, off):
-    unit = unit_on(make_unit, steps=1)
-    return unit, START_S + 0.12 + off  # probe pulses of the electrode check
-
-
-def _state_locked(make_unit, off):
-    unit = unit_on(make_unit, steps=6)
-    t = ready_s(6)
-    unit.press("plus", at=t, hold_s=3.3)
-    unit.press("minus", at=t + 0.02, hold_s=3.28)  # together: within one debounce time
-    return unit, t + 4.0 + off
-
-
-def _state_channel_fault(make_unit, off):
-    unit = unit_on(make_unit, steps=6)
-    t = ready_s(6)
-    unit.at(t, unit.model.set_load, 1, 1e9)  # channel 1 faulted, channel 2 runs on
-    return unit, t + 1.0 + off
-
-
-def _state_ems(make_unit, off):
-    unit = make_unit("pico", load_ohm={1: 1000.0, 2: 1000.0})
-    unit.press("power", at=ON_S, hold_s=1.7)
-    for i in range(5):  # MODE five times: ems_strength
-        unit.press("mode", at=2.2 + 0.3 * i)
-    for i in range(6):
-        unit.press("plus", at=4.0 + 0.3 * i)
-    return unit, 7.0 + off  # inside the first 5 s contraction (program chosen at 3.4 s)
-
-
-STATES = {
-    "running": _state_running,
-    "ramping": _state_ramping,
-    "checking": _state_checking,
-    "locked": _state_locked,
-    "channel_fault": _state_channel_fault,
-    "ems": _state_ems,
-}
-
-
 @pytest.mark.req("SR-7")
-@pytest.mark.parametrize("state", list(STATES))
+@pytest.mark.parametrize("state", list(bench_stop.STATES))
 @pytest.mark.parametrize("offset_ms", [0.0, 4.3, 8.9])
-def test_power_press_stops_all_output_within_20_ms_in_every_state(make_unit, state, offset_ms):
-    unit, t_press = STATES[state](make_unit, offset_ms / 1000)
-    unit.press("power", at=t_press, hold_s=0.15)
-    unit.run_until(t_press + 1.0)
-    before = pulses(unit, 1, t_press - 0.5, t_press) + pulses(unit, 2, t_press - 0.5, t_press)
-    assert before, "no output before the press: bad scenario"
-    assert_stopped_within(unit, t_press)
-    assert unit.model.violations == []
+def test_power_press_stops_all_output_within_20_ms_in_every_state(state, offset_ms):
+    unit, t_press = bench_stop.STATES[state](offset_ms / 1000)
+    try:
+        unit.press("power", at=t_press, hold_s=0.15)
+        unit.run_until(t_press + 1.0)
+        before = pulses(unit, 1, t_press - 0.5, t_press) + pulses(unit, 2, t_press - 0.5, t_press)
+        assert before, "no output before the press: bad scenario"
+        assert_stopped_within(unit, t_press)
+        assert unit.model.violations == []
+    finally:
+        unit.close()
 
 
 # ---- pause, resume, on/off -----------------------------------------------------------------
