@@ -10,11 +10,10 @@ model), never above the board's peak cap (SR-3), every POWER press stops all out
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-
-import pytest
 
 from host_tools.sim.unit import SimulatedUnit
 
