@@ -38,8 +38,8 @@ KEYS = {
 }
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HELP = (
-    "p power  P hold power (on/off)  m mode  + plus  - minus  1/2 lift/restore electrode  "
-    "[ ] speed  space pause  q quit"
+    "p power (pause/resume)  P hold power (on/off)  m mode  M hold mode (channels)  + plus  "
+    "- minus  _ hold minus  1/2 lift/restore electrode  [ ] speed  space pause  q quit"
 )
 
 
