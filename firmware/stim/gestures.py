@@ -151,9 +151,13 @@ class Gestures:
         if b == PLUS_B or b == MINUS_B:
             other = MINUS_B if b == PLUS_B else PLUS_B
             if self._stable & (1 << other) and not self._ignored & (1 << other):
-                # Second button of the lock chord: no step from it.
+                # Second button of the lock chord: no step from it, and no repeat from either
+                # for the rest of their holds (else the one still held after the chord would
+                # catch up on the missed repeats at the sample rate: SR-2).
                 self._chord = 1
                 self._chord_ms = 0
+                self._fired[PLUS_B] = REPEAT_MAX
+                self._fired[MINUS_B] = REPEAT_MAX
                 return
             self._emit(PLUS if b == PLUS_B else MINUS, b)
 

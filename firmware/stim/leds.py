@@ -49,8 +49,10 @@ def status(state, t_ms, flags):
         return BLUE
     if battery_low and LOW_SLOT[0] <= c < LOW_SLOT[1]:
         return AMBER
-    if locked and LOCK_SLOT[1] <= c < LOW_SLOT[1] + 200:
-        return OFF  # a gap around the overlays so they stand out
+    if locked and LOCK_SLOT[0] - 200 <= c < LOW_SLOT[1] + 200:
+        # A gap around the overlays so they stand out; also before the lock blip, else while
+        # running (steady) it merges with the state and "locked" shows by colour alone.
+        return OFF
     if battery_low and LOCK_SLOT[1] <= c < LOW_SLOT[1] + 200:
         return OFF
     if state == session.RUNNING:

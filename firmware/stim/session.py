@@ -21,6 +21,9 @@ FAULT = 5
 NAMES = ("off", "idle", "running", "paused", "ending", "fault")
 
 RAMP_DOWN_MS = 2000  # session end and battery cut-off: the output fades over this
+# time.ticks_ms() wraps every 2**30 ms (~12.4 days); both are small ints on MicroPython.
+TICKS_MAX = 0x3FFFFFFF
+TICKS_HALF = 0x20000000
 
 
 class Session:
@@ -33,8 +36,10 @@ class Session:
         self.end_reason = None
 
     def _ms(self, now, then):
-        d = now - then
-        return d if d > 0 else 0
+        # `now` is time.ticks_ms(), which wraps: a plain difference across the wrap is
+        # negative and would stop the session timer for good (SR-9). As time.ticks_diff.
+        d = (now - then) & TICKS_MAX
+        return d if d < TICKS_HALF else 0  # "before then": nothing delivered
 
     def set_length(self, length_s):
         self.length_s = length_s

@@ -97,29 +97,40 @@ def save(settings, path=SETTINGS_PATH):
 def append_history(record, path=HISTORY_PATH, limit=HISTORY_MAX):
     """Add one session record; keep the newest `limit`."""
     line = json.dumps(record)
-    lines = read_history_lines(path)
-    if len(lines) < limit:
+    lines, clean = _read_lines(path)
+    if clean and len(lines) < limit:
         with open(path, "a") as f:
             f.write(line + "\n")
         return
-    lines = lines[len(lines) - limit + 1 :]
+    # Full, or damaged (a power cut during an append leaves a part line without its newline:
+    # appending would glue the new record onto it): rewrite with the good lines.
+    lines = lines[max(0, len(lines) - limit + 1) :]
     lines.append(line)
     _write_atomic(path, "\n".join(lines) + "\n")
 
 
 def read_history_lines(path=HISTORY_PATH):
     """The stored records as JSON text lines (a damaged last line is dropped)."""
+    return _read_lines(path)[0]
+
+
+def _read_lines(path):
+    """(good lines, clean): clean is False when a line was dropped or the last has no newline."""
     if not _exists(path):
-        return []
+        return [], True
     out = []
+    clean = True
     with open(path) as f:
         for line in f:
+            if not line.endswith("\n"):
+                clean = False
             line = line.strip()
             if not line:
                 continue
             try:
                 json.loads(line)
             except ValueError:
+                clean = False
                 continue
             out.append(line)
-    return out
+    return out, clean
