@@ -246,6 +246,9 @@ def flash(
             t.exec("os.rename(%r, %r)" % (STAGING + "/MANIFEST.tmp", STAGING + "/MANIFEST"))
             stage = "while switching over (the board finishes it when it next boots)"
             t.eval("apply()")
+        # Nothing may stay staged once the new firmware is in place (a cut flash of an
+        # unchanged tree leaves no manifest, so apply() alone would keep it).
+        t.exec("_clear(STAGING)")
         stage = "while verifying the installed files"
         final = dict(t.eval("[(p, _sha(p)) for p in %r]" % sorted(wanted)))
         bad = [f.path for f in files if final.get(f.path) != f.sha]

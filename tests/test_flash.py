@@ -438,7 +438,9 @@ def test_incomplete_staging_is_ignored_at_boot_and_cleared_by_the_next_flash(old
     assert managed(b.fs) == old
     fl.flash(FakeDeviceIO([b]))
     assert managed(b.fs) == new
-    assert not any(p.startswith("/.staging") for p in b.fs.files)
+    assert not any(p.startswith("/.staging") for p in b.fs.files), sorted(
+        p for p in b.fs.files if p.startswith("/.staging")
+    )
 
 
 def test_manifest_puts_the_switch_over_code_first():

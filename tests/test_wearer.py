@@ -293,3 +293,21 @@ def test_program_choice_is_saved_atomically_and_survives_a_reset(make_unit):
     unit.press("plus", at=6.5)
     unit.run_until(9.0)
     assert [e["id"] for e in unit.logs("program")][-1] == "tens_acupuncture"
+
+
+@pytest.mark.req("SR-6", "SR-7")
+def test_a_boost_that_never_comes_up_is_a_fatal_fault_until_switched_off(make_unit):
+    unit = unit_on(make_unit)
+    unit.model.boost_fault = True
+    unit.press("plus", at=START_S)
+    for i in range(3):
+        unit.press("plus", at=START_S + 1.0 + 0.3 * i)  # ignored: nothing can start
+    unit.run_until(START_S + 3.0)
+    assert [e["reason"] for e in unit.logs("fatal")] == ["boost"]
+    assert not pulses(unit, 1) and not pulses(unit, 2)
+    assert unit.pin(unit.board["boost_en"]) == 0
+    red = led_trace(unit, unit.board["status_led"]["r"], START_S + 3.0, START_S + 4.0)
+    assert sum(1 for a, b in zip(red, red[1:], strict=False) if b > a) >= 4  # fast red blink
+    unit.press("power", at=START_S + 4.0, hold_s=1.7)  # off: the fault clears
+    unit.run_until(START_S + 6.0)
+    assert [e["on"] for e in unit.logs("power")] == [True, False]

@@ -165,8 +165,8 @@ class App:
         if ev == gestures.POWER_LONG:
             self._power(now)
             return
-        if st == session.OFF:
-            return
+        if st == session.OFF or st == session.FAULT:
+            return  # off, or a fatal fault: only POWER held (off) does anything
         self._ack()
         if ev == gestures.POWER_SHORT:
             if self._paused_by_press:
@@ -258,6 +258,21 @@ class App:
             s.stopped(now, reason)
             self._finish_session(now, reason)
         self._note_faults()
+        if s.state != session.OFF and s.state != session.FAULT and self._boost_failed():
+            # The high-voltage supply did not come up: a hardware fault no press can fix.
+            # Output is already off; only switching off leaves this state.
+            if s.state in (session.RUNNING, session.PAUSED, session.ENDING):
+                self._finish_session(now, "fault")
+            s.fatal(now)
+            stim.pause()
+            stim.forget_pause()
+            log.error("fatal", reason="boost", msg="high-voltage supply failed: switch off")
+
+    def _boost_failed(self):
+        for f in self.stim.fault:
+            if f == electrode.BOOST:
+                return True
+        return False
 
     def _any_step(self):
         for st in self.stim.steps:

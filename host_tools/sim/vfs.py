@@ -38,7 +38,10 @@ class _File(io.BytesIO):
         self._fs, self._path, self._writable = fs, path, writable
 
     def flush(self):
-        if self._writable and not self.closed:
+        # A handle left open (a host link cut mid-write) may be flushed by Python's garbage
+        # collector much later: once its directory has been removed, littlefs has nowhere
+        # to put it, so it must not bring the file back.
+        if self._writable and not self.closed and _parent(self._path) in self._fs.dirs:
             self._fs._store(self._path, self.getvalue())
 
     def close(self):
