@@ -19,7 +19,7 @@ from machine import WDT, Timer
 
 from stim import battery, electrode, gestures, leds, limits, log, programs, session, settings
 from stim.hw import Hardware
-from stim.stimulator import IDLE, Stimulator
+from stim.stimulator import FAULT_NAMES, IDLE, Stimulator
 
 POLL_MS = gestures.POLL_MS
 CONTROL_MS = 10
@@ -32,21 +32,6 @@ ACK_MS = 60
 ENDED_SHOW_MS = 30_000
 _SELECT = {"both": (0, 1, 2, 3), "1": (0,), "2": (1,)}
 _TASKS = 4  # tasks whose cycles the watchdog checks: buttons, control, leds, battery
-
-
-def channel_led(stim, ch, tick):
-    """A channel LED's level at a 10 ms tick: on while it runs, a distinct blink per fault."""
-    fault = stim.fault[ch]
-    phase = tick % 100  # one second
-    if fault == electrode.OPEN:
-        return 1 if (tick // 12) % 2 == 0 else 0  # fast blink, 4 per second
-    if fault == electrode.SHORT:
-        return 1 if phase < 10 or 20 <= phase < 30 else 0  # double flash every second
-    if fault:
-        return 1 if phase < 50 else 0  # slow blink: sense, boost or lift fault
-    if stim.lift[ch].warning and stim.state[ch] != IDLE:
-        return 0 if phase < 15 else 1  # on, dipping off once a second: electrode lifting
-    return 1 if stim.state[ch] != IDLE else 0
 
 
 class App:
@@ -292,7 +277,7 @@ class App:
             return
         for i, f in enumerate(self.stim.fault):
             if f:
-                name = "%d:%s" % (i + 1, electrode.NAMES[f] if f < 5 else "lift")
+                name = "%d:%s" % (i + 1, FAULT_NAMES[f])
                 if name not in rec["faults"]:
                     rec["faults"].append(name)
 
@@ -342,8 +327,11 @@ class App:
         r, g, bl = leds.status(self.session.state, now, flags)
         hw.status_led(r, g, bl)
         on = self.session.state != session.OFF
-        for i in range(len(self.stim.channels)):
-            hw.channel_led(i, channel_led(self.stim, i, tick) if on else 0)
+        stim = self.stim
+        for i in range(len(stim.channels)):
+            active = stim.state[i] != IDLE
+            level = leds.channel(stim.fault[i], stim.lift[i].warning, active, tick)
+            hw.channel_led(i, level if on else 0)
 
     async def leds(self):
         tick = 0

@@ -196,7 +196,7 @@ class Channel:
     # -- sense --------------------------------------------------------------------------
     def _update_thresholds(self):
         """Recompute the interrupt handler's limits for the current LEVEL (task context)."""
-        ma = self.ma_for_duty(self._level_duty) if self._level_duty else 0.0
+        ma = self.delivered_ma()
         judge = ma >= electrode.MIN_JUDGE_MA or (self._judge and ma >= electrode.RELEASE_JUDGE_MA)
         self._judge = 0  # the handler must never see new limits half written
         o, s, r = electrode.thresholds(self.scale, ma, self.boost_v)

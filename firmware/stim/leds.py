@@ -1,11 +1,12 @@
-"""Status LED patterns. Pure module (no `machine`): what the RGB status LED shows at a moment.
+"""LED patterns. Pure module (no `machine`): what the RGB status LED and each channel LED show
+at a moment.
 
 Each state has its own rhythm, so a wearer who cannot tell the colours apart can still read it
 (README, "What the lights mean"). Overlays for "locked" and "battery low" take their own slot
 at the end of a 4-second cycle, so they never hide the state underneath.
 """
 
-from stim import session
+from stim import electrode, session
 
 OFF = (0, 0, 0)
 GREEN = (0, 1, 0)
@@ -66,3 +67,18 @@ def status(state, t_ms, flags):
         x = t_ms % 2000
         return GREEN if x < 600 and (x % 200) < 100 else OFF
     return GREEN if _on(t_ms, 2000, 1000) else OFF  # idle: slow blink
+
+
+def channel(fault, lifting, active, tick):
+    """A channel LED's level at a 10 ms tick: on while the channel runs, a distinct blink per
+    electrode fault (stim.electrode codes; any other code blinks slowly)."""
+    phase = tick % 100  # one second
+    if fault == electrode.OPEN:
+        return 1 if (tick // 12) % 2 == 0 else 0  # fast blink, 4 per second
+    if fault == electrode.SHORT:
+        return 1 if phase < 10 or 20 <= phase < 30 else 0  # double flash every second
+    if fault:
+        return 1 if phase < 50 else 0  # slow blink: sense, boost or lift fault
+    if lifting and active:
+        return 0 if phase < 15 else 1  # on, dipping off once a second: electrode lifting
+    return 1 if active else 0

@@ -165,6 +165,14 @@ class Stimulator:
     def boost_v(self):
         return self._boost_adc.read_u16() * self._boost_v_per_count
 
+    def _boost_failed(self, ch):
+        """Measure the boost; if it is not up, fail channel ch (fault `boost`) and say so."""
+        boost_v = self.boost_v()
+        if boost_v < electrode.BOOST_OK_FRACTION * self._boost_nominal_v:
+            self._fail(ch, electrode.BOOST, None, boost_v=round(boost_v, 1))
+            return None
+        return boost_v
+
     def _boost_on(self):
         if not self._boost.value():
             self._boost.value(1)
@@ -193,9 +201,8 @@ class Stimulator:
         if not self._probing[ch]:
             if time.ticks_diff(now, self._t_boost) < BOOST_SETTLE_MS:
                 return
-            boost_v = self.boost_v()
-            if boost_v < electrode.BOOST_OK_FRACTION * self._boost_nominal_v:
-                self._fail(ch, electrode.BOOST, None, boost_v=round(boost_v, 1))
+            boost_v = self._boost_failed(ch)
+            if boost_v is None:
                 return
             chan.boost_v = boost_v
             idle = chan.read_sense()
@@ -251,9 +258,7 @@ class Stimulator:
         ohm = electrode.load_ohm(chan.scale, chan.sense_last, chan.delivered_ma())
         if code == electrode.SHORT:
             # Everything reads like a short when the boost has collapsed: say which it is.
-            boost_v = self.boost_v()
-            if boost_v < electrode.BOOST_OK_FRACTION * self._boost_nominal_v:
-                self._fail(ch, electrode.BOOST, None, boost_v=round(boost_v, 1))
+            if self._boost_failed(ch) is None:
                 return
         self._fail(ch, code, ohm)
 
