@@ -24,12 +24,12 @@ from __future__ import annotations
 import random
 import time
 
+from .sim.board_model import DRIVE_MIN_MA
 from .sim.unit import SimulatedUnit
 
 BOARD = "pico"
 STEPS = 10
 RUN_S = 6.0  # earliest change: both channels at their step (check + 2 s soft start)
-DRIVE_MIN_MA = 0.05
 JUDGE_MIN_MA = 0.8  # stim/electrode.py MIN_JUDGE_MA: weaker pulses are not judged
 NOISE_V = 0.005
 # (label, MODE presses from the first program, period in s)
@@ -56,11 +56,7 @@ def _unit(mode_presses: int, steps: int = STEPS, seed: int = 0, noise_v: float =
 
 
 def _driven_after(unit, ch: int, t: float) -> list:
-    return [
-        p
-        for p in unit.model.channels[ch - 1].pulse_log
-        if p.drive_ma >= DRIVE_MIN_MA and p.end_s > t
-    ]
+    return unit.model.driven(ch, t)
 
 
 def _last_current_after(unit, ch: int, t: float) -> float:

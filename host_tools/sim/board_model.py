@@ -23,6 +23,7 @@ from .chip import Chip
 
 OPEN_OHM = 1e9
 SHORT_OHM = 1.0
+DRIVE_MIN_MA = 0.05  # a pulse driven with less than this is not output
 
 
 @dataclass
@@ -344,6 +345,17 @@ class BoardModel:
             fn({"kind": "violation", **ev})
 
     # ---- summaries ----------------------------------------------------------------------
+    def driven(
+        self, ch: int, t0: float = 0.0, t1: float = math.inf, min_ma: float = DRIVE_MIN_MA
+    ) -> list[Pulse]:
+        """Recorded pulses channel ch drove (bridge pins pulsing, current source set to at
+        least min_ma, whether or not the load took it) that ended after t0 and began before t1."""
+        return [
+            p
+            for p in self.channels[ch - 1].pulse_log
+            if p.drive_ma >= min_ma and p.end_s > t0 and p.t_a < t1
+        ]
+
     def last_current_s(self, ch: int) -> float | None:
         t = self.channels[ch - 1].last_current_t
         return None if t is None else t / self.chip.sysclk_hz

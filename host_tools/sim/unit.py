@@ -276,6 +276,16 @@ class SimulatedUnit:
     def pin(self, n: int) -> int:
         return self.chip.level(n)
 
+    def pin_trace(self, n: int, t0_s: float, t1_s: float, dt_s: float = 0.01) -> list[int]:
+        """Pin n's level every dt_s from t0_s to t1_s, running the unit up to each sample."""
+        out = []
+        t = t0_s
+        while t < t1_s:
+            self.run_until(t)
+            out.append(self.pin(n))
+            t += dt_s
+        return out
+
     def logs(self, ev: str | None = None) -> list[dict]:
         return self.console.logs if ev is None else self.console.events(ev)
 
