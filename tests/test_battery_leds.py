@@ -45,6 +45,7 @@ def settle(mon, v, seconds=30.0, dt=DT):
 
 
 # ---- battery -------------------------------------------------------------------------------
+@pytest.mark.req("SR-10")
 def test_battery_first_reading_is_taken_as_is():
     c = cfg()
     m = battery.BatteryMonitor(c)
@@ -197,6 +198,7 @@ def situations():
     return out
 
 
+@pytest.mark.req("FR-7")
 def test_leds_every_situation_has_its_own_rhythm_not_colour_alone():
     sits = situations()
     patterns = {name: canon(on_off(trace(*sf))) for name, sf in sits.items()}
@@ -207,22 +209,26 @@ def test_leds_every_situation_has_its_own_rhythm_not_colour_alone():
     assert same == [], "indistinguishable without colour: %s" % same
 
 
+@pytest.mark.req("FR-7")
 def test_leds_patterns_repeat_every_cycle():
     for state, flags in situations().values():
         assert trace(state, flags) == trace(state, flags, t0=leds.CYCLE_MS * 7)
 
 
+@pytest.mark.req("FR-7")
 def test_leds_colour_patterns_distinct_too():
     sits = situations()
     pats = {name: tuple(trace(*sf)) for name, sf in sits.items()}
     assert len(set(pats.values())) == len(pats)
 
 
+@pytest.mark.req("FR-7")
 def test_leds_off_is_dark_whatever_the_flags():
     for flags in range(32):
         assert set(trace(session.OFF, flags)) == {leds.OFF}
 
 
+@pytest.mark.req("FR-7")
 def test_leds_fault_blinks_red_whatever_the_flags():
     for flags in range(32):
         tr = trace(session.FAULT, flags)
@@ -233,17 +239,20 @@ def test_leds_fault_blinks_red_whatever_the_flags():
         assert changes >= 2 * 4 * 4
 
 
+@pytest.mark.req("FR-7")
 @pytest.mark.parametrize("state", ON_STATES, ids=lambda s: session.NAMES[s])
 def test_leds_ack_is_white(state):
     for flags in (leds.ACK, leds.ACK | leds.LOCKED | leds.BATTERY_LOW, leds.ACK | leds.ENDED):
         assert set(trace(state, flags)) == {leds.WHITE}
 
 
+@pytest.mark.req("FR-7")
 def test_leds_ack_not_shown_when_off_or_faulted():
     assert set(trace(session.OFF, leds.ACK)) == {leds.OFF}
     assert leds.WHITE not in trace(session.FAULT, leds.ACK)
 
 
+@pytest.mark.req("FR-7")
 @pytest.mark.req("SR-10")
 @pytest.mark.parametrize("state", ON_STATES, ids=lambda s: session.NAMES[s])
 def test_leds_cutoff_same_red_flashes_in_every_on_state(state):
@@ -252,6 +261,7 @@ def test_leds_cutoff_same_red_flashes_in_every_on_state(state):
     assert tr == trace(session.IDLE, leds.CUTOFF)
 
 
+@pytest.mark.req("FR-7")
 @pytest.mark.req("SR-10")
 @pytest.mark.parametrize("state", ON_STATES, ids=lambda s: session.NAMES[s])
 def test_leds_battery_low_and_lock_overlays_show_their_colour(state):
@@ -263,6 +273,7 @@ def test_leds_battery_low_and_lock_overlays_show_their_colour(state):
     assert leds.GREEN in both
 
 
+@pytest.mark.req("FR-7")
 def test_leds_state_colours():
     assert set(trace(session.RUNNING, 0)) == {leds.GREEN}  # steady
     for s in (session.IDLE, session.PAUSED, session.ENDING):

@@ -23,6 +23,7 @@ def timing():
     return bench.measure_timing(rates=(2, 150), widths=(200,), program_ids=["tens_burst"])
 
 
+@pytest.mark.req("FR-2", "FR-19")
 def test_timing_section_keys_and_values(timing):
     for key in (
         "worst_width_error_ns",
@@ -58,6 +59,7 @@ def test_timing_section_keys_and_values(timing):
     json.dumps(timing)  # serialisable as is
 
 
+@pytest.mark.req("FR-19")
 def test_results_file_keeps_other_sections(tmp_path, timing):
     out = tmp_path / "results.json"
     out.write_text(json.dumps({"fault": {"open_ms": 3.2}, "timing": {"old": True}}))
@@ -67,6 +69,7 @@ def test_results_file_keeps_other_sections(tmp_path, timing):
     assert data["timing"]["grid_points"] == 2 and "old" not in data["timing"]
 
 
+@pytest.mark.req("FR-2", "FR-19")
 def test_timing_catches_a_one_cycle_gap_error(fw_copy):
     """A firmware whose gap words are one cycle short fails the benchmark (gap must be exact)."""
     p = fw_copy / "stim" / "pulse.py"
@@ -78,6 +81,7 @@ def test_timing_catches_a_one_cycle_gap_error(fw_copy):
     assert t["pass"]["gap"] is False and t["pass"]["all"] is False
 
 
+@pytest.mark.req("FR-19")
 def test_pulses_from_edges_flags_broken_sequences():
     a, b = 2, 3
     good = [(0, a, 1), (10, a, 0), (12, b, 1), (22, b, 0)]
@@ -88,6 +92,7 @@ def test_pulses_from_edges_flags_broken_sequences():
     assert bench.pulses_from_edges(cut, a, b) == ([], 1)
 
 
+@pytest.mark.req("FR-18")
 def test_plot_writes_png(tmp_path, capsys):
     out = tmp_path / "burst.png"
     rc = cli.main(["plot", "--board", "pico", "--program", "tens_burst", "-o", str(out)])
@@ -97,6 +102,7 @@ def test_plot_writes_png(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+@pytest.mark.req("FR-18")
 def test_plot_records_the_delivered_pulses():
     from host_tools.plot import record
 
@@ -111,6 +117,7 @@ def test_plot_records_the_delivered_pulses():
     assert tr.current_at(a1) == 0
 
 
+@pytest.mark.req("FR-18")
 def test_plot_unknown_program_lists_valid_ids(tmp_path, capsys):
     out = tmp_path / "x.png"
     rc = cli.main(["plot", "--program", "tens_nope", "-o", str(out)])
@@ -122,6 +129,7 @@ def test_plot_unknown_program_lists_valid_ids(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.req("FR-18")
 def test_plot_unknown_board_and_channel(tmp_path, capsys):
     out = tmp_path / "x.png"
     assert cli.main(["plot", "--board", "nope", "--program", "tens_burst", "-o", str(out)]) != 0
@@ -138,6 +146,7 @@ def memory_figures():
     return measure_memory()
 
 
+@pytest.mark.req("FR-16", "FR-19")
 def test_memory_section_within_targets_and_merged(tmp_path, memory_figures):
     """`make bench`'s memory section: measured on the MicroPython VM, merged into the file."""
     from host_tools.bench import write_section
@@ -156,6 +165,7 @@ def test_memory_section_within_targets_and_merged(tmp_path, memory_figures):
     assert 0 < m["heap_after_boot_kb"] < m["heap_after_boot_source_kb"]
 
 
+@pytest.mark.req("FR-16", "FR-19")
 @pytest.mark.xfail(
     strict=True,
     reason="known: with the wearer interface and electrode checks the firmware's bytecode, "

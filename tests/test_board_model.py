@@ -17,6 +17,8 @@ from host_tools.sim.chip import Chip
 from host_tools.sim.fakes import build_modules
 from host_tools.sim.vfs import FlashFs
 
+pytestmark = pytest.mark.req("FR-17")
+
 
 class Rig:
     def __init__(self, board_name="pico", load=1000.0):

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from host_tools import boards
 from host_tools.boards import BoardError, load_board
 
+pytestmark = pytest.mark.req("FR-4")
+
 fw = boards.validator  # the firmware module, loaded from firmware/stim/board.py
 ROOT = Path(__file__).resolve().parents[1]
 BOARD_PY = ROOT / "firmware" / "stim" / "board.py"

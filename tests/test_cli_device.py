@@ -11,6 +11,8 @@ from host_tools.device import PortInfo
 from host_tools.sim.fake_transport import FakeBoard, FakeDeviceIO
 from host_tools.sim.vfs import FlashFs
 
+pytestmark = pytest.mark.req("FR-13")
+
 
 @pytest.fixture
 def dio(monkeypatch):

@@ -180,6 +180,7 @@ def test_a_channel_with_bad_electrodes_does_not_start(make_unit, ohm, fault):
     assert unit.model.violations == []
 
 
+@pytest.mark.req("FR-7")
 @pytest.mark.req("SR-6")
 def test_the_led_says_which_channel_and_why(make_unit):
     unit = started(make_unit, steps=2, load_ohm={1: 1e9, 2: 1.0})
@@ -366,6 +367,7 @@ def test_noise_never_hides_an_open_electrode(make_unit):
         unit.close()
 
 
+@pytest.mark.req("FR-9")
 @pytest.mark.req("SR-6")
 def test_the_load_trend_is_logged_per_running_channel(make_unit):
     unit = started(make_unit, steps=10, load_ohm={1: 1000.0, 2: 1800.0})

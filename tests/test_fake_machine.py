@@ -13,6 +13,8 @@ from host_tools.sim.chip import Chip, ChipReset
 from host_tools.sim.fakes import build_modules
 from host_tools.sim.vfs import FlashFs
 
+pytestmark = pytest.mark.req("FR-17")
+
 
 class _Console:
     def __init__(self):

@@ -23,6 +23,8 @@ import pytest
 
 from host_tools.sim.rig import FirmwareRig
 
+pytestmark = pytest.mark.req("FR-15", "FR-17")
+
 ROOT = Path(__file__).resolve().parents[1]
 STUBS = ROOT / ".venv" / "mpy-stubs"
 STUB_FILES = {"machine": STUBS / "machine.pyi", "rp2": STUBS / "rp2" / "__init__.pyi"}

@@ -11,6 +11,8 @@ import pytest
 
 from host_tools import mpybuild
 
+pytestmark = pytest.mark.req("FR-15")
+
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
 FILES = sorted(FIRMWARE.rglob("*.py"))
 

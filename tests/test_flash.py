@@ -19,6 +19,8 @@ from host_tools.device import DeviceError, PortInfo
 from host_tools.sim.fake_transport import FakeBoard, FakeDeviceIO
 from host_tools.sim.vfs import FlashFs
 
+pytestmark = pytest.mark.req("FR-11")
+
 FIRMWARE = fl.FIRMWARE_DIR
 BOARD_JSON = (fl.ROOT / "boards" / "pico.json").read_bytes()
 
@@ -153,6 +155,7 @@ def test_mpy_tree_replaces_the_sources(tmp_path):
 
 
 # ---- errors, each with what to do ----------------------------------------------------------
+@pytest.mark.req("FR-13")
 def test_no_device():
     with pytest.raises(DeviceError) as ei:
         fl.flash(FakeDeviceIO([], other_ports=[PortInfo("/dev/ttyS0", "serial")]))
@@ -160,6 +163,7 @@ def test_no_device():
     assert "data cable" in ei.value.hint and "stimctl runtime" in ei.value.hint
 
 
+@pytest.mark.req("FR-13")
 def test_several_devices_and_no_port():
     a, b = board_with({}, port="/dev/ttyACM0"), board_with({}, port="/dev/ttyACM1")
     with pytest.raises(DeviceError) as ei:
@@ -171,12 +175,14 @@ def test_several_devices_and_no_port():
     assert managed(b.fs) == tree(FIRMWARE) and managed(a.fs) == {}
 
 
+@pytest.mark.req("FR-13")
 def test_named_port_that_does_not_exist():
     with pytest.raises(DeviceError) as ei:
         fl.flash(FakeDeviceIO([board_with({})]), port="/dev/ttyACM7")
     assert ei.value.kind == "no_device" and "stimctl devices" in ei.value.hint
 
 
+@pytest.mark.req("FR-13")
 @pytest.mark.parametrize(
     "exc, kind, hint",
     [
@@ -197,6 +203,7 @@ def test_port_open_errors(exc, kind, hint):
     assert ei.value.kind == kind and hint in ei.value.hint
 
 
+@pytest.mark.req("FR-13")
 def test_pyserial_errors_are_classified():
     """The real messages pyserial raises (serialposix.py), errno included."""
     import serial
@@ -213,6 +220,7 @@ def test_pyserial_errors_are_classified():
     assert classify_open_error("/dev/x", e).kind == "no_device"
 
 
+@pytest.mark.req("FR-13")
 def test_not_micropython():
     dio = FakeDeviceIO([board_with({}, micropython=False)])
     with pytest.raises(DeviceError) as ei:
@@ -222,6 +230,7 @@ def test_not_micropython():
     assert dio.transports[0].closed
 
 
+@pytest.mark.req("FR-13")
 def test_micropython_on_another_chip_is_refused():
     b = board_with({}, platform="esp32", machine="Generic ESP32 module with ESP32")
     with pytest.raises(DeviceError) as ei:
@@ -258,6 +267,7 @@ def test_filesystem_full_while_writing_leaves_the_old_firmware(old_fw):
     assert not any(p.startswith("/.staging/") for p in b.fs.files)  # the space is given back
 
 
+@pytest.mark.req("FR-13")
 def test_link_lost_mid_write_is_reported_with_what_to_do():
     b = board_with({})
     with pytest.raises(DeviceError) as ei:

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from host_tools.sim.rig import FirmwareRig
 
+pytestmark = pytest.mark.req("FR-5")
+
 G = FirmwareRig("pico").import_module("stim.gestures")
 
 P = 1 << G.POWER

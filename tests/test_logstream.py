@@ -14,6 +14,8 @@ from host_tools import cli, logstream
 from host_tools.device import DeviceError
 from host_tools.sim.fake_transport import FakeBoard, FakeDeviceIO, FakeSerial
 
+pytestmark = pytest.mark.req("FR-12")
+
 BOOT = '{"t":0.012,"lvl":"info","ev":"boot","cause":"power_on"}'
 LINES = [
     "MicroPython v1.29.0 on 2026-08-24; Raspberry Pi Pico with RP2040",
@@ -58,6 +60,7 @@ def run(dio, stop_after: int, console=None, **kw):
     return rc, out.getvalue(), seen
 
 
+@pytest.mark.req("FR-9")
 def test_parse_only_log_lines():
     assert logstream.parse(BOOT)["ev"] == "boot"
     assert logstream.parse("MicroPython v1.29.0") is None

@@ -19,6 +19,8 @@ from host_tools import mpvm, mpybuild
 from host_tools.mpvm import memory
 from host_tools.sim.rig import FirmwareRig
 
+pytestmark = pytest.mark.req("FR-15")
+
 CORE_TESTS = Path(__file__).resolve().parent / "core"
 CORE_FILES = sorted(CORE_TESTS.glob("test_*.py"))
 FW_MODULES = sorted(
@@ -71,6 +73,7 @@ def test_the_mpy_tree_builds_and_runs_on_micropython(tmp_path):
     assert mpvm.run(code, _files(out)).check().stdout.split() == ["stim/pulse.mpy"]
 
 
+@pytest.mark.req("FR-10")
 @pytest.mark.req("SR-8")
 def test_boot_and_main_run_on_micropython_into_safe_mode():
     """boot.py makes the outputs safe; main.py with MODE held logs safe_mode and returns with
@@ -115,6 +118,7 @@ def test_the_virtual_clock_allocates_nothing(figures):
     assert figures["sleep"]["bytes"] == 0 and figures["sleep"]["locked_ok"]
 
 
+@pytest.mark.req("FR-16")
 @pytest.mark.parametrize("pid", memory.PROGRAMS)
 def test_pulse_irq_handler_allocates_nothing(figures, pid):
     f = figures["irq"][pid]
@@ -125,6 +129,7 @@ def test_pulse_irq_handler_allocates_nothing(figures, pid):
     assert figures["irq_errors"] == []
 
 
+@pytest.mark.req("FR-16")
 @pytest.mark.parametrize("pid", memory.PROGRAMS)
 def test_steady_control_loop_allocates_nothing(figures, pid):
     # measured with both channels past their electrode check and running (state 2)
@@ -163,6 +168,7 @@ def test_a_core_error_only_micropython_shows_fails_the_core_tests(fw_copy):
     assert "__init__" in failed["test_refusal_names_the_limit"]
 
 
+@pytest.mark.req("FR-16")
 def test_an_allocating_irq_handler_is_caught(fw_copy):
     _edit(fw_copy / "stim" / "engine.py", "        self.pulses += 1\n",
           "        self.pulses += 1\n        self.last_ma = self.level_ma * 1.0\n")  # fmt: skip
@@ -173,6 +179,7 @@ def test_an_allocating_irq_handler_is_caught(fw_copy):
     assert any("MemoryError" in e for e in f["irq_errors"])
 
 
+@pytest.mark.req("FR-16")
 def test_an_allocating_control_loop_is_caught(fw_copy):
     old = "        action = watch.update((chan.sense_last * chan.ohm_q12) >> 12, dt_ms)\n"
     new = "        action = watch.update(chan.sense_last * chan.ohm_q12 / 4096, dt_ms)\n"

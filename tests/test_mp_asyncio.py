@@ -15,6 +15,8 @@ import pytest
 
 from host_tools.sim.mploader import MPLIB_DIR, MpRuntime, load_mplib_shims
 
+pytestmark = pytest.mark.req("FR-17")
+
 TICKS_PERIOD = 1 << 30
 TICKS_MAX = TICKS_PERIOD - 1
 TICKS_HALFPERIOD = TICKS_PERIOD >> 1

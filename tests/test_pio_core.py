@@ -56,6 +56,8 @@ from pioemu.shift_register import ShiftRegister
 from host_tools.sim.pio_core import PioBlock
 from host_tools.sim.pioasm import PIO, PIOASMError, asm_pio, asm_pio_encode
 
+pytestmark = pytest.mark.req("FR-17")
+
 M32 = 0xFFFFFFFF
 PULSE_CONST = 14  # P = 2W + G + R + PULSE_CONST
 

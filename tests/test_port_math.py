@@ -12,6 +12,8 @@ import pytest
 
 from host_tools.sim import port_math as pm
 
+pytestmark = pytest.mark.req("FR-17")
+
 SYS = 125_000_000
 
 

@@ -62,6 +62,7 @@ def base(**kw) -> dict:
 
 
 # ---- validation ----------------------------------------------------------------------------
+@pytest.mark.req("FR-1")
 @pytest.mark.req("SR-3")
 @pytest.mark.parametrize("pid", PROGRAM_IDS)
 def test_builtin_programs_validate(pid):
@@ -76,6 +77,7 @@ def test_builtin_programs_validate(pid):
         pulse.cycles(1e6 / period_us, phase_us, gap_us, 125_000_000, period_us)
 
 
+@pytest.mark.req("FR-1")
 def test_builtin_ids_unique_and_found():
     assert len(set(PROGRAM_IDS)) == len(PROGRAM_IDS)
     for i, pid in enumerate(PROGRAM_IDS):
@@ -170,6 +172,7 @@ BAD = [
 ]
 
 
+@pytest.mark.req("FR-1")
 @pytest.mark.req("SR-3")
 @pytest.mark.parametrize(
     ("p", "key"), BAD, ids=["%d-%s" % (i, k) for i, (_p, k) in enumerate(BAD)]
@@ -182,6 +185,7 @@ def test_bad_program_names_the_key(p, key):
     assert len(str(e.value)) > len(key) + 4  # says what is wrong, too
 
 
+@pytest.mark.req("FR-1")
 @pytest.mark.req("SR-3")
 def test_two_shapes_message():
     with pytest.raises(ProgramError, match="at most one of burst, sweep, cycle"):
@@ -246,6 +250,7 @@ def _mutate(p: dict, m) -> None:
                 d[key] = d[key] * v
 
 
+@pytest.mark.req("FR-1")
 @pytest.mark.req("SR-3")
 @settings(max_examples=1500, deadline=None, derandomize=True)
 @given(pid=st.sampled_from(PROGRAM_IDS), muts=st.lists(_mutation, min_size=1, max_size=3))
@@ -513,6 +518,7 @@ def test_non_finite_step_refused(board_name, step):
 
 
 # ---- modulation ------------------------------------------------------------------------------
+@pytest.mark.req("FR-3")
 def test_builtin_burst_plan():
     p = programs.by_id("tens_burst")
     plan = modulation.plan(p)
@@ -523,6 +529,7 @@ def test_builtin_burst_plan():
     assert {(e[1], e[2]) for e in plan} == {(p["phase_us"], p["gap_us"])}
 
 
+@pytest.mark.req("FR-3")
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     rate=st.integers(2, 150),
@@ -553,6 +560,7 @@ def _unimodal_up_down(values):
     return top
 
 
+@pytest.mark.req("FR-3")
 def test_builtin_sweep_plan_min_max_min():
     p = programs.by_id("tens_modulated")
     sw = p["sweep"]
@@ -567,6 +575,7 @@ def test_builtin_sweep_plan_min_max_min():
     assert {e[0] for e in plan} == {round(1e6 / p["rate_hz"])}
 
 
+@pytest.mark.req("FR-3")
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     rate=st.integers(5, 150),
@@ -611,6 +620,7 @@ def test_sweep_plan_goes_min_max_min(rate, lo, span, period_s, shape, param):
         pulse.cycles(1e6 / e[0], e[1], e[2], 125_000_000, e[0])
 
 
+@pytest.mark.req("FR-3")
 def test_ems_envelope_cycle():
     p = programs.by_id("ems_strength")
     c = p["cycle"]
@@ -639,12 +649,14 @@ def test_ems_envelope_cycle():
         assert abs(env(p, t1) - env(p, t0)) <= (t1 - t0) / min(up, down) + 1e-9
 
 
+@pytest.mark.req("FR-3")
 @pytest.mark.parametrize("pid", [p for p in PROGRAM_IDS if "cycle" not in programs.by_id(p)])
 def test_envelope_is_flat_without_cycle(pid):
     p = programs.by_id(pid)
     assert all(modulation.envelope(p, t * 0.37) == 1.0 for t in range(100))
 
 
+@pytest.mark.req("FR-3")
 def test_envelope_without_ramps_and_soft_start():
     p = base(kind="ems", rate_hz=50, phase_us=300, cycle=dict(CYCLE, ramp_up_s=0, ramp_down_s=0))
     programs.validate(p)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from host_tools.boards import load_board
 from host_tools.sim.rig import FirmwareRig
 
-pytestmark = pytest.mark.req("SR-4", "SR-5")
+pytestmark = pytest.mark.req("SR-4", "SR-5", "FR-2")
 
 BOARDS = ("pico", "wearable_v1")
 LOAD_OHM = 1000.0  # 80 V / 1 kohm = 80 mA: never compliance-limited at the levels used here
@@ -167,6 +167,7 @@ def _variant(name: str, sysclk_hz: int) -> dict:
     return b
 
 
+@pytest.mark.req("FR-3")
 @pytest.mark.parametrize("pid", PROGRAM_IDS)
 @pytest.mark.parametrize("board", BOARDS)
 def test_program_train_at_the_pins(board, pid):
@@ -206,6 +207,7 @@ def test_program_train_at_the_pins(board, pid):
         assert p.peak_a_ma == pytest.approx(LEVEL_MA, abs=0.15)
 
 
+@pytest.mark.req("FR-3")
 @pytest.mark.parametrize("pid", PROGRAM_IDS)
 @pytest.mark.parametrize("sysclk_hz", [200_000_000, 133_000_000])
 def test_program_train_other_clocks(sysclk_hz, pid):
@@ -486,6 +488,7 @@ def test_stop_at_random_instant(board, params, skip, stop_at):
 SWITCHES = [(a, b) for a in PROGRAM_IDS for b in PROGRAM_IDS if a != b]
 
 
+@pytest.mark.req("FR-3")
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize(("old", "new"), SWITCHES)
 def test_program_switch_mid_stream(board, old, new):

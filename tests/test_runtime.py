@@ -12,6 +12,8 @@ from host_tools import runtime as rt
 from host_tools.device import DeviceError
 from host_tools.sim.fake_transport import FakeBoard, FakeDeviceIO
 
+pytestmark = pytest.mark.req("FR-14")
+
 INFO = "UF2 Bootloader v3.0\nModel: Raspberry Pi RP2\nBoard-ID: RPI-RP2\n"
 
 

@@ -130,6 +130,7 @@ def test_watchdog_reset_leaves_outputs_safe_and_is_logged(make_unit, fw_copy):
     assert unit.chip.reset_cause == 3 or boots[-1]["cause"] == "watchdog"
 
 
+@pytest.mark.req("FR-10", "FR-9")
 def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
     unit = make_unit("pico", files={})
     unit.run_until(0.5)
@@ -141,6 +142,7 @@ def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
     assert not unit.logs("app_start")
 
 
+@pytest.mark.req("FR-10", "FR-9")
 def test_invalid_board_file_names_the_key_and_lights_the_fault_led(make_unit):
     board = load_board("pico")
     bad = json.loads(json.dumps(board))
@@ -155,6 +157,7 @@ def test_invalid_board_file_names_the_key_and_lights_the_fault_led(make_unit):
     assert unit.pin(board["boost_en"]) == 0
 
 
+@pytest.mark.req("FR-10", "FR-9")
 def test_corrupt_board_json_is_an_error_not_a_crash(make_unit):
     unit = make_unit("pico", files={"/board.json": '{"name": "pico", "chan'})
     unit.run_until(0.5)
@@ -164,6 +167,7 @@ def test_corrupt_board_json_is_an_error_not_a_crash(make_unit):
     assert not unit.logs("crash")
 
 
+@pytest.mark.req("FR-10", "FR-9")
 def test_mode_held_at_boot_skips_the_app(make_unit):
     unit = make_unit("pico")
     unit.press("mode", at=0.0, hold_s=2.0)

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from host_tools.sim.rig import FirmwareRig
 
+pytestmark = pytest.mark.req("FR-6")
+
 S = FirmwareRig("pico").import_module("stim.session")
 OFF, IDLE, RUNNING, PAUSED, ENDING, FAULT = S.OFF, S.IDLE, S.RUNNING, S.PAUSED, S.ENDING, S.FAULT
 STATES = (OFF, IDLE, RUNNING, PAUSED, ENDING, FAULT)

@@ -30,6 +30,8 @@ from host_tools.sim.mploader import MPLIB_DIR, MpRuntime
 from host_tools.sim.unit import FIRMWARE_DIR
 from host_tools.sim.vfs import ENOSPC, FlashFs
 
+pytestmark = pytest.mark.req("FR-8")
+
 BOARD = load_board("pico")
 PATH = "/settings.json"
 TMP = PATH + ".tmp"

@@ -14,7 +14,7 @@ from host_tools.sim.chip import F_SIO
 from host_tools.sim.fake_transport import FakeBoard, FakeDeviceIO
 from host_tools.sim.vfs import FlashFs
 
-pytestmark = pytest.mark.req("SR-8")
+pytestmark = pytest.mark.req("SR-8", "FR-10", "FR-11")
 
 BOARD = load_board("pico")
 BOARD_FILE = {"/board.json": json.dumps(BOARD)}

@@ -78,6 +78,7 @@ def test_power_press_stops_all_output_within_20_ms_in_every_state(state, offset_
 
 
 # ---- pause, resume, on/off -----------------------------------------------------------------
+@pytest.mark.req("FR-5")
 @pytest.mark.req("SR-7", "SR-2")
 def test_short_power_press_pauses_and_the_next_resumes_from_zero(make_unit):
     unit = unit_on(make_unit, steps=4)
@@ -96,6 +97,7 @@ def test_short_power_press_pauses_and_the_next_resumes_from_zero(make_unit):
     assert states[:3] == ["start", "paused", "resumed"]
 
 
+@pytest.mark.req("FR-5")
 @pytest.mark.req("SR-1")
 def test_power_off_stops_and_power_on_starts_from_zero(make_unit):
     unit = unit_on(make_unit, steps=4)
@@ -141,6 +143,7 @@ def test_a_button_held_from_power_up_never_starts_output(make_unit):
     assert [e["name"] for e in unit.logs("button_stuck")] == ["plus"]
 
 
+@pytest.mark.req("FR-5")
 @pytest.mark.req("SR-11", "SR-7")
 def test_lock_blocks_changes_but_not_stop(make_unit):
     unit = unit_on(make_unit, steps=3)
@@ -162,6 +165,7 @@ def test_lock_blocks_changes_but_not_stop(make_unit):
     assert 1 in unit.pin_trace(led, t + 7.0, t + 11.0)  # the blue "locked" blip
 
 
+@pytest.mark.req("FR-5")
 @pytest.mark.req("SR-2")
 def test_channel_selection_gesture_steps_one_channel(make_unit):
     unit = unit_on(make_unit, steps=2)
@@ -179,6 +183,7 @@ def test_channel_selection_gesture_steps_one_channel(make_unit):
 SHORT_SESSION = json.dumps({"program": "tens_conventional", "session_min": 1, "channels": "both"})
 
 
+@pytest.mark.req("FR-6", "FR-8")
 @pytest.mark.req("SR-9", "SR-13")
 def test_session_ends_by_itself_with_a_2_s_ramp_down_and_a_history_record(make_unit):
     unit = unit_on(make_unit, steps=6, settings=SHORT_SESSION)
@@ -242,6 +247,7 @@ def test_a_hung_control_task_is_reset_by_the_watchdog_into_the_safe_state(make_u
 
 
 # ---- SR-13, SR-1: settings ---------------------------------------------------------------------
+@pytest.mark.req("FR-8")
 @pytest.mark.req("SR-13", "SR-1")
 def test_settings_restore_program_and_selection_but_never_intensity(make_unit):
     cfg = json.dumps({"program": "tens_acupuncture", "session_min": 20, "channels": "2"})
@@ -270,6 +276,7 @@ def test_a_bad_settings_file_gives_defaults_and_a_warning(make_unit, text):
     assert 0 < peak(unit, 1) <= STEP_MA
 
 
+@pytest.mark.req("FR-8")
 @pytest.mark.req("SR-13")
 def test_program_choice_is_saved_atomically_and_survives_a_reset(make_unit):
     unit = unit_on(make_unit)
@@ -285,6 +292,7 @@ def test_program_choice_is_saved_atomically_and_survives_a_reset(make_unit):
     assert [e["id"] for e in unit.logs("program")][-1] == "tens_acupuncture"
 
 
+@pytest.mark.req("FR-6", "FR-7")
 @pytest.mark.req("SR-6", "SR-7")
 def test_a_boost_that_never_comes_up_is_a_fatal_fault_until_switched_off(make_unit):
     unit = unit_on(make_unit)

@@ -36,12 +36,14 @@ def test_step_current_is_the_step_times_the_board_step():
     assert limits.step_ma(BOARD, 3) == 3 * BOARD["intensity"]["step_ma"]
 
 
+@req("FR-1")
 @req("SR-3")
 def test_builtin_programs_validate_unchanged():
     for p in programs.PROGRAMS:
         assert programs.validate(p) is p
 
 
+@req("FR-1")
 @req("SR-3")
 def test_bad_programs_are_refused_naming_the_key():
     base = programs.by_id("tens_conventional")

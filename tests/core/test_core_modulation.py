@@ -3,11 +3,13 @@
 from coreenv import close, modulation, programs, pulse, req
 
 
+@req("FR-3")
 def test_continuous_program_has_one_plan_entry():
     assert modulation.plan(programs.by_id("tens_conventional")) == [(10_000, 100, 20)]
     assert modulation.plan(programs.by_id("tens_acupuncture")) == [(500_000, 200, 20)]
 
 
+@req("FR-3")
 def test_burst_plan_fills_the_burst_period():
     p = programs.by_id("tens_burst")
     plan = modulation.plan(p)
@@ -17,6 +19,7 @@ def test_burst_plan_fills_the_burst_period():
     assert all(e[0] == 10_000 for e in plan[:-1])
 
 
+@req("FR-3")
 def test_sweep_plan_goes_min_max_min_over_one_period():
     p = programs.by_id("tens_modulated")
     plan = modulation.plan(p)
@@ -31,6 +34,7 @@ def test_sweep_plan_goes_min_max_min_over_one_period():
         pulse.cycles(1e6 / period_us, phase_us, gap_us, 125_000_000, period_us)
 
 
+@req("FR-3")
 def test_ems_envelope_ramps_holds_and_rests():
     p = programs.by_id("ems_strength")
     c = p["cycle"]

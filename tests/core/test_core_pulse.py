@@ -5,6 +5,7 @@ from coreenv import pulse, raises, req
 SM_HZ = 125_000_000
 
 
+@req("FR-2")
 def test_divider_fits_the_longest_phase_and_gap_in_16_bits():
     for sysclk_hz in (48_000_000, 125_000_000, 133_000_000, 200_000_000):
         div = pulse.sm_divider(sysclk_hz)
@@ -14,6 +15,7 @@ def test_divider_fits_the_longest_phase_and_gap_in_16_bits():
             assert pulse.us_to_cycles(pulse.PHASE_MAX_US, sysclk_hz // (div - 1)) - 2 > 0xFFFF
 
 
+@req("FR-2")
 def test_us_to_cycles_rounds_to_the_nearest_cycle_in_integers():
     assert pulse.us_to_cycles(100, SM_HZ) == 12_500
     assert pulse.us_to_cycles(1, 1_000_000) == 1
@@ -38,6 +40,7 @@ def test_words_round_trip_to_the_same_cycles():
                     assert pulse.period_of(rest, shape) == (w, g, p)
 
 
+@req("FR-2")
 def test_period_is_the_rate_to_the_nearest_cycle():
     assert pulse.cycles(100, 100, 20, SM_HZ) == (12_500, 2_500, 1_250_000)
     assert pulse.cycles(3, 100, 20, SM_HZ)[2] == 41_666_667
@@ -51,11 +54,13 @@ def test_check_names_the_parameter_out_of_range():
     assert isinstance(raises(pulse.PulseError, pulse.check, 0, 100, 20), ValueError)
 
 
+@req("FR-2")
 def test_burst_pause_given_as_period():
     assert pulse.cycles(1, 200, 20, SM_HZ, period_us=440_000)[2] == 440_000 * 125
     raises(pulse.PulseError, pulse.cycles, 1, 200, 20, SM_HZ, period_us=3_000_000)
 
 
+@req("FR-2")
 def test_words_refuse_what_the_program_cannot_count():
     raises(pulse.PulseError, pulse.words, 1, 100, 10_000, 0)  # phase below 2 cycles
     raises(pulse.PulseError, pulse.words, 100, 4, 10_000, 0)  # gap below 5 cycles
