@@ -11,7 +11,7 @@ MPY ?=
 UF2 ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test sim flash logs runtime bench mpy lint format clean
+.PHONY: help venv test trace fuzz report sim flash logs runtime bench mpy lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,16 @@ venv: $(STAMP) ## Create .venv with the pinned dependencies
 
 test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (CPython and the MicroPython VM)
 	$(BIN)/pytest
+
+trace: $(STAMP) ## Requirement -> tests -> last result (build/traceability.md); fails on gaps
+	$(BIN)/python -m host_tools.trace
+
+fuzz: $(STAMP) ## Longer whole-unit fuzz (FUZZ_EXAMPLES=1000 FUZZ_STEPS=40, fresh seed)
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),1000) FUZZ_STEPS=$(or $(FUZZ_STEPS),40) \
+		$(BIN)/pytest tests/test_fuzz_unit.py -k whole_unit
+
+report: $(STAMP) $(NODE_STAMP) ## Tests, benchmarks, scenarios, waveforms, output table: report/
+	$(BIN)/python -m host_tools.report
 
 sim: $(STAMP) ## Run the firmware on the simulated board in this terminal (BOARD=pico)
 	$(BIN)/stimctl sim --board $(BOARD)

@@ -113,7 +113,8 @@ def load_results(path: Path = RESULTS) -> dict:
     try:
         data = json.loads(path.read_text())
     except ValueError as e:
-        raise TraceError("%s is not valid JSON (%s): remove it and run the tests" % (path, e))
+        msg = "%s is not valid JSON (%s): remove it and run the tests" % (path, e)
+        raise TraceError(msg) from None
     return data if isinstance(data.get("tests"), dict) else {"tests": {}}
 
 
@@ -165,7 +166,9 @@ def check(
     for nodeid, ids in tests.items():
         for rid in ids:
             if not isinstance(rid, str) or not re.fullmatch(r"(?:SR|FR)-\d+", rid):
-                tr.errors.append("%s: requirement ID %r is not of the form SR-n or FR-n" % (nodeid, rid))
+                tr.errors.append(
+                    "%s: requirement ID %r is not of the form SR-n or FR-n" % (nodeid, rid)
+                )
             elif rid in reqs:
                 tr.by_req[rid].append(nodeid)
             else:
@@ -194,7 +197,9 @@ def check(
         for hid, ids in hazards.items():
             for rid in ids:
                 if rid not in reqs:
-                    tr.errors.append("docs/hazards.md %s names unknown requirement %s" % (hid, rid))
+                    tr.errors.append(
+                        "docs/hazards.md %s names unknown requirement %s" % (hid, rid)
+                    )
             if not any(_SR.fullmatch(i) for i in ids):
                 tr.errors.append("docs/hazards.md %s names no safety requirement (SR-n)" % hid)
         for rid in reqs:
@@ -308,9 +313,11 @@ def render_markdown(tr: Trace, level: int = 1) -> str:
         lines.append("")
         nodes = tr.by_req.get(rid, [])
         if not nodes:
-            lines.append("- no test" + (" (pending: %s)" % tr.pending[rid] if rid in tr.pending else ""))
-        for base, n, c in _group(nodes, tr):
-            cases = " (%d cases)" % n if n > 1 else ""
+            lines.append(
+                "- no test" + (" (pending: %s)" % tr.pending[rid] if rid in tr.pending else "")
+            )
+        for base, k, c in _group(nodes, tr):
+            cases = " (%d cases)" % k if k > 1 else ""
             lines.append("- `%s`%s: %s" % (_short(base), cases, _outcomes(c)))
     return "\n".join(lines) + "\n"
 
@@ -333,10 +340,10 @@ def main(argv: list[str] | None = None) -> int:
             "%-*s  %-8s  %3d tests  %s"
             % (width, row["id"], row["status"], row["tests"], row["text"][:70])
         )
-    for n in tr.notes:
-        print("note: %s" % n)
-    for e in tr.errors:
-        print("error: %s" % e, file=sys.stderr)
+    for note in tr.notes:
+        print("note: %s" % note)
+    for err in tr.errors:
+        print("error: %s" % err, file=sys.stderr)
     rel = os.path.relpath(args.out, Path.cwd())
     print("%s: %s (%s)" % ("trace", "PASS" if tr.ok else "FAIL", rel))
     return 0 if tr.ok else 1

@@ -46,6 +46,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from host_tools.sim.board_model import Pulse
 from host_tools.sim.unit import FIRMWARE_DIR, SimulatedUnit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +103,7 @@ class UnitFuzz(RuleBasedStateMachine):
         self.resets: list[float] = []  # Ctrl-C and soft reset instants
         self.cutoff_since: float | None = None
         self.seen = {1: 0, 2: 0}  # pulses of pulse_log already checked
-        self.last_pulse: dict[int, object] = {1: None, 2: None}
+        self.last_pulse: dict[int, Pulse | None] = {1: None, 2: None}
         self.ramp_from: dict[int, float | None] = {1: None, 2: None}
         self.in_start: dict[int, bool] = {1: False, 2: False}
         self.violations_seen = 0
@@ -470,6 +471,10 @@ def test_fuzz_the_whole_unit(capsys):
                     STATS.get("wall_s", 0.0),
                 )
             )
+    stats["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    stats["budget"] = {"examples": EXAMPLES, "steps": STEPS, "random": RANDOM}
+    FAIL_DIR.mkdir(parents=True, exist_ok=True)
+    (FAIL_DIR / "last-run.json").write_text(json.dumps(stats, indent=1) + "\n")
     assert stats["steps"] >= EXAMPLES * STEPS // 2
 
 
