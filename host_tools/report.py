@@ -26,8 +26,10 @@
 6. The traceability matrix (host_tools/trace.py) and the figures of the last fuzz run.
 
 The report directory is build output (gitignored): regenerate it rather than commit it.
-Exit status 1 when a test failed, the traceability check failed or a benchmark missed a
-target the benchmark itself gates on; the report is written in every case.
+Exit status 1 when a test or a scenario failed or the traceability check failed; benchmark
+targets missed are listed in the report and printed (the heap target is a known miss, recorded
+as a strict xfail in the tests), not turned into a failure. The report is written in every
+case.
 """
 
 from __future__ import annotations
