@@ -11,7 +11,7 @@ MPY ?=
 UF2 ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test trace fuzz report sim flash logs runtime bench mpy lint format clean
+.PHONY: help venv test sim flash logs runtime bench mpy lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,6 +35,7 @@ venv: $(STAMP) ## Create .venv with the pinned dependencies
 test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (CPython and the MicroPython VM)
 	$(BIN)/pytest
 
+.PHONY: trace fuzz report
 trace: $(STAMP) ## Requirement -> tests -> last result (build/traceability.md); fails on gaps
 	$(BIN)/python -m host_tools.trace
 
