@@ -9,7 +9,11 @@ finish (3 s of virtual time), then measure with allocmeter (lib/allocmeter.py):
   start: a pulse on each channel (SENSE reading a 1 kohm load), the buttons, the control cycle
   (stimulator, session, battery cut-off), the LEDs and the TICK_MS sleep (on the virtual
   clock; the sleep itself is measured separately and allocates nothing). `states` records
-  that every channel was running (stimulator state 2) when it was measured;
+  that every channel was running (stimulator state 2) when it was measured. The session is
+  host-controlled (stim/host.py) with a host that keeps the link alive, so the cycle includes
+  the keep-alive check;
+- `host_byte`: one console byte that does not end a command line, through the host link's
+  line reader (stim/host.py HostLink.feed): a chattering or idle link costs no heap;
 - `irq`: the pulse engine's PIO refill handler (engine.Channel._on_pulse) through
   `_sim.pio_pulse`: the state machine pulls a pair of FIFO words and raises its IRQ, for a
   continuous, a burst and a sweep program (the last two make the handler push a new pair every
@@ -83,7 +87,10 @@ print(json.dumps({"heap_after_boot_bytes": gc.mem_alloc() - _base}))
 """
 _MEASURE = """
 from stim.stimulator import TICK_MS as _TICK
+_h = _a.host
 def _cycle():
+    _h.active = True  # a host-controlled session...
+    _h.seen_ms = time.ticks_ms()  # ...whose host keeps the link alive
     for _c in _s.channels:
         _sim.pio_pulse(_c.sm_id, False)
     _a.buttons_cycle()
@@ -94,6 +101,7 @@ def _cycle():
 def _sleep():
     time.sleep_ms(_TICK)
 _out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}}
+_out["host_byte"] = measure(_h.feed, 65)  # "A": a line that grows, then overflows, never ends
 for _pid in %r:
     _s.select_program(_pid)
     _start(%d)
