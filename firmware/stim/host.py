@@ -190,7 +190,11 @@ class HostLink:
         import select
 
         s = self.stream
-        reader = asyncio.StreamReader(s)
+        try:
+            reader = asyncio.StreamReader(s)
+        except (AttributeError, ImportError):  # a port whose asyncio has no streams
+            log.warn("host", msg="no console stream: host commands are off")
+            return
         more = select.poll()  # what is already there is taken without a scheduler round
         more.register(s, select.POLLIN)
         b = bytearray(1)
