@@ -2,9 +2,11 @@
 interrupt handler call. Used by the tests (which require 0 bytes per cycle and per call) and by
 the benchmark (`memory` in bench/results.json).
 
-The scenario, on board pico: import the firmware (the `stim` package) and build the app with the
-hardware layer and the stimulator, start both channels at step 3 of a program, let the soft start
-finish (3 s of virtual time), then measure with allocmeter (lib/allocmeter.py):
+The scenario, on board pico, follows a reset: boot.py runs (outputs safe, an interrupted update
+finished), stim.main (what main.py runs) is imported and the board file loaded as its run()
+loads it (`stim.load_board`, which drops the validator again), the app is built with the
+hardware layer and the stimulator, both channels start at step 3 of a program and the soft
+start finishes (3 s of virtual time); then allocmeter (lib/allocmeter.py) measures:
 - `loop`: one steady cycle of the app, with both channels past their electrode check and soft
   start: a pulse on each channel (SENSE reading a 1 kohm load), the buttons, the control cycle
   (stimulator, session, battery cut-off), the LEDs and the TICK_MS sleep (on the virtual
@@ -17,8 +19,10 @@ finish (3 s of virtual time), then measure with allocmeter (lib/allocmeter.py):
   (allocmeter's locked pass, and once more as the hard IRQ it is registered as). A handler
   that raised is listed in `irq_errors` and is no longer `handler_live` (the port disables it).
 `heap_after_boot_bytes` is gc.mem_alloc() after gc.collect() with the app built and output
-running, minus the same figure with only the simulated machine/rp2/time modules loaded (those
-are C or frozen code on the device).
+running, minus the same figure with only the simulated machine/rp2/time modules and the VM's
+`os` loaded: those are C code on the rp2 port, where the WebAssembly port's `os` is a Python
+package (os/__init__.py, os.path, collections) that takes about 1.5 KB of heap when imported.
+The app's asyncio tasks are not started (the cycles are called directly).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ STEP = 3
 SETTLE_MS = 3000
 
 _SETUP = """
-import gc, json, time, _sim, machine, rp2, micropython
+import gc, json, os, time, _sim, machine, rp2, micropython
 from allocmeter import measure
 """
 _BASE = """
@@ -40,8 +44,10 @@ gc.collect()
 _base = gc.mem_alloc()
 """
 _BOOT = """
-from stim import board as _board, app as _app
-_b = _board.load("/board.json")
+exec(open("/boot.py").read())  # as after a reset: outputs safe, an update finished
+from stim import main as _main  # main.py's code (stim/main.py), held while the app runs
+_b = _main.load_board("/board.json")[0]  # as main.run(): the validator is dropped after use
+from stim import app as _app
 for _n in _b["buttons"].values():
     machine.external[_n] = 1  # buttons released
 machine.adc_u16[_b["boost_adc"] - 26] = 52000  # the boost is up: about 79 V
