@@ -27,9 +27,10 @@ The app's asyncio tasks are not started (the cycles are called directly).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-from . import FIRMWARE_DIR, firmware_files, run, sim_files
+from . import FIRMWARE_DIR, firmware_files, romfs_image, run, sim_files
 
 PROGRAMS = ("tens_conventional", "tens_burst", "tens_modulated")
 STEP = 3
@@ -120,13 +121,23 @@ print(json.dumps(_out))
 """
 
 
-def measure(firmware_dir: Path = FIRMWARE_DIR, programs=PROGRAMS) -> dict:
-    """Run the scenario on the VM; return the printed figures merged into one dict."""
+def measure(firmware_dir: Path = FIRMWARE_DIR, programs=PROGRAMS, romfs: bool = False) -> dict:
+    """Run the scenario on the VM; return the printed figures merged into one dict.
+
+    romfs: the stim package of `firmware_dir` (a `make mpy` tree) goes into a ROMFS image at
+    /rom instead of the filesystem, as on a board built with a ROMFS partition: its bytecode
+    runs in place, so only the firmware's objects and interned names take heap."""
+    chunks = [_SETUP, _BASE, _BOOT % STEP, _HEAP, _MEASURE % (tuple(programs), STEP, SETTLE_MS)]
     files = sim_files() + firmware_files(firmware_dir)
-    r = run(
-        [_SETUP, _BASE, _BOOT % STEP, _HEAP, _MEASURE % (tuple(programs), STEP, SETTLE_MS)],
-        files,
-    ).check()
+    if not romfs:
+        return _records(run(chunks, files).check())
+    with tempfile.TemporaryDirectory() as tmp:
+        img = romfs_image(Path(firmware_dir), Path(tmp) / "romfs.img")
+        files = [f for f in files if not f[0].startswith("/stim/")]
+        return _records(run(chunks, files, romfs=img).check())
+
+
+def _records(r) -> dict:
     out: dict = {}
     for rec in r.records():
         if "lvl" not in rec:  # skip the firmware's own log lines
