@@ -551,9 +551,9 @@ class SimApp:
         span = min(LED_WINDOW_S, now)
         frac = sum(lit_s.values()) / span if span > 0 else 0.0
         if len(ons) >= 2 and frac < 0.75:
-            period = (ons[-1] - ons[0]) / (len(ons) - 1)
-            if now - ons[-1] <= 2 * period + 0.2:
-                gaps = [y - x for x, y in zip(ons, ons[1:], strict=False)]
+            gaps = [y - x for x, y in zip(ons, ons[1:], strict=False)]
+            period = sorted(gaps)[len(gaps) // 2]
+            if now - ons[-1] <= 2 * max(gaps) + 0.2:
                 groups = [1]
                 for g in gaps:
                     if g > 2.5 * min(gaps):
