@@ -44,12 +44,13 @@ STEP_HOLD_S = 2.0  # 1 press + 4 repeats
 LOCK_HOLD_S = 3.3  # PLUS and MINUS together, 3 s: lock / unlock
 
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-TIMEBASES_S = (0.0, 0.05, 0.2, 1.0, 5.0)  # scope strip width in simulated time; 0: auto
+TIMEBASES_S = (0.0, 0.05, 0.2, 1.0, 5.0, 20.0)  # scope strip width in simulated time; 0: auto
 SKINS_OHM = (500.0, 1000.0, 2000.0, 5000.0)
 BATTERY_STEP_V = 0.1
 ZOOM_US = 800.0  # the pulse zoom spans this much time: the widest phase pair fits
 MESSAGE_FRAMES = 90  # what the last key did stays on screen this many frames (6 s)
 LED_WINDOW_S = 4.0  # LED rhythm described over this much simulated time
+CURRENT_MIN_MA = 0.05  # a pulse with less than this into the load delivered nothing
 
 # key -> (button(s), hold seconds). One table: the help line and the tests read it.
 BUTTON_KEYS: dict[str, tuple[tuple[str, ...], float]] = {
@@ -155,6 +156,7 @@ class Measured:
     width_us: float = 0.0
     gap_us: float = 0.0
     burst: tuple[int, float] | None = None  # (pulses per train, trains per second)
+    switching: bool = False  # the bridge pins pulse lately (with or without current)
 
 
 class UnitView:
@@ -278,7 +280,7 @@ class SimApp:
             ),
             ("Hold POWER to switch it on: press P (capital).", "bold"),
         )
-        self.pulses: list[deque[SeenPulse]] = [deque(maxlen=4000) for _ in range(self.n_ch)]
+        self.pulses: list[deque[SeenPulse]] = [deque(maxlen=8000) for _ in range(self.n_ch)]
         sl = self.board["status_led"]
         self.status_pins = (sl["r"], sl["g"], sl["b"])
         self.ch_led_pins = tuple(ch["led"] for ch in self.board["channels"])
@@ -494,9 +496,37 @@ class SimApp:
             self._measured[key] = self._measure(ch, now)
         return self._measured[key]
 
+    def since(self, ch: int, t0: float) -> list[SeenPulse]:
+        """The pulses channel ch began after t0, oldest first."""
+        out = []
+        for p in reversed(self.pulses[ch - 1]):
+            if p.t_s <= t0:
+                break
+            out.append(p)
+        out.reverse()
+        return out
+
+    def resting(self, ch: int) -> bool:
+        """Output with rests of seconds while a session runs: an EMS work/rest cycle."""
+        if self.view.state != "running":
+            return False
+        now = self.chip.t_s
+        ts = [
+            p.t_s
+            for p in self.since(ch, now - 20.0)
+            if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA
+        ]
+        if len(ts) < 2:
+            return False
+        ts.append(now)
+        return any(b - a > 2.0 for a, b in zip(ts, ts[1:], strict=False))
+
     def _measure(self, ch: int, now: float) -> Measured:
-        recent = [p for p in self.pulses[ch - 1] if p.t_s > now - 3.0]
+        switched = self.since(ch, now - 3.0)
+        recent = [p for p in switched if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA]
         m = Measured()
+        # the bridge pins still pulse, but no current reaches the load (LEVEL at 0, open load)
+        m.switching = bool(switched) and switched[-1].end_s > now - 0.25
         if not recent:
             return m
         gaps = [b.t_s - a.t_s for a, b in zip(recent, recent[1:], strict=False)]
@@ -595,6 +625,8 @@ class SimApp:
         if tb:
             return tb
         m = self.measure(ch)
+        if self.resting(ch):
+            return 20.0
         if m.burst or not m.active:
             return 1.0
         if m.rate_hz >= 40:
@@ -608,9 +640,7 @@ class SimApp:
         t0 = self.chip.t_s - span
         pos = [0.0] * width
         neg = [0.0] * width
-        for p in self.pulses[ch - 1]:
-            if p.t_s < t0:
-                continue
+        for p in self.since(ch, t0):
             c = min(int((p.t_s - t0) / span * width), width - 1)
             pos[c] = max(pos[c], p.peak_a_ma)
             neg[c] = max(neg[c], p.peak_b_ma)
@@ -638,8 +668,7 @@ class SimApp:
         now = self.chip.t_s
         span = self.span_s(ch)
         peak = max(
-            (max(p.peak_a_ma, p.peak_b_ma) for p in self.pulses[ch - 1] if p.t_s > now - span),
-            default=0.0,
+            (max(p.peak_a_ma, p.peak_b_ma) for p in self.since(ch, now - span)), default=0.0
         )
         return nice_scale(peak)
 
@@ -704,6 +733,16 @@ class SimApp:
             head.append(" phase, gap %.0f µs" % m.gap_us)
         else:
             head.append("no output", style="dim")
+            if m.switching:
+                head.append(" (the bridge still switches, with no current)", style="dim")
+            else:
+                last = [
+                    p
+                    for p in self.since(ch, self.chip.t_s - 60.0)
+                    if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA
+                ]
+                if last:
+                    head.append(" (last pulse %.1f s ago)" % (self.chip.t_s - last[-1].t_s), "dim")
         # the strip, its labels, and the pulse zoom
         full = self.scale_ma(ch)
         zoom_w = 32 if width >= 96 else 0

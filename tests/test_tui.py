@@ -282,3 +282,37 @@ def test_screen_fits_the_terminal(app, size):
 def test_split_keys():
     assert split_keys("p\x1b[A\x1b[Bq") == ["p", "UP", "DOWN", "q"]
     assert split_keys("\x1b[1;5C+") == ["+"]  # an unbound escape sequence is dropped
+
+
+def select_program(app: SimApp, pid: str) -> None:
+    app.handle_key("P")
+    app.run_sim(2.2)
+    for _ in range(8):
+        if app.view.program == pid:
+            break
+        app.handle_key("m")
+        app.run_sim(0.4)
+    assert app.view.program == pid
+
+
+def test_modulated_program_shows_its_width_sweep(app):
+    select_program(app, "tens_modulated")
+    app.handle_key("U")
+    app.run_sim(4.0)
+    widths = []
+    for _ in range(25):
+        app.run_sim(0.05)
+        widths.append(app.measure(1).width_us)
+    assert min(widths) < 215 and max(widths) > 315  # 200..330 µs every second
+    assert app.measure(1).rate_hz == pytest.approx(80, rel=0.02)
+
+
+def test_ems_work_rest_cycle_is_visible(app):
+    select_program(app, "ems_strength")
+    app.handle_key("U")
+    app.run_sim(18.0)  # 5 s on, 10 s off, from the session's start
+    assert app.span_s(1) == 20.0  # auto: the strip spans whole work/rest cycles
+    pos, _ = app.scope(1, 80)
+    on = [v > 0 for v in pos]
+    assert any(on) and not all(on)
+    assert any(a and not b for a, b in zip(on, on[1:], strict=False))  # an on -> off edge
