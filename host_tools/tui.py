@@ -433,9 +433,7 @@ class SimApp:
             )
         elif k == " ":
             self.paused = not self.paused
-            self._say(
-                "simulation paused: time stands still (space to go on)" if self.paused else ""
-            )
+            self._say("")  # the hint line says it
         elif k in ("q", "CTRL-C"):
             self.quit = True
 
@@ -448,10 +446,11 @@ class SimApp:
         for n in names:
             self.unit.press(n, hold_s=hold_s)
         what = "+".join(n.upper() for n in names)
-        if hold_s > SHORT_S:
-            self._say("holding %s for %.1f s (simulated)" % (what, hold_s))
+        msg = "holding %s for %.1f s" % (what, hold_s) if hold_s > SHORT_S else "pressed " + what
+        if self.view.state in ("off", "booting") and k != "P":
+            self._say(msg + ": the unit is off, only holding POWER (P) switches it on", "yellow")
         else:
-            self._say("pressed %s" % what)
+            self._say(msg)
 
     def _apply_loads(self) -> None:
         for i, state in enumerate(self.electrode):
@@ -812,10 +811,15 @@ class SimApp:
                 "m: next program; M: channels; P: off."
                 % (prog, "both channels" if v.selected == "both" else "channel " + v.selected)
             )
+        if st in ("running", "paused") and v.locked:
+            return (
+                "Locked: +, -, MODE and resume do nothing; POWER still stops (p) and switches "
+                "off (P); L: unlock."
+            )
         if st == "running":
             return (
                 "Running. + / - one step stronger / weaker (U / D: held 2 s); "
-                "p: pause (stops at once); P: off; 1: lift an electrode."
+                "p: pause (stops at once); P: off."
             )
         if st == "paused":
             return "Paused: no output. p: resume (electrodes checked again); P: switch off."
@@ -1043,7 +1047,7 @@ def run_interactive(board: str) -> int:
         pulses = [cm.pulses for cm in app.model.channels]
         app.close()
     print(
-        "stimctl sim: %s after %.1f s of simulated time; pulses delivered: %s"
+        "stimctl sim: %s after %.1f s of simulated time; pulses at the pins: %s"
         % (
             "interrupted" if interrupted else "quit",
             t_end,
