@@ -506,19 +506,21 @@ class SimApp:
         return out
 
     def resting(self, ch: int) -> bool:
-        """Output with rests of seconds while a session runs: an EMS work/rest cycle."""
+        """Rests of seconds between pulse trains, the bridge still switching with no current
+        through them: an EMS work/rest cycle (a channel a fault stopped goes quiet instead)."""
         if self.view.state != "running":
             return False
         now = self.chip.t_s
-        ts = [
-            p.t_s
-            for p in self.since(ch, now - 20.0)
-            if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA
-        ]
-        if len(ts) < 2:
-            return False
-        ts.append(now)
-        return any(b - a > 2.0 for a, b in zip(ts, ts[1:], strict=False))
+        last_current = None
+        idle = 0  # pulses without current since the last one with current
+        for p in self.since(ch, now - 20.0):
+            if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA:
+                if last_current is not None and p.t_s - last_current > 2.0 and idle >= 10:
+                    return True
+                last_current, idle = p.t_s, 0
+            else:
+                idle += 1
+        return last_current is not None and now - last_current > 2.0 and idle >= 10
 
     def _measure(self, ch: int, now: float) -> Measured:
         switched = self.since(ch, now - 3.0)

@@ -316,3 +316,12 @@ def test_ems_work_rest_cycle_is_visible(app):
     on = [v > 0 for v in pos]
     assert any(on) and not all(on)
     assert any(a and not b for a, b in zip(on, on[1:], strict=False))  # an on -> off edge
+
+
+def test_a_channel_stopped_by_a_fault_is_not_taken_for_a_rest(app):
+    switch_on_and_start(app)
+    app.run_sim(1.0)
+    app.handle_key("2")
+    app.run_sim(3.0)
+    assert not app.resting(2)
+    assert app.span_s(2) == 1.0
