@@ -19,7 +19,7 @@ drops it with no host listening.
 
 Tests use `VBoard` directly; `cut_after` cuts the power (the Node process is killed and the
 terminal hangs up) once that many bytes have come from the host, to prove a flash cut short
-leaves a bootable unit.
+leaves a bootable unit; `record` keeps those bytes (`rx_log`) to place such cuts.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class VBoard:
         flash: str | Path,
         *,
         cut_after: int | None = None,
+        record: bool = False,
         machine: str = MACHINE,
         stderr=None,
     ):
@@ -82,6 +83,7 @@ class VBoard:
         self.cut_after = cut_after
         self.machine = machine
         self.rx_bytes = 0  # bytes from the host to the board so far
+        self.rx_log = bytearray() if record else None  # and the bytes themselves, if recorded
         self.powered = False
         self._stderr = stderr
         self._proc: subprocess.Popen | None = None
@@ -199,6 +201,8 @@ class VBoard:
 
     def _send_board(self, fd: int, data: bytes) -> None:
         self.rx_bytes += len(data)
+        if self.rx_log is not None:
+            self.rx_log += data
         with contextlib.suppress(OSError):
             os.write(fd, data)
 
