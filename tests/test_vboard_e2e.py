@@ -127,7 +127,8 @@ def test_mpremote_exec_ls_cp_sha256_rm(board, tmp_path):
     assert hashlib.sha256(data).hexdigest() in r.stdout
     assert flash_contents(board.flash)["/blob.bin"] == data  # on the flash, byte for byte
     back = tmp_path / "back.bin"
-    r = run(MPREMOTE + ["connect", board.path, "cp", ":blob.bin", str(back), "+", "rm", ":blob.bin"])
+    cmd = ["connect", board.path, "cp", ":blob.bin", str(back), "+", "rm", ":blob.bin"]
+    r = run(MPREMOTE + cmd)
     assert r.returncode == 0, r.stderr
     assert back.read_bytes() == data
     assert "/blob.bin" not in flash_contents(board.flash)
@@ -157,7 +158,8 @@ def test_flash_then_verify_by_hash(board):
     assert "%d file(s) written" % len(want) in r.stdout
     on_board = flash_contents(board.flash)
     for p, data in want.items():
-        assert hashlib.sha256(on_board.get(p, b"")).hexdigest() == hashlib.sha256(data).hexdigest(), p
+        sha = hashlib.sha256(on_board.get(p, b"")).hexdigest()
+        assert sha == hashlib.sha256(data).hexdigest(), p
     assert not any(p.startswith("/.staging") for p in on_board)
     # and the board itself agrees (mpremote hashes on the device)
     r = run(MPREMOTE + ["connect", board.path, "fs", "sha256sum", ":/stim/app.py", ":/main.py"])

@@ -11,11 +11,13 @@ prints the pseudo-terminal's path (e.g. /dev/pts/5) and runs until Ctrl-C; `stim
 --port PATH`, `stimctl logs --port PATH` and `mpremote connect PATH ...` then work as with a
 Pico on /dev/ttyACM0.
 
-A new virtual board's flash is empty (a Pico with MicroPython and nothing else); --board
-names the board file the board's inputs (buttons released, battery charged) are read from
-once it is flashed. This module relays bytes between the pseudo-terminal and the Node process:
-while no program has the terminal open, the board's output is dropped, as a Pico's USB serial
-drops it with no host listening.
+A new virtual board's flash is empty (a Pico with MicroPython and nothing else); --board only
+chooses the default flash file (one per board): the board's pins and inputs (buttons released,
+battery charged) follow the /board.json that `stimctl flash --board` puts on it.
+
+This module relays bytes between the pseudo-terminal and the Node process: while no program
+has the terminal open, the board's output is dropped, as a Pico's USB serial drops it with no
+host listening.
 
 Tests use `VBoard` directly; `cut_after` cuts the power (the Node process is killed and the
 terminal hangs up) once that many bytes have come from the host, to prove a flash cut short

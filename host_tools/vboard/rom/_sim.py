@@ -5,10 +5,9 @@ but time is the laptop's: `advance_us` sleeps (firing machine.Timer callbacks as
 and returning early when a Ctrl-C from the host schedules KeyboardInterrupt).
 """
 
+import _vb
 import micropython
 from micropython import const
-
-import _vb
 
 TICKS_PERIOD = const(1 << 30)
 _TICKS_MAX = const((1 << 30) - 1)

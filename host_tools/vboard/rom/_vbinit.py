@@ -1,10 +1,9 @@
 # The virtual board's boot-time set-up and the board's own file runner (see _vboard.py).
 import sys
 
+import _vb
 import micropython
 import vfs
-
-import _vb
 
 _KEEP = ("__main__", "_vb", "_vbflash", "_vbinit", "_vbfs", "_vbsys")
 

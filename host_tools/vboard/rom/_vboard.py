@@ -4,6 +4,7 @@
 # port's modules instead of the WebAssembly port's preloaded ones).
 def _vboard_boot():
     import sys
+
     import vfs
 
     vfs.mount(vfs.VfsPosix("/vbrom"), "/rom")

@@ -1,10 +1,9 @@
 """`time` of the rp2 port on the virtual board: ticks from the laptop's clock (since power-on,
 wrapping at 2**30 as on the port); sleeping waits in real time and stays interruptible."""
 
-from micropython import const
-
 import _sim
 import _vb
+from micropython import const
 
 _TICKS_MAX = const((1 << 30) - 1)
 _TICKS_HALF = const(1 << 29)
@@ -65,7 +64,7 @@ def gmtime(secs=None):
     m = mp + 3 if mp < 10 else mp - 9
     y = yoe + era * 400 + (1 if m <= 2 else 0)
     wday = (days + 3) % 7
-    yday = doy - 305 if mp >= 10 else doy + 60 + (1 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 0)
+    yday = (days - mktime((y, 1, 1, 0, 0, 0)) // 86400) + 1
     return (y, m, d, rem // 3600, rem // 60 % 60, rem % 60, wday, yday)
 
 
