@@ -339,6 +339,7 @@ def print_timing(t: dict, console=None) -> None:
 def _sections() -> dict:
     """name -> (measure, print, passed): every section `make bench` writes, in order."""
     from .bench_fault import measure_fault, print_fault
+    from .bench_host import measure_host, print_host
     from .bench_memory import measure_memory, print_memory
     from .bench_stop import measure_stop, print_stop
 
@@ -354,10 +355,11 @@ def _sections() -> dict:
         "fault": (measure_fault, print_fault, fault_passed),
         "stop": (measure_stop, print_stop, all_passed),
         "memory": (measure_memory, print_memory, all_passed),
+        "host": (measure_host, print_host, all_passed),
     }
 
 
-SECTIONS = ("timing", "fault", "stop", "memory")
+SECTIONS = ("timing", "fault", "stop", "memory", "host")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ stimctl flash [--port P] [--board B] [--mpy]   copy firmware/ and the board file
 stimctl logs [--port P] [--json] [--save F]    stream the unit's log lines (--plot F: draw one)
 stimctl runtime [--uf2 FILE]      install MicroPython on the board through its USB bootloader
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
+stimctl vboard [--board B]        a virtual board (MicroPython's VM) on a pseudo-terminal
 stimctl plot --program P -o F     draw a program's waveform, run on the simulated board
 """
 
@@ -104,6 +105,12 @@ def cmd_sim(args) -> int:
     return run_interactive(args.board)
 
 
+def cmd_vboard(args) -> int:
+    from . import vboard
+
+    return vboard.main(args)
+
+
 def cmd_plot(args) -> int:
     from .plot import PlotError, plot_program
 
@@ -154,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sim", help="run the firmware on the simulated board")
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.set_defaults(fn=cmd_sim)
+    s = sub.add_parser("vboard", help="a virtual board on a pseudo-terminal, until Ctrl-C")
+    s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument("--flash", metavar="FILE", help="host file holding the board's flash")
+    s.add_argument("--fresh", action="store_true", help="start with an empty flash")
+    s.set_defaults(fn=cmd_vboard)
     s = sub.add_parser("plot", help="draw a program's waveform from the simulated board (PNG)")
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.add_argument("--program", required=True, help="program id, e.g. tens_burst")
