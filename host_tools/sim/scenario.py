@@ -160,8 +160,8 @@ def parse(text: str, source: str = "<scenario>", board: str | None = None) -> Sc
     v = _V(source)
     try:
         doc = loads(text)
-    except JsonError as e:
-        raise ScenarioError(source, e.line, "", "not valid JSON: " + e.msg) from None
+    except JsonError as jerr:
+        raise ScenarioError(source, jerr.line, "", "not valid JSON: " + jerr.msg) from None
     top = v.obj(doc, 1, "", _TOP_KEYS)
     for k in ("duration_s", "events"):
         if k not in top:
@@ -312,6 +312,7 @@ class RunResult:
     records: list[dict] = field(default_factory=list)
     wall_s: float = 0.0
     written: int = 0
+    model: Any = None  # the board model after the run (tests: pulse_log with record_pulses)
 
     @property
     def speedup(self) -> float:
@@ -363,6 +364,7 @@ def run(
     *,
     keep: bool = False,
     firmware_dir: Path = FIRMWARE_DIR,
+    record_pulses: bool = False,
 ) -> RunResult:
     """Run a scenario to its end; trace to `out` (JSON Lines) and/or keep the records."""
     wall0 = time.perf_counter()
@@ -372,7 +374,7 @@ def run(
         load_ohm=dict(scenario.load_ohm),
         battery_v=scenario.battery_v,
         firmware_dir=firmware_dir,
-        record_pulses=False,
+        record_pulses=record_pulses,
     )
     writer = TraceWriter(out, keep=keep)
     tracer = Tracer(unit, writer)
@@ -394,4 +396,5 @@ def run(
         records=writer.records,
         wall_s=time.perf_counter() - wall0,
         written=writer.written,
+        model=unit.model,
     )

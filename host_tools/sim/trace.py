@@ -469,12 +469,14 @@ class Tracer:
         self.writer.flush(now - HORIZON_S)
 
     def finish(self) -> list[dict]:
-        """End of the run: close open trains, write the summaries; returns them."""
+        """End of the run: write what is pending and the summaries; returns them."""
         now = self.chip.t_s
         out = []
         for c in self.chans:
-            if c.train:
-                self._end_train(c)
+            # A train still running when the run ends did not stop: no zero record for it.
+            if c.pending is not None:
+                self._write(c, c.pending)
+                c.pending = None
             self._check_second(c)
             cm = c.cm
             rec = {
