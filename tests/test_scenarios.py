@@ -21,7 +21,7 @@ STEP_MA = 1.5
 STEP4_MA = 5.92  # step 4 (6 mA) after the LEVEL duty is rounded down (never above the request)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run(name: str) -> scenario.RunResult:
     return scenario.run(scenario.load(SCENARIOS / (name + ".json")), keep=True)
 
