@@ -9,6 +9,7 @@ costs, whatever else the machine is doing). Target (issue 7): the 30 minutes in 
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,10 @@ def measure_sim(path: Path = SCENARIO, duration_s: float | None = None) -> dict:
         "trace_records": res.written,
         "trace_bytes": trace_bytes,
         "violations": res.violations,
+        # Other work on the machine stretches the wall time, not the CPU time: say how busy
+        # it was (1-minute load average over the cores) when this was measured.
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
         "target_wall_s": TARGET_WALL_S,
         "pass": {
             "all": res.wall_s < TARGET_WALL_S and res.violations == 0,
@@ -60,7 +65,8 @@ def print_sim(r: dict, console=None) -> None:
     verdict = "[bold green]PASS[/]" if r["pass"]["all"] else "[bold red]FAIL[/]"
     console.print(
         "%s  simulator: %s, %g s simulated in %.1f s wall (x%.1f; CPU %.1f s, x%.1f), "
-        "%d pulses, %d trace records (%d kB), %d violations; target < %g s"
+        "%d pulses, %d trace records (%d kB), %d violations, load %.1f on %d cores; "
+        "target < %g s"
         % (
             verdict,
             r["scenario"],
@@ -73,6 +79,8 @@ def print_sim(r: dict, console=None) -> None:
             r["trace_records"],
             r["trace_bytes"] // 1024,
             r["violations"],
+            r["load_avg_1min"],
+            r["cores"],
             r["target_wall_s"],
         )
     )

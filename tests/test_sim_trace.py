@@ -254,3 +254,20 @@ def test_output_without_an_electrode_check_is_reported(fw_copy, monkeypatch, tmp
         ("SR-6", 1, "output without a passed electrode check"),
         ("SR-6", 2, "output without a passed electrode check"),
     ]
+
+
+@pytest.mark.req("SR-3")
+def test_a_current_over_the_cap_from_a_broken_engine_is_reported(
+    fw_copy, monkeypatch, tmp_path, capsys
+):
+    # The engine's LEVEL duty for a current is twice what the calibration says: step 25
+    # (37.5 mA asked) pushes 75 mA, over the pico's 60 mA cap.
+    edit(fw_copy / "stim" / "engine.py",
+         "                return max(0, int(duty * 65535) - self._duty_lsb)",
+         "                return min(65535, 2 * max(0, int(duty * 65535) - self._duty_lsb))")  # fmt: skip
+    text = doc(12, [{"t": 4.0, "press": "plus", "times": 21, "gap_s": 0.1}])
+    rc, v, recs = _broken_run(fw_copy, monkeypatch, tmp_path, capsys, text)
+    assert rc == 1
+    sr3 = [x for x in v if x["rule"] == "SR-3"]
+    assert sr3 and sr3[0]["what"] == "peak current" and sr3[0]["peak_ma"] > 60.0
+    assert max(r["peak_ma"] for r in recs if r["kind"] == "output") > 60.0

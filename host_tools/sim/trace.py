@@ -466,6 +466,8 @@ class Tracer:
         for c in self.chans:
             if c.train and now - c.last_end_s > OVERDUE_S:
                 self._end_train(c)
+            if int(now) > c.sec:
+                self._check_second(c)  # a second with no pulse after it is judged now
         self.writer.flush(now - HORIZON_S)
 
     def finish(self) -> list[dict]:
