@@ -262,9 +262,8 @@ def test_a_current_over_the_cap_from_a_broken_engine_is_reported(
 ):
     # The engine's LEVEL duty for a current is twice what the calibration says: step 25
     # (37.5 mA asked) pushes 75 mA, over the pico's 60 mA cap.
-    edit(fw_copy / "stim" / "engine.py",
-         "                return max(0, int(duty * 65535) - self._duty_lsb)",
-         "                return min(65535, 2 * max(0, int(duty * 65535) - self._duty_lsb))")  # fmt: skip
+    good = "return max(0, int(duty * 65535) - self._duty_lsb)"
+    edit(fw_copy / "stim" / "engine.py", good, "return min(65535, 2 * max(0, int(duty * 65535)))")
     text = doc(12, [{"t": 4.0, "press": "plus", "times": 21, "gap_s": 0.1}])
     rc, v, recs = _broken_run(fw_copy, monkeypatch, tmp_path, capsys, text)
     assert rc == 1
