@@ -270,3 +270,24 @@ def test_a_current_over_the_cap_from_a_broken_engine_is_reported(
     sr3 = [x for x in v if x["rule"] == "SR-3"]
     assert sr3 and sr3[0]["what"] == "peak current" and sr3[0]["peak_ma"] > 60.0
     assert max(r["peak_ma"] for r in recs if r["kind"] == "output") > 60.0
+
+
+@pytest.mark.req("SR-4", "SR-8")
+def test_a_pulse_cut_short_leaves_charge_the_account_reports_once():
+    # 0.4 ms into channel 1's pulse (they start at x.xx033): a soft reset re-claims the pins
+    # mid-phase; Ctrl-C stops at the pulse boundary (stim.engine hold) and leaves nothing.
+    cut = [{"t": 7.0004, "soft_reset": True}, {"t": 10.5, "press": "power", "hold_s": 1.7},
+           {"t": 12.5, "press": "plus"}]  # fmt: skip
+    res = run_text(doc(15, cut))
+    v = [(x["ch"], x["what"]) for x in res.of("violation")]
+    assert v == [
+        (1, "net charge left by a pulse cut short"),
+        (2, "net charge left by a pulse cut short"),
+    ]
+    first = res.of("violation")[0]
+    assert first["t"] == pytest.approx(7.0004, abs=1e-6)
+    assert first["net_charge_nc"] == pytest.approx(5.92 * 70, rel=0.01)  # 70 us of phase A
+    assert res.summary[0]["violations"] == {"SR-4": 1}  # not again when the next pulse starts
+    clean = run_text(doc(9, [{"t": 7.0004, "ctrl_c": True}]))
+    assert clean.violations == 0
+    assert all(abs(s["net_charge_nc"]) < 1e-6 for s in clean.summary)

@@ -28,7 +28,9 @@ power-on) and `kind`, in time order:
   (the first MAX_REPORTED per rule and channel; the summary counts them all):
     * SR-5: PHASE_A and PHASE_B high together (the board model's shoot-through detector);
     * SR-4: a lone phase, unequal phase widths, or unequal phase charge (a load change during
-      the pulse is physics, not the engine: such a pulse is not judged);
+      the pulse is physics, not the engine: such a pulse is not judged); and charge left in
+      the model's running net-charge account that no finished pulse explains (a pulse cut
+      short by a reset or by the pins being re-claimed mid-phase);
     * SR-3: a pulse's peak current or charge per phase over the board's cap, or, over each
       whole simulated second, the rms current density or average power density (at the
       model's load) over the board's cap at its smallest electrode;
@@ -73,6 +75,7 @@ GOOD_LOAD_MAX_OHM = 40_000.0
 CAP_REL = 1e-3
 CHARGE_BALANCE_REL = 1e-4
 CHARGE_BALANCE_ABS_C = 1e-15
+ACCOUNT_TOL_C = 1e-13  # 0.1 pC
 
 
 def good_load(ohm: float) -> bool:
@@ -137,6 +140,9 @@ class _Chan:
         self.bad_since: float | None = None  # the load left the good range then
         self.bad_therapy = 0
         self.load_change_s = -1.0
+        # SR-4 running account: the model's net charge, less what judged pulses explain
+        self.explained_c = 0.0
+        self.cut_c = 0.0
         # SR-3 per-second sums
         self.sec = 0
         self.i2t = 0.0  # sum of i^2 dt (A^2 s)
@@ -246,7 +252,14 @@ class Tracer:
             self._on_pulse(self.chans[ev["ch"] - 1], ev["pulse"], ev["a_start"])
         else:
             rec = {k: v for k, v in ev.items() if k != "kind"}
-            self.violation(self.chans[rec.pop("ch") - 1], rec.pop("rule"), rec.pop("t"), **rec)
+            c = self.chans[rec.pop("ch") - 1]
+            if "net_charge_nc" in rec:  # a lone phase, finished by the model at the next pulse
+                q = rec["net_charge_nc"] * 1e-9
+                if c.cut_c and abs(c.cut_c - q) <= ACCOUNT_TOL_C:
+                    c.cut_c = 0.0  # already reported by the account as a pulse cut short
+                    return
+                c.explained_c += q
+            self.violation(c, rec.pop("rule"), rec.pop("t"), **rec)
 
     # ---- violations ----------------------------------------------------------------------
     def violation(self, c: _Chan, rule: str, t_s: float, **detail) -> None:
@@ -279,22 +292,31 @@ class Tracer:
         i2t = p.charge_a_c * p.peak_a_ma / 1000 + p.charge_b_c * p.peak_b_ma / 1000
         c.i2t += i2t
         c.energy += i2t * c.cm.load_ohm
-        # -- SR-4 balance (a load change during the pulse is not the engine's doing)
-        if drive >= DRIVE_MIN_MA and not (t_a <= c.load_change_s <= p.end_s):
-            if abs(p.width_a_s - p.width_b_s) * self.f >= 0.5:
-                self.violation(
-                    c,
-                    "SR-4",
-                    t_a,
-                    what="unequal phase widths",
-                    phase_a_us=p.width_a_s * 1e6,
-                    phase_b_us=p.width_b_s * 1e6,
-                )
-            elif abs(p.net_charge_c) > CHARGE_BALANCE_REL * (
-                p.charge_a_c + p.charge_b_c
-            ) + CHARGE_BALANCE_ABS_C and not (c.bad_since is not None and peak < DRIVE_MIN_MA):
-                nc = p.net_charge_c * 1e9
-                self.violation(c, "SR-4", t_a, what="net charge", net_charge_nc=nc)
+        # -- SR-4 balance (a load change during the pulse, or nanoamps into an open load, is
+        # physics, not the engine: such pulses go into the account as explained)
+        if (
+            drive < DRIVE_MIN_MA
+            or t_a <= c.load_change_s <= p.end_s
+            or (c.bad_since is not None and peak < DRIVE_MIN_MA)
+        ):
+            c.explained_c += p.net_charge_c
+        elif abs(p.width_a_s - p.width_b_s) * self.f >= 0.5:
+            c.explained_c += p.net_charge_c  # reported here, not again by the account
+            self.violation(
+                c,
+                "SR-4",
+                t_a,
+                what="unequal phase widths",
+                phase_a_us=p.width_a_s * 1e6,
+                phase_b_us=p.width_b_s * 1e6,
+            )
+        elif (
+            abs(p.net_charge_c)
+            > CHARGE_BALANCE_REL * (p.charge_a_c + p.charge_b_c) + CHARGE_BALANCE_ABS_C
+        ):
+            c.explained_c += p.net_charge_c
+            nc = p.net_charge_c * 1e9
+            self.violation(c, "SR-4", t_a, what="net charge", net_charge_nc=nc)
         # -- SR-6 electrode check
         if c.in_run:
             c.run_pulses += 1
@@ -468,7 +490,26 @@ class Tracer:
                 self._end_train(c)
             if int(now) > c.sec:
                 self._check_second(c)  # a second with no pulse after it is judged now
+            self._check_account(c)
         self.writer.flush(now - HORIZON_S)
+
+    def _check_account(self, c: _Chan) -> None:
+        """SR-4: charge in the model's running account that no finished pulse explains: a
+        pulse cut short (a reset, the pins re-claimed mid-phase) left it in the skin."""
+        cm = c.cm
+        if cm.phase != 0:
+            return  # a pulse in progress
+        residual = cm.net_charge_c - c.explained_c
+        if abs(residual) > ACCOUNT_TOL_C:
+            c.explained_c += residual
+            c.cut_c = residual
+            self.violation(
+                c,
+                "SR-4",
+                cm.seg_t / self.f,
+                what="net charge left by a pulse cut short",
+                net_charge_nc=residual * 1e9,
+            )
 
     def finish(self) -> list[dict]:
         """End of the run: write what is pending and the summaries; returns them."""
@@ -480,6 +521,7 @@ class Tracer:
                 self._write(c, c.pending)
                 c.pending = None
             self._check_second(c)
+            self._check_account(c)
             cm = c.cm
             rec = {
                 "t": round(now, 6),
