@@ -10,7 +10,9 @@ power-on) and `kind`, in time order:
   `gap_us`. Written when what the channel delivers or drives changes, stamped at the first
   pulse of the new state. When output stops (LEVEL to zero, bridge pins released, or no more
   pulses) a record with every field 0 is stamped at the END of the last driven pulse, so a stop
-  is visible at once even at 2 Hz. "Changes" (scenarios/README.md has the rationale):
+  is visible at once even at 2 Hz (records wait in TraceWriter until simulated time is
+  HORIZON_S past them, so one stamped in the past still lands in order). Output still running
+  when the run ends gets no zero. "Changes" (scenarios/README.md has the rationale):
     * starting or stopping, and a current crossing 0 (below DRIVE_MIN_MA counts as 0): always;
     * a current moving by more than max(CURRENT_ABS_MA, CURRENT_REL x recorded value), or a new
       value held for SETTLE_S and at least SETTLE_PULSES pulses (the end of a ramp, a step): so
