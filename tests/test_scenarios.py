@@ -223,6 +223,39 @@ def test_pre_start_check_refuses_an_open_electrode():
     assert [e["ch"] for e in logs(res, "check") if e["sim_t"] > 7.0] == [1]
 
 
+@pytest.mark.req("SR-6")
+def test_partial_lift_halves_the_intensity_then_stops_the_channel():
+    res = run("sr06_partial_lift")
+    clean(res)
+    full = level_at(res, 1, 6.9)["drive_ma"]
+    reduce = [e for e in logs(res, "electrode_lift") if e["action"] == "reduce"]
+    assert [(e["ch"], e["step"]) for e in reduce] == [(1, 3)]
+    t_red = reduce[0]["sim_t"]
+    assert 7.0 < t_red < 8.5
+    halved = outputs(res, 1, t_red, t_red + 0.05)
+    assert halved and halved[0]["drive_ma"] <= full / 2 + 0.01  # the very next pulse
+    stop = [e for e in logs(res, "electrode") if e["fault"] == "lift"]
+    assert [e["ch"] for e in stop] == [1] and 10.0 < stop[0]["sim_t"] < 11.0
+    assert outputs(res, 1, 10.0)[-1]["drive_ma"] == 0.0
+    assert not outputs(res, 1, stop[0]["sim_t"] + 0.001)
+    assert level_at(res, 2, 13.9)["drive_ma"] == full  # channel 2 unaffected
+
+
+@pytest.mark.req("SR-6", "SR-7")
+def test_boost_failure_is_fatal_and_a_stuck_sense_input_refuses_its_channel():
+    res = run("sr06_sense_and_boost_faults")
+    clean(res)
+    assert not outputs(res, 1, 0.0, 7.0) and not outputs(res, 2, 0.0, 7.0)
+    assert [e["reason"] for e in logs(res, "fatal")] == ["boost"]
+    red = [r for r in res.of("led", name="status_r") if 3.0 < r["t"] < 5.0 and r["state"]]
+    assert len(red) >= 8  # fast red blink (5 per second)
+    assert [e["on"] for e in logs(res, "power")] == [True, False, True]
+    sense = [e for e in logs(res, "electrode") if e["fault"] == "sense"]
+    assert sense and {e["ch"] for e in sense} == {1}
+    assert not outputs(res, 1)  # never a pulse on channel 1
+    assert peak_max(res, 2, 10.5) > 2.0
+
+
 @pytest.mark.req("SR-7", "SR-11")
 def test_power_stops_output_within_20_ms_running_ramping_and_locked():
     res = run("sr07_stop")
@@ -321,7 +354,7 @@ def test_corrupt_settings_give_defaults_and_the_choice_survives_a_power_cycle():
 def test_every_scenario_file_is_valid_and_documented():
     readme = (SCENARIOS / "README.md").read_text()
     files = sorted(SCENARIOS.glob("*.json"))
-    assert len(files) >= 19
+    assert len(files) >= 21
     for f in files:
         s = scenario.load(f)
         assert s.description, f.name
