@@ -6,6 +6,7 @@ stimctl flash [--port P] [--board B] [--mpy]   copy firmware/ and the board file
 stimctl logs [--port P] [--json] [--save F]    stream the unit's log lines (--plot F: draw one)
 stimctl runtime [--uf2 FILE]      install MicroPython on the board through its USB bootloader
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
+stimctl sim --scenario F [--trace T.jsonl]     run a scripted scenario headless, with a trace
 stimctl vboard [--board B]        a virtual board (MicroPython's VM) on a pseudo-terminal
 stimctl plot --program P -o F     draw a program's waveform, run on the simulated board
 """
@@ -100,9 +101,15 @@ def cmd_runtime(args) -> int:
 
 
 def cmd_sim(args) -> int:
+    if args.scenario:
+        from .sim.runner import main as run_scenario
+
+        return run_scenario(args)
+    if args.trace:
+        return _err("--trace needs --scenario FILE")
     from .tui import run_interactive
 
-    return run_interactive(args.board)
+    return run_interactive(args.board or "pico")
 
 
 def cmd_vboard(args) -> int:
@@ -159,7 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each step")
     s.set_defaults(fn=cmd_runtime)
     s = sub.add_parser("sim", help="run the firmware on the simulated board")
-    s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument(
+        "--board", help="board name or JSON file (default pico, or the scenario's own board)"
+    )
+    s.add_argument("--scenario", metavar="FILE", help="run this scenario headless (JSON)")
+    s.add_argument("--trace", metavar="OUT", help="write the trace as JSON Lines ('-': stdout)")
     s.set_defaults(fn=cmd_sim)
     s = sub.add_parser("vboard", help="a virtual board on a pseudo-terminal, until Ctrl-C")
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
