@@ -8,6 +8,8 @@ stimctl runtime [--uf2 FILE]      install MicroPython on the board through its U
 stimctl send [--port P] CMD ...   one host command to the running firmware, its reply
 stimctl history [--port P] [--plot F]   the unit's session history as a table; adherence plot
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
+stimctl sim --scenario F [--trace T.jsonl]     run a scripted scenario headless, with a trace
+stimctl vboard [--board B]        a virtual board (MicroPython's VM) on a pseudo-terminal
 stimctl plot --program P -o F     draw a program's waveform, run on the simulated board
 """
 
@@ -113,9 +115,21 @@ def cmd_history(args) -> int:
 
 
 def cmd_sim(args) -> int:
+    if args.scenario:
+        from .sim.runner import main as run_scenario
+
+        return run_scenario(args)
+    if args.trace:
+        return _err("--trace needs --scenario FILE")
     from .tui import run_interactive
 
-    return run_interactive(args.board)
+    return run_interactive(args.board or "pico")
+
+
+def cmd_vboard(args) -> int:
+    from . import vboard
+
+    return vboard.main(args)
 
 
 def cmd_plot(args) -> int:
@@ -184,8 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the records as JSON Lines")
     s.set_defaults(fn=cmd_history)
     s = sub.add_parser("sim", help="run the firmware on the simulated board")
-    s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument(
+        "--board", help="board name or JSON file (default pico, or the scenario's own board)"
+    )
+    s.add_argument("--scenario", metavar="FILE", help="run this scenario headless (JSON)")
+    s.add_argument("--trace", metavar="OUT", help="write the trace as JSON Lines ('-': stdout)")
     s.set_defaults(fn=cmd_sim)
+    s = sub.add_parser("vboard", help="a virtual board on a pseudo-terminal, until Ctrl-C")
+    s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument("--flash", metavar="FILE", help="host file holding the board's flash")
+    s.add_argument("--fresh", action="store_true", help="start with an empty flash")
+    s.set_defaults(fn=cmd_vboard)
     s = sub.add_parser("plot", help="draw a program's waveform from the simulated board (PNG)")
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.add_argument("--program", required=True, help="program id, e.g. tens_burst")
