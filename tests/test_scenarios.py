@@ -128,7 +128,7 @@ def test_mode_cycles_the_programs_and_each_starts_from_zero():
     clean(res)
     ids = [e["id"] for e in logs(res, "program")]
     assert ids[-6:] == list(PROGRAMS)[:1] + list(PROGRAMS)[1:6]
-    assert [e["selected"] for e in logs(res, "channels")] == ["1"]
+    assert [e["selected"] for e in logs(res, "channels")] == ["both", "1"]  # boot, then set
     assert not outputs(res, 2)  # channel 1 only
     # MODE stopped channel 1 at once; ems_strength then rose from zero to step 1 only.
     t_mode = 7.0  # MODE acts on its release (hold 0.1 s, then debounce)

@@ -53,16 +53,17 @@ class App:
     def __init__(self, board, console=None):
         self.board = board
         self.hw = Hardware(board)
-        self.stim = Stimulator(board)
-        self.gestures = gestures.Gestures()
-        self.battery = battery.BatteryMonitor(board["battery"])
         cfg, problems = settings.load(board)
         if problems == ["missing"]:
             log.info("settings", msg="no settings file: defaults")
         elif problems:
             log.warn("settings", msg="bad settings: defaults used", keys=problems)
         self.cfg = cfg
-        self._select_program(cfg["program"], save=False)
+        # The saved program from the start: one `program` log line at boot, not two.
+        self.stim = Stimulator(board, cfg["program"])
+        self.gestures = gestures.Gestures()
+        self.battery = battery.BatteryMonitor(board["battery"])
+        log.info("channels", selected=cfg["channels"])
         self.session = session.Session(cfg["session_min"] * 60)
         self.locked = False
         self._ack_until = 0
