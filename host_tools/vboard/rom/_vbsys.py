@@ -1,10 +1,10 @@
 # `sys` as the rp2 port has it: the interpreter's own module, with the rp2 port's platform and
 # machine name and its console stdin (installed as sys.modules["sys"] by _vbinit).
+import binascii
 from sys import *  # noqa: F403
 from sys import stdout as _stdout
 
 import _vb
-import binascii
 
 platform = "rp2"
 

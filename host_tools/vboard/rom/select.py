@@ -78,4 +78,3 @@ class _Poll:
 
 def poll():
     return _Poll()
-
