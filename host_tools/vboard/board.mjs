@@ -9,12 +9,18 @@
 //
 // The VM runs like the board's CPU: synchronously. boot.py, then main.py (the firmware, whose
 // asyncio loop waits in `time.sleep_ms` / `select.poll`), then the REPL. The link is read by a
-// worker thread into a shared ring, so the VM sees input while it runs: a Ctrl-C arriving while
-// Python code runs with the interrupt character enabled raises KeyboardInterrupt (checked when
-// the code waits or prints), as the rp2 port's USB CDC does. Everything else is queued for the
-// REPL. This 1.29 build has no Asyncify, so Python cannot wait for the JS event loop: the port's
-// own asyncio (which runs tasks from JS timers and has no asyncio.run) is replaced by
-// MicroPython's standard asyncio, which blocks in asyncio.run exactly as on the board.
+// worker thread into a shared ring, so the VM sees input while it runs. As the rp2 port's USB
+// CDC driver (shared/tinyusb/mp_usbd_cdc.c, tud_cdc_rx_cb) does, every byte goes into one
+// receive queue (rxq, the port's stdin ring buffer), except a Ctrl-C arriving while Python code
+// runs with the interrupt character enabled: that empties the queue and raises
+// KeyboardInterrupt (checked when the code waits or prints). Whoever reads stdin next takes the
+// queue: the running program through `sys.stdin` / `sys.stdin.buffer` (rom/_vbsys.py, pollable
+// by rom/select.py, so the firmware's asyncio StreamReader gets the host's command lines), or
+// the REPL once no program runs.
+//
+// This 1.29 build has no Asyncify, so Python cannot wait for the JS event loop: the port's own
+// asyncio (which runs tasks from JS timers and has no asyncio.run) is replaced by MicroPython's
+// standard asyncio, which blocks in asyncio.run exactly as on the board.
 //
 // REPL: the port's event-driven REPL (friendly, paste and raw mode, as pyexec.c). Raw-paste mode
 // (Ctrl-E A Ctrl-A) is answered here, because the port's answer claims support and then never
@@ -95,6 +101,7 @@ function pump() {
   for (; r !== w; r++) {
     const c = ring[r % RING];
     if (c === ic && ic >= 0) {
+      rxq.length = 0; // the port clears its stdin ring buffer, then interrupts
       vm._module._mp_sched_keyboard_interrupt();
       interrupted = true;
     } else {
@@ -276,18 +283,30 @@ let hardReset = false;
 const vbApi = {
   now_ms: () => performance.now() - T0, // float: ms since power-on
   epoch_s: () => Math.floor(Date.now() / 1000),
-  // Sleep up to ms of real time; true (at once) if a Ctrl-C scheduled KeyboardInterrupt.
-  wait(ms) {
+  // Sleep up to ms of real time; true (at once) if a Ctrl-C scheduled KeyboardInterrupt. With
+  // rx, also return (false) as soon as the receive queue holds a byte (stdin readable).
+  wait(ms, rx) {
     const end = performance.now() + ms;
     interrupted = false;
     for (;;) {
       pump();
       if (interrupted) return true;
+      if (rx && rxq.length) return false;
       const left = end - performance.now();
       if (left <= 0) return false;
       waitInput(Math.min(left, 50));
       if (interrupted) return true;
     }
+  },
+  // The receive queue, as the firmware's sys.stdin sees it: bytes waiting, and up to n of
+  // them taken (hex, as the flash API passes bytes).
+  rx_any() {
+    pump();
+    return rxq.length;
+  },
+  rx_take(n) {
+    pump();
+    return Buffer.from(rxq.splice(0, Math.max(0, n))).toString("hex");
   },
   hard_reset() {
     hardReset = true;

@@ -2,7 +2,8 @@
 
 The same interface as host_tools/mpvm/lib/_sim.py (which `machine` and `rp2` from there use),
 but time is the laptop's: `advance_us` sleeps (firing machine.Timer callbacks as they fall due,
-and returning early when a Ctrl-C from the host schedules KeyboardInterrupt).
+and returning early when a Ctrl-C from the host schedules KeyboardInterrupt, or, if asked,
+when the host's bytes arrive for stdin).
 """
 
 import _vb
@@ -43,8 +44,9 @@ def fire_due():
         nxt._fire()
 
 
-def advance_us(dt_us):
-    """Sleep dt_us of real time, firing due timers on the way."""
+def advance_us(dt_us, rx=False):
+    """Sleep dt_us of real time, firing due timers on the way; with rx, return as soon as the
+    console has a byte for stdin (select.poll on sys.stdin, a blocking stdin read)."""
     end = total_us() + max(0, int(dt_us))
     while True:
         fire_due()
@@ -55,8 +57,10 @@ def advance_us(dt_us):
         for t in timers:
             if t._due_us < wake:
                 wake = t._due_us
-        if _vb.wait((wake - now) / 1000):
+        if _vb.wait((wake - now) / 1000, rx):
             return  # Ctrl-C: KeyboardInterrupt is pending and raised on return
+        if rx and _vb.rx_any():
+            return
 
 
 def call_irq(handler, arg, hard):

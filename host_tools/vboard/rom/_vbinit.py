@@ -19,6 +19,9 @@ def setup(machine_name):
         if k not in _KEEP:
             del sys.modules[k]
     sys.modules["sys"] = _vbsys
+    import builtins
+
+    builtins.input = _input  # the port's own reads the Node process's fd 0, not the link
     vfs.umount("/")
     vfs.mount(_vbfs.FlashVfs(), "/")
     import os
@@ -37,6 +40,30 @@ def setup(machine_name):
             delattr(__main__, k)
         except (AttributeError, TypeError):
             pass
+
+
+def _input(prompt=""):
+    # input() as the rp2 port's (shared/readline): reads the console, echoing; CR or LF ends the
+    # line, backspace deletes, Ctrl-D on an empty line is EOFError.
+    import _vbsys
+
+    if prompt:
+        print(prompt, end="")
+    line = b""
+    while True:
+        c = _vbsys.stdin.buffer.read(1)
+        if c == b"\r" or c == b"\n":
+            print()
+            return str(line, "utf-8")
+        if c == b"\x04" and not line:
+            raise EOFError
+        if c == b"\x08" or c == b"\x7f":
+            if line:
+                line = line[:-1]
+                print("\x08 \x08", end="")
+        elif c >= b" ":
+            line += c
+            _vbsys.stdin.buffer.write(c)  # to the console, as the port's stdio buffer
 
 
 def _hard_reset():
