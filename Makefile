@@ -11,7 +11,7 @@ MPY ?=
 UF2 ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test sim flash logs runtime bench mpy lint format clean
+.PHONY: help venv test sim flash logs vboard runtime bench mpy lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ flash: $(STAMP) ## Flash firmware + board file to a board (PORT=/dev/ttyACM0 BOA
 
 logs: $(STAMP) ## Stream the unit's log lines (PORT=/dev/ttyACM0)
 	$(BIN)/stimctl logs $(if $(PORT),--port $(PORT))
+
+vboard: $(STAMP) $(NODE_STAMP) ## A virtual board on a pseudo-terminal, until Ctrl-C (BOARD=pico)
+	$(BIN)/stimctl vboard --board $(BOARD)
 
 runtime: $(STAMP) ## Install MicroPython v1.29.0 on the board (PORT=..., UF2=file.uf2)
 	$(BIN)/stimctl runtime $(if $(PORT),--port $(PORT)) $(if $(UF2),--uf2 $(UF2))

@@ -20,3 +20,7 @@ try:
     stim.update.boot()
 except Exception:  # noqa: BLE001 - an unfinished update is retried at the next boot
     pass
+try:
+    stim.forget("update")  # boot-time only: its code need not stay on the heap
+except Exception:  # noqa: BLE001
+    pass

@@ -14,7 +14,8 @@ Net charge comes from the board model (current into the load integrated over eac
 
 The results file is shared: other benchmarks write other sections (fault, stop, host, sim).
 This one replaces only `timing`, and `memory` (host_tools/bench_memory.py: heap and flash on
-MicroPython's VM), and keeps every other key.
+MicroPython's VM), and `sim` (host_tools/bench_sim.py: simulator speed), and keeps every other
+key.
 """
 
 from __future__ import annotations
@@ -339,7 +340,9 @@ def print_timing(t: dict, console=None) -> None:
 def _sections() -> dict:
     """name -> (measure, print, passed): every section `make bench` writes, in order."""
     from .bench_fault import measure_fault, print_fault
+    from .bench_host import measure_host, print_host
     from .bench_memory import measure_memory, print_memory
+    from .bench_sim import measure_sim, print_sim
     from .bench_stop import measure_stop, print_stop
 
     def fault_passed(f: dict) -> bool:
@@ -354,10 +357,12 @@ def _sections() -> dict:
         "fault": (measure_fault, print_fault, fault_passed),
         "stop": (measure_stop, print_stop, all_passed),
         "memory": (measure_memory, print_memory, all_passed),
+        "sim": (measure_sim, print_sim, all_passed),
+        "host": (measure_host, print_host, all_passed),
     }
 
 
-SECTIONS = ("timing", "fault", "stop", "memory")
+SECTIONS = ("timing", "fault", "stop", "memory", "sim", "host")
 
 
 def main(argv: list[str] | None = None) -> int:

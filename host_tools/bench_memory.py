@@ -5,7 +5,8 @@ on MicroPython's own VM (host_tools/mpvm), against the targets.
   firmware (the `make mpy` tree) imported, the app built and both channels delivering, minus
   what the simulated machine/rp2/time modules take (C and frozen code on the board);
   `heap_after_boot_source_kb` is the same from the .py sources (which keep docstrings on the
-  VM);
+  VM); `heap_after_boot_romfs_kb` (no target) with the stim package in a ROMFS image instead,
+  as on a board built with a ROMFS partition, where bytecode runs in place from flash;
 - `loop_bytes_per_cycle`: the most any steady control-loop cycle allocated (Stimulator.tick()
   and the TICK_MS sleep, output ramped up, per program measured); `loop_bytes_per_cycle_ems`
   is EMS strength during its work/rest envelope, reported, without a target;
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from . import mpybuild
 from .mpvm import memory
+from .mpvm.memory import PROGRAMS
 
 TARGETS = {
     "heap_after_boot_kb": 40,
@@ -37,6 +39,7 @@ def measure_memory() -> dict:
         mpy_dir = Path(tmp) / "mpy"
         sizes = mpybuild.build(mpy_dir)
         compiled = memory.measure(mpy_dir)
+        rom = memory.measure(mpy_dir, programs=PROGRAMS[:1], romfs=True)
     source = memory.measure()
     ems = memory.measure(programs=("ems_strength",))
     loop = max(f["per_call"] for f in compiled["loop"].values())
@@ -49,6 +52,7 @@ def measure_memory() -> dict:
         "board": "pico",
         "heap_after_boot_kb": round(compiled["heap_after_boot_bytes"] / 1024, 1),
         "heap_after_boot_source_kb": round(source["heap_after_boot_bytes"] / 1024, 1),
+        "heap_after_boot_romfs_kb": round(rom["heap_after_boot_bytes"] / 1024, 1),
         "loop_bytes_per_cycle": loop,
         "loop_programs": sorted(compiled["loop"]),
         "loop_bytes_per_cycle_ems": ems["loop"]["ems_strength"]["per_call"],
@@ -71,13 +75,15 @@ def print_memory(m: dict) -> None:
     verdict = "PASS" if m["pass"]["all"] else "FAIL"
     t = m["targets"]
     print(
-        "%s  memory on the MicroPython VM: heap after boot %.1f KB (<= %d; %.1f KB from source), "
+        "%s  memory on the MicroPython VM: heap after boot %.1f KB (<= %d; %.1f KB from source, "
+        "%.1f KB from ROMFS), "
         "loop %g B/cycle (<= %d), IRQ %g B/call (<= %d), .mpy tree %.1f KB (<= %d; source %.1f KB)"
         % (
             verdict,
             m["heap_after_boot_kb"],
             t["heap_after_boot_kb"],
             m["heap_after_boot_source_kb"],
+            m["heap_after_boot_romfs_kb"],
             m["loop_bytes_per_cycle"],
             t["loop_bytes_per_cycle"],
             m["irq_bytes_per_call"],

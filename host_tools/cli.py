@@ -5,7 +5,11 @@ stimctl devices                   list serial ports, marking MicroPython RP2040 
 stimctl flash [--port P] [--board B] [--mpy]   copy firmware/ and the board file, verify, reset
 stimctl logs [--port P] [--json] [--save F]    stream the unit's log lines (--plot F: draw one)
 stimctl runtime [--uf2 FILE]      install MicroPython on the board through its USB bootloader
+stimctl send [--port P] CMD ...   one host command to the running firmware, its reply
+stimctl history [--port P] [--plot F]   the unit's session history as a table; adherence plot
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
+stimctl sim --scenario F [--trace T.jsonl]     run a scripted scenario headless, with a trace
+stimctl vboard [--board B]        a virtual board (MicroPython's VM) on a pseudo-terminal
 stimctl plot --program P -o F     draw a program's waveform, run on the simulated board
 """
 
@@ -98,10 +102,34 @@ def cmd_runtime(args) -> int:
     return runtime.main(args, _dio())
 
 
+def cmd_send(args) -> int:
+    from . import hostlink
+
+    return hostlink.send_main(args, _dio())
+
+
+def cmd_history(args) -> int:
+    from . import history
+
+    return history.main(args, _dio())
+
+
 def cmd_sim(args) -> int:
+    if args.scenario:
+        from .sim.runner import main as run_scenario
+
+        return run_scenario(args)
+    if args.trace:
+        return _err("--trace needs --scenario FILE")
     from .tui import run_interactive
 
-    return run_interactive(args.board)
+    return run_interactive(args.board or "pico")
+
+
+def cmd_vboard(args) -> int:
+    from . import vboard
+
+    return vboard.main(args)
 
 
 def cmd_plot(args) -> int:
@@ -151,9 +179,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drive", metavar="DIR", help="the RPI-RP2 drive's mount point")
     s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each step")
     s.set_defaults(fn=cmd_runtime)
+    s = sub.add_parser("send", help="send one host command to the running firmware")
+    s.add_argument("--port", help=port_help)
+    s.add_argument("--json", action="store_true", help="print the reply lines as JSON")
+    s.add_argument(
+        "--hold",
+        type=float,
+        nargs="?",
+        const=0.0,
+        metavar="S",
+        help="then keep the session alive for S seconds (default: until Ctrl-C) and stop it",
+    )
+    s.add_argument("words", nargs="+", metavar="CMD", help="e.g. status, start ems_relax")
+    s.set_defaults(fn=cmd_send)
+    s = sub.add_parser("history", help="the unit's session history; --plot draws adherence")
+    s.add_argument("--port", help=port_help)
+    s.add_argument("--plot", metavar="PNG", help="draw minutes per day into this PNG")
+    s.add_argument("--json", action="store_true", help="print the records as JSON Lines")
+    s.set_defaults(fn=cmd_history)
     s = sub.add_parser("sim", help="run the firmware on the simulated board")
-    s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument(
+        "--board", help="board name or JSON file (default pico, or the scenario's own board)"
+    )
+    s.add_argument("--scenario", metavar="FILE", help="run this scenario headless (JSON)")
+    s.add_argument("--trace", metavar="OUT", help="write the trace as JSON Lines ('-': stdout)")
     s.set_defaults(fn=cmd_sim)
+    s = sub.add_parser("vboard", help="a virtual board on a pseudo-terminal, until Ctrl-C")
+    s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
+    s.add_argument("--flash", metavar="FILE", help="host file holding the board's flash")
+    s.add_argument("--fresh", action="store_true", help="start with an empty flash")
+    s.set_defaults(fn=cmd_vboard)
     s = sub.add_parser("plot", help="draw a program's waveform from the simulated board (PNG)")
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.add_argument("--program", required=True, help="program id, e.g. tens_burst")

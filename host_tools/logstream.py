@@ -170,7 +170,8 @@ def run_logs(args, dio: DeviceIO, console=None, **stream_kw) -> int:
             saver.write(rec)
         if keep(rec):
             if args.json:
-                con.print(json.dumps(rec, separators=(",", ":")), markup=False)
+                # soft_wrap: one record per line whatever the terminal's width (piped: 80)
+                con.print(json.dumps(rec, separators=(",", ":")), markup=False, soft_wrap=True)
             else:
                 con.print(format_record(rec))
 

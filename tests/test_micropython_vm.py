@@ -138,6 +138,12 @@ def test_steady_control_loop_allocates_nothing(figures, pid):
     assert f["bytes"] == 0 and f["locked_ok"], f
 
 
+@pytest.mark.req("SR-12")
+def test_console_bytes_allocate_nothing_until_a_line_ends(figures):
+    f = figures["host_byte"]
+    assert f["bytes"] == 0 and f["locked_ok"], f
+
+
 # ---- the checks above can fail ----------------------------------------------------------------
 def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()

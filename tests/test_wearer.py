@@ -174,7 +174,8 @@ def test_channel_selection_gesture_steps_one_channel(make_unit):
     for i in range(3):
         unit.press("plus", at=t + 1.6 + 0.3 * i)
     unit.run_until(t + 3.5)
-    assert [e["selected"] for e in unit.logs("channels")] == ["1"]
+    # the selection at boot, then the change
+    assert [e["selected"] for e in unit.logs("channels")] == ["both", "1"]
     assert 5 * STEP_MA - 0.2 <= peak(unit, 1, t0=t + 3.0) <= 5 * STEP_MA
     assert 2 * STEP_MA - 0.2 <= peak(unit, 2, t0=t + 3.0) <= 2 * STEP_MA
 

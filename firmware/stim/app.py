@@ -6,7 +6,9 @@ stimulator. One asyncio task per concern:
   the battery's cut-off; its completed cycles are what feeds the watchdog;
 - `leds`: status and channel LEDs (stim.leds);
 - `battery`: reads the battery every second (stim.battery);
-- `watchdog`: feeds `machine.WDT` only while every other task keeps completing cycles (SR-8).
+- `watchdog`: feeds `machine.WDT` only while every other task keeps completing cycles (SR-8);
+- `host`: command lines from the USB serial console (stim.host, docs/protocol.md, SR-12); it
+  waits for input, so it is not one of the tasks the watchdog checks.
 
 The tasks only await sleeps, so they can run alongside anything else on the same asyncio loop
 (the REPL of a board, or a host-command task).
@@ -17,7 +19,19 @@ import time
 
 from machine import WDT, Timer
 
-from stim import battery, electrode, gestures, leds, limits, log, programs, session, settings
+from stim import (
+    battery,
+    electrode,
+    gestures,
+    hostcmd,
+    leds,
+    limits,
+    log,
+    programs,
+    session,
+    settings,
+)
+from stim.host import HostLink, console_stream
 from stim.hw import Hardware
 from stim.stimulator import FAULT_NAMES, IDLE, Stimulator
 
@@ -30,24 +44,26 @@ WDT_TIMEOUT_MS = 2000
 WDT_FEED_MS = 500
 ACK_MS = 60
 ENDED_SHOW_MS = 30_000
+KEEPALIVE_MS = hostcmd.KEEPALIVE_MS
 _SELECT = {"both": (0, 1, 2, 3), "1": (0,), "2": (1,)}
 _TASKS = 4  # tasks whose cycles the watchdog checks: buttons, control, leds, battery
 
 
 class App:
-    def __init__(self, board):
+    def __init__(self, board, console=None):
         self.board = board
         self.hw = Hardware(board)
-        self.stim = Stimulator(board)
-        self.gestures = gestures.Gestures()
-        self.battery = battery.BatteryMonitor(board["battery"])
         cfg, problems = settings.load(board)
         if problems == ["missing"]:
             log.info("settings", msg="no settings file: defaults")
         elif problems:
             log.warn("settings", msg="bad settings: defaults used", keys=problems)
         self.cfg = cfg
-        self._select_program(cfg["program"], save=False)
+        # The saved program from the start: one `program` log line at boot, not two.
+        self.stim = Stimulator(board, cfg["program"])
+        self.gestures = gestures.Gestures()
+        self.battery = battery.BatteryMonitor(board["battery"])
+        log.info("channels", selected=cfg["channels"])
         self.session = session.Session(cfg["session_min"] * 60)
         self.locked = False
         self._ack_until = 0
@@ -57,6 +73,7 @@ class App:
         self._fed = [0] * _TASKS
         self._wdt = None
         self._rec = None  # the running session's history record
+        self.host = HostLink(self, console)
 
     # -- helpers ------------------------------------------------------------------------
     def _now(self):
@@ -114,6 +131,7 @@ class App:
     def _finish_session(self, now, reason):
         rec = self._rec
         self._rec = None
+        self.host.active = False  # the keep-alive belongs to the session
         if rec is None:
             return
         minutes = self.session.elapsed_ms(now) / 60000
@@ -242,6 +260,8 @@ class App:
             reason = "fault" if self._any_fault() else "intensity"
             s.stopped(now, reason)
             self._finish_session(now, reason)
+        elif self.host.lost(now):
+            self._keepalive_lost(now)
         self._note_faults()
         if s.state != session.OFF and s.state != session.FAULT and self._boost_failed():
             # The high-voltage supply did not come up: a hardware fault no press can fix.
@@ -252,6 +272,16 @@ class App:
             stim.pause()
             stim.forget_pause()
             log.error("fatal", reason="boost", msg="high-voltage supply failed: switch off")
+
+    def _keepalive_lost(self, now):
+        # SR-12: the host that controls this session went quiet: ramp the output to zero and
+        # end the session, as at the end of its time.
+        self.host.active = False
+        log.warn("host", msg="keep-alive lost: output ramps to zero", timeout_ms=KEEPALIVE_MS)
+        if self.session.end(now, "keepalive"):
+            log.info("session", state="ending", reason="keepalive")
+            self.stim.fade_out(session.RAMP_DOWN_MS)
+            self.stim.forget_pause()
 
     def _boost_failed(self):
         for f in self.stim.fault:
@@ -375,12 +405,14 @@ class App:
         asyncio.create_task(self.control())
         asyncio.create_task(self.leds())
         asyncio.create_task(self.battery_task())
+        if self.host.stream is not None:
+            asyncio.create_task(self.host.run())
         await self.watchdog()
 
 
 def run(board):
     log.info("app_start", board=board["name"], channels=len(board["channels"]))
-    app = App(board)
+    app = App(board, console_stream())
     try:
         asyncio.run(app.main())
     except KeyboardInterrupt:

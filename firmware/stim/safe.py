@@ -66,9 +66,9 @@ def boot_safe(path="/board.json"):
     """boot.py's first act: outputs low from the board file, or every user pin if unreadable."""
     board = None
     try:
-        from stim import board as boardcfg
+        from stim import load_board
 
-        board = boardcfg.load(path)
+        board = load_board(path)[0]
     except Exception:  # noqa: BLE001 - main.py reports the error; here we only make it safe
         board = None
     all_off(board)

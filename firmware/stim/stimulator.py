@@ -39,7 +39,7 @@ FAULT_NAMES = electrode.NAMES + ("lift",)
 
 
 class Stimulator:
-    def __init__(self, board):
+    def __init__(self, board, program_id=None):
         self.board = board
         sysclk = board["sysclk_hz"]
         self.channels = [Channel(i, c, board, sysclk) for i, c in enumerate(board["channels"])]
@@ -67,7 +67,7 @@ class Stimulator:
         self.paused_steps = [0] * n
         self._t_program = time.ticks_ms()
         self.program = None
-        self.select_program(programs.PROGRAMS[0]["id"])
+        self.select_program(program_id or programs.PROGRAMS[0]["id"])
 
     # -- program ------------------------------------------------------------------------
     def select_program(self, pid):

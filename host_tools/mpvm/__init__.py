@@ -100,17 +100,27 @@ def firmware_files(firmware_dir: Path = FIRMWARE_DIR, board: str | Path = "pico"
     return tree_files(firmware_dir) + [("/board.json", bpath)]
 
 
-def run(code: str | list[str], files: Files, heap_kb: int = 1024, timeout: float = 60) -> VmResult:
+def run(
+    code: str | list[str],
+    files: Files,
+    heap_kb: int = 1024,
+    timeout: float = 60,
+    romfs: Path | None = None,
+) -> VmResult:
     """Run code chunks (each after the previous one returned) on a fresh VM holding `files`.
 
     PRELUDE runs first. Garbage a chunk makes is collectable only from a later chunk (see
-    run.mjs), so a heap measurement after gc.collect() belongs in a chunk of its own."""
-    chunks = [PRELUDE] + ([code] if isinstance(code, str) else list(code))
-    job = {
+    run.mjs), so a heap measurement after gc.collect() belongs in a chunk of its own.
+    `romfs`: a ROMFS image (`romfs_image`) mounted at /rom, which then comes first on sys.path."""
+    prelude = PRELUDE + ('sys.path.insert(0, "/rom")\n' if romfs is not None else "")
+    chunks = [prelude] + ([code] if isinstance(code, str) else list(code))
+    job: dict = {
         "files": [[vm, str(host)] for vm, host in files],
         "code": chunks,
         "heap_kb": heap_kb,
     }
+    if romfs is not None:
+        job["romfs"] = str(romfs)
     r = subprocess.run(
         [node(), str(RUNNER)],
         input=json.dumps(job),
@@ -119,3 +129,27 @@ def run(code: str | list[str], files: Files, heap_kb: int = 1024, timeout: float
         timeout=timeout,
     )
     return VmResult(r.returncode, r.stdout, r.stderr)
+
+
+def romfs_image(tree: Path, out: Path, names: tuple[str, ...] = ("stim",)) -> Path:
+    """Write a ROMFS image (mpremote's format) holding the directories `names` of `tree` (e.g.
+    the `make mpy` tree's stim package): what a board with a ROMFS partition would hold."""
+    from mpremote.romfs import VfsRomWriter
+
+    vfs = VfsRomWriter()
+
+    def add(d: Path) -> None:
+        for p in sorted(d.iterdir()):
+            if p.is_dir():
+                vfs.opendir(p.name)
+                add(p)
+                vfs.closedir()
+            elif p.suffix in (".mpy", ".py", ".json"):
+                vfs.mkfile(p.name, p.read_bytes())
+
+    for name in names:
+        vfs.opendir(name)
+        add(Path(tree) / name)
+        vfs.closedir()
+    Path(out).write_bytes(vfs.finalise())
+    return Path(out)

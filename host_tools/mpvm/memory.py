@@ -2,14 +2,20 @@
 interrupt handler call. Used by the tests (which require 0 bytes per cycle and per call) and by
 the benchmark (`memory` in bench/results.json).
 
-The scenario, on board pico: import the firmware (the `stim` package) and build the app with the
-hardware layer and the stimulator, start both channels at step 3 of a program, let the soft start
-finish (3 s of virtual time), then measure with allocmeter (lib/allocmeter.py):
+The scenario, on board pico, follows a reset: boot.py runs (outputs safe, an interrupted update
+finished), stim.main (what main.py runs) is imported and the board file loaded as its run()
+loads it (`stim.load_board`, which drops the validator again), the app is built with the
+hardware layer and the stimulator, both channels start at step 3 of a program and the soft
+start finishes (3 s of virtual time); then allocmeter (lib/allocmeter.py) measures:
 - `loop`: one steady cycle of the app, with both channels past their electrode check and soft
   start: a pulse on each channel (SENSE reading a 1 kohm load), the buttons, the control cycle
   (stimulator, session, battery cut-off), the LEDs and the TICK_MS sleep (on the virtual
   clock; the sleep itself is measured separately and allocates nothing). `states` records
-  that every channel was running (stimulator state 2) when it was measured;
+  that every channel was running (stimulator state 2) when it was measured. The session is
+  host-controlled (stim/host.py) with a host that keeps the link alive, so the cycle includes
+  the keep-alive check;
+- `host_byte`: one console byte that does not end a command line, through the host link's
+  line reader (stim/host.py HostLink.feed): a chattering or idle link costs no heap;
 - `irq`: the pulse engine's PIO refill handler (engine.Channel._on_pulse) through
   `_sim.pio_pulse`: the state machine pulls a pair of FIFO words and raises its IRQ, for a
   continuous, a burst and a sweep program (the last two make the handler push a new pair every
@@ -17,22 +23,25 @@ finish (3 s of virtual time), then measure with allocmeter (lib/allocmeter.py):
   (allocmeter's locked pass, and once more as the hard IRQ it is registered as). A handler
   that raised is listed in `irq_errors` and is no longer `handler_live` (the port disables it).
 `heap_after_boot_bytes` is gc.mem_alloc() after gc.collect() with the app built and output
-running, minus the same figure with only the simulated machine/rp2/time modules loaded (those
-are C or frozen code on the device).
+running, minus the same figure with only the simulated machine/rp2/time modules and the VM's
+`os` loaded: those are C code on the rp2 port, where the WebAssembly port's `os` is a Python
+package (os/__init__.py, os.path, collections) that takes about 1.5 KB of heap when imported.
+The app's asyncio tasks are not started (the cycles are called directly).
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-from . import FIRMWARE_DIR, firmware_files, run, sim_files
+from . import FIRMWARE_DIR, firmware_files, romfs_image, run, sim_files
 
 PROGRAMS = ("tens_conventional", "tens_burst", "tens_modulated")
 STEP = 3
 SETTLE_MS = 3000
 
 _SETUP = """
-import gc, json, time, _sim, machine, rp2, micropython
+import gc, json, os, time, _sim, machine, rp2, micropython
 from allocmeter import measure
 """
 _BASE = """
@@ -40,8 +49,10 @@ gc.collect()
 _base = gc.mem_alloc()
 """
 _BOOT = """
-from stim import board as _board, app as _app
-_b = _board.load("/board.json")
+exec(open("/boot.py").read())  # as after a reset: outputs safe, an update finished
+from stim import main as _main  # main.py's code (stim/main.py), held while the app runs
+_b = _main.load_board("/board.json")[0]  # as main.run(): the validator is dropped after use
+from stim import app as _app
 for _n in _b["buttons"].values():
     machine.external[_n] = 1  # buttons released
 machine.adc_u16[_b["boost_adc"] - 26] = 52000  # the boost is up: about 79 V
@@ -83,7 +94,10 @@ print(json.dumps({"heap_after_boot_bytes": gc.mem_alloc() - _base}))
 """
 _MEASURE = """
 from stim.stimulator import TICK_MS as _TICK
+_h = _a.host
 def _cycle():
+    _h.active = True  # a host-controlled session...
+    _h.seen_ms = time.ticks_ms()  # ...whose host keeps the link alive
     for _c in _s.channels:
         _sim.pio_pulse(_c.sm_id, False)
     _a.buttons_cycle()
@@ -94,6 +108,7 @@ def _cycle():
 def _sleep():
     time.sleep_ms(_TICK)
 _out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}}
+_out["host_byte"] = measure(_h.feed, 65)  # "A": a line that grows, then overflows, never ends
 for _pid in %r:
     _s.select_program(_pid)
     _start(%d)
@@ -114,13 +129,23 @@ print(json.dumps(_out))
 """
 
 
-def measure(firmware_dir: Path = FIRMWARE_DIR, programs=PROGRAMS) -> dict:
-    """Run the scenario on the VM; return the printed figures merged into one dict."""
+def measure(firmware_dir: Path = FIRMWARE_DIR, programs=PROGRAMS, romfs: bool = False) -> dict:
+    """Run the scenario on the VM; return the printed figures merged into one dict.
+
+    romfs: the stim package of `firmware_dir` (a `make mpy` tree) goes into a ROMFS image at
+    /rom instead of the filesystem, as on a board built with a ROMFS partition: its bytecode
+    runs in place, so only the firmware's objects and interned names take heap."""
+    chunks = [_SETUP, _BASE, _BOOT % STEP, _HEAP, _MEASURE % (tuple(programs), STEP, SETTLE_MS)]
     files = sim_files() + firmware_files(firmware_dir)
-    r = run(
-        [_SETUP, _BASE, _BOOT % STEP, _HEAP, _MEASURE % (tuple(programs), STEP, SETTLE_MS)],
-        files,
-    ).check()
+    if not romfs:
+        return _records(run(chunks, files).check())
+    with tempfile.TemporaryDirectory() as tmp:
+        img = romfs_image(Path(firmware_dir), Path(tmp) / "romfs.img")
+        files = [f for f in files if not f[0].startswith("/stim/")]
+        return _records(run(chunks, files, romfs=img).check())
+
+
+def _records(r) -> dict:
     out: dict = {}
     for rec in r.records():
         if "lvl" not in rec:  # skip the firmware's own log lines

@@ -3,7 +3,8 @@
 //
 //   node host_tools/mpvm/run.mjs < job.json
 //
-// job: {"files": [[vm_path, host_path], ...], "code": ["python source", ...], "heap_kb": 1024}
+// job: {"files": [[vm_path, host_path], ...], "code": ["python source", ...], "heap_kb": 1024,
+//       "romfs": host path of a ROMFS image (optional)}
 // The code chunks run one after the other in the same VM (one `__main__`). Garbage made by a
 // chunk is only reclaimed by gc.collect() in a later chunk: this port's collector cannot free
 // what the running chunk's WebAssembly stack may still hold. The code's stdout goes to stdout
@@ -22,11 +23,17 @@ const pkg = path.join(
 const { loadMicroPython } = await import(pkg);
 
 const job = JSON.parse(fs.readFileSync(0, "utf8"));
-const mp = await loadMicroPython({
+const options = {
   heapsize: (job.heap_kb || 1024) * 1024,
   stdout: (line) => process.stdout.write(line + "\n"),
   stderr: (line) => process.stderr.write(line + "\n"),
-});
+};
+if (job.romfs) {
+  // A ROMFS image (job.romfs: host path), mounted read-only at /rom: .mpy files there run in
+  // place, their bytecode is not copied into the heap.
+  options.romfs = new Uint8Array(fs.readFileSync(job.romfs));
+}
+const mp = await loadMicroPython(options);
 
 function mkdirs(dir) {
   let cur = "";

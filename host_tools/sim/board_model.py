@@ -69,6 +69,8 @@ class ChannelModel:
     max_peak_ma: float = 0.0
     max_phase_charge_c: float = 0.0
     last_current_t: int | None = None  # cycle when current last flowed into the load
+    # LEVEL setting, cached between changes of the LEVEL pin (the model's analog observer)
+    drive_cache: float | None = None
     # peak-hold
     hold_v: float = 0.0
     hold_t: int = 0
@@ -240,17 +242,29 @@ class BoardModel:
 
     def _on_analog(self, pin: int, t: int) -> None:
         cm = self._by_pin.get(pin)
-        if cm is not None and pin == cm.level_pin and cm.phase:
-            self._close_segment(cm, t)
-            self._open_segment(cm, t)
+        if cm is not None and pin == cm.level_pin:
+            # Every change of a LEVEL pin's filtered value (a PWM compare reaching the pin, the
+            # slice enabled or stopped, the pin re-claimed) comes through here.
+            cm.drive_cache = None
+            if cm.phase:
+                self._close_segment(cm, t)
+                self._open_segment(cm, t)
 
     def _open_segment(self, cm: ChannelModel, t: int) -> None:
         cm.seg_t = t
-        cm.seg_i_a = self.current_a(cm, t)
-        if cm.phase in (1, -1):
+        phase = cm.phase
+        if phase == 0:
+            cm.seg_i_a = 0.0
+            return
+        drive = cm.drive_cache
+        if drive is None:
+            drive = cm.drive_cache = self.drive_ma(cm, t)
+        cm.seg_i_a = min(drive / 1000, self.boost_v(t) / max(cm.load_ohm, 1e-3))
+        if phase != 2:
             cur = cm._cur
             # What the source is set to push, whether or not the load takes it (open: ~0).
-            cur["drive_ma"] = max(cur.get("drive_ma", 0.0), self.drive_ma(cm, t))
+            if drive > cur.get("drive_ma", 0.0):
+                cur["drive_ma"] = drive
             if cm.seg_i_a > 0:
                 key = "peak_a" if cm.phase == 1 else "peak_b"
                 cur[key] = max(cur.get(key, 0.0), cm.seg_i_a * 1000)

@@ -445,9 +445,13 @@ class _PioIo:
         chip = self.chip
         saved = chip.now
         chip.now = t  # edges are stamped with the cycle of the instruction that made them
-        for n in range(NUM_GPIO):
-            if mask >> n & 1:
-                getattr(chip.gpio[n], attr)[block] = values >> n & 1
+        gpio = chip.gpio
+        while mask:
+            low = mask & -mask  # lowest set bit: only the pins the write touches
+            n = low.bit_length() - 1
+            mask ^= low
+            if n < NUM_GPIO:
+                getattr(gpio[n], attr)[block] = values >> n & 1
                 chip._recompute(n)
         chip.now = max(saved, t)
 

@@ -774,7 +774,73 @@ def _print_exception(exc, file=None):
     out.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
-def _make_sys(console) -> types.ModuleType:
+_MP_STREAM_POLL = 3
+_MP_STREAM_CLOSE = 4
+_POLL_RD = 0x0001
+_POLL_WR = 0x0004
+_MP_EINVAL = 22
+
+
+class _StdinBuffer:
+    """`sys.stdin.buffer` of the rp2 port (shared/runtime/sys_stdio_mphal.c): raw bytes from the
+    USB CDC receive buffer. read/readinto block until every byte asked for has arrived (the
+    port's stdio_buffer_read loops on mp_hal_stdin_rx_chr); ioctl(MP_STREAM_POLL) reports
+    readable while the buffer holds a byte and writable always (mp_hal_stdio_poll), so
+    `select.poll` and asyncio wait on it as on the board. `rx` is the unit's receive buffer
+    (SimulatedUnit.send fills it)."""
+
+    def __init__(self, rx: bytearray, cpu: Cpu, console):
+        self._rx = rx
+        self._cpu = cpu
+        self._console = console
+
+    def _take(self, n: int) -> bytes:
+        while len(self._rx) < n:
+            self._cpu.idle(1000)  # mp_hal_stdin_rx_chr waits for the USB interrupt
+        out = bytes(self._rx[:n])
+        del self._rx[:n]
+        return out
+
+    def read(self, n: int = 1) -> bytes:
+        return self._take(int(n))
+
+    def readinto(self, buf) -> int:
+        n = len(buf)
+        buf[:n] = self._take(n)
+        return n
+
+    def write(self, b) -> int:
+        self._console.write(bytes(b).decode("utf-8", errors="replace"))
+        return len(b)
+
+    def ioctl(self, req: int, arg: int) -> int:
+        if req == _MP_STREAM_POLL:
+            ret = arg & _POLL_WR
+            if self._rx:
+                ret |= arg & _POLL_RD
+            return ret
+        if req == _MP_STREAM_CLOSE:
+            return 0
+        raise OSError(_MP_EINVAL)
+
+
+class _Stdin(_StdinBuffer):
+    """`sys.stdin`: the same bytes as text, CR read as LF (the port's stdio_read)."""
+
+    def __init__(self, rx: bytearray, cpu: Cpu, console):
+        super().__init__(rx, cpu, console)
+        self.buffer = _StdinBuffer(rx, cpu, console)
+
+    def read(self, n: int = 1) -> str:  # type: ignore[override]
+        return self._take(int(n)).replace(b"\r", b"\n").decode("utf-8", errors="replace")
+
+    def readinto(self, buf) -> int:
+        n = len(buf)
+        buf[:n] = self._take(n).replace(b"\r", b"\n")
+        return n
+
+
+def _make_sys(console, cpu: Cpu | None = None, rx: bytearray | None = None) -> types.ModuleType:
     impl = types.SimpleNamespace(
         name="micropython", version=(1, 29, 0, ""), _machine="sim", _mpy=0
     )
@@ -788,7 +854,7 @@ def _make_sys(console) -> types.ModuleType:
         print_exception=lambda exc, file=None: _print_exception(exc, file or console),
         stdout=console,
         stderr=console,
-        stdin=_pyio.StringIO(),
+        stdin=_Stdin(rx, cpu, console) if cpu is not None and rx is not None else _pyio.StringIO(),
         exit=_pysys.exit,
         path=["", "/lib"],
         argv=[],
@@ -808,7 +874,9 @@ def _make_gc(chip: Chip) -> types.ModuleType:
     )
 
 
-def build_modules(chip: Chip, fs, console) -> dict[str, types.ModuleType]:
+def build_modules(
+    chip: Chip, fs, console, rx: bytearray | None = None
+) -> dict[str, types.ModuleType]:
     """The MicroPython-side modules for one boot of the chip (rebuilt after every reset)."""
     cpu = Cpu(chip)
 
@@ -880,7 +948,7 @@ def build_modules(chip: Chip, fs, console) -> dict[str, types.ModuleType]:
         "rp2": rp2,
         "time": _make_time(cpu),
         "micropython": _make_micropython(chip),
-        "sys": _make_sys(console),
+        "sys": _make_sys(console, cpu, rx),
         "os": os_mod,
         "gc": _make_gc(chip),
         "_cpu": _module("_cpu", cpu=cpu),

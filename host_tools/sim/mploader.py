@@ -100,6 +100,11 @@ class MpRuntime:
             b.update(builtins_overrides)
         b["__import__"] = self._import
         self.builtins = b
+        # `sys.modules` is this runtime's module table, as on MicroPython (the firmware drops
+        # boot-time modules from it).
+        sysmod = self.builtin_modules.get("sys")
+        if sysmod is not None and not hasattr(sysmod, "modules"):
+            sysmod.__dict__["modules"] = self.modules
 
     # ---- public API ---------------------------------------------------------------------
     def import_module(self, name: str) -> types.ModuleType:

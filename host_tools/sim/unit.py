@@ -24,6 +24,7 @@ from .mploader import MPLIB_DIR, MpRuntime
 from .vfs import FlashFs
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+USB_PACKET = 64  # bytes per full-speed bulk packet, one per 1 ms frame
 
 
 class _External:
@@ -54,6 +55,7 @@ class Console(io.TextIOBase):
         self._partial = ""
         self.lines: list[str] = []
         self.logs: list[dict] = []
+        self.replies: list[dict] = []  # host-command replies: lines starting {"r":
         self.listeners: list[Callable[[str, dict | None], None]] = []
 
     def write(self, s: str) -> int:
@@ -74,6 +76,14 @@ class Console(io.TextIOBase):
             if rec is not None:
                 rec["sim_t"] = self.unit.chip.t_s
                 self.logs.append(rec)
+        elif line.startswith('{"r":'):
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                reply = None
+            if isinstance(reply, dict):
+                reply["sim_t"] = self.unit.chip.t_s
+                self.replies.append(reply)
         for fn in self.listeners:
             fn(line, rec)
 
@@ -109,6 +119,9 @@ class SimulatedUnit:
         self.fs = FlashFs(files)
         self.firmware_dir = Path(firmware_dir)
         self.console = Console(self)
+        # The USB CDC receive buffer: what the host sent that the firmware has not read yet
+        # (sys.stdin / sys.stdin.buffer read from it; see send()).
+        self.usb_rx = bytearray()
         self.boots = 0
         self.runtime: MpRuntime | None = None
         self.state = "off"  # off / boot / main / repl
@@ -149,7 +162,8 @@ class SimulatedUnit:
 
     def _boot_once(self) -> None:
         self.boots += 1
-        modules = build_modules(self.chip, self.fs, self.console)
+        self.usb_rx.clear()  # the USB device restarts with the chip
+        modules = build_modules(self.chip, self.fs, self.console, self.usb_rx)
         self.runtime = MpRuntime(
             [self.firmware_dir, MPLIB_DIR],
             modules,
@@ -254,6 +268,25 @@ class SimulatedUnit:
         """Ctrl-C from the host: KeyboardInterrupt raised in whatever the firmware is doing."""
         t = self.chip.t_s if at is None else at
         self.at(t, _raise, KeyboardInterrupt)
+
+    def send(self, data: bytes | str, at: float | None = None) -> None:
+        """Bytes from the host on the USB serial console, arriving from simulated time `at`
+        (default now) as USB full-speed does: one packet of up to USB_PACKET bytes per 1 ms
+        frame, each raising the USB interrupt (a CPU waiting in poll wakes). A Ctrl-C byte
+        (0x03) does what the rp2 port's CDC receive callback does while code runs: it empties
+        the receive buffer and raises KeyboardInterrupt."""
+        b = data.encode() if isinstance(data, str) else bytes(data)
+        t = self.chip.t_s if at is None else at
+        for i in range(0, len(b), USB_PACKET):
+            self.at(t + i // USB_PACKET * 0.001, self._usb_rx, b[i : i + USB_PACKET])
+
+    def _usb_rx(self, packet: bytes) -> None:
+        self.chip.irq_serviced += 1
+        for c in packet:
+            if c == 3:
+                self.usb_rx.clear()
+                raise KeyboardInterrupt()
+            self.usb_rx.append(c)
 
     def soft_reset(self, at: float | None = None) -> None:
         t = self.chip.t_s if at is None else at

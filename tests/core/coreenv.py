@@ -14,7 +14,7 @@ MICROPYTHON = sys.implementation.name == "micropython"
 if MICROPYTHON:
     import json
 
-    from stim import board, limits, modulation, programs, pulse
+    from stim import board, hostcmd, limits, modulation, programs, pulse, settings
 
     with open("/board.json") as _f:
         BOARD = board.validate(json.load(_f))
@@ -34,6 +34,8 @@ else:
     modulation = _rig.import_module("stim.modulation")
     programs = _rig.import_module("stim.programs")
     pulse = _rig.import_module("stim.pulse")
+    hostcmd = _rig.import_module("stim.hostcmd")
+    settings = _rig.import_module("stim.settings")
     BOARD = load_board("pico")
     req = pytest.mark.req
 

@@ -56,6 +56,11 @@ class Pin:
     ALT_PIO0 = const(6)
     ALT_PIO1 = const(7)
 
+    def __new__(cls, id, *args, **kw):
+        # The port returns its static object for the GPIO (machine_pin_obj_table): making a
+        # Pin takes no heap on the device, so none here either (the objects exist beforehand).
+        return _PINS[_gpio(id)]
+
     def __init__(self, id, mode=-1, pull=-1, *, value=None, alt=-1):
         self._id = _gpio(id)
         if mode != -1 or pull != -1 or value is not None or alt != -1:
@@ -108,7 +113,21 @@ class Pin:
         return "Pin(GPIO%d)" % self._id
 
 
+def _static_pin(n):
+    p = object.__new__(Pin)
+    p._id = n
+    return p
+
+
+_PINS = [_static_pin(n) for n in range(_NUM_GPIO)]
+
+
 class PWM:
+    def __new__(cls, dest, **kw):
+        # Static objects on the port too (one per slice channel), made beforehand here.
+        pin = _gpio(dest)
+        return _PWMS[((pin >> 1) & 7) * 2 + (pin & 1)]
+
     def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=False):
         self._pin = _gpio(dest)
         self._slice = (self._pin >> 1) & 7
@@ -148,6 +167,15 @@ class PWM:
 
     def deinit(self):
         pwm_slices[self._slice] = None
+
+
+def _static_pwm(ch):
+    p = object.__new__(PWM)
+    p._pin = p._slice = p._ch = ch
+    return p
+
+
+_PWMS = [_static_pwm(ch) for ch in range(16)]
 
 
 class ADC:

@@ -35,9 +35,12 @@ _exc_context = {"message": "Task exception wasn't retrieved", "exception": None,
 # sim: MicroPython's `await` accepts any generator (it is `yield from`); CPython only one whose
 # code is flagged CO_ITERABLE_COROUTINE (0x100), which is what types.coroutine does. The
 # generator-based "async" functions (Event.wait, Lock.acquire, gather, ThreadSafeFlag.wait) get
-# this flag and are otherwise unchanged.
+# this flag and are otherwise unchanged. On MicroPython itself (the virtual board runs this
+# asyncio) code objects have no replace() and need none: they are returned as they are.
 def _sim_coroutine(f):
-    f.__code__ = f.__code__.replace(co_flags=f.__code__.co_flags | 0x100)
+    code = getattr(f, "__code__", None)
+    if hasattr(code, "replace"):
+        f.__code__ = code.replace(co_flags=code.co_flags | 0x100)
     return f
 
 

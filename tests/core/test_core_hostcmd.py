@@ -1,0 +1,170 @@
+"""The host command protocol's pure part (stim/hostcmd.py, SR-12), run by pytest and on
+MicroPython's VM alike: line assembly, parsing, validation order, reply lines."""
+
+import json
+
+from coreenv import BOARD, hostcmd, programs, raises, req
+
+STEPS = BOARD["intensity"]["steps"]
+CFG = {"program": "tens_conventional", "session_min": 30, "channels": "both"}
+
+
+def _feed(reader, data):
+    """Every non-None result of feeding `data` byte by byte."""
+    out = []
+    for c in data:
+        r = reader.feed(c)
+        if r is not None:
+            out.append(r if r != hostcmd.LINE else reader.text())
+    return out
+
+
+def _code(fn, *args, **kw):
+    return raises(hostcmd.HostError, fn, *args, **kw).code
+
+
+# ---- lines ------------------------------------------------------------------------------------
+@req("SR-12")
+def test_lines_end_at_lf_or_cr_and_empty_lines_are_ignored():
+    r = hostcmd.LineReader()
+    assert _feed(r, b"status\r\n\n\nping\rstop\n") == ["status", "ping", "stop"]
+    assert _feed(r, b"a\tb\n") == ["a b"]  # a tab is a space
+
+
+@req("SR-12")
+def test_a_line_with_a_byte_outside_printable_ascii_is_refused_whole():
+    r = hostcmd.LineReader()
+    for bad in (0, 1, 8, 27, 127, 128, 0xC3, 0xFF):
+        got = _feed(r, b"sta" + bytes([bad]) + b"tus\n")
+        assert got == [hostcmd.E_BYTES], bad
+    assert _feed(r, b"status\n") == ["status"]  # the next line is read normally
+
+
+@req("SR-12")
+def test_an_over_long_line_is_refused_and_the_next_one_read():
+    r = hostcmd.LineReader()
+    assert _feed(r, b"x" * hostcmd.MAX_LINE + b"\n") == ["x" * hostcmd.MAX_LINE]
+    assert _feed(r, b"x" * (hostcmd.MAX_LINE + 1) + b"\n") == [hostcmd.E_LONG]
+    assert _feed(r, b"y" * 5000 + b"\x00\n") == [hostcmd.E_LONG]  # the first problem is named
+    assert _feed(r, b"ping\n") == ["ping"]
+
+
+@req("SR-12")
+def test_every_byte_value_is_taken_without_raising():
+    r = hostcmd.LineReader()
+    for c in range(256):
+        r.feed(c)
+    r.feed(10)
+    assert _feed(r, b"ping\n") == ["ping"]
+
+
+# ---- parsing ----------------------------------------------------------------------------------
+@req("SR-12")
+def test_commands_parse_with_their_arguments_and_request_id():
+    p = hostcmd.parse
+    assert p("status", BOARD) == (None, "status", ())
+    assert p("@a7 ping", BOARD) == ("a7", "ping", ())
+    assert p("start", BOARD) == (None, "start", None)
+    assert p("start ems_relax", BOARD) == (None, "start", "ems_relax")
+    assert p("  intensity   2  05 ", BOARD) == (None, "intensity", (1, 5))
+    assert p("set session_min=20 channels=1", BOARD) == (
+        None,
+        "set",
+        {"session_min": "20", "channels": "1"},
+    )
+
+
+@req("SR-12")
+def test_bad_lines_are_refused_with_a_code_and_the_request_id():
+    p = hostcmd.parse
+    cases = [
+        ("", hostcmd.E_UNKNOWN),
+        ("STATUS", hostcmd.E_UNKNOWN),
+        ("reboot", hostcmd.E_UNKNOWN),
+        ("status now", hostcmd.E_ARGS),
+        ("start a b", hostcmd.E_ARGS),
+        ("start nope", hostcmd.E_RANGE),
+        ("intensity 1", hostcmd.E_ARGS),
+        ("intensity 0 1", hostcmd.E_RANGE),
+        ("intensity %d 1" % (len(BOARD["channels"]) + 1), hostcmd.E_RANGE),
+        ("intensity 1 -1", hostcmd.E_ARGS),
+        ("intensity 1 +1", hostcmd.E_ARGS),
+        ("intensity 1 1.5", hostcmd.E_ARGS),
+        ("intensity 1 99999", hostcmd.E_ARGS),
+        ("intensity one 1", hostcmd.E_ARGS),
+        ("set", hostcmd.E_ARGS),
+        ("set program", hostcmd.E_ARGS),
+        ("set =x", hostcmd.E_ARGS),
+        ("set volume=3", hostcmd.E_ARGS),
+        ("set channels=1 channels=2", hostcmd.E_ARGS),
+        ("@ status", hostcmd.E_ARGS),
+        ("@toolongid9 status", hostcmd.E_ARGS),
+        ("@a-b status", hostcmd.E_ARGS),
+        ("@ok", hostcmd.E_UNKNOWN),
+    ]
+    for line, code in cases:
+        assert _code(p, line, BOARD) == code, line
+    e = raises(hostcmd.HostError, p, "@q1 intensity 1 x", BOARD)
+    assert (e.rid, e.cmd, e.code) == ("q1", "intensity", hostcmd.E_ARGS)
+
+
+@req("SR-12", "SR-13")
+def test_settings_are_checked_as_the_settings_file_is():
+    c = hostcmd.check_settings
+    assert c(BOARD, CFG, {"session_min": "45"})["session_min"] == 45
+    new = c(BOARD, CFG, {"program": "ems_relax", "channels": "2"})
+    assert new == {"program": "ems_relax", "session_min": 30, "channels": "2"}
+    assert CFG["program"] == "tens_conventional"  # the current settings are not touched
+    top = BOARD["limits"]["max_session_min"]
+    for raw in (
+        {"session_min": "0"},
+        {"session_min": str(top + 1)},
+        {"session_min": "x"},
+        {"channels": "3"},
+        {"program": "nope"},
+    ):
+        assert _code(c, BOARD, CFG, raw) in (hostcmd.E_RANGE, hostcmd.E_ARGS), raw
+
+
+# ---- intensity --------------------------------------------------------------------------------
+@req("SR-12", "SR-2", "SR-3")
+def test_intensity_rules_in_order_caps_state_lock_one_step_rate():
+    p = programs.by_id("tens_conventional")
+    ok = hostcmd.check_intensity
+    slow = hostcmd.RISE_MS
+    ok(BOARD, p, True, False, 3, 4, slow)  # one step up, not too soon
+    ok(BOARD, p, True, False, 3, 0, 0)  # decreases at once, any size, any time
+    ok(BOARD, p, True, True, 3, 2, 0)  # locked: lowering still works
+    e = raises(hostcmd.HostError, ok, BOARD, p, True, False, STEPS, STEPS + 1, slow)
+    assert (e.code, e.limit) == (hostcmd.E_LIMIT, "step")
+    low = dict(BOARD, limits=dict(BOARD["limits"], max_peak_ma=6.0))
+    e = raises(hostcmd.HostError, ok, low, p, True, False, 4, 5, slow)
+    assert (e.code, e.limit) == (hostcmd.E_LIMIT, "max_peak_ma")
+    assert _code(ok, BOARD, p, False, False, 0, 1, slow) == hostcmd.E_STATE
+    assert _code(ok, BOARD, p, True, True, 3, 4, slow) == hostcmd.E_LOCKED
+    assert _code(ok, BOARD, p, True, False, 3, 5, slow) == hostcmd.E_RISE
+    assert _code(ok, BOARD, p, True, False, 0, 2, slow) == hostcmd.E_RISE
+    assert _code(ok, BOARD, p, True, False, 3, 4, slow - 1) == hostcmd.E_RATE
+
+
+# ---- replies ----------------------------------------------------------------------------------
+@req("SR-12")
+def test_replies_are_one_json_object_starting_with_r():
+    line = hostcmd.reply("ok", "status", "a1", {"steps": [1, 2], "x": 0.12345, "s": 'q"'})
+    assert line.startswith('{"r":"ok","cmd":"status","id":"a1"')
+    assert json.loads(line) == {
+        "r": "ok",
+        "cmd": "status",
+        "id": "a1",
+        "steps": [1, 2],
+        "x": 0.123,
+        "s": 'q"',
+    }
+    rec = hostcmd.reply("rec", "history", None, None, ',"i":0,"rec":{"min":3}')
+    assert json.loads(rec) == {"r": "rec", "cmd": "history", "i": 0, "rec": {"min": 3}}
+    e = raises(hostcmd.HostError, hostcmd.parse, "@z intensity 1 x", BOARD)
+    err = json.loads(hostcmd.error_reply(e))
+    assert (err["r"], err["cmd"], err["id"], err["code"]) == ("err", "intensity", "z", "bad_args")
+    for code in (hostcmd.E_BYTES, hostcmd.E_LONG):
+        got = json.loads(hostcmd.line_error(code))
+        assert (got["r"], got["cmd"], got["code"]) == ("err", None, code)
