@@ -2,8 +2,9 @@
 
 A hypothesis state machine drives the real firmware (boot.py, main.py, stim/) on the simulated
 pico: random presses and holds of the four buttons (stuck ones included), the lock chord,
-electrode lifts, shorts and partial lifts, battery sag and recovery, Ctrl-C from the host and
-soft resets. After every step the board model and the pins are checked, never the firmware's
+electrode lifts, shorts and partial lifts, battery sag and recovery, Ctrl-C from the host, soft
+resets, and host commands on the USB console (valid, refused, malformed, raw garbage, and
+host-started sessions whose keep-alive stops). After every step the board model and the pins are checked, never the firmware's
 own variables:
 
 - SR-5: PHASE_A and PHASE_B never high together; SR-4: every pulse has both phases, of equal
@@ -19,12 +20,16 @@ own variables:
 - SR-8: at Ctrl-C or a soft reset the bridge pins are low and the boost off at once, and no
   pulse starts until the wearer switches on again; SR-10: nothing above the probe current once
   a battery below cut-off has had time to be seen and the fade is over; SR-11: holds up to a
-  stuck button and the lock chord are among the steps.
+  stuck button and the lock chord are among the steps; SR-12: a host-started session with no
+  valid command for the keep-alive time and its fade delivers nothing (and every invariant
+  above holds for host-driven output as for the wearer's).
 
-Budget: FUZZ_EXAMPLES runs of up to FUZZ_STEPS steps (`make test`: 120 x 30, derandomised;
+Budget: FUZZ_EXAMPLES runs of up to FUZZ_STEPS steps (`make test`: 100 x 30, derandomised;
 `make fuzz`: 1000 x 40, a fresh random seed each time, FUZZ_EXAMPLES/FUZZ_STEPS override).
 A failure writes the shrunk, minimal run as a scenario file (the `stimctl sim --scenario`
-format: events with times, initial conditions) under build/fuzz/ and prints its path.
+format: events with times, initial conditions) under build/fuzz/ and prints its path. Host
+commands appear as `{"t": ..., "host": "<line>"}`, an event the scenario runner does not take
+yet; a run without them replays with `stimctl sim --scenario`.
 """
 
 from __future__ import annotations
@@ -69,7 +74,43 @@ STOP_MS = 20.0
 BATTERY_SEEN_S = 8.0  # smoothing (2 s time constant from 3.9 V), 1 s reads, 2 s fade, margin
 TICK_S = 8e-9  # one system-clock tick at 125 MHz
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))
+# Host command lines (docs/protocol.md): valid, refused and malformed; and raw garbage.
+HOST_LINES = (
+    "ping",
+    "status",
+    "start",
+    "start tens_burst",
+    "start ems_strength",
+    "@a1 intensity 1 2",
+    "intensity 2 1",
+    "intensity 1 0",
+    "intensity 1 40",
+    "intensity 1 999",
+    "intensity 3 1",
+    "intensity 1 -1",
+    "intensity 1 1.5",
+    "stop",
+    "settings",
+    "set session_min=1",
+    "set program=nope",
+    "set channels=1 channels=2",
+    "history",
+    "START",
+    "resume",
+)
+HOST_GARBAGE = (
+    b"\x00\xff\xfe\n",
+    b"intensity 1 " + b"9" * 200 + b"\n",
+    b"\x1b[A\x1b[B\r\n",
+    b"start\rstatus\r\n",
+    b"\t \t\n",
+    b"@toolongid99 ping\n",
+    b"intensity 1 2",  # no line end: waits in the buffer for the next line
+)
+KEEPALIVE_S = 3.0  # stim/hostcmd.py KEEPALIVE_MS
+HOST_FADE_S = 2.0  # the ramp to zero when the keep-alive is lost
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 STEPS = int(os.environ.get("FUZZ_STEPS", "30"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") not in ("", "0")
 
@@ -108,6 +149,9 @@ class UnitFuzz(RuleBasedStateMachine):
         self.ramp_from: dict[int, float | None] = {1: None, 2: None}
         self.in_start: dict[int, bool] = {1: False, 2: False}
         self.violations_seen = 0
+        self.host_start: float | None = None  # the last `start` the unit accepted
+        self.host_since: float | None = None  # the last ok reply since then
+        self.last_button = 0.0
         self.pulse_load: dict[tuple[int, float], float] = {}
         self.unit.model.listeners.append(self._on_model)
         STATS["examples"] += 1
@@ -130,6 +174,7 @@ class UnitFuzz(RuleBasedStateMachine):
     def _press(self, button: str, t: float, hold: float) -> None:
         self.unit.press(button, at=t, hold_s=hold)
         self.events.append({"t": round(t, 6), "press": button, "hold_s": hold})
+        self.last_button = max(self.last_button, t + hold)
         if button == "power":
             self.power_presses.append((t, hold))
             self.power_times.append(t)
@@ -151,6 +196,7 @@ class UnitFuzz(RuleBasedStateMachine):
         for i in range(n):
             self.unit.press("plus", at=t + PRESS_GAP_S * i)
         self.events.append({"t": round(t, 6), "press": "plus", "times": n, "gap_s": PRESS_GAP_S})
+        self.last_button = max(self.last_button, t + PRESS_GAP_S * n)
         self.unit.run_until(t + PRESS_GAP_S * n + 0.5)
 
     @rule(pause_s=st.sampled_from((0.2, 0.8, 2.5)), n=st.integers(0, 4))
@@ -164,6 +210,7 @@ class UnitFuzz(RuleBasedStateMachine):
             self.events.append(
                 {"t": round(t, 6), "press": "plus", "times": n, "gap_s": PRESS_GAP_S}
             )
+            self.last_button = max(self.last_button, t + PRESS_GAP_S * n)
             t += PRESS_GAP_S * n + 0.3
         self._press("power", t, 0.1)
         self._press("power", t + 0.1 + pause_s, 0.1)
@@ -230,10 +277,77 @@ class UnitFuzz(RuleBasedStateMachine):
         self.events.append({"t": round(t, 6), "soft_reset": True})
         self._after_reset(t)
 
-    # Host commands (SR-12) join as rules of the same shape once the protocol exists: send a
-    # command or garbage line at a time, record it in self.events (the scenario format's host
-    # event), run on; the invariants above then hold for host-driven output too, and a
-    # host-started session's lost keep-alive adds its own check (ramp to zero).
+    # ---- host link (SR-12) ------------------------------------------------------------------
+    def _host(self, data: bytes, wait_s: float) -> list[dict]:
+        unit = self.unit
+        n = len(unit.console.replies)
+        t = self._now() + 0.001
+        unit.send(data, at=t)
+        self.events.append({"t": round(t, 6), "host": data.decode("latin-1")})
+        unit.run_until(t + wait_s)
+        replies = unit.console.replies[n:]
+        for r in replies:
+            if r.get("r") == "ok":
+                if r.get("cmd") == "start":
+                    self.host_start = self.host_since = self._now()
+                elif self.host_since is not None:
+                    self.host_since = self._now()  # any valid command keeps it alive
+        return replies
+
+    @rule(line=st.sampled_from(HOST_LINES), wait=st.sampled_from((0.05, 0.4, 1.5)))
+    def host_command(self, line, wait):
+        self._step()
+        self._host(line.encode() + b"\n", wait)
+
+    @rule(data=st.sampled_from(HOST_GARBAGE) | st.binary(max_size=48).filter(lambda b: 3 not in b))
+    def host_garbage(self, data):
+        """Bytes that are not a command (Ctrl-C, 0x03, is the ctrl_c step's)."""
+        self._step()
+        self._host(data, 0.1)
+
+    @rule(
+        raises=st.integers(0, 3),
+        keep_s=st.sampled_from((0.0, 2.0, 4.0)),
+        silent=st.sampled_from((False, False, True)),
+    )
+    def host_session(self, raises, keep_s, silent):
+        """start, raise one step at a time, keep it alive with pings for keep_s, then maybe go
+        silent for the keep-alive time and the fade: the output must be back at zero
+        (host_session_fades_without_keep_alive)."""
+        self._step()
+        self._host(b"@s start\n", 2.6)
+        for k in range(raises):
+            self._host(b"intensity 1 %d\n" % (k + 2), 0.45)
+        t_end = self._now() + keep_s
+        while self._now() < t_end:
+            self._host(b"ping\n", 1.0)
+        if silent:
+            self.unit.run_for(KEEPALIVE_S + HOST_FADE_S + 0.6)
+
+    @invariant()
+    def host_session_fades_without_keep_alive(self):
+        """SR-12: a host-started session with no valid command for KEEPALIVE_S ramps to zero.
+        Checked only while the wearer has not touched a button since (the wearer may take it
+        over), and not after a reset (the session is gone anyway)."""
+        t_ok, t_start = self.host_since, self.host_start
+        if t_ok is None or t_start is None:
+            return
+        if self.last_button > t_start or any(r > t_start for r in self.resets):
+            return
+        t_zero = t_ok + KEEPALIVE_S + HOST_FADE_S + 0.3
+        if self._now() < t_zero:
+            return
+        for ch in self.channels:
+            late = [
+                p
+                for p in self.unit.model.driven(ch, t_zero)
+                if p.drive_ma > PROBE_MA + DRIVE_TOL_MA
+            ]
+            assert not late, "ch%d drove %.2f mA %.1f s after the last host command" % (
+                ch,
+                late[0].drive_ma,
+                late[0].t_a - t_ok,
+            )
 
     def _after_reset(self, t: float) -> None:
         """SR-8: bridge pins low and boost off as soon as the firmware sees it."""
@@ -439,6 +553,7 @@ def write_scenario(run: dict, message: str, out_dir: Path = FAIL_DIR) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ("fuzz-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
     scenario = {
+        "description": "fuzz failure: " + message.splitlines()[0][:300],
         "board": BOARD,
         "duration_s": math.ceil(run.get("duration_s", 0) + 1),
         "initial": {"load_ohm": {"1": 1000.0, "2": 1000.0}, "battery_v": 3.9},
@@ -497,7 +612,9 @@ class FuzzFailure(AssertionError):
         self.cause = cause
 
 
-@pytest.mark.req("SR-1", "SR-2", "SR-3", "SR-4", "SR-5", "SR-6", "SR-7", "SR-8", "SR-10", "SR-11")
+@pytest.mark.req(
+    "SR-1", "SR-2", "SR-3", "SR-4", "SR-5", "SR-6", "SR-7", "SR-8", "SR-10", "SR-11", "SR-12"
+)
 def test_fuzz_the_whole_unit(capsys):
     try:
         stats = run_fuzz()
@@ -530,6 +647,12 @@ BROKEN = {
         "self._set_step(ch, self.stim.steps[ch] + 1)",
         "self._set_step(ch, self.stim.steps[ch] + 4)",
     ),
+    # SR-12: a host-started session never notices that its keep-alive stopped
+    "keepalive_ignored": (
+        "stim/host.py",
+        "time.ticks_diff(now, self.seen_ms) > hostcmd.KEEPALIVE_MS",
+        "time.ticks_diff(now, self.seen_ms) > hostcmd.KEEPALIVE_MS * 1000",
+    ),
     # SR-7: the first sample of a POWER press no longer stops the output
     "power_down_ignored": (
         "stim/app.py",
@@ -539,7 +662,7 @@ BROKEN = {
 }
 
 
-@pytest.mark.req("SR-2", "SR-7")
+@pytest.mark.req("SR-2", "SR-7", "SR-12")
 @pytest.mark.parametrize("broken", sorted(BROKEN))
 def test_the_fuzz_catches_a_broken_firmware(broken, fw_copy, tmp_path):
     rel, old, new = BROKEN[broken]
@@ -556,7 +679,14 @@ def test_the_fuzz_catches_a_broken_firmware(broken, fw_copy, tmp_path):
             shrink=broken == "no_soft_start",
             out_dir=tmp_path,
         )
-    scenario = json.loads(Path(ei.value.path).read_text())
+    text = Path(ei.value.path).read_text()
+    scenario = json.loads(text)
     assert scenario["board"] == BOARD and scenario["events"]
     assert scenario["events"][0] == {"t": 0.5, "press": "power", "hold_s": 1.7}
     assert all("t" in ev for ev in scenario["events"])
+    if not any("host" in ev for ev in scenario["events"]):
+        # the scenario runner takes it as it is (it has no host-command event yet)
+        from host_tools.sim import scenario as runner
+
+        parsed = runner.parse(text, source=ei.value.path)
+        assert len(parsed.events) >= len(scenario["events"])

@@ -14,6 +14,8 @@ from host_tools.boards import load_board
 from host_tools.hostlink import CommandError, HostLink
 from host_tools.sim.unit_serial import UnitDeviceIO, UnitSerial
 
+pytestmark = pytest.mark.req("FR-23")
+
 UNIT_NOW = 1_700_000_000  # the simulated unit's clock at power-up (time.time())
 DAY = 86400
 

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from host_tools.boards import load_board
 from host_tools.sim.rig import FirmwareRig
 
+pytestmark = pytest.mark.req("FR-23")
+
 ON_S = 0.5  # POWER held from here for 1.7 s: the unit is on at 2.2 s
 READY_S = 2.5
 STEP_MA = 1.5

@@ -15,6 +15,8 @@ import pytest
 
 from host_tools.sim import scenario
 
+pytestmark = pytest.mark.req("FR-24")
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 STEP_MA = 1.5

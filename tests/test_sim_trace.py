@@ -12,6 +12,8 @@ from host_tools import cli
 from host_tools.sim import scenario
 from host_tools.sim.linejson import LDict, LList, loads
 
+pytestmark = pytest.mark.req("FR-24")
+
 ON = [{"t": 0.5, "press": "power", "hold_s": 1.7}, {"t": 2.5, "press": "plus", "times": 4}]
 
 

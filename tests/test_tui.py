@@ -16,6 +16,8 @@ from host_tools.tui import (
     split_keys,
 )
 
+pytestmark = pytest.mark.req("FR-20")
+
 
 @pytest.fixture
 def app():

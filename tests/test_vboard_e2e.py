@@ -24,6 +24,8 @@ import pytest
 from host_tools import mpvm
 from host_tools.vboard import VBoard
 
+pytestmark = pytest.mark.req("FR-25")
+
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 BOARD_FILE = ROOT / "boards" / "pico.json"

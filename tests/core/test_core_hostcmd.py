@@ -24,6 +24,7 @@ def _code(fn, *args, **kw):
 
 
 # ---- lines ------------------------------------------------------------------------------------
+@req("FR-23")
 @req("SR-12")
 def test_lines_end_at_lf_or_cr_and_empty_lines_are_ignored():
     r = hostcmd.LineReader()
@@ -31,6 +32,7 @@ def test_lines_end_at_lf_or_cr_and_empty_lines_are_ignored():
     assert _feed(r, b"a\tb\n") == ["a b"]  # a tab is a space
 
 
+@req("FR-23")
 @req("SR-12")
 def test_a_line_with_a_byte_outside_printable_ascii_is_refused_whole():
     r = hostcmd.LineReader()
@@ -40,6 +42,7 @@ def test_a_line_with_a_byte_outside_printable_ascii_is_refused_whole():
     assert _feed(r, b"status\n") == ["status"]  # the next line is read normally
 
 
+@req("FR-23")
 @req("SR-12")
 def test_an_over_long_line_is_refused_and_the_next_one_read():
     r = hostcmd.LineReader()
@@ -49,6 +52,7 @@ def test_an_over_long_line_is_refused_and_the_next_one_read():
     assert _feed(r, b"ping\n") == ["ping"]
 
 
+@req("FR-23")
 @req("SR-12")
 def test_every_byte_value_is_taken_without_raising():
     r = hostcmd.LineReader()
@@ -59,6 +63,7 @@ def test_every_byte_value_is_taken_without_raising():
 
 
 # ---- parsing ----------------------------------------------------------------------------------
+@req("FR-23")
 @req("SR-12")
 def test_commands_parse_with_their_arguments_and_request_id():
     p = hostcmd.parse
@@ -74,6 +79,7 @@ def test_commands_parse_with_their_arguments_and_request_id():
     )
 
 
+@req("FR-23")
 @req("SR-12")
 def test_bad_lines_are_refused_with_a_code_and_the_request_id():
     p = hostcmd.parse
@@ -108,6 +114,7 @@ def test_bad_lines_are_refused_with_a_code_and_the_request_id():
     assert (e.rid, e.cmd, e.code) == ("q1", "intensity", hostcmd.E_ARGS)
 
 
+@req("FR-23")
 @req("SR-12", "SR-13")
 def test_settings_are_checked_as_the_settings_file_is():
     c = hostcmd.check_settings
@@ -127,6 +134,7 @@ def test_settings_are_checked_as_the_settings_file_is():
 
 
 # ---- intensity --------------------------------------------------------------------------------
+@req("FR-23")
 @req("SR-12", "SR-2", "SR-3")
 def test_intensity_rules_in_order_caps_state_lock_one_step_rate():
     p = programs.by_id("tens_conventional")
@@ -148,6 +156,7 @@ def test_intensity_rules_in_order_caps_state_lock_one_step_rate():
 
 
 # ---- replies ----------------------------------------------------------------------------------
+@req("FR-23")
 @req("SR-12")
 def test_replies_are_one_json_object_starting_with_r():
     line = hostcmd.reply("ok", "status", "a1", {"steps": [1, 2], "x": 0.12345, "s": 'q"'})
