@@ -4,8 +4,8 @@ A hypothesis state machine drives the real firmware (boot.py, main.py, stim/) on
 pico: random presses and holds of the four buttons (stuck ones included), the lock chord,
 electrode lifts, shorts and partial lifts, battery sag and recovery, Ctrl-C from the host, soft
 resets, and host commands on the USB console (valid, refused, malformed, raw garbage, and
-host-started sessions whose keep-alive stops). After every step the board model and the pins are checked, never the firmware's
-own variables:
+host-started sessions whose keep-alive stops). After every step the board model and the pins
+are checked, never the firmware's own variables:
 
 - SR-5: PHASE_A and PHASE_B never high together; SR-4: every pulse has both phases, of equal
   width (to the system-clock tick), and its net charge is zero unless the load changed during
