@@ -50,6 +50,7 @@ BATTERY_STEP_V = 0.1
 ZOOM_US = 800.0  # the pulse zoom spans this much time: the widest phase pair fits
 MESSAGE_FRAMES = 90  # what the last key did stays on screen this many frames (6 s)
 LED_WINDOW_S = 4.0  # LED rhythm described over this much simulated time
+STEADY_S = 1.2  # lit this long without a break: a steady light, longer than any blink's flash
 CURRENT_MIN_MA = 0.05  # a pulse with less than this into the load delivered nothing
 
 # key -> (button(s), hold seconds). One table: the help line and the tests read it.
@@ -570,6 +571,15 @@ class SimApp:
         ons = []
         prev: tuple[int, ...] = ()
         entries = list(hist)
+        # A steady light that has since started blinking (a channel that just faulted) is
+        # judged from the end of that steady stretch, so the words change with the LED.
+        for k in range(len(entries) - 2, -1, -1):
+            t, state = entries[k]
+            t_off, after = entries[k + 1]
+            if any(state) and not any(after) and t_off - t > STEADY_S and t_off > t0:
+                t0 = t_off
+                entries = entries[k + 1 :]
+                break
         for k, (t, state) in enumerate(entries):
             t_next = entries[k + 1][0] if k + 1 < len(entries) else now
             if any(state):
@@ -579,7 +589,7 @@ class SimApp:
             prev = state
         colours = sorted(lit_s, key=lambda c: -lit_s[c])
         lit = bool(entries) and any(entries[-1][1])
-        span = min(LED_WINDOW_S, now)
+        span = min(now - t0, now)
         frac = sum(lit_s.values()) / span if span > 0 else 0.0
         if len(ons) >= 2 and frac < 0.75:
             gaps = [y - x for x, y in zip(ons, ons[1:], strict=False)]

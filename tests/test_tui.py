@@ -162,6 +162,15 @@ def test_lifting_an_electrode_shows_the_fault_and_restoring_clears_it_after_plus
     assert app.measure(1).active
 
 
+def test_a_long_steady_channel_led_that_starts_blinking_is_described_as_blinking(app):
+    switch_on_and_start(app)
+    app.run_sim(5.0)  # longer than the LED window: the LED has been steady throughout
+    assert app._led_words(app._ch_hist[0]) == "steady"
+    app.handle_key("1")
+    app.run_sim(1.0)
+    assert "blinks 4.2/s" in app._led_words(app._ch_hist[0])
+
+
 def test_shorting_an_electrode(app):
     switch_on_and_start(app)
     app.run_sim(0.5)
