@@ -27,9 +27,8 @@ are checked, never the firmware's own variables:
 Budget: FUZZ_EXAMPLES runs of up to FUZZ_STEPS steps (`make test`: 100 x 30, derandomised;
 `make fuzz`: 1000 x 40, a fresh random seed each time, FUZZ_EXAMPLES/FUZZ_STEPS override).
 A failure writes the shrunk, minimal run as a scenario file (the `stimctl sim --scenario`
-format: events with times, initial conditions) under build/fuzz/ and prints its path. Host
-commands appear as `{"t": ..., "host": "<line>"}`, an event the scenario runner does not take
-yet; a run without them replays with `stimctl sim --scenario`.
+format: events with times, initial conditions, host bytes as `{"t": ..., "host": "<bytes>"}`)
+under build/fuzz/ and prints its path; `stimctl sim --scenario FILE` replays it.
 """
 
 from __future__ import annotations
@@ -684,9 +683,8 @@ def test_the_fuzz_catches_a_broken_firmware(broken, fw_copy, tmp_path):
     assert scenario["board"] == BOARD and scenario["events"]
     assert scenario["events"][0] == {"t": 0.5, "press": "power", "hold_s": 1.7}
     assert all("t" in ev for ev in scenario["events"])
-    if not any("host" in ev for ev in scenario["events"]):
-        # the scenario runner takes it as it is (it has no host-command event yet)
-        from host_tools.sim import scenario as runner
+    # the scenario runner takes it as it is
+    from host_tools.sim import scenario as runner
 
-        parsed = runner.parse(text, source=ei.value.path)
-        assert len(parsed.events) >= len(scenario["events"])
+    parsed = runner.parse(text, source=ei.value.path)
+    assert len(parsed.events) >= len(scenario["events"])

@@ -352,6 +352,48 @@ def test_corrupt_settings_give_defaults_and_the_choice_survives_a_power_cycle():
     assert [r["rate_hz"] for r in outputs(res, 1, 9.0) if r["rate_hz"]][-1] == 2.0
 
 
+def replies(res) -> dict:
+    """The unit's replies to host commands, by request id (a line too garbled to carry its
+    id is filed under its error code)."""
+    out = {}
+    for r in res.of("reply"):
+        rep = json.loads(r["line"])
+        rep["sim_t"] = r["t"]
+        out[rep.get("id") or rep["code"]] = rep
+    return out
+
+
+@pytest.mark.req("SR-12", "SR-2", "SR-3")
+def test_host_link_refuses_bad_lines_and_a_lost_keep_alive_ramps_to_zero():
+    res = run("sr12_host_link")
+    clean(res)
+    assert len(res.of("host")) == 11  # every line the host sent is in the trace
+    rep = replies(res)
+    assert [rep[k]["r"] for k in ("s1", "p1", "i2", "i3", "p2", "q1")] == ["ok"] * 6
+    codes = {k: rep[k]["code"] for k in ("r5", "c1", "u1", "bad_bytes", "too_long")}
+    assert codes == {
+        "r5": "rise",
+        "c1": "limit",
+        "u1": "unknown",
+        "bad_bytes": "bad_bytes",
+        "too_long": "too_long",
+    }
+    # The host's start went through the electrode check (weak probe pulses) and the soft start.
+    first = outputs(res, 1, 3.0, 4.0)
+    assert first[0]["drive_ma"] < 1.0 and first[1]["drive_ma"] == 0.0
+    ramp = [r["peak_ma"] for r in outputs(res, 1, 3.2, 5.0)]
+    assert ramp == sorted(ramp) and ramp[0] < 0.2 * STEP_MA
+    # Step 3 reached one step per command; the refused lines (6.0 to 7.2 s) changed nothing.
+    held = outputs(res, 1, 5.9, 12.0)
+    assert held == [] and 2 * STEP_MA < level_at(res, 1, 11.9)["peak_ma"] <= 3 * STEP_MA
+    assert level_at(res, 2, 11.9)["peak_ma"] <= STEP_MA  # channel 2 stayed at step 1
+    # Nothing valid after 9.0 s: the keep-alive (3 s) runs out and output ramps to zero in 2 s.
+    warn = logs(res, "host")[-1]
+    assert warn["lvl"] == "warn" and 11.9 < warn["sim_t"] < 12.2
+    assert not zero_at(res, 1, 12.5) and zero_at(res, 1, 14.2) and zero_at(res, 2, 14.2)
+    assert outputs(res, 1, 14.2) == []
+
+
 # ---- the library itself --------------------------------------------------------------------
 def test_every_scenario_file_is_valid_and_documented():
     readme = (SCENARIOS / "README.md").read_text()

@@ -19,7 +19,10 @@ Each event has `t` (simulated seconds) and exactly one action:
 - `ctrl_c`: true: Ctrl-C from the host; `soft_reset`: true: Ctrl-D (soft reset);
 - `power_cycle`: true: the battery out and in again (a power-on reset; flash kept);
 - `boost_fault`: true/false: the high-voltage supply fails to come up / works again;
-- `sense_stuck_v`: {channel: volts or null}: a channel's SENSE ADC pin stuck at a voltage.
+- `sense_stuck_v`: {channel: volts or null}: a channel's SENSE ADC pin stuck at a voltage;
+- `host`: text the host sends on the USB serial console, byte for byte (characters U+0000 to
+  U+00FF are the bytes 0-255; a command needs its "\n"; "\u0003" is Ctrl-C). Protocol:
+  docs/protocol.md. The trace records it (`host`) and the unit's replies (`reply`).
 `note` (any event) and `description` (top level) are free text. Unknown keys, wrong types and
 out-of-range values are rejected with the file, line and key named (ScenarioError).
 """
@@ -58,7 +61,9 @@ _ACTIONS = (
     "power_cycle",
     "boost_fault",
     "sense_stuck_v",
+    "host",
 )
+MAX_HOST_CHARS = 4096
 _PRESS_KEYS = ("hold_s", "times", "gap_s")
 
 
@@ -255,6 +260,13 @@ def parse(text: str, source: str = "<scenario>", board: str | None = None) -> Sc
             ev.value = True
         elif act == "boost_fault":
             ev.value = v.flag(e, act, key)
+        elif act == "host":
+            text = e[act]
+            if not isinstance(text, str) or not 0 < len(text) <= MAX_HOST_CHARS:
+                v.fail(aline, _join(key, act), "must be text of 1..%d characters" % MAX_HOST_CHARS)
+            if any(ord(c) > 255 for c in text):
+                v.fail(aline, _join(key, act), "only characters U+0000..U+00FF (one byte each)")
+            ev.value = text
         elif act == "sense_stuck_v":
             d = v.channels(e, act, key, n_ch)
             out = {}
@@ -348,6 +360,9 @@ def schedule(unit: SimulatedUnit, tracer: Tracer, ev: Event) -> None:
     elif ev.action == "sense_stuck_v":
         for ch, volts in ev.value.items():
             unit.at(ev.t, _stick_sense, model, ch, volts)
+    elif ev.action == "host":
+        unit.at(ev.t, tracer.host_sent, ev.value)
+        unit.send(ev.value.encode("latin-1"), at=ev.t)
 
 
 def _stick_sense(model, ch: int, volts: float | None) -> None:

@@ -25,7 +25,9 @@ power-on) and `kind`, in time order:
     The first record of a train gets its rate from the train's first period (it is written
     once the second pulse arrives, or with rate_hz null if none does).
 - `led` (`name`: status_r/g/b, ch1, ch2..., `state` 0/1) on every LED pin change;
-- `log` (`line`) for every line the firmware writes to its console;
+- `log` (`line`) for every line the firmware writes to its console, apart from
+  `reply` (`line`): the unit's replies to host commands (docs/protocol.md);
+- `host` (`sent`): bytes the host sent on the console (a scenario's `host` event);
 - `violation` (`rule`, `ch`, `what`, details) when the model sees a safety rule broken
   (the first MAX_REPORTED per rule and channel; the summary counts them all):
     * SR-5: PHASE_A and PHASE_B high together (the board model's shoot-through detector);
@@ -207,7 +209,13 @@ class Tracer:
 
     # ---- observers -----------------------------------------------------------------------
     def _on_line(self, line: str, rec) -> None:
-        self.writer.add({"t": round(self.chip.t_s, 6), "kind": "log", "line": line})
+        # Replies to host commands begin with {"r": (docs/protocol.md); everything else the
+        # console prints is the firmware's log.
+        kind = "reply" if line.startswith('{"r":') else "log"
+        self.writer.add({"t": round(self.chip.t_s, 6), "kind": kind, "line": line})
+
+    def host_sent(self, text: str) -> None:
+        self.writer.add({"t": round(self.chip.t_s, 6), "kind": "host", "sent": text})
 
     def _on_pin(self, pin: int, level: int, t: int) -> None:
         name = self.leds.get(pin)
