@@ -19,11 +19,7 @@ import argparse
 import sys
 
 from . import boards
-
-
-def _err(msg: str) -> int:
-    print("stimctl: " + msg, file=sys.stderr)
-    return 1
+from .device import fail
 
 
 def cmd_boards(args) -> int:
@@ -31,7 +27,7 @@ def cmd_boards(args) -> int:
         try:
             b = boards.load_board(args.check)
         except boards.BoardError as e:
-            return _err("%s: %s" % (args.check, e))
+            return fail("%s: %s" % (args.check, e), 1)
         print("%s: ok (%s, %d channels)" % (args.check, b["name"], len(b["channels"])))
         return 0
     for name in boards.board_names():
@@ -45,11 +41,6 @@ def _dio():
     from .device import DeviceIO
 
     return DeviceIO()
-
-
-def _device_error(e) -> int:
-    print("stimctl: %s" % e, file=sys.stderr)
-    return 2
 
 
 def cmd_devices(args) -> int:
@@ -79,7 +70,7 @@ def cmd_flash(args) -> int:
             _dio(), args.port, board=args.board, mpy=args.mpy, progress=progress, say=print
         )
     except DeviceError as e:
-        return _device_error(e)
+        return fail(e)
     if rep.finished_earlier:
         print("finished a switch-over an earlier flash left on the board")
     print(
@@ -120,7 +111,7 @@ def cmd_sim(args) -> int:
 
         return run_scenario(args)
     if args.trace:
-        return _err("--trace needs --scenario FILE")
+        return fail("--trace needs --scenario FILE", 1)
     from .tui import run_interactive
 
     return run_interactive(args.board or "pico")
@@ -140,7 +131,7 @@ def cmd_plot(args) -> int:
             args.program, args.out, board=args.board, window_s=args.window, channel=args.channel
         )
     except PlotError as e:
-        return _err(str(e))
+        return fail(str(e), 1)
     print("wrote %s" % out)
     return 0
 

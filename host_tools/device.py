@@ -242,6 +242,8 @@ def version_str(v) -> str:
     return ".".join(str(x) for x in v)
 
 
-def print_err(e: DeviceError) -> int:
-    print("stimctl: %s" % e, file=sys.stderr)
-    return 1
+def fail(what, status: int = 2) -> int:
+    """Report an error of a stimctl command on stderr; return its exit status (2 for a device
+    that cannot be reached or used, 1 for a refused request or bad input)."""
+    print("stimctl: %s" % what, file=sys.stderr)
+    return status

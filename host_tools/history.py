@@ -15,12 +15,11 @@ starts after the unit's "now" (an earlier run of the clock) cannot be dated and 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from .device import DeviceError, DeviceIO
+from .device import DeviceError, DeviceIO, fail
 from .hostlink import CommandError, HostLink, open_link
 
 
@@ -158,16 +157,13 @@ def main(args, dio: DeviceIO, *, host_now: datetime | None = None) -> int:
     try:
         link = open_link(dio, args.port)
     except DeviceError as e:
-        print("stimctl: %s" % e, file=sys.stderr)
-        return 2
+        return fail(e, 2)
     try:
         recs, unit_now = fetch(link)
     except CommandError as e:
-        print("stimctl: %s" % e, file=sys.stderr)
-        return 1
+        return fail(e, 1)
     except DeviceError as e:
-        print("stimctl: %s" % e, file=sys.stderr)
-        return 2
+        return fail(e, 2)
     finally:
         link.close()
     now = host_now or datetime.now()
@@ -189,7 +185,6 @@ def main(args, dio: DeviceIO, *, host_now: datetime | None = None) -> int:
         try:
             out = plot(rows, args.plot, until=now.date())
         except ValueError as e:
-            print("stimctl: cannot plot: %s" % e, file=sys.stderr)
-            return 1
+            return fail("cannot plot: %s" % e, 1)
         print("wrote %s" % out)
     return 0

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 import time
 
-from .device import DeviceError, DeviceIO, link_lost, pick_port
+from .device import DeviceError, DeviceIO, fail, link_lost, pick_port
 
 REPLY_TIMEOUT_S = 2.0
 KEEPALIVE_EVERY_S = 1.0  # well inside the firmware's 3 s keep-alive
@@ -167,16 +166,14 @@ def send_main(args, dio: DeviceIO, *, sleep=time.sleep) -> int:
     try:
         link = open_link(dio, args.port, on_line=on_line)
     except DeviceError as e:
-        print("stimctl: %s" % e, file=sys.stderr)
-        return 2
+        return fail(e, 2)
     try:
         try:
             got = link.request(line)
         except CommandError as e:
             if args.json:
                 print(json.dumps(e.reply, separators=(",", ":")))
-            print("stimctl: %s" % e, file=sys.stderr)
-            return 1
+            return fail(e, 1)
         for rep in got:
             if args.json:
                 print(json.dumps(rep, separators=(",", ":")))
@@ -188,8 +185,7 @@ def send_main(args, dio: DeviceIO, *, sleep=time.sleep) -> int:
             return _hold(link, args.hold, con, sleep)
         return 0
     except DeviceError as e:
-        print("stimctl: %s" % e, file=sys.stderr)
-        return 2
+        return fail(e, 2)
     finally:
         link.close()
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-from .device import DeviceError, DeviceIO, pick_port
+from .device import DeviceError, DeviceIO, fail, pick_port
 
 LEVELS = ("debug", "info", "warn", "error")
 STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
@@ -183,8 +182,7 @@ def run_logs(args, dio: DeviceIO, console=None, **stream_kw) -> int:
     except KeyboardInterrupt:
         pass
     except DeviceError as e:
-        print("stimctl: %s" % e, file=sys.stderr)
-        return 2
+        return fail(e, 2)
     finally:
         if saver:
             saver.close()
@@ -196,8 +194,7 @@ def main(args, dio: DeviceIO) -> int:
         try:
             out = plot_log(args.plot, args.out)
         except PlotLogError as e:
-            print("stimctl: %s" % e, file=sys.stderr)
-            return 1
+            return fail(e, 1)
         print("wrote %s" % out)
         return 0
     return run_logs(args, dio)

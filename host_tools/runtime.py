@@ -19,7 +19,6 @@ import glob
 import hashlib
 import os
 import struct
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -29,6 +28,7 @@ from .device import (
     DeviceError,
     DeviceIO,
     close_quietly,
+    fail,
     open_board,
     pick_port,
     version_str,
@@ -296,8 +296,7 @@ def main(args, dio: DeviceIO) -> int:
             say=print,
         )
     except DeviceError as e:
-        print("stimctl: %s" % e, file=sys.stderr)
-        return 2
+        return fail(e, 2)
     print(
         "%s: MicroPython %s on %s; next: `stimctl flash`"
         % (info["port"], version_str(info["version"]), info["machine"])
