@@ -360,22 +360,7 @@ def test_power_loss_during_the_boot_time_switch_over_is_finished_at_the_next_boo
     )
     for allowed in range(0, n_renames + 1):
         fs.files, fs.dirs = dict(committed[0]), set(committed[1])
-        calls = [0]
-
-        def flaky_os(real_os=real_os, calls=calls, allowed=allowed):
-            m = real_os()
-            ren = m.rename
-
-            def rename(a, b_):
-                calls[0] += 1
-                if calls[0] > allowed:
-                    raise OSError(errno.EIO, "power lost")
-                ren(a, b_)
-
-            m.rename = rename
-            return m
-
-        fs.os_module = flaky_os
+        _flaky_renames(fs, allowed)
         FakeBoard(fs).boot()  # cut short at rename `allowed`
         fs.os_module = real_os
         FakeBoard(fs).boot()  # the next boot finishes it
