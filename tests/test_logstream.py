@@ -35,8 +35,9 @@ def args(**kw):
     return argparse.Namespace(**base)
 
 
-def run(dio, stop_after: int, console=None, **kw):
-    """Stream until `stop_after` lines were handled; sleep() calls are counted, not slept."""
+def run(dio, stop_after: int, console=None, on_sleep=None, max_sleeps: int = 50, **kw):
+    """Stream until `stop_after` lines were handled (or more than `max_sleeps` sleeps);
+    sleep() calls are counted, not slept, and `on_sleep(n)` sees the count."""
     out = io.StringIO()
     con = console or Console(file=out, width=200, color_system=None)
     seen = {"lines": 0, "sleeps": 0}
@@ -46,14 +47,19 @@ def run(dio, stop_after: int, console=None, **kw):
         seen["lines"] += 1
         return orig(line)
 
+    def sleep(_s):
+        seen["sleeps"] += 1
+        if on_sleep is not None:
+            on_sleep(seen["sleeps"])
+
     logstream.parse = counting_parse
     try:
         rc = logstream.run_logs(
             args(**kw),
             dio,
             console=con,
-            stop=lambda: seen["lines"] >= stop_after or seen["sleeps"] > 50,
-            sleep=lambda s: seen.__setitem__("sleeps", seen["sleeps"] + 1),
+            stop=lambda: seen["lines"] >= stop_after or seen["sleeps"] > max_sleeps,
+            sleep=sleep,
         )
     finally:
         logstream.parse = orig
@@ -108,36 +114,16 @@ def test_survives_unplug_and_replug_and_saves_every_record(tmp_path):
     first = FakeSerial(LINES[:4], disconnect_at_end=True, on_close=unplug)
     second = FakeSerial(LINES[4:], disconnect_at_end=False)
     dio.serial_script = [first, second]
-    sleeps = {"n": 0}
 
-    def sleep(_s):  # the board comes back after three polls
-        sleeps["n"] += 1
-        if sleeps["n"] == 3:
+    def replug(n_sleeps):  # the board comes back after three polls
+        if n_sleeps == 3:
             b.attached = True
 
-    out = io.StringIO()
-    con = Console(file=out, width=200, color_system=None)
     save = tmp_path / "log.jsonl"
-    n = {"lines": 0}
-    orig = logstream.parse
-
-    def counting(line):
-        n["lines"] += 1
-        return orig(line)
-
-    logstream.parse = counting
-    try:
-        rc = logstream.run_logs(
-            args(save=str(save), level="warn"),
-            dio,
-            console=con,
-            stop=lambda: n["lines"] >= len(LINES) or sleeps["n"] > 20,
-            sleep=sleep,
-        )
-    finally:
-        logstream.parse = orig
+    rc, text, _ = run(
+        dio, len(LINES), on_sleep=replug, max_sleeps=20, save=str(save), level="warn"
+    )
     assert rc == 0
-    text = out.getvalue()
     assert "disconnected" in text and "waiting for it to come back" in text
     assert text.count("connected to /dev/ttyACM0") == 2
     assert dio.serial_opens == ["/dev/ttyACM0", "/dev/ttyACM0"]
