@@ -26,6 +26,7 @@ from .vboard import VBoard
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = "pico"
+_SUMMARY = re.compile(r"(\d+) file\(s\) written \((\d+) bytes\), (\d+) unchanged")
 
 
 def _flash(port: str) -> tuple[float, str]:
@@ -52,8 +53,7 @@ def measure_host() -> dict:
             link_full = b.rx_bytes
             time.sleep(0.5)  # the board restarts the firmware
             same_s, out_same = _flash(b.path)
-    m = re.search(r"(\d+) file\(s\) written \((\d+) bytes\), (\d+) unchanged", out_full)
-    m2 = re.search(r"(\d+) file\(s\) written \((\d+) bytes\), (\d+) unchanged", out_same)
+    m, m2 = _SUMMARY.search(out_full), _SUMMARY.search(out_same)
     if not m or not m2:
         raise RuntimeError("unexpected stimctl flash output:\n" + out_full + out_same)
     files, nbytes = int(m.group(1)), int(m.group(2))

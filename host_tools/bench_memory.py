@@ -23,7 +23,6 @@ from pathlib import Path
 
 from . import mpybuild
 from .mpvm import memory
-from .mpvm.memory import PROGRAMS
 
 TARGETS = {
     "heap_after_boot_kb": 40,
@@ -39,7 +38,7 @@ def measure_memory() -> dict:
         mpy_dir = Path(tmp) / "mpy"
         sizes = mpybuild.build(mpy_dir)
         compiled = memory.measure(mpy_dir)
-        rom = memory.measure(mpy_dir, programs=PROGRAMS[:1], romfs=True)
+        rom = memory.measure(mpy_dir, programs=memory.PROGRAMS[:1], romfs=True)
     source = memory.measure()
     ems = memory.measure(programs=("ems_strength",))
     loop = max(f["per_call"] for f in compiled["loop"].values())

@@ -26,6 +26,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..boards import board_path
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 LIB_DIR = HERE / "lib"
@@ -96,8 +98,7 @@ def tree_files(src: Path, dst: str = "/", suffixes: tuple[str, ...] = (".py", ".
 
 def firmware_files(firmware_dir: Path = FIRMWARE_DIR, board: str | Path = "pico") -> Files:
     """The firmware tree at / and the board file as /board.json, as `make flash` installs them."""
-    bpath = Path(board) if Path(board).suffix == ".json" else BOARDS_DIR / (str(board) + ".json")
-    return tree_files(firmware_dir) + [("/board.json", bpath)]
+    return tree_files(firmware_dir) + [("/board.json", board_path(board))]
 
 
 def run(

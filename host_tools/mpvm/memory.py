@@ -53,10 +53,7 @@ exec(open("/boot.py").read())  # as after a reset: outputs safe, an update finis
 from stim import main as _main  # main.py's code (stim/main.py), held while the app runs
 _b = _main.load_board("/board.json")[0]  # as main.run(): the validator is dropped after use
 from stim import app as _app
-for _n in _b["buttons"].values():
-    machine.external[_n] = 1  # buttons released
-machine.adc_u16[_b["boost_adc"] - 26] = 52000  # the boost is up: about 79 V
-machine.adc_u16[_b["battery_adc"] - 26] = 25000  # battery about 3.8 V
+_sim.board_inputs(_b, machine)  # buttons released, the boost up, a charged battery
 _a = _app.App(_b)
 _s = _a.stim
 _tick = [0]

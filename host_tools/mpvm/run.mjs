@@ -12,15 +12,7 @@
 // skipped and the exit status is 1. The VM's POSIX filesystem is Emscripten's: its errno values
 // are Emscripten's (ENOENT is 44, not 2).
 import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pkg = path.join(
-  here, "..", "..", "node_modules", "@micropython", "micropython-webassembly-pyscript",
-  "micropython.mjs",
-);
-const { loadMicroPython } = await import(pkg);
+import { loadMicroPython, writeFile } from "./vm.mjs";
 
 const job = JSON.parse(fs.readFileSync(0, "utf8"));
 const options = {
@@ -35,21 +27,8 @@ if (job.romfs) {
 }
 const mp = await loadMicroPython(options);
 
-function mkdirs(dir) {
-  let cur = "";
-  for (const part of dir.split("/").filter(Boolean)) {
-    cur += "/" + part;
-    try {
-      mp.FS.mkdir(cur);
-    } catch (e) {
-      // already there
-    }
-  }
-}
-
 for (const [vmPath, hostPath] of job.files || []) {
-  mkdirs(path.posix.dirname(vmPath));
-  mp.FS.writeFile(vmPath, fs.readFileSync(hostPath));
+  writeFile(mp, vmPath, fs.readFileSync(hostPath));
 }
 
 const chunks = typeof job.code === "string" ? [job.code] : job.code;

@@ -45,8 +45,7 @@ from .. import mpvm
 HERE = Path(__file__).resolve().parent
 BOARD_JS = HERE / "board.mjs"
 ROM_DIR = HERE / "rom"
-ROOT = HERE.parents[1]
-ASYNCIO_DIR = ROOT / "host_tools" / "sim" / "mplib" / "asyncio"
+ASYNCIO_DIR = mpvm.ROOT / "host_tools" / "sim" / "mplib" / "asyncio"
 MACHINE = "Raspberry Pi Pico with RP2040 (stimctl vboard)"
 
 
@@ -60,6 +59,8 @@ def rom_files() -> list[tuple[str, str]]:
     MicroPython's standard asyncio, and the board's own set-up."""
     files = [(p.name, p) for p in sorted(ROM_DIR.glob("*.py")) if p.name != "_vboard.py"]
     files += [(n, mpvm.LIB_DIR / n) for n in ("machine.py", "rp2.py")]
+    # the VM fakes' interrupt dispatch and tick arithmetic, under the board's own _sim and time
+    files += [("_simcore.py", mpvm.LIB_DIR / "_sim.py"), ("_simtime.py", mpvm.LIB_DIR / "time.py")]
     files.append(("_pioasm.py", mpvm.PIOASM))
     files += [("asyncio/" + p.name, p) for p in sorted(ASYNCIO_DIR.glob("*.py"))]
     return [(n, str(p)) for n, p in files]
@@ -254,7 +255,6 @@ def main(args) -> int:
         while not stop.is_set():
             if not board.powered:
                 print("stimctl: the virtual board stopped", file=sys.stderr)
-                board.close()
                 return 1
             stop.wait(0.2)
     except KeyboardInterrupt:

@@ -31,13 +31,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
+import { loadMicroPython, writeFile } from "../mpvm/vm.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const pkg = path.join(
-  here, "..", "..", "node_modules", "@micropython", "micropython-webassembly-pyscript",
-  "micropython.mjs",
-);
-const { loadMicroPython } = await import(pkg);
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 
 function diag(msg) {
@@ -326,18 +322,7 @@ async function newVm() {
     stdout: (b) => putc(b[0]),
     stderr: (b) => putc(b[0]),
   });
-  m.FS.mkdir("/vbrom");
-  for (const [name, data] of rom) {
-    const parts = name.split("/");
-    for (let i = 1; i < parts.length; i++) {
-      try {
-        m.FS.mkdir("/vbrom/" + parts.slice(0, i).join("/"));
-      } catch (e) {
-        // exists
-      }
-    }
-    m.FS.writeFile("/vbrom/" + name, data);
-  }
+  for (const [name, data] of rom) writeFile(m, "/vbrom/" + name, data);
   m.registerJsModule("_vb", vbApi);
   m.registerJsModule("_vbflash", flashApi);
   return m;

@@ -91,3 +91,12 @@ def pio_pulse(sm_id, hard=None):
         sm._irq = None
         return False
     return True
+
+
+def board_inputs(board, machine):
+    """What a board at rest shows the firmware: buttons released, the boost converter up (about
+    79 V through its divider), a battery at about 3.8 V, no electrode current."""
+    for n in board["buttons"].values():
+        machine.external[n] = 1
+    machine.adc_u16[board["boost_adc"] - 26] = 52000
+    machine.adc_u16[board["battery_adc"] - 26] = 25000

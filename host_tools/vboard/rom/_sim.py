@@ -7,20 +7,27 @@ when the host's bytes arrive for stdin).
 """
 
 import _vb
-import micropython
+
+# Interrupt dispatch, the state machines' FIFOs and the peripherals' shared state are those of
+# host_tools/mpvm/lib/_sim.py, shipped to /rom as _simcore: only the clock differs here.
+from _simcore import (  # noqa: F401 - this module's interface, used by machine and rp2
+    SYSCLK_HZ,
+    TICKS_PERIOD,
+    board_inputs,
+    call_irq,
+    irq_errors,
+    pio_mem,
+    pio_pulse,
+    state_machines,
+    timers,
+)
 from micropython import const
 
-TICKS_PERIOD = const(1 << 30)
 _TICKS_MAX = const((1 << 30) - 1)
-SYSCLK_HZ = 125_000_000
 
 us = 0
 ms = 0
 sub_us = 0
-timers = []
-irq_errors = []
-state_machines = {}
-pio_mem = {}
 
 
 def total_us():
@@ -61,33 +68,3 @@ def advance_us(dt_us, rx=False):
             return  # Ctrl-C: KeyboardInterrupt is pending and raised on return
         if rx and _vb.rx_any():
             return
-
-
-def call_irq(handler, arg, hard):
-    if hard:
-        micropython.heap_lock()
-    try:
-        handler(arg)
-        err = None
-    except Exception as e:  # noqa: BLE001 - the port catches everything an IRQ raises
-        err = e
-    if hard:
-        micropython.heap_unlock()
-    if err is not None:
-        irq_errors.append((handler, err))
-        print("Uncaught exception in IRQ callback handler")
-        return False
-    return True
-
-
-def pio_pulse(sm_id, hard=None):
-    sm = state_machines[sm_id]
-    if sm._tx >= 2:
-        sm._tx -= 2
-    h = sm._irq
-    if h is None:
-        return True
-    if not call_irq(h, sm, sm._hard if hard is None else hard):
-        sm._irq = None
-        return False
-    return True

@@ -32,14 +32,14 @@ def setup(machine_name):
     machine._reset_cause = _vb.reset_cause()
     machine.reset = _hard_reset
     _board_inputs(machine)
-    # Only the four names board.mjs calls stay in __main__ (the REPL's namespace).
+    # Only the names board.mjs calls later (_vboard_run_file, _vboard_poll) stay in __main__
+    # (the REPL's namespace).
     import __main__
 
-    for k in ("_vboard_setup",):
-        try:
-            delattr(__main__, k)
-        except (AttributeError, TypeError):
-            pass
+    try:
+        delattr(__main__, "_vboard_setup")
+    except (AttributeError, TypeError):
+        pass
 
 
 def _input(prompt=""):
@@ -74,17 +74,15 @@ def _hard_reset():
 
 
 def _board_inputs(machine):
-    # What the board's surroundings show the firmware: buttons released, the boost converter up,
-    # a charged battery, no electrode current (host_tools/mpvm/memory.py uses the same values).
+    # What the board's surroundings show the firmware (_sim.board_inputs: buttons released, the
+    # boost converter up, a charged battery), as host_tools/mpvm/memory.py has them too.
     try:
         import json
 
+        import _sim
+
         with open("/board.json") as f:
-            b = json.load(f)
-        for n in b["buttons"].values():
-            machine.external[n] = 1
-        machine.adc_u16[b["boost_adc"] - 26] = 52000
-        machine.adc_u16[b["battery_adc"] - 26] = 25000
+            _sim.board_inputs(json.load(f), machine)
     except Exception:  # noqa: BLE001 - no or a broken board file: the firmware reports it
         pass
 

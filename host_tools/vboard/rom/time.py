@@ -1,12 +1,14 @@
 """`time` of the rp2 port on the virtual board: ticks from the laptop's clock (since power-on,
 wrapping at 2**30 as on the port); sleeping waits in real time and stays interruptible."""
 
-import _sim
 import _vb
+
+# Tick arithmetic and sleeping (through _sim.advance_us, here on the real clock) are those of
+# host_tools/mpvm/lib/time.py, shipped to /rom as _simtime.
+from _simtime import sleep, sleep_ms, sleep_us, ticks_add, ticks_diff  # noqa: F401
 from micropython import const
 
 _TICKS_MAX = const((1 << 30) - 1)
-_TICKS_HALF = const(1 << 29)
 
 
 def ticks_ms():
@@ -19,26 +21,6 @@ def ticks_us():
 
 def ticks_cpu():
     return ticks_us()
-
-
-def ticks_add(ticks, delta):
-    return (ticks + delta) & _TICKS_MAX
-
-
-def ticks_diff(a, b):
-    return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
-
-
-def sleep_us(us):
-    _sim.advance_us(us)
-
-
-def sleep_ms(ms):
-    _sim.advance_us(ms * 1000)
-
-
-def sleep(s):
-    _sim.advance_us(int(s * 1_000_000))
 
 
 def time():
