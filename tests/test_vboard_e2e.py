@@ -9,6 +9,7 @@ independently of the tools under test, and can prepare a board that holds an old
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +29,6 @@ pytestmark = pytest.mark.req("FR-25")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
-BOARD_FILE = ROOT / "boards" / "pico.json"
 
 try:
     mpvm.node()
@@ -43,15 +43,45 @@ def run(cmd: list[str], timeout: float = 60, env=None) -> subprocess.CompletedPr
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
-def firmware_files(src: Path = FIRMWARE) -> dict[str, bytes]:
+def firmware_files() -> dict[str, bytes]:
     """What `stimctl flash` installs, as device path -> contents."""
-    out = {
-        "/" + p.relative_to(src).as_posix(): p.read_bytes()
-        for p in sorted(src.rglob("*.py"))
-        if "__pycache__" not in p.parts
-    }
-    out["/board.json"] = BOARD_FILE.read_bytes()
-    return out
+    return {vm: Path(host).read_bytes() for vm, host in mpvm.firmware_files(FIRMWARE, "pico")}
+
+
+@contextlib.contextmanager
+def logs_running(port: str, save: Path):
+    """`stimctl logs --json --save` on the board, connected; yields the lines it prints so far."""
+    p = subprocess.Popen(
+        STIMCTL + ["logs", "--port", port, "--json", "--save", str(save)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    lines: list[str] = []
+    t = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not save.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # connected (the log tool prints that on stderr)
+        yield lines
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def poke(port: str, *chunks: bytes, gap_s: float = 0.0) -> None:
+    """Write to the board's terminal as a second writer (no reader), `gap_s` between chunks."""
+    fd = os.open(port, os.O_WRONLY | os.O_NOCTTY)
+    try:
+        for i, data in enumerate(chunks):
+            if i:
+                time.sleep(gap_s)
+            os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def flash_contents(path: Path) -> dict[str, bytes]:
@@ -184,28 +214,10 @@ def test_logs_stream_and_ctrl_c_makes_outputs_safe(board, tmp_path):
     """The flashed firmware runs; `stimctl logs` shows its records live; a Ctrl-C from the host
     stops it with the outputs off first; a soft reset starts it again."""
     save = tmp_path / "log.jsonl"
-    p = subprocess.Popen(
-        STIMCTL + ["logs", "--port", board.path, "--json", "--save", str(save)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    lines: list[str] = []
-    t = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
-    t.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not save.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # connected (the log tool prints that on stderr)
-        fd = os.open(board.path, os.O_WRONLY | os.O_NOCTTY)  # a second writer, no reader
-        try:
-            os.write(fd, b"\x03")  # Ctrl-C: main.py's handler turns the outputs off
-            time.sleep(1.0)
-            os.write(fd, b"\x04")  # soft reset in the friendly REPL: boot.py, main.py again
-        finally:
-            os.close(fd)
+    with logs_running(board.path, save) as lines:
+        # Ctrl-C: main.py's handler turns the outputs off; then a soft reset in the friendly
+        # REPL: boot.py, main.py again
+        poke(board.path, b"\x03", b"\x04", gap_s=1.0)
         deadline = time.monotonic() + 15
 
         def restarted():
@@ -214,9 +226,6 @@ def test_logs_stream_and_ctrl_c_makes_outputs_safe(board, tmp_path):
 
         while time.monotonic() < deadline and not restarted():
             time.sleep(0.1)
-    finally:
-        p.terminate()
-        p.wait(timeout=10)
     evs = [json.loads(x)["ev"] for x in lines if x.startswith("{")]
     assert "interrupted" in evs and "outputs_off" in evs, lines
     assert evs.index("outputs_off") > evs.index("interrupted")
@@ -449,32 +458,11 @@ def test_logs_shows_host_events(running, tmp_path):
     """`stimctl logs` (the one program reading the console) shows the firmware's `host` log
     events for commands another writer sends, and leaves their reply lines out."""
     save = tmp_path / "log.jsonl"
-    p = subprocess.Popen(
-        STIMCTL + ["logs", "--port", running.path, "--json", "--save", str(save)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    lines: list[str] = []
-    t = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
-    t.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not save.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
-        fd = os.open(running.path, os.O_WRONLY | os.O_NOCTTY)
-        try:
-            os.write(fd, b"@lg1 bogus\n@lg2 stop\n")
-        finally:
-            os.close(fd)
+    with logs_running(running.path, save) as lines:
+        poke(running.path, b"@lg1 bogus\n@lg2 stop\n")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and '"host"' not in "".join(lines):
             time.sleep(0.1)
-    finally:
-        p.terminate()
-        p.wait(timeout=10)
     recs = [json.loads(x) for x in lines if x.startswith("{")]
     host = [r for r in recs if r["ev"] == "host"]
     assert host and host[0]["cmd"] == "stop" and host[0]["lvl"] == "info", lines
