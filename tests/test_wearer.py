@@ -201,6 +201,27 @@ def test_session_ends_by_itself_with_a_2_s_ramp_down_and_a_history_record(make_u
     assert "intensity" not in json.loads(unit.fs.read("/settings.json"))
 
 
+@pytest.mark.req("SR-1", "SR-7")
+def test_a_press_that_stops_the_end_of_session_fade_leaves_nothing_to_resume(make_unit):
+    """POWER during the end-of-session fade stops it (and ends the session); the steps it had
+    must not come back in a later session: channel 2, deselected since, stays silent there."""
+    unit = unit_on(make_unit, steps=3, settings=SHORT_SESSION)
+    unit.run_until(START_S + 60.5)
+    start = [e for e in unit.logs("session") if e["state"] == "start"][0]["sim_t"]
+    t = start + 61.0  # in the 2 s fade
+    unit.run_until(t)
+    assert pulses(unit, 2, t0=t - 0.5, t1=t), "no fade on channel 2: bad scenario"
+    unit.press("power", at=t, hold_s=0.15)
+    unit.press("mode", at=t + 1.0, hold_s=1.2)  # both -> channel 1 only
+    unit.press("plus", at=t + 3.0)  # a new session on channel 1 at step 1
+    unit.press("power", at=t + 6.0, hold_s=0.15)  # pause
+    unit.press("power", at=t + 7.0, hold_s=0.15)  # resume
+    unit.run_until(t + 11.0)
+    assert [e["selected"] for e in unit.logs("channels")][-1] == "1"
+    assert pulses(unit, 1, t0=t + 8.0), "channel 1 did not resume: bad scenario"
+    assert not pulses(unit, 2, t0=t + 0.1)
+
+
 # ---- SR-10: battery ------------------------------------------------------------------------
 @pytest.mark.req("SR-10")
 def test_battery_cut_off_ramps_down_and_stops_and_no_session_starts(make_unit):

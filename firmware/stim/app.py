@@ -132,6 +132,9 @@ class App:
         rec = self._rec
         self._rec = None
         self.host.active = False  # the keep-alive belongs to the session
+        # A finished session has nothing to resume: steps a pause saved (a POWER press that
+        # stopped the end-of-session fade) must not restart channels in the next one (SR-1).
+        self.stim.forget_pause()
         if rec is None:
             return
         minutes = self.session.elapsed_ms(now) / 60000
@@ -214,8 +217,7 @@ class App:
 
     def _power(self, now):
         if self.session.state != session.OFF:
-            self.stim.pause()
-            self.stim.forget_pause()
+            self.stim.stop_all()
             self._finish_session(now, "power_off")
             self.session.power(now)
             self.locked = False
