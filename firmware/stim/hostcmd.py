@@ -20,7 +20,7 @@ replies with it and changes nothing.
 
 import json
 
-from stim import limits, programs, settings
+from stim import limits, log, programs, settings
 
 MAX_LINE = 120  # bytes of one command line, without its end
 MAX_TOKENS = 8
@@ -191,9 +191,7 @@ def parse(line, board):
 def check_settings(board, cfg, raw, cmd="set", rid=None):
     """The settings `cfg` with the key=value strings of `raw` applied, validated exactly as the
     settings file is (stim.settings.check); HostError naming the bad keys otherwise."""
-    new = {}
-    for k in cfg:
-        new[k] = cfg[k]
+    new = dict(cfg)
     for k in raw:
         v = raw[k]
         new[k] = _uint(v, k, cmd, rid) if k == "session_min" else v
@@ -225,14 +223,6 @@ def check_intensity(board, program, running, locked, old, step, since_rise_ms, r
         raise HostError(E_RATE, "one step up per %d ms per channel" % RISE_MS, cmd, rid)
 
 
-def _value(v):
-    if isinstance(v, float):
-        if v != v or v in (float("inf"), float("-inf")):
-            return "null"
-        return json.dumps(round(v, 3))
-    return json.dumps(v)
-
-
 def reply(kind, cmd, rid, fields=None, raw=""):
     """One reply line: `{"r":kind,"cmd":...` first (the host's marker), then `id`, the fields,
     and `raw` (ready JSON text starting with a comma) last."""
@@ -241,7 +231,7 @@ def reply(kind, cmd, rid, fields=None, raw=""):
         parts.append(',"id":%s' % json.dumps(rid))
     if fields:
         for k in fields:
-            parts.append(',"%s":%s' % (k, _value(fields[k])))
+            parts.append(',"%s":%s' % (k, log.json_value(fields[k])))
     parts.append(raw)
     parts.append("}")
     return "".join(parts)

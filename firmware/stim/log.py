@@ -28,7 +28,8 @@ def set_sink(fn):
     _sink = fn
 
 
-def _value(v):
+def json_value(v):
+    """A field's value as JSON text (log lines, and the replies to host commands)."""
     if isinstance(v, bool) or v is None or isinstance(v, (int, str, list, dict)):
         return json.dumps(v)
     if isinstance(v, float):
@@ -46,7 +47,7 @@ def event(ev, lvl="info", **fields):
     ms = time.ticks_diff(time.ticks_ms(), _t0)
     parts = ['{"t":%d.%03d,"lvl":"%s","ev":"%s"' % (ms // 1000, ms % 1000, lvl, ev)]
     for k in fields:
-        parts.append(',"%s":%s' % (k, _value(fields[k])))
+        parts.append(',"%s":%s' % (k, json_value(fields[k])))
     parts.append("}")
     line = "".join(parts)
     print(line)
