@@ -21,6 +21,7 @@ import json
 import time
 
 from .device import DeviceError, DeviceIO, fail, link_lost, pick_port
+from .logstream import REPLY_PREFIX, json_line
 
 REPLY_TIMEOUT_S = 2.0
 KEEPALIVE_EVERY_S = 1.0  # well inside the firmware's 3 s keep-alive
@@ -101,7 +102,7 @@ class HostLink:
                 continue
             text = buf.decode("utf-8", errors="replace").strip()
             buf = b""
-            rep = _reply(text)
+            rep = json_line(text, REPLY_PREFIX)
             if rep is None or rep.get("id") != rid:
                 if self.on_line and text:
                     self.on_line(text)
@@ -121,16 +122,6 @@ class HostLink:
             self.stream.close()
         except Exception:  # noqa: BLE001 - the port may already be gone
             pass
-
-
-def _reply(text: str) -> dict | None:
-    if not text.startswith('{"r":'):
-        return None
-    try:
-        rep = json.loads(text)
-    except ValueError:
-        return None
-    return rep if isinstance(rep, dict) else None
 
 
 def open_link(dio: DeviceIO, port: str | None, **kw) -> HostLink:

@@ -39,16 +39,24 @@ ZERO_ALL = ("program", "boot", "interrupted", "crash", "outputs_off")
 WAIT_KINDS = ("no_device", "open_failed")  # gone for now: wait; anything else: stop and say
 
 
-def parse(line: str) -> dict | None:
-    """The record of a log line, or None for any other console output."""
-    line = line.strip()
-    if not line.startswith('{"t":'):
+LOG_PREFIX = '{"t":'  # every log line of the firmware begins so (README, "Log format")
+REPLY_PREFIX = '{"r":'  # every reply to a host command begins so (docs/protocol.md)
+
+
+def json_line(line: str, prefix: str) -> dict | None:
+    """The object on a console line that begins with `prefix`, or None for anything else."""
+    if not line.startswith(prefix):
         return None
     try:
         rec = json.loads(line)
     except ValueError:
         return None
     return rec if isinstance(rec, dict) else None
+
+
+def parse(line: str) -> dict | None:
+    """The record of a log line, or None for any other console output."""
+    return json_line(line.strip(), LOG_PREFIX)
 
 
 class Filter:

@@ -54,6 +54,7 @@ import json
 import math
 from typing import IO
 
+from ..logstream import REPLY_PREFIX
 from .board_model import DRIVE_MIN_MA, ChannelModel
 from .chip import F_PIO0, F_PIO1
 
@@ -211,7 +212,7 @@ class Tracer:
     def _on_line(self, line: str, rec) -> None:
         # Replies to host commands begin with {"r": (docs/protocol.md); everything else the
         # console prints is the firmware's log.
-        kind = "reply" if line.startswith('{"r":') else "log"
+        kind = "reply" if line.startswith(REPLY_PREFIX) else "log"
         self.writer.add({"t": round(self.chip.t_s, 6), "kind": kind, "line": line})
 
     def host_sent(self, text: str) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..boards import load_board
+from ..logstream import LOG_PREFIX, REPLY_PREFIX, json_line
 from .board_model import BoardModel
 from .chip import Chip, ChipReset, SimulationStall
 from .fakes import build_modules
@@ -67,21 +68,13 @@ class Console(io.TextIOBase):
 
     def _line(self, line: str) -> None:
         self.lines.append(line)
-        rec = None
-        if line.startswith('{"t":'):
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                rec = None
-            if rec is not None:
-                rec["sim_t"] = self.unit.chip.t_s
-                self.logs.append(rec)
-        elif line.startswith('{"r":'):
-            try:
-                reply = json.loads(line)
-            except ValueError:
-                reply = None
-            if isinstance(reply, dict):
+        rec = json_line(line, LOG_PREFIX)
+        if rec is not None:
+            rec["sim_t"] = self.unit.chip.t_s
+            self.logs.append(rec)
+        else:
+            reply = json_line(line, REPLY_PREFIX)
+            if reply is not None:
                 reply["sim_t"] = self.unit.chip.t_s
                 self.replies.append(reply)
         for fn in self.listeners:
