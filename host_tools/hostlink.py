@@ -61,6 +61,7 @@ class HostLink:
         self.clock = getattr(stream, "clock", time.monotonic)
         self._ids = itertools.count(1)
         self._tag = "h%x" % (int(time.time() * 1000) % 0xFFFF)  # stale replies never match
+        self._buf = b""  # a line the port's read timeout cut, until the rest arrives
 
     def _write(self, data: bytes) -> None:
         import serial
@@ -78,6 +79,15 @@ class HostLink:
         except (serial.SerialException, OSError) as e:
             raise link_lost(self.port, e, "while waiting for a reply") from None
 
+    def read_line(self) -> str | None:
+        """The next whole line from the unit (stripped), or None if none is complete yet."""
+        self._buf += self._readline()
+        if not self._buf.endswith(b"\n"):
+            return None
+        text = self._buf.decode("utf-8", errors="replace").strip()
+        self._buf = b""
+        return text
+
     def request(self, line: str) -> list[dict]:
         """Send one command line; every reply line for it. CommandError if it was refused."""
         line = " ".join(line.split())
@@ -87,12 +97,9 @@ class HostLink:
         self._write(("@%s %s\n" % (rid, line)).encode("ascii"))
         got: list[dict] = []
         deadline = self.clock() + self.timeout_s
-        buf = b""
         while True:
-            chunk = self._readline()
-            if chunk:
-                buf += chunk
-            if not buf.endswith(b"\n"):
+            text = self.read_line()
+            if text is None:
                 if self.clock() >= deadline:
                     raise DeviceError(
                         "no_reply",
@@ -100,8 +107,6 @@ class HostLink:
                         NO_REPLY_HINT,
                     )
                 continue
-            text = buf.decode("utf-8", errors="replace").strip()
-            buf = b""
             rep = json_line(text, REPLY_PREFIX)
             if rep is None or rep.get("id") != rid:
                 if self.on_line and text:
@@ -195,11 +200,11 @@ def _hold(link: HostLink, seconds: float, con, sleep) -> int:
             link.command("ping")
             t = link.clock()
             while link.clock() - t < KEEPALIVE_EVERY_S:
-                chunk = link._readline()  # log lines meanwhile
-                if chunk and link.on_line:
-                    link.on_line(chunk.decode("utf-8", errors="replace").strip())
-                if not chunk:
+                text = link.read_line()  # log lines meanwhile
+                if text is None:
                     sleep(0)
+                elif text and link.on_line:
+                    link.on_line(text)
     except KeyboardInterrupt:
         pass
     link.command("stop")
