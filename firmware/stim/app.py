@@ -90,6 +90,7 @@ class App:
             log.warn("settings", msg="could not save: %s" % e)
 
     def _select_program(self, pid, save=True):
+        self.stim.forget_pause()  # a new program starts from nothing (SR-1)
         self.stim.select_program(pid)
         self.cfg["program"] = pid
         if save:
@@ -196,7 +197,6 @@ class App:
             i = programs.index_of(self.stim.program["id"])
             if self.session.stopped(now, "program"):
                 self._finish_session(now, "program")
-            self.stim.forget_pause()
             self._select_program(programs.PROGRAMS[(i + 1) % len(programs.PROGRAMS)]["id"])
         elif ev == gestures.MODE_LONG:
             sel = settings.SELECTIONS
