@@ -57,12 +57,13 @@ class HostLink:
     def handle(self, line):
         """The reply lines to one command line."""
         app = self.app
+        now = time.ticks_ms()
         try:
             rid, cmd, args = hostcmd.parse(line, app.board)
-            out = getattr(self, "_" + cmd)(rid, args, time.ticks_ms())
+            out = getattr(self, "_" + cmd)(rid, args, now)
         except hostcmd.HostError as e:
             return [hostcmd.error_reply(e)]
-        self.seen_ms = time.ticks_ms()  # only a valid command keeps a host session alive
+        self.seen_ms = now  # only a valid command keeps a host session alive
         return out
 
     # -- commands -----------------------------------------------------------------------
@@ -115,7 +116,6 @@ class HostLink:
         if pid is not None and pid != app.stim.program["id"]:
             app._select_program(pid)
         self.active = True
-        self.seen_ms = now
         for i in range(len(self.rise_ms)):
             self.rise_ms[i] = now
         log.info("host", cmd="start", program=app.stim.program["id"])
@@ -145,7 +145,6 @@ class HostLink:
         )
         if step > old:
             self.active = True  # the host raised it: from now on it must keep the link alive
-            self.seen_ms = now
             self.rise_ms[ch] = now
         app._set_step(ch, step)
         return [hostcmd.reply("ok", "intensity", rid, {"ch": ch + 1, "step": app.stim.steps[ch]})]
@@ -166,8 +165,7 @@ class HostLink:
         except OSError as e:
             raise hostcmd.HostError(hostcmd.E_IO, "could not save: %s" % e, "set", rid) from None
         if new["program"] != app.stim.program["id"]:
-            app.stim.forget_pause()
-            app.stim.select_program(new["program"])
+            app._select_program(new["program"], save=False)
         for k in new:
             app.cfg[k] = new[k]
         log.info("settings", msg="set by host", keys=list(raw))
