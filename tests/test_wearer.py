@@ -222,6 +222,23 @@ def test_a_press_that_stops_the_end_of_session_fade_leaves_nothing_to_resume(mak
     assert not pulses(unit, 2, t0=t + 0.1)
 
 
+@pytest.mark.req("FR-6", "FR-8", "SR-6")
+def test_the_history_record_names_each_channels_electrode_fault_once(make_unit):
+    """Channel 1 lifted, then channel 2 shorted: each stops, the session ends by itself (no
+    channel left) and its history record lists both faults, each once, in order."""
+    from host_tools.sim.board_model import OPEN_OHM, SHORT_OHM
+
+    unit = unit_on(make_unit, steps=2)
+    t = ready_s(2)
+    unit.at(t, unit.model.set_load, 1, OPEN_OHM)
+    unit.at(t + 2.0, unit.model.set_load, 2, SHORT_OHM)
+    unit.run_until(t + 4.0)
+    assert not pulses(unit, 1, t0=t + 0.1) and not pulses(unit, 2, t0=t + 2.1)
+    hist = [json.loads(x) for x in unit.fs.read("/history.jsonl").decode().splitlines()]
+    assert len(hist) == 1 and hist[0]["end"] == "fault"
+    assert hist[0]["faults"] == ["1:open", "2:short"]
+
+
 # ---- SR-10: battery ------------------------------------------------------------------------
 @pytest.mark.req("SR-10")
 def test_battery_cut_off_ramps_down_and_stops_and_no_session_starts(make_unit):

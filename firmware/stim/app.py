@@ -73,6 +73,7 @@ class App:
         self._fed = [0] * _TASKS
         self._wdt = None
         self._rec = None  # the running session's history record
+        self._noted = bytearray(len(self.stim.channels))  # last fault code noted per channel
         self.host = HostLink(self, console)
 
     # -- helpers ------------------------------------------------------------------------
@@ -115,6 +116,8 @@ class App:
             "max_step": [0] * len(self.stim.channels),
             "faults": [],
         }
+        for i in range(len(self._noted)):
+            self._noted[i] = 0
         log.info("session", state="start", program=p["id"], length_s=self.session.length_s)
         for ch in self._selected():
             self._set_step(ch, 1)
@@ -248,6 +251,7 @@ class App:
         now = self._now()
         stim = self.stim
         stim.tick(CONTROL_MS)
+        self._note_faults()  # before the session can end on them: the record names them all
         s = self.session
         ev = s.tick(now)
         if ev == "end":
@@ -264,7 +268,6 @@ class App:
             self._finish_session(now, reason)
         elif self.host.lost(now):
             self._keepalive_lost(now)
-        self._note_faults()
         if s.state != session.OFF and s.state != session.FAULT and self._boost_failed():
             # The high-voltage supply did not come up: a hardware fault no press can fix.
             # Output is already off; only switching off leaves this state.
@@ -307,8 +310,14 @@ class App:
         rec = self._rec
         if rec is None:
             return
-        for i, f in enumerate(self.stim.fault):
-            if f:
+        noted = self._noted
+        fault = self.stim.fault
+        for i in range(len(fault)):
+            # Indexes, not enumerate() (a new object per call), and the name built only when a
+            # channel's fault changes: a session's control loop must not allocate.
+            f = fault[i]
+            if f and f != noted[i]:
+                noted[i] = f
                 name = "%d:%s" % (i + 1, FAULT_NAMES[f])
                 if name not in rec["faults"]:
                     rec["faults"].append(name)

@@ -5,8 +5,10 @@ the benchmark (`memory` in bench/results.json).
 The scenario, on board pico, follows a reset: boot.py runs (outputs safe, an interrupted update
 finished), stim.main (what main.py runs) is imported and the board file loaded as its run()
 loads it (`stim.load_board`, which drops the validator again), the app is built with the
-hardware layer and the stimulator, both channels start at step 3 of a program and the soft
-start finishes (3 s of virtual time); then allocmeter (lib/allocmeter.py) measures:
+hardware layer and the stimulator, the unit is switched on and a session started as PLUS
+starts one (with its history record), both channels are raised to step 3 of a program and the
+soft start finishes (3 s of virtual time); each further program is selected as MODE selects one
+(the session ends, a new one starts). Then allocmeter (lib/allocmeter.py) measures:
 - `loop`: one steady cycle of the app, with both channels past their electrode check and soft
   start: a pulse on each channel (SENSE reading a 1 kohm load), the buttons, the control cycle
   (stimulator, session, battery cut-off), the LEDs and the TICK_MS sleep (on the virtual
@@ -77,10 +79,17 @@ def _run(ms, pulses=True):
         time.sleep_ms(10)
 
 def _start(step):
+    # A session as the wearer starts one (switched on, PLUS: step 1 on both channels, with its
+    # history record), raised to `step`: the control loop then does a session's work.
     for _c in _s.channels:
         machine.adc_u16[_c.cfg["sense_adc"] - 26] = 0  # the peak-hold has decayed
+    _now = time.ticks_ms()
+    if _a.session.state == 0:  # off
+        _a.session.power(_now)
+    if _a.session.state != 2:  # not running
+        _a._start_session(_now)
     for _ch in range(len(_s.channels)):
-        _s.set_step(_ch, step)
+        _a._set_step(_ch, step)
     _run(600)  # boost, electrode check (probe pulses), start
 
 _start(%d)
@@ -107,7 +116,10 @@ def _sleep():
 _out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}}
 _out["host_byte"] = measure(_h.feed, 65)  # "A": a line that grows, then overflows, never ends
 for _pid in %r:
-    _s.select_program(_pid)
+    _now = time.ticks_ms()
+    if _a.session.stopped(_now, "program"):  # as MODE does: the session ends, then the
+        _a._finish_session(_now, "program")  # program changes and a new one starts
+    _a._select_program(_pid, save=False)
     _start(%d)
     _run(%d)
     for _c in _s.channels:
