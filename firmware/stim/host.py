@@ -177,11 +177,7 @@ class HostLink:
         except OSError as e:
             msg = "could not read: %s" % e
             raise hostcmd.HostError(hostcmd.E_IO, msg, "history", rid) from None
-        out = []
-        for i, text in enumerate(lines):
-            out.append(hostcmd.reply("rec", "history", rid, None, ',"i":%d,"rec":%s' % (i, text)))
-        out.append(hostcmd.reply("ok", "history", rid, {"n": len(lines), "now": time.time()}))
-        return out
+        return _history_replies(rid, lines)
 
     # -- the task -----------------------------------------------------------------------
     async def run(self):
@@ -214,3 +210,11 @@ class HostLink:
                 if not ready:
                     break
                 s.readinto(b)
+
+
+def _history_replies(rid, lines):
+    # One reply line at a time as the console task sends them: the records are not held in
+    # memory a second time as replies (up to 100 of them).
+    for i in range(len(lines)):
+        yield hostcmd.reply("rec", "history", rid, None, ',"i":%d,"rec":%s' % (i, lines[i]))
+    yield hostcmd.reply("ok", "history", rid, {"n": len(lines), "now": time.time()})
