@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .device import DeviceError, DeviceIO, fail
 from .hostlink import CommandError, HostLink, open_link
+from .logstream import finite_number
 
 
 @dataclass
@@ -44,23 +45,19 @@ def fetch(link: HostLink) -> tuple[list[dict], int]:
     return recs, int(got[-1].get("now", 0))
 
 
-def _num(v, default=0.0) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
-
-
 def sessions(recs: list[dict], unit_now: float, host_now: datetime) -> list[Session]:
     out = []
     for r in recs:
-        start = r.get("start")
+        start = finite_number(r.get("start"))
         when = None
-        if isinstance(start, int | float) and not isinstance(start, bool) and start <= unit_now:
+        if start is not None and start <= unit_now:
             when = host_now - timedelta(seconds=unit_now - start)
         steps = r.get("max_step")
         out.append(
             Session(
                 when=when,
                 program=str(r.get("program", "?")),
-                minutes=_num(r.get("min")),
+                minutes=finite_number(r.get("min")) or 0.0,
                 max_step=[int(s) for s in steps if isinstance(s, int)]
                 if isinstance(steps, list)
                 else [],

@@ -213,7 +213,8 @@ class PlotLogError(ValueError):
     pass
 
 
-def _num(v) -> float | None:
+def finite_number(v) -> float | None:
+    """v as a float if it is a finite JSON number (not a bool), else None."""
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
     return float(v) if math.isfinite(v) else None
@@ -230,7 +231,7 @@ def read_records(path: str | Path) -> list[dict]:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(rec, dict) and _num(rec.get("t")) is not None:
+            if isinstance(rec, dict) and finite_number(rec.get("t")) is not None:
                 recs.append(rec)
     return recs
 
@@ -263,11 +264,11 @@ def series(recs: list[dict]) -> dict:
                 pts.append((t, 0.0))
         elif ev != "refused":
             for key in ("ma", "step"):
-                v = _num(rec.get(key))
+                v = finite_number(rec.get(key))
                 if v is not None:
                     inten.setdefault(ch, {}).setdefault(key, []).append((t, v))
         if "ohm" in rec:
-            v = _num(rec.get("ohm"))
+            v = finite_number(rec.get("ohm"))
             load.setdefault(ch, []).append((t, v if v is not None else math.nan))
     out_i = {}
     for ch, by in inten.items():
