@@ -148,7 +148,7 @@ class TimingRig:
             "gap_error_ns": g_err,
             "rate_error_ppm": ppm,
             "net_charge_nc": max(per_pulse_nc, run_nc),
-            "peak_ma": max((max(p.peak_a_ma, p.peak_b_ma) for p in logged), default=0.0),
+            "peak_ma": max((p.peak_ma for p in logged), default=0.0),
         }
 
 

@@ -63,7 +63,7 @@ def _last_current_after(unit, ch: int, t: float) -> float:
     ends = [
         p.end_s
         for p in unit.model.channels[ch - 1].pulse_log
-        if max(p.peak_a_ma, p.peak_b_ma) >= DRIVE_MIN_MA and p.end_s > t
+        if p.peak_ma >= DRIVE_MIN_MA and p.end_s > t
     ]
     return max(ends) - t if ends else 0.0
 

@@ -385,7 +385,7 @@ def measure_output(board, program_id: str, load_ohm: float, judge: bool = False)
     chan.stop()
     pulses = [p for p in cm.pulse_log if p.end_s <= t_start + window_s]
     area = b["limits"]["min_electrode_area_cm2"]
-    peak = max((max(p.peak_a_ma, p.peak_b_ma) for p in pulses), default=0.0)
+    peak = max((p.peak_ma for p in pulses), default=0.0)
     qmax = max((max(p.charge_a_c, p.charge_b_c) for p in pulses), default=0.0)
     net = max((abs(p.net_charge_c) for p in pulses), default=0.0)
     # worst 1 s window (from each pulse's start) of the integral of i^2 dt

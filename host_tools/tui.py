@@ -30,7 +30,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from .sim.board_model import OPEN_OHM, SHORT_OHM
+from .sim.board_model import DRIVE_MIN_MA, OPEN_OHM, SHORT_OHM, Pulse
 from .sim.unit import FIRMWARE_DIR, SimulatedUnit
 
 FRAME_S = 1 / 15  # wall time per frame: 15 fps keeps blinking smooth and the CPU light
@@ -51,7 +51,6 @@ ZOOM_US = 800.0  # the pulse zoom spans this much time: the widest phase pair fi
 MESSAGE_FRAMES = 90  # what the last key did stays on screen this many frames (6 s)
 LED_WINDOW_S = 4.0  # LED rhythm described over this much simulated time
 STEADY_S = 1.2  # lit this long without a break: a steady light, longer than any blink's flash
-CURRENT_MIN_MA = 0.05  # a pulse with less than this into the load delivered nothing
 
 # key -> (button(s), hold seconds). One table: the help line and the tests read it.
 BUTTON_KEYS: dict[str, tuple[tuple[str, ...], float]] = {
@@ -132,19 +131,6 @@ def nice_scale(v: float) -> float:
         if m * e >= v - 1e-9:
             return m * e
     return 10 * e
-
-
-@dataclass
-class SeenPulse:
-    """One pulse as the board model assembled it from the pin edges and load current."""
-
-    t_s: float
-    width_a_us: float
-    gap_us: float
-    width_b_us: float
-    peak_a_ma: float
-    peak_b_ma: float
-    end_s: float
 
 
 @dataclass
@@ -281,7 +267,7 @@ class SimApp:
             ),
             ("Hold POWER to switch it on: press P (capital).", "bold"),
         )
-        self.pulses: list[deque[SeenPulse]] = [deque(maxlen=8000) for _ in range(self.n_ch)]
+        self.pulses: list[deque[Pulse]] = [deque(maxlen=8000) for _ in range(self.n_ch)]
         sl = self.board["status_led"]
         self.status_pins = (sl["r"], sl["g"], sl["b"])
         self.ch_led_pins = tuple(ch["led"] for ch in self.board["channels"])
@@ -326,18 +312,7 @@ class SimApp:
                     Text("board model: %s %s" % (ev.get("rule"), ev.get("what")), "bold red")
                 )
             return
-        p = ev["pulse"]
-        self.pulses[ev["ch"] - 1].append(
-            SeenPulse(
-                p.t_a,
-                p.width_a_s * 1e6,
-                p.gap_s * 1e6,
-                p.width_b_s * 1e6,
-                p.peak_a_ma,
-                p.peak_b_ma,
-                p.end_s,
-            )
-        )
+        self.pulses[ev["ch"] - 1].append(ev["pulse"])
 
     def _on_line(self, line: str, rec: dict | None) -> None:
         now = self.chip.t_s
@@ -472,7 +447,7 @@ class SimApp:
         self._lit = dict(self._lit_now)
         horizon = self.chip.t_s - max(TIMEBASES_S[-1], 3.0) - 1.0
         for q in self.pulses:
-            while q and q[0].t_s < horizon:
+            while q and q[0].t_a < horizon:
                 q.popleft()
         for hist in (self._status_hist, *self._ch_hist):
             while len(hist) > 1 and hist[1][0] < self.chip.t_s - LED_WINDOW_S:
@@ -496,11 +471,11 @@ class SimApp:
             self._measured[key] = self._measure(ch, now)
         return self._measured[key]
 
-    def since(self, ch: int, t0: float) -> list[SeenPulse]:
+    def since(self, ch: int, t0: float) -> list[Pulse]:
         """The pulses channel ch began after t0, oldest first."""
         out = []
         for p in reversed(self.pulses[ch - 1]):
-            if p.t_s <= t0:
+            if p.t_a <= t0:
                 break
             out.append(p)
         out.reverse()
@@ -515,42 +490,42 @@ class SimApp:
         last_current = None
         idle = 0  # pulses without current since the last one with current
         for p in self.since(ch, now - 20.0):
-            if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA:
-                if last_current is not None and p.t_s - last_current > 2.0 and idle >= 10:
+            if p.peak_ma >= DRIVE_MIN_MA:
+                if last_current is not None and p.t_a - last_current > 2.0 and idle >= 10:
                     return True
-                last_current, idle = p.t_s, 0
+                last_current, idle = p.t_a, 0
             else:
                 idle += 1
         return last_current is not None and now - last_current > 2.0 and idle >= 10
 
     def _measure(self, ch: int, now: float) -> Measured:
         switched = self.since(ch, now - 3.0)
-        recent = [p for p in switched if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA]
+        recent = [p for p in switched if p.peak_ma >= DRIVE_MIN_MA]
         m = Measured()
         # the bridge pins still pulse, but no current reaches the load (LEVEL at 0, open load)
         m.switching = bool(switched) and switched[-1].end_s > now - 0.25
         if not recent:
             return m
-        gaps = [b.t_s - a.t_s for a, b in zip(recent, recent[1:], strict=False)]
+        gaps = [b.t_a - a.t_a for a, b in zip(recent, recent[1:], strict=False)]
         longest = max(gaps[-10:]) if gaps else 0.5
         last = recent[-1]
         m.active = last.end_s > now - max(0.05, 2.5 * longest)
         if not m.active:
             return m
-        m.peak_ma = max(last.peak_a_ma, last.peak_b_ma)
-        m.width_us = last.width_a_us
-        m.gap_us = last.gap_us
+        m.peak_ma = last.peak_ma
+        m.width_us = last.width_a_s * 1e6
+        m.gap_us = last.gap_s * 1e6
         if gaps:
             m.rate_hz = 1.0 / gaps[-1] if gaps[-1] > 0 else 0.0
             # Trains: split where a gap is well over the typical one. Two complete trains of
             # the same size in a row make a burst program (the electrode check's probe
             # pulses, a train of their own, do not).
             typical = sorted(gaps)[len(gaps) // 2]
-            trains: list[list[float]] = [[recent[0].t_s]]
+            trains: list[list[float]] = [[recent[0].t_a]]
             for g, p in zip(gaps, recent[1:], strict=False):
                 if g > 2.5 * typical:
                     trains.append([])
-                trains[-1].append(p.t_s)
+                trains[-1].append(p.t_a)
             done = trains[:-1]
             if len(done) >= 2 and len(done[-1]) == len(done[-2]) >= 2:
                 t = done[-1]
@@ -652,7 +627,7 @@ class SimApp:
         pos = [0.0] * width
         neg = [0.0] * width
         for p in self.since(ch, t0):
-            c = min(int((p.t_s - t0) / span * width), width - 1)
+            c = min(int((p.t_a - t0) / span * width), width - 1)
             pos[c] = max(pos[c], p.peak_a_ma)
             neg[c] = max(neg[c], p.peak_b_ma)
         return pos, neg
@@ -666,21 +641,21 @@ class SimApp:
         last = self.pulses[ch - 1][-1]
         us_per_col = ZOOM_US / width
         a0 = 2 * us_per_col  # a little lead-in before phase A
-        b0 = a0 + last.width_a_us + last.gap_us
+        width_a_us, gap_us, width_b_us = (last.width_a_s * 1e6, last.gap_s * 1e6,
+                                          last.width_b_s * 1e6)  # fmt: skip
+        b0 = a0 + width_a_us + gap_us
         for c in range(width):
             t = (c + 0.5) * us_per_col
-            if a0 <= t < a0 + max(last.width_a_us, us_per_col):
+            if a0 <= t < a0 + max(width_a_us, us_per_col):
                 pos[c] = last.peak_a_ma
-            if b0 <= t < b0 + max(last.width_b_us, us_per_col):
+            if b0 <= t < b0 + max(width_b_us, us_per_col):
                 neg[c] = last.peak_b_ma
         return pos, neg
 
     def scale_ma(self, ch: int) -> float:
         now = self.chip.t_s
         span = self.span_s(ch)
-        peak = max(
-            (max(p.peak_a_ma, p.peak_b_ma) for p in self.since(ch, now - span)), default=0.0
-        )
+        peak = max((p.peak_ma for p in self.since(ch, now - span)), default=0.0)
         return nice_scale(peak)
 
     @staticmethod
@@ -748,12 +723,10 @@ class SimApp:
                 head.append(" (the bridge still switches, with no current)", style="dim")
             else:
                 last = [
-                    p
-                    for p in self.since(ch, self.chip.t_s - 60.0)
-                    if max(p.peak_a_ma, p.peak_b_ma) >= CURRENT_MIN_MA
+                    p for p in self.since(ch, self.chip.t_s - 60.0) if p.peak_ma >= DRIVE_MIN_MA
                 ]
                 if last:
-                    head.append(" (last pulse %.1f s ago)" % (self.chip.t_s - last[-1].t_s), "dim")
+                    head.append(" (last pulse %.1f s ago)" % (self.chip.t_s - last[-1].t_a), "dim")
         # the strip, its labels, and the pulse zoom
         full = self.scale_ma(ch)
         zoom_w = 32 if width >= 96 else 0

@@ -108,7 +108,7 @@ def test_measurements_come_from_the_board_model(app):
         app.run_sim(0.5)
     app.run_sim(2.5)  # past the soft start
     m = app.measure(1)
-    delivered = [p for p in app.pulses[0] if p.t_s > app.chip.t_s - 0.2]
+    delivered = [p for p in app.pulses[0] if p.t_a > app.chip.t_s - 0.2]
     assert m.active
     assert m.rate_hz == pytest.approx(100, rel=0.02)
     assert m.width_us == pytest.approx(100, abs=2)

@@ -41,6 +41,11 @@ class Pulse:
     drive_ma: float
 
     @property
+    def peak_ma(self) -> float:
+        """The higher of the two phases' peak current into the load."""
+        return max(self.peak_a_ma, self.peak_b_ma)
+
+    @property
     def net_charge_c(self) -> float:
         return self.charge_a_c - self.charge_b_c
 
@@ -113,7 +118,7 @@ class BoardModel:
         self._boost_v0 = 0.0
         self._boost_t0 = 0
         self.violations: list[dict] = []
-        self.listeners: list = []  # callables(event: dict) for tracers
+        self.listeners: list = []  # callables(event: dict) for tracers: pulse, violation, load
         self.channels: list[ChannelModel] = []
         for i, ch in enumerate(board["channels"]):
             cm = ChannelModel(
@@ -151,8 +156,10 @@ class BoardModel:
     def set_load(self, ch: int, ohm: float) -> None:
         cm = self.channels[ch - 1]
         self._close_segment(cm, self.chip.now)
-        cm.load_ohm = float(ohm)
+        old, cm.load_ohm = cm.load_ohm, float(ohm)
         self._open_segment(cm, self.chip.now)
+        for fn in self.listeners:
+            fn({"kind": "load", "ch": ch, "from_ohm": old, "ohm": cm.load_ohm})
 
     def press(self, name: str) -> None:
         self.chip.drive_external(self.buttons[name], 0)
@@ -187,9 +194,11 @@ class BoardModel:
     def current_a(self, cm: ChannelModel, t: int) -> float:
         if cm.phase not in (1, -1, 2):
             return 0.0
-        i_set = self.drive_ma(cm, t) / 1000
-        z = max(cm.load_ohm, 1e-3)
-        return min(i_set, self.boost_v(t) / z)
+        return self._load_current_a(cm, self.drive_ma(cm, t), t)
+
+    def _load_current_a(self, cm: ChannelModel, drive_ma: float, t: int) -> float:
+        # The load physics of the product brief: I = min(I_set, V_compliance / Z_load).
+        return min(drive_ma / 1000, self.boost_v(t) / max(cm.load_ohm, 1e-3))
 
     def _sense_source(self, cm: ChannelModel):
         def volts(t: int) -> float:
@@ -259,7 +268,7 @@ class BoardModel:
         drive = cm.drive_cache
         if drive is None:
             drive = cm.drive_cache = self.drive_ma(cm, t)
-        cm.seg_i_a = min(drive / 1000, self.boost_v(t) / max(cm.load_ohm, 1e-3))
+        cm.seg_i_a = self._load_current_a(cm, drive, t)
         if phase != 2:
             cur = cm._cur
             # What the source is set to push, whether or not the load takes it (open: ~0).

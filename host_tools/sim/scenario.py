@@ -346,7 +346,7 @@ def schedule(unit: SimulatedUnit, tracer: Tracer, ev: Event) -> None:
             unit.press(ev.value, at=ev.t + i * (ev.hold_s + ev.gap_s), hold_s=ev.hold_s)
     elif ev.action == "load_ohm":
         for ch, ohm in ev.value.items():
-            unit.at(ev.t, tracer.set_load, ch, ohm)
+            unit.at(ev.t, model.set_load, ch, ohm)
     elif ev.action == "battery_v":
         unit.at(ev.t, model.set_battery, ev.value)
     elif ev.action == "ctrl_c":

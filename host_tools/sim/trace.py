@@ -125,7 +125,6 @@ class _Chan:
         self.train = False
         self.pending: dict | None = None
         self.rec: dict | None = None  # the last output record written
-        self.rec_range: tuple = ()
         self.last_start = 0  # cycles
         self.last_end_s = 0.0
         self.min_p = self.max_p = 0  # cycles, start-to-start
@@ -188,20 +187,16 @@ class Tracer:
         self.chip.pin_observers.append(self._on_pin)
         self.chip.analog_observers.append(self._on_analog)
         unit.console.listeners.append(self._on_line)
-        # Load changes are stimuli from outside: note when they happen (SR-4, SR-6 judging).
-        self._set_load = self.model.set_load
-        self.model.set_load = self.set_load
         for c in self.chans:
             if not good_load(c.cm.load_ohm):
                 c.bad_since = 0.0
 
     # ---- stimuli -----------------------------------------------------------------------
-    def set_load(self, ch: int, ohm: float) -> None:
-        c = self.chans[ch - 1]
+    def _on_load(self, c: _Chan, from_ohm: float, ohm: float) -> None:
+        # Load changes are stimuli from outside: note when they happen (SR-4, SR-6 judging).
         t = self.chip.t_s
         c.load_change_s = t
-        was_good = good_load(c.cm.load_ohm)
-        self._set_load(ch, ohm)
+        was_good = good_load(from_ohm)
         if was_good and not good_load(ohm):
             c.bad_since = t
             c.bad_therapy = 0
@@ -261,6 +256,8 @@ class Tracer:
     def _on_model(self, ev: dict) -> None:
         if ev["kind"] == "pulse":
             self._on_pulse(self.chans[ev["ch"] - 1], ev["pulse"], ev["a_start"])
+        elif ev["kind"] == "load":
+            self._on_load(self.chans[ev["ch"] - 1], ev["from_ohm"], ev["ohm"])
         else:
             rec = {k: v for k, v in ev.items() if k != "kind"}
             c = self.chans[rec.pop("ch") - 1]
