@@ -619,10 +619,13 @@ class SimApp:
             return 0.2
         return 1.0 if m.rate_hz >= 4 else 5.0
 
-    def scope(self, ch: int, width: int) -> tuple[list[float], list[float]]:
-        """The strip's data: per column (time bin, oldest first) the highest phase A and phase
-        B current (mA) of the pulses that began in it."""
-        span = self.span_s(ch)
+    def scope(
+        self, ch: int, width: int, span: float | None = None
+    ) -> tuple[list[float], list[float]]:
+        """The strip's data over `span` seconds (default: span_s(ch)): per column (time bin,
+        oldest first) the highest phase A and phase B current (mA) of the pulses that began in
+        it."""
+        span = span or self.span_s(ch)
         t0 = self.chip.t_s - span
         pos = [0.0] * width
         neg = [0.0] * width
@@ -651,12 +654,6 @@ class SimApp:
             if b0 <= t < b0 + max(width_b_us, us_per_col):
                 neg[c] = last.peak_b_ma
         return pos, neg
-
-    def scale_ma(self, ch: int) -> float:
-        now = self.chip.t_s
-        span = self.span_s(ch)
-        peak = max((p.peak_ma for p in self.since(ch, now - span)), default=0.0)
-        return nice_scale(peak)
 
     @staticmethod
     def bars(pos: list[float], neg: list[float], full_ma: float, half: int, style: str):
@@ -728,11 +725,13 @@ class SimApp:
                 if last:
                     head.append(" (last pulse %.1f s ago)" % (self.chip.t_s - last[-1].t_a), "dim")
         # the strip, its labels, and the pulse zoom
-        full = self.scale_ma(ch)
         zoom_w = 32 if width >= 96 else 0
         label_w = 8
         strip_w = max(10, width - label_w - (zoom_w + 3 if zoom_w else 0) - 1)
-        strip = self.bars(*self.scope(ch, strip_w), full, half, style)
+        span_s = self.span_s(ch)  # once a frame: it looks back over up to 20 s of pulses
+        pos, neg = self.scope(ch, strip_w, span_s)
+        full = nice_scale(max(pos + neg, default=0.0))  # the strip's highest pulse, rounded up
+        strip = self.bars(pos, neg, full, half, style)
         zoom = self.bars(*self.zoom(ch, zoom_w), full, half, style) if zoom_w else []
         rows = []
         for r, row in enumerate(strip):
@@ -750,7 +749,7 @@ class SimApp:
                 line.append_text(zoom[r])
             rows.append(line)
         span = "← last %g s%s" % (
-            self.span_s(ch),
+            span_s,
             "" if TIMEBASES_S[self.timebase_i] else " (auto; t: timebase)",
         )
         info = Text(" " * label_w)
