@@ -9,6 +9,7 @@ Duplicate keys and the non-JSON constants NaN and Infinity are errors, reported 
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from json.decoder import scanstring  # type: ignore[attr-defined]
@@ -47,8 +48,6 @@ class _Parser:
         self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line(self, pos: int) -> int:
-        import bisect
-
         return bisect.bisect_right(self._starts, pos)
 
     def ws(self, pos: int) -> int:

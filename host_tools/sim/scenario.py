@@ -273,7 +273,7 @@ def parse(text: str, source: str = "<scenario>", board: str | None = None) -> Sc
             for ck, val in d.items():
                 bad = isinstance(val, bool) or not isinstance(val, int | float | None)
                 if bad or (val is not None and not 0 <= val <= 3.6):
-                    v.fail(d.key_line[ck], "%s.%s.%s" % (key, act, ck), "must be 0..3.6 V or null")
+                    v.fail(d.key_line[ck], _join(_join(key, act), ck), "must be 0..3.6 V or null")
                 out[int(ck)] = None if val is None else float(val)
             ev.value = out
         events.append(ev)
@@ -294,7 +294,7 @@ def _loads(v: _V, d: LDict, key: str, n_ch: int) -> dict[int, float]:
     chans = v.channels(d, "load_ohm", key, n_ch)
     out = {}
     for ck, val in chans.items():
-        name = "%s.load_ohm.%s" % (key, ck) if key else "load_ohm." + ck
+        name = _join(_join(key, "load_ohm"), ck)
         if isinstance(val, str) and val in LOAD_WORDS:
             out[int(ck)] = LOAD_WORDS[val]
         elif isinstance(val, bool) or not isinstance(val, int | float) or not 0 < val <= 1e12:
