@@ -560,7 +560,7 @@ def build(args) -> int:
         [
             [r["id"], r["text"], r["verification"], ", ".join(r["hazards"]) or "-",
              "%d (%d)" % (r["functions"], r["tests"]),
-             {"fail": "**FAIL**"}.get(r["status"], r["status"])]
+             tracemod.MARK.get(r["status"], r["status"])]
             for r in rows
         ],
     )  # fmt: skip

@@ -40,6 +40,8 @@ OUT_MD = ROOT / "build" / "traceability.md"
 PENDING: dict[str, str] = {}
 
 _ROW = re.compile(r"^\|\s*((?:SR|FR)-\d+)\s*\|\s*(.*?)\s*\|\s*(.*?)\s*\|\s*$")
+FAILED = ("failed", "error", "xpassed")  # outcomes that fail a requirement
+PASSED = ("passed", "xfailed")  # an expected failure is a known, recorded gap
 _ID = re.compile(r"\b(?:SR|FR)-\d+\b")
 _SR = re.compile(r"\bSR-\d+\b")
 
@@ -136,7 +138,7 @@ class Trace:
         if not tests:
             return "pending" if rid in self.pending else "no tests"
         outs = [self.outcome(t) for t in tests]
-        if any(o in ("failed", "error", "xpassed") for o in outs):
+        if any(o in FAILED for o in outs):
             return "fail"
         if all(o == "not run" for o in outs):
             return "not run"
@@ -162,7 +164,7 @@ def check(
     unknown: dict[str, list[str]] = {}
     for nodeid, ids in tests.items():
         for rid in ids:
-            if not isinstance(rid, str) or not re.fullmatch(r"(?:SR|FR)-\d+", rid):
+            if not isinstance(rid, str) or not _ID.fullmatch(rid):
                 tr.errors.append(
                     "%s: requirement ID %r is not of the form SR-n or FR-n" % (nodeid, rid)
                 )
@@ -217,7 +219,7 @@ def compute(results_path: Path = RESULTS, tests: dict[str, list[str]] | None = N
 
 
 # ---- output -----------------------------------------------------------------------------------
-_MARK = {"pass": "pass", "fail": "**FAIL**", "partial": "partial", "not run": "not run"}
+MARK = {"pass": "pass", "fail": "**FAIL**", "partial": "partial", "not run": "not run"}
 
 
 def _short(nodeid: str) -> str:
@@ -251,8 +253,8 @@ def summary_rows(tr: Trace) -> list[dict]:
                 "verification": r["verification"],
                 "tests": len(nodes),
                 "functions": len({n.split("[", 1)[0] for n in nodes}),
-                "passed": sum(o in ("passed", "xfailed") for o in outs),
-                "failed": sum(o in ("failed", "error", "xpassed") for o in outs),
+                "passed": sum(o in PASSED for o in outs),
+                "failed": sum(o in FAILED for o in outs),
                 "not_run": sum(o == "not run" for o in outs),
                 "status": tr.status(rid),
                 "hazards": [h for h, ids in tr.hazards.items() if rid in ids],
@@ -299,7 +301,7 @@ def render_markdown(tr: Trace, level: int = 1) -> str:
                 ", ".join(row["hazards"]) or "-",
                 row["functions"],
                 row["tests"],
-                _MARK.get(row["status"], row["status"]),
+                MARK.get(row["status"], row["status"]),
             )
         )
     lines.append("")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "build" / "test-results.json"
+from .trace import RESULTS
+
 _STATE: dict = {}  # this session's IDs and outcomes (the logreport hook gets no config)
 # Worst outcome of a test's phases wins (a passing call with a failing teardown is an error).
 _RANK = {"passed": 0, "xfailed": 0, "skipped": 1, "xpassed": 2, "failed": 3, "error": 4}
