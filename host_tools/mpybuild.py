@@ -40,10 +40,10 @@ def mpy_cross() -> str:
     return found
 
 
-def compile_file(src: Path, dst: Path, source_name: str) -> None:
+def compile_file(src: Path, dst: Path, source_name: str, exe: str | None = None) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     r = subprocess.run(
-        [mpy_cross(), "-s", source_name, "-o", str(dst), str(src)],
+        [exe or mpy_cross(), "-s", source_name, "-o", str(dst), str(src)],
         capture_output=True,
         text=True,
     )
@@ -57,27 +57,29 @@ def build(out: Path = OUT_DIR, firmware: Path = FIRMWARE_DIR) -> dict:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    exe = mpy_cross()
     sizes = {}
-    for src in sorted(firmware.rglob("*.py")):
-        rel = src.relative_to(firmware).as_posix()
-        if "__pycache__" in rel:
-            continue
+    for rel, src in _sources(firmware):
         if rel in SOURCE_ONLY:
             dst = out / rel
             shutil.copyfile(src, dst)
         else:
             dst = out / (rel[:-3] + ".mpy")
-            compile_file(src, dst, rel)
+            compile_file(src, dst, rel, exe)
         sizes[dst.relative_to(out).as_posix()] = dst.stat().st_size
     return sizes
 
 
 def source_sizes(firmware: Path = FIRMWARE_DIR) -> dict:
-    return {
-        p.relative_to(firmware).as_posix(): p.stat().st_size
-        for p in sorted(Path(firmware).rglob("*.py"))
-        if "__pycache__" not in p.parts
-    }
+    return {rel: src.stat().st_size for rel, src in _sources(firmware)}
+
+
+def _sources(firmware: Path):
+    """(relative path, path) of every firmware source file, sorted."""
+    firmware = Path(firmware)
+    for src in sorted(firmware.rglob("*.py")):
+        if "__pycache__" not in src.parts:
+            yield src.relative_to(firmware).as_posix(), src
 
 
 def main(argv: list[str] | None = None) -> int:

