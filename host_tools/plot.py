@@ -66,6 +66,21 @@ def _program_ids(programs) -> list[str]:
     return [p["id"] for p in programs.PROGRAMS]
 
 
+def play(chip, chan, modulation, prog, plan, level_ma, window_s, stop=lambda: False) -> int:
+    """Play `plan` on engine channel `chan` for `window_s` of simulated time as the app does:
+    LEVEL for `level_ma` times the program's envelope, updated every ENVELOPE_TICK_S (no more
+    once `stop()` is true). Returns the end (sysclk cycles); the channel is left running."""
+    t0 = chip.now
+    t_end = t0 + chip.cycles(window_s)
+    chan.start(plan, level_ma * modulation.envelope(prog, 0.0))
+    while chip.now < t_end:
+        chip.advance_to(min(t_end, chip.now + chip.cycles(ENVELOPE_TICK_S)))
+        if chip.now < t_end and not stop():
+            env = modulation.envelope(prog, (chip.now - t0) / chip.sysclk_hz)
+            chan.set_level_ma(level_ma * env)
+    return t_end
+
+
 def record(
     program_id: str,
     board: str = "pico",
@@ -133,13 +148,7 @@ def record(
     try:
         trace.t0 = chip.now
         trace.samples.append((chip.now, 0.0))
-        t_end = chip.now + chip.cycles(window_s)
-        chan.start(plan, level_ma * modulation.envelope(prog, 0.0))
-        while chip.now < t_end:
-            chip.advance_to(min(t_end, chip.now + chip.cycles(ENVELOPE_TICK_S)))
-            if chip.now < t_end:
-                env = modulation.envelope(prog, trace.t_s(chip.now))
-                chan.set_level_ma(level_ma * env)
+        t_end = play(chip, chan, modulation, prog, plan, level_ma, window_s)
         chan.stop()
     finally:
         chip.pin_observers.remove(on_pin)

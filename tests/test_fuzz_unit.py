@@ -462,11 +462,8 @@ class UnitFuzz(RuleBasedStateMachine):
         for p in reversed(log):
             if p.end_s <= t0:
                 break
-            r_ohm = self.pulse_load.get((ch, p.t_a), 0.0)
-            for q, w in ((p.charge_a_c, p.width_a_s), (p.charge_b_c, p.width_b_s)):
-                if w > 0 and q > 0:
-                    i2 += q * q / w
-                    p2 += q * q / w * r_ohm
+            i2 += p.i2t_a2s
+            p2 += p.i2t_a2s * self.pulse_load.get((ch, p.t_a), 0.0)
         area = self.lim["min_electrode_area_cm2"]
         rms_ma_cm2 = math.sqrt(i2) * 1000 / area
         assert rms_ma_cm2 <= self.lim["max_rms_ma_per_cm2"] * (1 + 1e-6), (

@@ -46,6 +46,15 @@ class Pulse:
         return max(self.peak_a_ma, self.peak_b_ma)
 
     @property
+    def i2t_a2s(self) -> float:
+        """The integral of i^2 dt over both phases (A^2 s): rms current and power into the load."""
+        i2t = 0.0
+        for q, w in ((self.charge_a_c, self.width_a_s), (self.charge_b_c, self.width_b_s)):
+            if w > 0:
+                i2t += q * q / w
+        return i2t
+
+    @property
     def net_charge_c(self) -> float:
         return self.charge_a_c - self.charge_b_c
 
