@@ -66,6 +66,7 @@ SLOWEST_PERIOD_S = 0.5  # 2 Hz, the slowest program
 QUIET_S = SLOWEST_PERIOD_S + 0.2  # no bridge pulse for this long: output has stopped
 PROBE_MA = 1.0  # stim/electrode.py: the electrode check's probe pulses
 DRIVE_TOL_MA = 0.2  # LEVEL PWM quantisation and calibration rounding
+THERAPY_MA = PROBE_MA + DRIVE_TOL_MA  # driven above this: therapy, not an electrode-check probe
 SOFT_START_S = 2.0  # stim/stimulator.py RAMP_S: level <= target * t / 2 s after a start
 RAMP_S = 1.5  # the steepest rise otherwise: EMS strength's ramp up, full scale in 1.5 s
 PRESS_GAP_S = 0.3  # the fastest press rate a step of this fuzz makes (PLUS repeat is 0.4 s)
@@ -162,7 +163,7 @@ class UnitFuzz(RuleBasedStateMachine):
         LAST_RUN.update(events=list(self.events), duration_s=self.unit.chip.t_s)
         STATS["sim_s"] += self.unit.chip.t_s
         STATS["pulses"] += sum(
-            len(self.unit.model.driven(ch, min_ma=PROBE_MA + DRIVE_TOL_MA)) for ch in self.channels
+            len(self.unit.model.driven(ch, min_ma=THERAPY_MA)) for ch in self.channels
         )
         self.unit.close()
 
@@ -337,11 +338,7 @@ class UnitFuzz(RuleBasedStateMachine):
         if self._now() < t_zero:
             return
         for ch in self.channels:
-            late = [
-                p
-                for p in self.unit.model.driven(ch, t_zero)
-                if p.drive_ma > PROBE_MA + DRIVE_TOL_MA
-            ]
+            late = [p for p in self.unit.model.driven(ch, t_zero) if p.drive_ma > THERAPY_MA]
             assert not late, "ch%d drove %.2f mA %.1f s after the last host command" % (
                 ch,
                 late[0].drive_ma,
@@ -439,7 +436,7 @@ class UnitFuzz(RuleBasedStateMachine):
                 p.drive_ma,
                 (p.t_a - t0) * 1e3,
             )
-        if prev is not None and not quiet and prev.drive_ma > PROBE_MA + DRIVE_TOL_MA:
+        if prev is not None and not quiet and prev.drive_ma > THERAPY_MA:
             dt = p.t_a - prev.t_a
             allowed = (
                 self.step_ma * (1 + dt / PRESS_GAP_S)
@@ -491,7 +488,7 @@ class UnitFuzz(RuleBasedStateMachine):
             end = t + hold
             earlier = [u for u in self.power_times if t - SLOWEST_PERIOD_S - 0.05 <= u < t]
             running = not earlier and any(
-                unit.model.driven(ch, t - SLOWEST_PERIOD_S - 0.05, t, PROBE_MA + DRIVE_TOL_MA)
+                unit.model.driven(ch, t - SLOWEST_PERIOD_S - 0.05, t, THERAPY_MA)
                 for ch in self.channels
             )
             if running:
@@ -499,9 +496,7 @@ class UnitFuzz(RuleBasedStateMachine):
             for ch in self.channels:
                 late = unit.model.driven(ch, t + STOP_MS / 1000, end)
                 if running:
-                    late = [
-                        p for p in late if p.drive_ma > PROBE_MA + DRIVE_TOL_MA or p.t_a < t + hold
-                    ]
+                    late = [p for p in late if p.drive_ma > THERAPY_MA or p.t_a < t + hold]
                 assert not late, "ch%d drove %.2f mA %.1f ms after POWER (held %.2f s)" % (
                     ch,
                     late[0].drive_ma,
@@ -522,7 +517,7 @@ class UnitFuzz(RuleBasedStateMachine):
                 judged = [
                     p
                     for p in unit.model.driven(ch, t_bad + SLOWEST_PERIOD_S + 0.01)
-                    if p.drive_ma > PROBE_MA + DRIVE_TOL_MA
+                    if p.drive_ma > THERAPY_MA
                 ]
                 assert not judged, "ch%d drove %.1f mA into a bad load" % (ch, judged[0].drive_ma)
 
@@ -535,7 +530,7 @@ class UnitFuzz(RuleBasedStateMachine):
             late = [
                 p
                 for p in self.unit.model.driven(ch, t_cut + BATTERY_SEEN_S)
-                if p.drive_ma > PROBE_MA + DRIVE_TOL_MA
+                if p.drive_ma > THERAPY_MA
             ]
             assert not late, "ch%d drove %.1f mA with the battery cut off since %.1f s" % (
                 ch,
