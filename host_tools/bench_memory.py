@@ -7,9 +7,11 @@ on MicroPython's own VM (host_tools/mpvm), against the targets.
   `heap_after_boot_source_kb` is the same from the .py sources (which keep docstrings on the
   VM); `heap_after_boot_romfs_kb` (no target) with the stim package in a ROMFS image instead,
   as on a board built with a ROMFS partition, where bytecode runs in place from flash;
-- `loop_bytes_per_cycle`: the most any steady control-loop cycle allocated (Stimulator.tick()
-  and the TICK_MS sleep, output ramped up, per program measured); `loop_bytes_per_cycle_ems`
-  is EMS strength during its work/rest envelope, reported, without a target;
+- `loop_bytes_per_cycle`: the most any steady control-loop cycle allocated (the buttons, the
+  control cycle, the LEDs and the TICK_MS sleep, both channels running, output ramped up), per
+  program measured: each continuous, burst and sweep program, and EMS strength in the plateau
+  and in the rest of its work/rest cycle; `loop_bytes_per_cycle_ramp` (no target) is a cycle
+  on an EMS ramp, a transition that sets a new level every tick, like the soft start;
 - `irq_bytes_per_call`: the most the pulse engine's PIO IRQ handler allocated per call;
 - `mpy_total_kb`: the `make mpy` tree (the .mpy modules plus boot.py and main.py);
   `source_total_kb`: firmware/ as source.
@@ -39,8 +41,7 @@ def measure_memory() -> dict:
         sizes = mpybuild.build(mpy_dir)
         compiled = memory.measure(mpy_dir)
         rom = memory.measure(mpy_dir, programs=memory.PROGRAMS[:1], romfs=True)
-    source = memory.measure()
-    ems = memory.measure(programs=("ems_strength",))
+    source = memory.measure(programs=memory.PROGRAMS[:1])
     loop = max(f["per_call"] for f in compiled["loop"].values())
     irq = max(f["per_call"] for f in compiled["irq"].values())
     irq_ok = not compiled["irq_errors"] and all(
@@ -54,7 +55,7 @@ def measure_memory() -> dict:
         "heap_after_boot_romfs_kb": round(rom["heap_after_boot_bytes"] / 1024, 1),
         "loop_bytes_per_cycle": loop,
         "loop_programs": sorted(compiled["loop"]),
-        "loop_bytes_per_cycle_ems": ems["loop"]["ems_strength"]["per_call"],
+        "loop_bytes_per_cycle_ramp": max(f["per_call"] for f in compiled["ramp"].values()),
         "irq_bytes_per_call": irq,
         "irq_programs": sorted(compiled["irq"]),
         "irq_runs_with_heap_locked": irq_ok,
@@ -92,7 +93,8 @@ def print_memory(m: dict) -> None:
             m["source_total_kb"],
         )
     )
-    if m["loop_bytes_per_cycle_ems"]:
+    if m["loop_bytes_per_cycle_ramp"]:
         print(
-            "      (EMS strength envelope: %g B/cycle, no target)" % m["loop_bytes_per_cycle_ems"]
+            "      (a cycle on an EMS ramp: %g B, no target; the flat parts of the cycle: 0)"
+            % m["loop_bytes_per_cycle_ramp"]
         )

@@ -170,12 +170,21 @@ def test_memory_section_within_targets_and_merged(tmp_path, memory_figures):
 @pytest.mark.req("FR-16", "FR-19")
 @pytest.mark.xfail(
     strict=True,
-    reason="known: with .mpy files loaded from the filesystem their bytecode is copied into the "
-    "heap (about 59 KB after boot, the board validator already dropped); with the firmware in "
-    "a ROMFS image or frozen into the MicroPython image (bytecode in flash) it is about 35 KB "
-    "(heap_after_boot_romfs_kb)",
+    reason="known: with .mpy files loaded from the filesystem their bytecode (about 31 KB) is "
+    "copied into the heap and their names (about 13 KB) interned there, 67 KB in all after "
+    "boot; with the bytecode in flash (ROMFS, or frozen into the MicroPython image) it is "
+    "about 37 KB (heap_after_boot_romfs_kb, checked below)",
 )
 def test_heap_after_boot_within_40_kb(memory_figures):
     from host_tools.bench_memory import TARGETS
 
     assert memory_figures["heap_after_boot_kb"] <= TARGETS["heap_after_boot_kb"]
+
+
+@pytest.mark.req("FR-16", "FR-19")
+def test_heap_after_boot_with_the_bytecode_in_flash_within_40_kb(memory_figures):
+    # What the firmware's own objects and names take, the bytecode running in place from a
+    # ROMFS image: this part of the budget is the firmware's to keep.
+    from host_tools.bench_memory import TARGETS
+
+    assert memory_figures["heap_after_boot_romfs_kb"] <= TARGETS["heap_after_boot_kb"]

@@ -96,3 +96,70 @@ def test_power_press_stops_all_output_within_20_ms(make_unit, offset_ms):
         assert last is not None and last <= t_press + 0.020
         assert not unit.model.output_active(ch)
     assert unit.pin(unit.board["boost_en"]) == 0
+
+
+def _ems_unit(make_unit):
+    import json
+
+    from host_tools.boards import load_board
+
+    board = load_board("pico")
+    files = {
+        "/board.json": json.dumps(board),
+        "/settings.json": json.dumps({"program": "ems_strength"}),
+    }
+    unit = make_unit(board, files=files, load_ohm={1: 1000.0, 2: 1000.0})
+    unit.press("power", at=ON_S, hold_s=1.7)
+    unit.press("plus", at=START_S)
+    unit.press("plus", at=START_S + 0.3)
+    return unit
+
+
+def _work_starts(unit, t0):
+    """When each work phase begins at the load: the first pulse with current after a rest."""
+    out, rest = [], False
+    for p in unit.model.channels[0].pulse_log:
+        if p.t_a < t0:
+            continue
+        if p.peak_a_ma < 0.05:
+            rest = True
+        elif rest:
+            out.append(p.t_a)
+            rest = False
+    return out
+
+
+@pytest.mark.req("FR-3")
+@pytest.mark.req("SR-2")
+def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_unit):
+    # The flat parts of the EMS cycle (plateau, rest) set the level once and then leave it
+    # (the control loop does no float work there); a PLUS in a plateau and a MINUS in a rest
+    # must still take effect at the load, and every plateau sits at its step's current.
+    unit = _ems_unit(make_unit)
+    unit.run_until(16.0)
+    c = {"on": 5.0, "off": 10.0, "up": 1.5, "down": 1.0}  # programs.py ems_strength
+    w0 = _work_starts(unit, 6.0)[0]  # the work phase after the first rest (about 15 s)
+    assert w0 < 16.0 - 0.5
+    unit.press("plus", at=w0 + 2.5)  # mid-plateau: 2 -> 3 steps
+    unit.press("minus", at=w0 + 2 * 15.0 - 5.0)  # mid-rest before the third cycle: back to 2
+    unit.run_until(w0 + 3 * 15.0)
+    step_ma = unit.board["intensity"]["step_ma"]
+    an = unit.board["analog"]
+    lsb_ma = an["level_full_scale_ma"] * an["level_pwm_hz"] / unit.board["sysclk_hz"]
+
+    def plateau_at(step, t_from, t_to):
+        # One level all through, at the step's current: never above it (SR-3), and at most
+        # the duty's two compare steps of rounding down below it.
+        got = peaks(unit, t0=w0 + t_from, t1=w0 + t_to)
+        assert got and max(got) == min(got), (t_from, sorted(set(got)))
+        assert step * step_ma - 2 * lsb_ma - 1e-6 <= got[0] <= step * step_ma, (t_from, got[0])
+        return True
+
+    flat = c["up"] + 0.1, c["on"] - c["down"] - 0.1
+    assert plateau_at(2, flat[0], 2.5)
+    assert plateau_at(3, 2.8, flat[1])  # PLUS took effect within the plateau
+    assert plateau_at(3, 15 + flat[0], 15 + flat[1])
+    assert plateau_at(2, 30 + flat[0], 30 + flat[1])  # MINUS in the rest before it
+    for k in range(3):  # every rest: no current at the load
+        rest = peaks(unit, t0=w0 + 15 * k + c["on"] + 0.05, t1=w0 + 15 * (k + 1) - 0.05)
+        assert max(rest, default=0.0) < 0.05

@@ -75,6 +75,19 @@ def envelope(program, t_s):
     return 1.0
 
 
+def cycle_ms(program):
+    """The EMS work/rest cycle in whole milliseconds, for integer-only checks of where in it
+    a moment falls: (period_ms, on_ms, plateau_from_ms, plateau_to_ms), or None without one.
+    The envelope is 1 from plateau_from_ms to plateau_to_ms and 0 from on_ms to period_ms."""
+    c = program.get("cycle")
+    if not c:
+        return None
+    on = int(c["on_s"] * 1000 + 0.5)
+    up = int(c["ramp_up_s"] * 1000 + 0.5)
+    down = int(c["ramp_down_s"] * 1000 + 0.5)
+    return (on + int(c["off_s"] * 1000 + 0.5), on, up, on - down)
+
+
 def ramp(t_s, length_s):
     """Soft-start factor: linear from 0 to 1 over length_s (SR-2)."""
     if length_s <= 0 or t_s >= length_s:

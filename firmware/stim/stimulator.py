@@ -25,10 +25,20 @@ from stim import electrode, limits, log, modulation, programs
 from stim.engine import Channel
 
 RAMP_S = 2.0
+RAMP_MS = int(RAMP_S * 1000)
 TICK_MS = 10
 BOOST_SETTLE_MS = 20
 PROBE_TIMEOUT_MS = 1000
 LOAD_LOG_MS = 10_000  # trend: the measured load of each running channel
+
+# How a running channel's level moves (Stimulator._steady): MOVING is worked out every tick
+# (soft start, fade, an EMS ramp); STEADY never changes until the step does; PLATEAU and REST
+# are the flat parts of an EMS work/rest cycle, where the level stands while the phase lasts.
+# Only MOVING needs float arithmetic, so the steady loop allocates nothing on the device.
+MOVING = 0
+STEADY = 1
+PLATEAU = 2
+REST = 3
 
 # Channel states.
 IDLE = 0
@@ -54,7 +64,7 @@ class Stimulator:
         self._probing = [False] * n
         self._idle_c = [0] * n
         self._n_seen = [0] * n
-        self._steady = [False] * n  # at its step: no level work per tick
+        self._steady = [MOVING] * n  # MOVING, STEADY, PLATEAU or REST (above)
         self._t_load_log = [t0] * n
         an = board["analog"]
         self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
@@ -75,6 +85,7 @@ class Stimulator:
         self.stop_all()
         self.program = p
         self._plan = modulation.plan(p)
+        self._cycle_ms = modulation.cycle_ms(p)
         self.max_step = limits.max_step(self.board, p)
         self._t_program = time.ticks_ms()
         log.info("program", id=p["id"], max_step=self.max_step)
@@ -89,7 +100,7 @@ class Stimulator:
         if step == old:
             return
         self.steps[ch] = step
-        self._steady[ch] = False
+        self._steady[ch] = MOVING
         log.info("intensity", ch=ch + 1, step=step, ma=limits.step_ma(self.board, step))
         if step == 0:
             self._stop_channel(ch, "intensity")
@@ -146,7 +157,7 @@ class Stimulator:
         self._fade_ms = ms
         self._t_fade = time.ticks_ms()
         for i in range(len(self._steady)):
-            self._steady[i] = False
+            self._steady[i] = MOVING
 
     def fading(self):
         return self._fade_ms > 0
@@ -231,7 +242,7 @@ class Stimulator:
         log.info("check", ch=ch + 1, result="ok", ohm=int(ohm))
         self.lift[ch].reset(ohm)
         self.state[ch] = RUN
-        self._steady[ch] = False
+        self._steady[ch] = MOVING
         self._t_start[ch] = now
         self._t_load_log[ch] = now
         self._n_seen[ch] = 0
@@ -282,7 +293,7 @@ class Stimulator:
                 step=step,
             )
             self.steps[ch] = step
-            self._steady[ch] = False
+            self._steady[ch] = MOVING
             chan.set_level_ma(self._level_ma(ch))
         elif action == "clear":
             log.info("electrode_lift", ch=ch + 1, action="clear", ohm=watch.smooth_ohm)
@@ -295,8 +306,9 @@ class Stimulator:
 
     def tick(self, dt_ms):
         """One control cycle: trips, checks, amplitude (soft start, envelope), lift watch.
-        A channel at a steady level (soft start over, no envelope, no fade) costs integer
-        work only, so the steady loop allocates nothing on the device."""
+        A channel whose level stands (soft start over, no fade, and no envelope or a flat
+        phase of one) costs integer work only, so the steady loop allocates nothing on the
+        device."""
         now = time.ticks_ms()
         if self._fade_ms and time.ticks_diff(now, self._t_fade) >= self._fade_ms:
             self._fade_ms = 0
@@ -313,18 +325,30 @@ class Stimulator:
                 self._advance_check(i, now)
             else:
                 self._watch(i, now, dt_ms)
-                if self.state[i] == RUN and not self._steady[i]:
+                if self.state[i] == RUN and self._steady[i] != STEADY:
                     self._update_level(i, now)
 
+    def _flat(self, i, now):
+        """STEADY, PLATEAU or REST when channel i's level cannot move this tick, else MOVING.
+        Integer work only: it runs every tick of an EMS session."""
+        if self._fade_ms or time.ticks_diff(now, self._t_start[i]) < RAMP_MS:
+            return MOVING  # the soft start (SR-2) or a fade is under way
+        c = self._cycle_ms
+        if c is None:
+            return STEADY
+        x = time.ticks_diff(now, self._t_program) % c[0]
+        if x >= c[1]:
+            return REST
+        if c[2] <= x <= c[3]:
+            return PLATEAU
+        return MOVING
+
     def _update_level(self, i, now):
-        ma = self._level_ma(i)
-        self.channels[i].set_level_ma(ma)
-        if (
-            not self._fade_ms
-            and not self.program.get("cycle")
-            and time.ticks_diff(now, self._t_start[i]) >= RAMP_S * 1000
-        ):
-            self._steady[i] = True
+        flat = self._flat(i, now)
+        if flat != MOVING and flat == self._steady[i]:
+            return  # the same flat phase at the same step: the level set when it began stands
+        self.channels[i].set_level_ma(self._level_ma(i))
+        self._steady[i] = flat
 
     async def run(self):
         """Control task: one tick every TICK_MS."""

@@ -15,19 +15,25 @@ soft start finishes (3 s of virtual time); each further program is selected as M
   clock; the sleep itself is measured separately and allocates nothing). `states` records
   that every channel was running (stimulator state 2) when it was measured. The session is
   host-controlled (stim/host.py) with a host that keeps the link alive, so the cycle includes
-  the keep-alive check;
+  the keep-alive check. EMS strength is measured twice, 0.9 s into the plateau of its work/rest
+  cycle and 1 s into the rest (the key "ems_strength rest"): the flat parts, where the level
+  stands;
+- `ramp`: a cycle on EMS strength's next ramp up, where the level changes every tick (float
+  work, like the soft start): reported, no target;
 - `host_byte`: one console byte that does not end a command line, through the host link's
   line reader (stim/host.py HostLink.feed): a chattering or idle link costs no heap;
 - `irq`: the pulse engine's PIO refill handler (engine.Channel._on_pulse) through
   `_sim.pio_pulse`: the state machine pulls a pair of FIFO words and raises its IRQ, for a
-  continuous, a burst and a sweep program (the last two make the handler push a new pair every
-  pulse). The handler runs unlocked while its bytes are counted, then with the heap locked
-  (allocmeter's locked pass, and once more as the hard IRQ it is registered as). A handler
-  that raised is listed in `irq_errors` and is no longer `handler_live` (the port disables it).
+  continuous, a burst, a sweep and an EMS program (the burst and the sweep make the handler
+  push a new pair every pulse). The handler runs unlocked while its bytes are counted, then
+  with the heap locked (allocmeter's locked pass, and once more as the hard IRQ it is
+  registered as). A handler that raised is listed in `irq_errors` and is no longer
+  `handler_live` (the port disables it).
 `heap_after_boot_bytes` is gc.mem_alloc() after gc.collect() with the app built and output
-running, minus the same figure with only the simulated machine/rp2/time modules and the VM's
-`os` loaded: those are C code on the rp2 port, where the WebAssembly port's `os` is a Python
-package (os/__init__.py, os.path, collections) that takes about 1.5 KB of heap when imported.
+running, minus the same figure with only the simulated machine/rp2/time modules, the VM's
+`os` and the scenario's own helper functions (_HELPERS: test code) loaded. The modules are C
+code on the rp2 port, where the WebAssembly port's `os` is a Python package (os/__init__.py,
+os.path, collections) that takes about 1.5 KB of heap when imported.
 The app's asyncio tasks are not started (the cycles are called directly).
 """
 
@@ -38,7 +44,9 @@ from pathlib import Path
 
 from . import FIRMWARE_DIR, firmware_files, romfs_image, run, sim_files
 
-PROGRAMS = ("tens_conventional", "tens_burst", "tens_modulated")
+PROGRAMS = ("tens_conventional", "tens_burst", "tens_modulated", "ems_strength")
+# The steady cycles measured (keys of `loop`): each program's, and EMS strength's rest too.
+LOOP_KEYS = PROGRAMS + ("ems_strength rest",)
 STEP = 3
 SETTLE_MS = 3000
 
@@ -50,14 +58,9 @@ _BASE = """
 gc.collect()
 _base = gc.mem_alloc()
 """
-_BOOT = """
-exec(open("/boot.py").read())  # as after a reset: outputs safe, an update finished
-from stim import main as _main  # main.py's code (stim/main.py), held while the app runs
-_b = _main.load_board("/board.json")[0]  # as main.run(): the validator is dropped after use
-from stim import app as _app
-_sim.board_inputs(_b, machine)  # buttons released, the boost up, a charged battery
-_a = _app.App(_b)
-_s = _a.stim
+# The scenario's own helpers, defined before the baseline is read: they are test code compiled
+# from source on the VM, not firmware, and must not count in the firmware's heap.
+_HELPERS = """
 _tick = [0]
 
 def _sense_for_1k(c):
@@ -67,7 +70,7 @@ def _sense_for_1k(c):
 def _run(ms, pulses=True):
     # the app's steady work, with one pulse per channel per 10 ms cycle
     for _i in range(ms // 10):
-        for _c in _s.channels:
+        for _c in _a.stim.channels:
             if pulses:
                 _sense_for_1k(_c)
             if _c.sm_id in _sim.state_machines:
@@ -81,17 +84,25 @@ def _run(ms, pulses=True):
 def _start(step):
     # A session as the wearer starts one (switched on, PLUS: step 1 on both channels, with its
     # history record), raised to `step`: the control loop then does a session's work.
-    for _c in _s.channels:
+    for _c in _a.stim.channels:
         machine.adc_u16[_c.cfg["sense_adc"] - 26] = 0  # the peak-hold has decayed
     _now = time.ticks_ms()
     if _a.session.state == 0:  # off
         _a.session.power(_now)
     if _a.session.state != 2:  # not running
         _a._start_session(_now)
-    for _ch in range(len(_s.channels)):
+    for _ch in range(len(_a.stim.channels)):
         _a._set_step(_ch, step)
     _run(600)  # boost, electrode check (probe pulses), start
-
+"""
+_BOOT = """
+exec(open("/boot.py").read())  # as after a reset: outputs safe, an update finished
+from stim import main as _main  # main.py's code (stim/main.py), held while the app runs
+_b = _main.load_board("/board.json")[0]  # as main.run(): the validator is dropped after use
+from stim import app as _app
+_sim.board_inputs(_b, machine)  # buttons released, the boost up, a charged battery
+_a = _app.App(_b)
+_s = _a.stim
 _start(%d)
 """
 _HEAP = """
@@ -113,19 +124,33 @@ def _cycle():
     time.sleep_ms(_TICK)
 def _sleep():
     time.sleep_ms(_TICK)
-_out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}}
+def _steady(key, calls):
+    for _c in _s.channels:
+        _sense_for_1k(_c)  # steady: the same reading every pulse
+    _out["states"][key] = list(_s.state)
+    _out["loop"][key] = measure(_cycle, calls=calls)
+    _h.active = False  # the host goes quiet: the wearer's session runs on without a keep-alive
+_out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}, "ramp": {}}
 _out["host_byte"] = measure(_h.feed, 65)  # "A": a line that grows, then overflows, never ends
 for _pid in %r:
     _now = time.ticks_ms()
     if _a.session.stopped(_now, "program"):  # as MODE does: the session ends, then the
         _a._finish_session(_now, "program")  # program changes and a new one starts
     _a._select_program(_pid, save=False)
-    _start(%d)
-    _run(%d)
-    for _c in _s.channels:
-        _sense_for_1k(_c)  # steady: the same reading every pulse
-    _out["states"][_pid] = list(_s.state)
-    _out["loop"][_pid] = measure(_cycle)
+    _start(%d)  # 0.6 s into the program
+    _cyc = _s._cycle_ms  # EMS: (period, on, plateau from, plateau to) in ms; else None
+    if _cyc is None:
+        _run(%d)
+        _steady(_pid, calls=100)
+    else:
+        # Each flat part of the work/rest cycle, then its ramp (a transition, like the soft
+        # start: reported, no target). A measure of 50 calls spans 1.05 s of virtual time.
+        _run(_cyc[2] + 900 - 600)  # 0.9 s into the plateau, the soft start (2 s) over
+        _steady(_pid, calls=50)
+        _run(_cyc[1] + 1000 - (_cyc[2] + 900 + 1050))  # 1 s into the rest
+        _steady(_pid + " rest", calls=50)
+        _run(_cyc[0] + _cyc[2] // 5 - (_cyc[1] + 1000 + 1050))  # on the next ramp up
+        _out["ramp"][_pid] = measure(_cycle, calls=10, warm=0, locked=False)
     _sm = rp2.StateMachine(_s.channels[0].sm_id)
     _soft = lambda: _sim.pio_pulse(_sm._id, False)  # noqa: E731
     _out["irq"][_pid] = measure(_soft)
@@ -144,7 +169,14 @@ def measure(firmware_dir: Path = FIRMWARE_DIR, programs=PROGRAMS, romfs: bool = 
     romfs: the stim package of `firmware_dir` (a `make mpy` tree) goes into a ROMFS image at
     /rom instead of the filesystem, as on a board built with a ROMFS partition: its bytecode
     runs in place, so only the firmware's objects and interned names take heap."""
-    chunks = [_SETUP, _BASE, _BOOT % STEP, _HEAP, _MEASURE % (tuple(programs), STEP, SETTLE_MS)]
+    chunks = [
+        _SETUP,
+        _HELPERS,
+        _BASE,
+        _BOOT % STEP,
+        _HEAP,
+        _MEASURE % (tuple(programs), STEP, SETTLE_MS),
+    ]
     files = sim_files() + firmware_files(firmware_dir)
     if not romfs:
         return _records(run(chunks, files).check())
