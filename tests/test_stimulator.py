@@ -6,7 +6,12 @@ settings."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from host_tools.boards import load_board
+from host_tools.sim.rig import FirmwareRig
 
 ON_S = 0.5  # POWER held from here for 1.7 s switches the unit on
 START_S = 3.0  # first PLUS press
@@ -99,10 +104,6 @@ def test_power_press_stops_all_output_within_20_ms(make_unit, offset_ms):
 
 
 def _ems_unit(make_unit):
-    import json
-
-    from host_tools.boards import load_board
-
     board = load_board("pico")
     files = {
         "/board.json": json.dumps(board),
@@ -137,12 +138,14 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
     # must still take effect at the load, and every plateau sits at its step's current.
     unit = _ems_unit(make_unit)
     unit.run_until(16.0)
-    c = {"on": 5.0, "off": 10.0, "up": 1.5, "down": 1.0}  # programs.py ems_strength
-    w0 = _work_starts(unit, 6.0)[0]  # the work phase after the first rest (about 15 s)
+    cyc = FirmwareRig("pico").import_module("stim.programs").by_id("ems_strength")["cycle"]
+    c = {"on": cyc["on_s"], "up": cyc["ramp_up_s"], "down": cyc["ramp_down_s"]}
+    period_s = cyc["on_s"] + cyc["off_s"]
+    w0 = _work_starts(unit, 6.0)[0]  # the work phase after the first rest (one period in)
     assert w0 < 16.0 - 0.5
     unit.press("plus", at=w0 + 2.5)  # mid-plateau: 2 -> 3 steps
-    unit.press("minus", at=w0 + 2 * 15.0 - 5.0)  # mid-rest before the third cycle: back to 2
-    unit.run_until(w0 + 3 * 15.0)
+    unit.press("minus", at=w0 + 2 * period_s - 5.0)  # mid-rest before the third cycle: back to 2
+    unit.run_until(w0 + 3 * period_s)
     step_ma = unit.board["intensity"]["step_ma"]
     an = unit.board["analog"]
     lsb_ma = an["level_full_scale_ma"] * an["level_pwm_hz"] / unit.board["sysclk_hz"]
@@ -158,8 +161,11 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
     flat = c["up"] + 0.1, c["on"] - c["down"] - 0.1
     assert plateau_at(2, flat[0], 2.5)
     assert plateau_at(3, 2.8, flat[1])  # PLUS took effect within the plateau
-    assert plateau_at(3, 15 + flat[0], 15 + flat[1])
-    assert plateau_at(2, 30 + flat[0], 30 + flat[1])  # MINUS in the rest before it
+    assert plateau_at(3, period_s + flat[0], period_s + flat[1])
+    assert plateau_at(
+        2, 2 * period_s + flat[0], 2 * period_s + flat[1]
+    )  # MINUS in the rest before it
     for k in range(3):  # every rest: no current at the load
-        rest = peaks(unit, t0=w0 + 15 * k + c["on"] + 0.05, t1=w0 + 15 * (k + 1) - 0.05)
+        t_rest = w0 + period_s * k + c["on"]
+        rest = peaks(unit, t0=t_rest + 0.05, t1=w0 + period_s * (k + 1) - 0.05)
         assert max(rest, default=0.0) < 0.05

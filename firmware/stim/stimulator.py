@@ -31,9 +31,9 @@ BOOST_SETTLE_MS = 20
 PROBE_TIMEOUT_MS = 1000
 LOAD_LOG_MS = 10_000  # trend: the measured load of each running channel
 
-# How a running channel's level moves (Stimulator._steady): MOVING is worked out every tick
-# (soft start, fade, an EMS ramp); STEADY never changes until the step does; PLATEAU and REST
-# are the flat parts of an EMS work/rest cycle, where the level stands while the phase lasts.
+# How a running channel's level moves (Stimulator._level_phase): MOVING is worked out every
+# tick (soft start, fade, an EMS ramp); STEADY never changes until the step does; PLATEAU and
+# REST are the flat parts of an EMS work/rest cycle, where the level stands while the phase lasts.
 # Only MOVING needs float arithmetic, so the steady loop allocates nothing on the device.
 MOVING = 0
 STEADY = 1
@@ -64,7 +64,7 @@ class Stimulator:
         self._probing = [False] * n
         self._idle_c = [0] * n
         self._n_seen = [0] * n
-        self._steady = [MOVING] * n  # MOVING, STEADY, PLATEAU or REST (above)
+        self._level_phase = [MOVING] * n  # MOVING, STEADY, PLATEAU or REST (above)
         self._t_load_log = [t0] * n
         an = board["analog"]
         self._boost = Pin(board["boost_en"], Pin.OUT, value=0)
@@ -100,7 +100,7 @@ class Stimulator:
         if step == old:
             return
         self.steps[ch] = step
-        self._steady[ch] = MOVING
+        self._level_phase[ch] = MOVING
         log.info("intensity", ch=ch + 1, step=step, ma=limits.step_ma(self.board, step))
         if step == 0:
             self._stop_channel(ch, "intensity")
@@ -156,8 +156,8 @@ class Stimulator:
         """Ramp every channel down to zero over ms, then stop them all."""
         self._fade_ms = ms
         self._t_fade = time.ticks_ms()
-        for i in range(len(self._steady)):
-            self._steady[i] = MOVING
+        for i in range(len(self._level_phase)):
+            self._level_phase[i] = MOVING
 
     def fading(self):
         return self._fade_ms > 0
@@ -242,7 +242,7 @@ class Stimulator:
         log.info("check", ch=ch + 1, result="ok", ohm=int(ohm))
         self.lift[ch].reset(ohm)
         self.state[ch] = RUN
-        self._steady[ch] = MOVING
+        self._level_phase[ch] = MOVING
         self._t_start[ch] = now
         self._t_load_log[ch] = now
         self._n_seen[ch] = 0
@@ -293,7 +293,7 @@ class Stimulator:
                 step=step,
             )
             self.steps[ch] = step
-            self._steady[ch] = MOVING
+            self._level_phase[ch] = MOVING
             chan.set_level_ma(self._level_ma(ch))
         elif action == "clear":
             log.info("electrode_lift", ch=ch + 1, action="clear", ohm=watch.smooth_ohm)
@@ -325,7 +325,7 @@ class Stimulator:
                 self._advance_check(i, now)
             else:
                 self._watch(i, now, dt_ms)
-                if self.state[i] == RUN and self._steady[i] != STEADY:
+                if self.state[i] == RUN and self._level_phase[i] != STEADY:
                     self._update_level(i, now)
 
     def _flat(self, i, now):
@@ -345,10 +345,10 @@ class Stimulator:
 
     def _update_level(self, i, now):
         flat = self._flat(i, now)
-        if flat != MOVING and flat == self._steady[i]:
+        if flat != MOVING and flat == self._level_phase[i]:
             return  # the same flat phase at the same step: the level set when it began stands
         self.channels[i].set_level_ma(self._level_ma(i))
-        self._steady[i] = flat
+        self._level_phase[i] = flat
 
     async def run(self):
         """Control task: one tick every TICK_MS."""

@@ -124,6 +124,9 @@ def _cycle():
     time.sleep_ms(_TICK)
 def _sleep():
     time.sleep_ms(_TICK)
+def _run_to(t_ms):
+    # run the app until t_ms into the program (its work/rest cycle counts from the selection)
+    _run(t_ms - time.ticks_diff(time.ticks_ms(), _s._t_program))
 def _steady(key, calls):
     for _c in _s.channels:
         _sense_for_1k(_c)  # steady: the same reading every pulse
@@ -145,11 +148,11 @@ for _pid in %r:
     else:
         # Each flat part of the work/rest cycle, then its ramp (a transition, like the soft
         # start: reported, no target). A measure of 50 calls spans 1.05 s of virtual time.
-        _run(_cyc[2] + 900 - 600)  # 0.9 s into the plateau, the soft start (2 s) over
+        _run_to(_cyc[2] + 900)  # 0.9 s into the plateau, the soft start (2 s) over
         _steady(_pid, calls=50)
-        _run(_cyc[1] + 1000 - (_cyc[2] + 900 + 1050))  # 1 s into the rest
+        _run_to(_cyc[1] + 1000)  # 1 s into the rest
         _steady(_pid + " rest", calls=50)
-        _run(_cyc[0] + _cyc[2] // 5 - (_cyc[1] + 1000 + 1050))  # on the next ramp up
+        _run_to(_cyc[0] + _cyc[2] // 5)  # on the next ramp up
         _out["ramp"][_pid] = measure(_cycle, calls=10, warm=0, locked=False)
     _sm = rp2.StateMachine(_s.channels[0].sm_id)
     _soft = lambda: _sim.pio_pulse(_sm._id, False)  # noqa: E731
