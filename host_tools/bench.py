@@ -12,7 +12,8 @@ are measured from those raw edges, never from the firmware's own numbers, for
 - every built-in program's plan, compared entry by entry with the planned period and width.
 Net charge comes from the board model (current into the load integrated over each phase).
 
-The results file is shared: other benchmarks write other sections (fault, stop, host, sim).
+The results file is shared: other benchmarks write other sections (fault, stop, ramp, flash,
+host, sim).
 This one replaces only `timing`, and `memory` (host_tools/bench_memory.py: heap and flash on
 MicroPython's VM), and `sim` (host_tools/bench_sim.py: simulator speed), and keeps every other
 key.
@@ -36,7 +37,9 @@ WIDTHS_US = (20, 50, 100, 200, 250, 300, 400, 500)
 LEVEL_MA = 20.0
 LOAD_OHM = 1000.0
 MIN_PERIODS = 3  # every grid point and every plan cycle is measured over at least this many
-TARGETS = {"width_error_ns": 8, "gap_error_ns": 0, "rate_error_ppm": 100, "net_charge_nc": 0}
+# Rate: DESIGN.md asks 1 ppm or better (plan periods are whole nanoseconds, the state machine
+# counts whole cycles: under 0.5 ppm at 150 Hz).
+TARGETS = {"width_error_ns": 8, "gap_error_ns": 0, "rate_error_ppm": 1, "net_charge_nc": 0}
 # Net charge is a float sum in the model: anything below this counts as exactly zero.
 NET_CHARGE_RESOLUTION_NC = 1e-9
 
@@ -113,27 +116,27 @@ class TimingRig:
         rise) is compared with `expected_period_s` when given (a requested rate), else with the
         plan entry's period."""
         rig, f = self.rig, self.sysclk_hz
-        cycle_us = sum(p[0] for p in plan)
+        cycle_ns = sum(p[0] for p in plan)
         self.rec.clear()
         log0 = len(self.cm.pulse_log)
         net0 = self.cm.net_charge_c
         viol0 = len(rig.model.violations)
-        self.chan.start(plan, LEVEL_MA)
+        self.chan.start(plan, int(LEVEL_MA * 1000))
         # MIN_PERIODS whole cycles, plus half of the first period so the last A rise is seen.
-        rig.run_for((MIN_PERIODS * cycle_us + plan[0][0] / 2) / 1e6)
+        rig.run_for((MIN_PERIODS * cycle_ns + plan[0][0] / 2) / 1e9)
         self.chan.stop()
         pulses, bad = pulses_from_edges(self.rec.edges, self.rec.pin_a, self.rec.pin_b)
         w_err = g_err = 0.0
         ppm = 0.0
         n = len(plan)
         for k, (a0, a1, b0, b1) in enumerate(pulses):
-            period_us, phase_us, gap_us = plan[k % n]
+            period_ns, phase_us, gap_us = plan[k % n]
             for width in (a1 - a0, b1 - b0):
                 w_err = max(w_err, abs(width * 1e9 / f - phase_us * 1000))
             g_err = max(g_err, abs((b0 - a1) * 1e9 / f - gap_us * 1000))
             if k + 1 < len(pulses):
                 meas_s = (pulses[k + 1][0] - a0) / f
-                want_s = expected_period_s if expected_period_s else period_us / 1e6
+                want_s = expected_period_s if expected_period_s else period_ns / 1e9
                 ppm = max(ppm, abs(meas_s / want_s - 1) * 1e6)
         logged = self.cm.pulse_log[log0:]
         per_pulse_nc = max((abs(p.net_charge_c) * 1e9 for p in logged), default=0.0)
@@ -342,6 +345,7 @@ def _sections() -> dict:
     from .bench_fault import measure_fault, print_fault
     from .bench_host import measure_host, print_host
     from .bench_memory import measure_memory, print_memory
+    from .bench_realchip import measure_flash, measure_ramp, print_flash, print_ramp
     from .bench_sim import measure_sim, print_sim
     from .bench_stop import measure_stop, print_stop
 
@@ -356,13 +360,15 @@ def _sections() -> dict:
         "timing": (measure_timing, print_timing, all_passed),
         "fault": (measure_fault, print_fault, fault_passed),
         "stop": (measure_stop, print_stop, all_passed),
+        "ramp": (measure_ramp, print_ramp, all_passed),
+        "flash": (measure_flash, print_flash, all_passed),
         "memory": (measure_memory, print_memory, all_passed),
         "sim": (measure_sim, print_sim, all_passed),
         "host": (measure_host, print_host, all_passed),
     }
 
 
-SECTIONS = ("timing", "fault", "stop", "memory", "sim", "host")
+SECTIONS = ("timing", "fault", "stop", "ramp", "flash", "memory", "sim", "host")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,7 +72,7 @@ def play(chip, chan, modulation, prog, plan, level_ma, window_s, stop=lambda: Fa
     once `stop()` is true). Returns the end (sysclk cycles); the channel is left running."""
     t0 = chip.now
     t_end = t0 + chip.cycles(window_s)
-    chan.start(plan, level_ma * modulation.envelope(prog, 0.0))
+    chan.start(plan, int(level_ma * 1000 * modulation.envelope(prog, 0.0)))
     while chip.now < t_end:
         chip.advance_to(min(t_end, chip.now + chip.cycles(ENVELOPE_TICK_S)))
         if chip.now < t_end and not stop():

@@ -41,13 +41,14 @@ def test_timing_section_keys_and_values(timing):
     assert timing["programs"] == ["tens_burst"]
     assert set(timing["per_rate"]) == {"2", "150"}
     assert timing["targets"]["width_error_ns"] == 8
-    assert timing["targets"]["rate_error_ppm"] == 100
+    assert timing["targets"]["rate_error_ppm"] == 1
     assert timing["targets"]["net_charge_nc"] == 0
     # Whole microseconds are whole cycles at 125 MHz: widths and gaps come out exact.
     assert timing["worst_width_error_ns"] == 0
     assert timing["worst_gap_error_ns"] == 0
-    # 150 Hz asks for 6666.67 us; plans hold whole microseconds (6667 us): 50 ppm.
-    assert timing["per_rate"]["150"]["rate_error_ppm"] == pytest.approx(50.0, abs=0.01)
+    # 150 Hz asks for 6,666,666.7 ns; plans hold whole nanoseconds (6,666,667 ns) and the state
+    # machine whole cycles (833,333 at 125 MHz): 0.4 ppm (whole microseconds were 50 ppm).
+    assert timing["per_rate"]["150"]["rate_error_ppm"] == pytest.approx(0.4, abs=0.01)
     assert timing["per_rate"]["2"]["rate_error_ppm"] == 0
     assert timing["per_program"]["tens_burst"]["rate_error_ppm"] == 0
     assert timing["max_net_charge_nc"] == 0

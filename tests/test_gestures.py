@@ -616,3 +616,36 @@ def test_no_allocation_of_state_per_sample():
     d.hold(0, 100)
     assert d.g._q is q and d.g._qb is qb and d.g._held_ms is h
     assert len(q) == 8 and len(h) == 4
+
+
+# ---- the POWER button's interrupt (stim/app.py) -----------------------------------------------
+@pytest.mark.req("SR-7", "SR-11")
+def test_a_power_edge_no_sample_saw_counts_as_a_press():
+    """The interrupt saw POWER go down between two samples: POWER_DOWN at once, and the
+    release that the samples do see is its POWER_SHORT (so the press that paused the session
+    does not also resume it)."""
+    d = idle_driver()
+    d.g.power_edge()
+    got = d.sample(0)  # already released at the sample
+    assert (G.POWER_DOWN, G.POWER) in got
+    d.hold(0, 100)
+    assert d.kinds().count(G.POWER_SHORT) == 1 and d.kinds().count(G.POWER_DOWN) == 1
+
+
+@pytest.mark.req("SR-7", "SR-11")
+def test_a_power_edge_then_a_hold_is_one_press():
+    d = idle_driver()
+    d.g.power_edge()
+    d.hold(1 << G.POWER, G.POWER_LONG_MS + 100)
+    d.hold(0, 100)
+    assert d.kinds().count(G.POWER_DOWN) == 1
+    assert d.kinds().count(G.POWER_LONG) == 1 and G.POWER_SHORT not in d.kinds()
+
+
+@pytest.mark.req("SR-11")
+def test_a_power_edge_of_a_button_held_at_power_up_is_ignored():
+    d = Driver()
+    d.sample(1 << G.POWER)  # down at the first sample: ignored until released
+    d.g.power_edge()
+    d.hold(1 << G.POWER, 500)
+    assert G.POWER_DOWN not in d.kinds()

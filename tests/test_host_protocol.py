@@ -41,21 +41,29 @@ def unit_on(make_unit, board="pico", settings_text=None, **kw):
     return unit
 
 
-def send(unit, line, wait_s=0.05):
-    """Send one line; the reply lines it got (all of them, `rec` lines included)."""
+def send(unit, line, wait_s=1.0):
+    """Send one line; the reply lines it got (all of them, `rec` lines included), waiting as a
+    host does: until the final reply (`ok` or `err`), at most wait_s. The unit takes its time:
+    its Python runs at the port's speed (a `status` about 10 ms) and a `set` writes the flash
+    (an erase masks interrupts for 45 ms)."""
     n = len(unit.console.replies)
     unit.send(line if isinstance(line, bytes) else line + "\n")
-    unit.run_for(wait_s)
+    t_end = unit.chip.t_s + wait_s
+    while unit.chip.t_s < t_end:
+        unit.run_for(0.005)
+        if any(r["r"] in ("ok", "err") for r in unit.console.replies[n:]):
+            unit.run_for(0.01)  # anything else the line might wrongly have caused
+            break
     return unit.console.replies[n:]
 
 
-def ok(unit, line, wait_s=0.05):
+def ok(unit, line, wait_s=1.0):
     got = send(unit, line, wait_s)
     assert got and got[-1]["r"] == "ok", (line, got)
     return got[-1]
 
 
-def err(unit, line, wait_s=0.05):
+def err(unit, line, wait_s=1.0):
     got = send(unit, line, wait_s)
     assert len(got) == 1 and got[0]["r"] == "err", (line, got)
     return got[0]
@@ -97,10 +105,10 @@ def host_session(unit, step=1, program=None):
 @pytest.mark.req("SR-12")
 def test_status_and_ping_answer_and_change_nothing(make_unit):
     unit = make_unit("pico", load_ohm={1: 1000.0, 2: 1000.0})
-    unit.run_until(0.3)
+    unit.press("power", at=ON_S, hold_s=1.7)
+    unit.run_until(0.8)  # the app is up (0.55 s after reset, as from .mpy on the port)
     st0 = ok(unit, "status")
     assert st0["state"] == "off" and st0["steps"] == [0, 0] and st0["host"] is False
-    unit.press("power", at=ON_S, hold_s=1.7)
     unit.run_until(READY_S)
     st1 = ok(unit, "@s1 status")
     assert st1["id"] == "s1" and st1["state"] == "idle"
@@ -224,7 +232,7 @@ def test_history_sends_every_stored_record(make_unit):
     ok(unit, "start tens_burst")
     keep_alive(unit, unit.chip.t_s + 3.0)
     ok(unit, "stop")
-    got = send(unit, "@h history", wait_s=0.2)
+    got = send(unit, "@h history")
     stored = [json.loads(x) for x in unit.fs.files["/history.jsonl"].decode().splitlines()]
     assert [g["r"] for g in got] == ["rec", "rec", "ok"]
     assert [g["rec"] for g in got[:2]] == stored
@@ -336,7 +344,7 @@ def test_bad_input_gets_an_error_and_changes_nothing(make_unit):
     st0 = ok(unit, "status")
     t0 = unit.chip.t_s
     for line in BAD_LINES:
-        got = send(unit, line, wait_s=0.08)
+        got = send(unit, line)
         assert len(got) == 1 and got[0]["r"] == "err", (line, got)
         assert got[0]["code"] and got[0]["msg"]
     st1 = ok(unit, "status")
@@ -401,7 +409,11 @@ def test_fuzzed_command_lines_get_an_error_and_change_nothing(make_unit):
     st0 = ok(unit, "status")
     t0 = unit.chip.t_s
     full = 3 * STEP_MA
-    raw = st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))
+    # Ctrl-C (0x03) interrupts the firmware by design while the console is open (SR-8,
+    # tested on its own): not a command line.
+    raw = st.binary(max_size=300).map(
+        lambda b: b.replace(b"\n", b"").replace(b"\r", b"").replace(b"\x03", b"")
+    )
     words = st.lists(st.sampled_from(_TOKENS), max_size=8)
     soup = words.map(lambda t: " ".join(t).encode("latin-1"))
     lines = st.one_of(raw, soup)
@@ -416,8 +428,8 @@ def test_fuzzed_command_lines_get_an_error_and_change_nothing(make_unit):
     def one(line):
         if _parses(line):
             return
-        got = send(unit, line + b"\n", wait_s=0.03)
-        assert len(got) == 1 and got[0]["r"] == "err", (line, got)
+        got = send(unit, line + b"\n")
+        assert len(got) == 1 and got[0]["r"] == "err", (line, got, unit.console.lines[-4:])
         assert unit.state == "main"
 
     one()

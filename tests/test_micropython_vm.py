@@ -140,6 +140,15 @@ def test_steady_control_loop_allocates_nothing(figures, pid):
     assert f["bytes"] == 0 and f["locked_ok"], f
 
 
+@pytest.mark.req("FR-16")
+def test_a_ramp_cycle_allocates_nothing(figures):
+    # EMS strength's ramp up: the level changes every tick, as in the soft start. Worked out in
+    # integers and put in force by the pulse-done interrupt: no allocation (it was 1440 B per
+    # cycle while the level path was float).
+    for pid, f in figures["ramp"].items():
+        assert f["bytes"] == 0, (pid, f)
+
+
 @pytest.mark.req("SR-12")
 def test_console_bytes_allocate_nothing_until_a_line_ends(figures):
     f = figures["host_byte"]
@@ -179,7 +188,7 @@ def test_a_core_error_only_micropython_shows_fails_the_core_tests(fw_copy):
 @pytest.mark.req("FR-16")
 def test_an_allocating_irq_handler_is_caught(fw_copy):
     _edit(fw_copy / "stim" / "engine.py", "        self.pulses += 1\n",
-          "        self.pulses += 1\n        self.last_ma = self.level_ma * 1.0\n")  # fmt: skip
+          "        self.pulses += 1\n        self.last_ma = self.level_ua / 1000\n")  # fmt: skip
     f = memory.measure(fw_copy, programs=("tens_conventional",))
     irq = f["irq"]["tens_conventional"]
     assert irq["bytes"] > 0

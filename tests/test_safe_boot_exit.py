@@ -27,7 +27,7 @@ def hold_a():
     label("spin")
     jmp("spin")
 
-def run(board):
+def run(board, held=None):
     ch = board["channels"][0]
     sm = rp2.StateMachine(0, hold_a, set_base=Pin(ch["phase_a"]))
     sm.active(1)
@@ -62,14 +62,24 @@ SAFE = {"phase_a": 0, "phase_b": 0, "level": 0.0, "boost": 0}
 ON = {"phase_a": 1, "phase_b": 0, "level": 1.0, "boost": 1}
 
 
+def run_until_on(unit, limit_s: float = 2.0) -> float:
+    """Run until the stand-in has the output stage on (boot and imports take the time they
+    take on the port, about half a second); returns that instant."""
+    t = unit.chip.t_s
+    while outputs(unit) != ON:
+        t += 0.01
+        assert t < limit_s, "the stand-in never turned the output on"
+        unit.run_until(t)
+    return t
+
+
 def test_ctrl_c_makes_outputs_safe_before_the_repl(make_unit, fw_copy, recorder):
     stand_in(fw_copy, "sleep")
     unit = make_unit("pico", firmware_dir=fw_copy)
     rec = recorder(unit)
-    unit.run_until(1.0)
-    assert outputs(unit) == ON
-    unit.interrupt(at=1.0)
-    unit.run_until(1.0 + 1e-6)
+    t = run_until_on(unit) + 0.1
+    unit.interrupt(at=t)
+    unit.run_until(t + 0.005)  # Ctrl-C is taken at the next bytecode; all_off takes ~0.3 ms
     assert outputs(unit) == SAFE
     assert unit.state == "repl"
     # Outputs went low before the firmware said anything about it.
@@ -81,9 +91,10 @@ def test_ctrl_c_makes_outputs_safe_before_the_repl(make_unit, fw_copy, recorder)
 def test_unhandled_exception_makes_outputs_safe(make_unit, fw_copy):
     stand_in(fw_copy, "crash")
     unit = make_unit("pico", firmware_dir=fw_copy)
-    unit.run_until(0.4)
+    t = run_until_on(unit)
+    unit.run_until(t + 0.4)
     assert outputs(unit) == ON
-    unit.run_until(0.5 + 1e-6)
+    unit.run_until(t + 0.55)  # the stand-in raises 500 ms after turning the output on
     assert outputs(unit) == SAFE
     crash = unit.logs("crash")
     assert crash and crash[0]["type"] == "RuntimeError" and crash[0]["lvl"] == "error"
@@ -94,6 +105,7 @@ def test_outputs_stay_on_while_nothing_goes_wrong(make_unit, fw_copy):
     """The control for the tests above: the stand-in really does hold the output stage on."""
     stand_in(fw_copy, "sleep")
     unit = make_unit("pico", firmware_dir=fw_copy)
+    run_until_on(unit)
     unit.run_until(5.0)
     assert outputs(unit) == ON
 
@@ -101,13 +113,12 @@ def test_outputs_stay_on_while_nothing_goes_wrong(make_unit, fw_copy):
 def test_boot_py_makes_outputs_safe_after_a_soft_reset(make_unit, fw_copy, recorder):
     stand_in(fw_copy, "sleep")
     unit = make_unit("pico", firmware_dir=fw_copy)
-    unit.run_until(0.5)
-    assert outputs(unit) == ON
+    t = run_until_on(unit)
     # A soft reset leaves PIO and PWM pins where they were (the port stops the state machines
     # and PWM slices but does not touch the pads): boot.py has to bring them down.
     rec = recorder(unit)
-    unit.soft_reset(at=0.5)
-    unit.run_until(0.5 + 1e-6)
+    unit.soft_reset(at=t)
+    unit.run_until(t + 0.3)
     i_boot = rec.index_of_line('"ev":"boot"')
     pa = unit.board["channels"][0]["phase_a"]
     assert rec.level_at_index(pa, i_boot, initial=1) == 0, "PHASE_A still high when main starts"
@@ -118,10 +129,9 @@ def test_boot_py_makes_outputs_safe_after_a_soft_reset(make_unit, fw_copy, recor
 def test_watchdog_reset_leaves_outputs_safe_and_is_logged(make_unit, fw_copy):
     stand_in(fw_copy, "hang")
     unit = make_unit("pico", firmware_dir=fw_copy)
-    unit.run_until(0.1)
-    assert outputs(unit) == ON
+    t = run_until_on(unit)
     # Never fed: the watchdog resets the chip 200 ms after it was started.
-    unit.run_until(0.2 + 1e-6)
+    unit.run_until(t + 0.4)  # the reset at 0.2 s, the next boot logs its cause at once
     assert unit.boots == 2
     boots = unit.logs("boot")
     assert [b["cause"] for b in boots] == ["power_on", "watchdog"]
@@ -182,7 +192,7 @@ def test_real_app_ctrl_c_ends_in_safe_state(make_unit):
     unit.run_until(1.0)
     assert unit.logs("app_start")
     unit.interrupt(at=1.0)
-    unit.run_until(1.01)
+    unit.run_until(1.02)
     assert unit.logs("interrupted")
     assert outputs(unit) == SAFE
     assert unit.state == "repl"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from host_tools.sim import scenario
+from host_tools.sim.trace import TIMING_REL
 
 pytestmark = pytest.mark.req("FR-24")
 
@@ -95,12 +96,15 @@ def test_each_program_delivers_its_pulses_balanced(prog):
         therapy = [r for r in recs if r["drive_ma"] > 1.2]
         assert therapy, "no therapy output on ch%d" % ch
         last = therapy[-1]
-        assert last["rate_hz"] == pytest.approx(rate, rel=1e-3)
-        assert last["phase_us"] == pytest.approx(phase, abs=0.1)
+        # A varying train's range is recorded when it grows by more than the trace's
+        # TIMING_REL (2 %): its ends are exact to that.
+        tol = TIMING_REL if (rate_min or phase_min) else 1e-3
+        assert last["rate_hz"] == pytest.approx(rate, rel=max(tol, 1e-3))
+        assert last["phase_us"] == pytest.approx(phase, rel=tol)
         assert last["gap_us"] == pytest.approx(20.0, abs=0.1)
-        assert last.get("rate_min_hz") == (pytest.approx(rate_min, rel=1e-3) if rate_min else None)
+        assert last.get("rate_min_hz") == (pytest.approx(rate_min, rel=tol) if rate_min else None)
         assert last.get("phase_min_us") == (
-            pytest.approx(phase_min, abs=0.1) if phase_min else None
+            pytest.approx(phase_min, rel=tol) if phase_min else None
         )
         assert peak_max(res, ch) == pytest.approx(STEP4_MA, abs=0.01)
         # Modulated programs stay readable: a few dozen output records (per contraction for
@@ -286,14 +290,16 @@ def test_ctrl_c_turns_the_outputs_off_at_once():
 def test_soft_reset_and_power_cycle_leave_the_outputs_off():
     res = run("sr08_soft_reset")
     clean(res)
-    for t in (7.0043, 16.0043):
+    for t in (7.0043, 16.0093):
         for ch in (1, 2):
-            assert zero_at(res, ch, t + 0.0002)
-            assert not outputs(res, ch, t + 0.0002, t + 1.5)
-    # The watchdog started by the first session keeps running through the soft reset and
-    # restarts the unit (README, "Boot and exit"); then the battery is pulled at 16 s.
+            # the soft reset: the firmware's own way out (all_off, about 0.3 ms of Python);
+            # the power cycle: at once
+            assert zero_at(res, ch, t + 0.001)
+            assert not outputs(res, ch, t + 0.001, t + 1.5)
+    # boot.py stops the watchdog the first session's app had armed, so the soft reset brings
+    # no watchdog reset (README, "Boot and exit"); then the battery is pulled at 16 s.
     causes = [e["cause"] for e in logs(res, "boot")]
-    assert causes == ["power_on", "power_on", "watchdog", "power_on"]
+    assert causes == ["power_on", "power_on", "power_on"]
     assert 0 < peak_max(res, 1, 12.5, 16.0) <= 2 * STEP_MA  # from zero, two steps
 
 

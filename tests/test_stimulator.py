@@ -137,12 +137,12 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
     # (the control loop does no float work there); a PLUS in a plateau and a MINUS in a rest
     # must still take effect at the load, and every plateau sits at its step's current.
     unit = _ems_unit(make_unit)
-    unit.run_until(16.0)
+    unit.run_until(17.0)  # the cycle counts from the program's selection, at boot (~0.55 s)
     cyc = FirmwareRig("pico").import_module("stim.programs").by_id("ems_strength")["cycle"]
     c = {"on": cyc["on_s"], "up": cyc["ramp_up_s"], "down": cyc["ramp_down_s"]}
     period_s = cyc["on_s"] + cyc["off_s"]
     w0 = _work_starts(unit, 6.0)[0]  # the work phase after the first rest (one period in)
-    assert w0 < 16.0 - 0.5
+    assert w0 < 17.0 - 0.5
     unit.press("plus", at=w0 + 2.5)  # mid-plateau: 2 -> 3 steps
     unit.press("minus", at=w0 + 2 * period_s - 5.0)  # mid-rest before the third cycle: back to 2
     unit.run_until(w0 + 3 * period_s)

@@ -31,10 +31,10 @@ def test_the_suite_covers_every_requirement_and_names_only_known_ones(markers, c
     assert tr.errors == []
 
 
-def test_requirements_table_has_sr_1_to_13_in_order():
+def test_requirements_table_has_the_srs_in_order():
     reqs = trace.requirements()
     srs = [r for r in reqs if r.startswith("SR-")]
-    assert srs == ["SR-%d" % i for i in range(1, 14)]
+    assert srs == ["SR-%d" % i for i in range(1, len(srs) + 1)] and len(srs) >= 14
     frs = [r for r in reqs if r.startswith("FR-")]
     assert frs == ["FR-%d" % i for i in range(1, len(frs) + 1)]
     assert all(r["text"] and r["verification"] for r in reqs.values())

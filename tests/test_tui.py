@@ -22,6 +22,7 @@ pytestmark = pytest.mark.req("FR-20")
 @pytest.fixture
 def app():
     a = SimApp("pico")
+    a.run_sim(1.0)  # the firmware boots (about 0.55 s on the port) before a key does anything
     yield a
     a.close()
 

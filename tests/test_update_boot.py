@@ -33,7 +33,7 @@ def test_boot_finishes_a_committed_switch_over_before_main_runs(make_unit):
         }
     )
     unit = make_unit(files=files)
-    unit.run_until(0.5)
+    unit.run_until(1.0)  # boot.py, the switch-over (each rename a flash commit), the app
     fs = unit.fs
     assert fs.read("/stim/extra.py") == b"NEW = 1\n"
     assert fs.read("/lib/tool.py") == b"T = 1\n"
@@ -46,7 +46,7 @@ def test_boot_ignores_an_uncommitted_staging_area(make_unit):
     files = dict(BOARD_FILE)
     files.update({"/stim/extra.py": "OLD = 1\n", "/.staging/stim/extra.py": "NEW"})
     unit = make_unit(files=files)
-    unit.run_until(0.5)
+    unit.run_until(1.0)
     assert unit.fs.read("/stim/extra.py") == b"OLD = 1\n"
     assert unit.fs.read("/.staging/stim/extra.py") == b"NEW"
     assert unit.logs("app_start")
@@ -66,7 +66,7 @@ def test_a_damaged_stim_package_still_drives_every_user_pin_low(make_unit, fw_co
 def test_a_broken_update_module_does_not_stop_the_boot(make_unit, fw_copy):
     (fw_copy / "stim" / "update.py").write_text("def boot():\n    raise OSError(5)\n")
     unit = make_unit(firmware_dir=fw_copy)
-    unit.run_until(0.5)
+    unit.run_until(1.0)
     assert unit.logs("app_start")
 
 

@@ -17,7 +17,7 @@ The tasks only await sleeps, so they can run alongside anything else on the same
 import asyncio
 import time
 
-from machine import WDT, Timer
+from machine import WDT
 
 from stim import (
     battery,
@@ -50,7 +50,7 @@ _TASKS = 4  # tasks whose cycles the watchdog checks: buttons, control, leds, ba
 
 
 class App:
-    def __init__(self, board, console=None):
+    def __init__(self, board, console=None, held=None):
         self.board = board
         self.hw = Hardware(board)
         cfg, problems = settings.load(board)
@@ -61,7 +61,8 @@ class App:
         self.cfg = cfg
         # The saved program from the start: one `program` log line at boot, not two.
         self.stim = Stimulator(board, cfg["program"])
-        self.gestures = gestures.Gestures()
+        self.gestures = gestures.Gestures(held)
+        self._t_buttons = self._t_control = time.ticks_ms()
         self.battery = battery.BatteryMonitor(board["battery"])
         log.info("channels", selected=cfg["channels"])
         self.session = session.Session(cfg["session_min"] * 60)
@@ -70,9 +71,16 @@ class App:
         self._ended_until = 0
         self._paused_by_press = False
         self._beats = [0] * _TASKS
+        self._due = [time.ticks_ms()] * _TASKS  # when each task's present cycle began
         self._fed = [0] * _TASKS
         self._wdt = None
         self._rec = None  # the running session's history record
+        self._halted = 0  # the POWER interrupt stopped the output; the buttons task follows up
+        self._power_irq = self._on_power_irq  # bound once: an interrupt must not allocate
+        self.hw.on_power_press(self._power_irq)
+        self._unsaved = False  # settings changed, not yet on flash (SR-14)
+        self._unwritten = None  # a finished session's record, not yet on flash
+        settings.guard(self.stim.output_possible)
         self._noted = bytearray(len(self.stim.channels))  # last fault code noted per channel
         self.host = HostLink(self, console)
 
@@ -85,10 +93,29 @@ class App:
         return [c for c in _SELECT[self.cfg["channels"]] if c < n]
 
     def _save(self):
-        try:
-            settings.save(self.cfg)
-        except OSError as e:
-            log.warn("settings", msg="could not save: %s" % e)
+        """Save the settings now, or once the output has stopped (SR-14): a change made
+        during a session takes effect at once; a power cut before the save loses only it."""
+        self._unsaved = True
+        self._write_flash()
+
+    def _write_flash(self):
+        """Write what waits for the flash (settings, a session's record), only while every
+        output is off (SR-14)."""
+        if self.stim.output_possible():
+            return
+        if self._unsaved:
+            self._unsaved = False
+            try:
+                settings.save(self.cfg)
+            except OSError as e:
+                log.warn("settings", msg="could not save: %s" % e)
+        rec = self._unwritten
+        if rec is not None:
+            self._unwritten = None
+            try:
+                settings.append_history(rec)
+            except OSError as e:
+                log.warn("history", msg="could not save: %s" % e)
 
     def _select_program(self, pid, save=True):
         self.stim.forget_pause()  # a new program starts from nothing (SR-1)
@@ -105,7 +132,6 @@ class App:
         if self.battery.state == battery.CUTOFF:
             log.warn("refused", msg="battery empty", limit="battery")
             return
-        self._start_watchdog()
         p = self.stim.program
         self.session.set_length(min(self.cfg["session_min"], p["session_min"]) * 60)
         self.session.start(now)
@@ -146,10 +172,8 @@ class App:
         rec["end"] = reason
         log.info("session", state="end", reason=reason, min=rec["min"])
         if minutes > 0:
-            try:
-                settings.append_history(rec)
-            except OSError as e:
-                log.warn("history", msg="could not save: %s" % e)
+            self._unwritten = rec  # written once the output is off (SR-14)
+            self._write_flash()
 
     # -- buttons ------------------------------------------------------------------------
     def _on_gesture(self, ev, b, now):
@@ -231,10 +255,26 @@ class App:
             self._ended_until = 0
             log.info("power", on=True)
 
+    def _on_power_irq(self, pin):
+        # SR-7: the press itself stops the output, whatever the control loop is doing at the
+        # moment (a long electrode check, a log line, a collection): hard interrupt, no
+        # allocation. The buttons task then pauses the session as POWER_DOWN does.
+        self.stim.halt()
+        self._halted = 1
+
     def buttons_cycle(self):
         """One sample of the buttons and whatever gestures it completes."""
         g = self.gestures
-        ev = g.update(self.hw.buttons_down())
+        now = self._now()
+        dt = time.ticks_diff(now, self._t_buttons)
+        self._t_buttons = now
+        if self._halted:
+            # The POWER interrupt saw a press (and stopped the output): the decoder counts it
+            # as pressed even if no sample sees it, so the session pauses as for any press and
+            # the release is a POWER_SHORT like any other (SR-7).
+            self._halted = 0
+            g.power_edge()
+        ev = g.update(self.hw.buttons_down(), dt if 0 < dt < 1000 else POLL_MS)
         while ev:
             self._on_gesture(ev, g.button, self._now())
             ev = g.next_event()
@@ -243,14 +283,16 @@ class App:
         while True:
             self.buttons_cycle()
             self._beats[0] += 1
-            await asyncio.sleep_ms(POLL_MS)
+            await asyncio.sleep_ms(self._delay(0, POLL_MS))
 
     # -- control ------------------------------------------------------------------------
     def control_cycle(self):
         """One control cycle; also the unit of work the allocation benchmark measures."""
         now = self._now()
+        dt = time.ticks_diff(now, self._t_control)
+        self._t_control = now
         stim = self.stim
-        stim.tick(CONTROL_MS)
+        stim.tick(dt if 0 < dt < 1000 else CONTROL_MS)  # the time that really passed
         self._note_faults()  # before the session can end on them: the record names them all
         s = self.session
         ev = s.tick(now)
@@ -277,6 +319,8 @@ class App:
             stim.pause()
             stim.forget_pause()
             log.error("fatal", reason="boost", msg="high-voltage supply failed: switch off")
+        if self._unsaved or self._unwritten is not None:
+            self._write_flash()  # SR-14: once every output is off
 
     def _keepalive_lost(self, now):
         # SR-12: the host that controls this session went quiet: ramp the output to zero and
@@ -326,7 +370,7 @@ class App:
         while True:
             self.control_cycle()
             self._beats[1] += 1
-            await asyncio.sleep_ms(CONTROL_MS)
+            await asyncio.sleep_ms(self._delay(1, CONTROL_MS))
 
     # -- battery ------------------------------------------------------------------------
     async def battery_task(self):
@@ -380,10 +424,26 @@ class App:
             tick += 1
             self.leds_cycle(tick)
             self._beats[3] += 1
-            await asyncio.sleep_ms(LED_MS)
+            await asyncio.sleep_ms(self._delay(3, LED_MS))
+
+    def _delay(self, task, period_ms):
+        """How long task `task` sleeps to start its next cycle period_ms after its last one
+        began, so it keeps its rate whatever its own work takes (a task that overran starts
+        at once and does not catch up). Integers only: no allocation per cycle."""
+        due = time.ticks_add(self._due[task], period_ms)
+        now = time.ticks_ms()
+        d = time.ticks_diff(due, now)
+        if d < 0:
+            due = now
+            d = 0
+        self._due[task] = due
+        return d
 
     # -- watchdog (SR-8) ----------------------------------------------------------------
-    def _start_watchdog(self):
+    def start_watchdog(self):
+        """Arm the hardware watchdog (SR-8) before the tasks start: a hang at any time, with or
+        without a session, resets the unit into the safe state. Only a deliberate way out to
+        the REPL stops it again (stim.safe.watchdog_off)."""
         if self._wdt is None:
             self._wdt = WDT(timeout=WDT_TIMEOUT_MS)
             log.info("watchdog", timeout_ms=WDT_TIMEOUT_MS)
@@ -403,15 +463,8 @@ class App:
             for i in range(_TASKS):
                 self._fed[i] = self._beats[i]
 
-    def park_watchdog(self):
-        """After a Ctrl-C from the host (outputs already off): keep the watchdog fed from a
-        timer so the REPL stays usable. A crash does not come here: the watchdog then resets
-        the unit into the safe state."""
-        wdt = self._wdt
-        if wdt is not None:
-            Timer(-1, period=WDT_FEED_MS, callback=lambda t: wdt.feed())
-
     async def main(self):
+        self.start_watchdog()
         asyncio.create_task(self.buttons())
         asyncio.create_task(self.control())
         asyncio.create_task(self.leds())
@@ -421,12 +474,13 @@ class App:
         await self.watchdog()
 
 
-def run(board):
+def run(board, held=None):
     log.info("app_start", board=board["name"], channels=len(board["channels"]))
-    app = App(board, console_stream())
+    app = App(board, console_stream(), held)
     try:
         asyncio.run(app.main())
     except KeyboardInterrupt:
-        app.stim.stop_all()
-        app.park_watchdog()
+        # SR-8: no pulse cut in half, and nothing said or done before the pins are safe:
+        # stim.main re-claims them, stops the watchdog, then logs.
+        app.stim.hold_all()
         raise

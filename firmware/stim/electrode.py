@@ -28,9 +28,12 @@ COMPLIANCE_FRACTION = 0.9
 # Judge above this current; stop judging below the lower figure (hysteresis).
 MIN_JUDGE_MA = 0.8
 RELEASE_JUDGE_MA = 0.6
+MIN_JUDGE_UA = 800
+RELEASE_JUDGE_UA = 600
 # Pre-start probe: a few weak, short pulses, below sensation (0.1 uC per phase).
 PROBE_MA = 1.0
-PROBE_PLAN = [(20_000, 100, 50)]  # (period_us, phase_us, gap_us): 50 Hz, 100 us
+PROBE_UA = 1000
+PROBE_PLAN = [(20_000_000, 100, 50)]  # (period_ns, phase_us, gap_us): 50 Hz, 100 us
 PROBE_PULSES = 8
 # The boost must reach this fraction of its nominal voltage before a start.
 BOOST_OK_FRACTION = 0.8
@@ -59,9 +62,16 @@ class Scale:
 
     def __init__(self, board):
         an = board["analog"]
-        self.volts_per_count = an["adc_vref_v"] * an["sense_divider"] / 65535
+        vpc = an["adc_vref_v"] * an["sense_divider"] / 65535
+        self.volts_per_count = vpc
         self.tau_us = an["sense_hold_tau_ms"] * 1000
         self.compliance_v = an["compliance_v"]
+        # The same limits in integers, for a level given in microamps (counts_ua): counts per
+        # microamp at OPEN_OHM (Q8) and at SHORT_OHM (Q16), and ohm = counts * ohm_k // ua.
+        # Every product stays a small int up to 100 mA.
+        self.open_q8 = int(OPEN_OHM * 256 / (1e6 * vpc))
+        self.short_q16 = int(SHORT_OHM * 65536 / (1e6 * vpc))
+        self.ohm_k = int(vpc * 1e6 * 4096)
 
     def volts(self, counts):
         return counts * self.volts_per_count
@@ -84,6 +94,27 @@ def thresholds(scale, level_ma, boost_v):
     # The electrode can never exceed the compliance voltage: 20 % above it is a broken input.
     rail = min(scale.counts(1.2 * max(boost_v, scale.compliance_v)), 65000)
     return scale.counts(open_v), scale.counts(SHORT_OHM * amps), rail
+
+
+def open_counts(scale, ua, sat_c):
+    """The open limit for a pulse of ua microamps, no higher than sat_c (the compliance
+    limit): thresholds() in integers, for the control loop and the pulse engine, which must
+    not allocate (hence one figure per call: a tuple would be a new object)."""
+    o = (ua * scale.open_q8) >> 8
+    return o if o < sat_c else sat_c
+
+
+def short_counts(scale, ua):
+    """The short limit for a pulse of ua microamps (thresholds() in integers)."""
+    return (ua * scale.short_q16) >> 16
+
+
+def ohm_factor_ua(scale, ua):
+    """ohm = (counts * factor) >> 12 for a pulse of ua microamps; 0 below the judging current
+    (ohm_factor_q12 in integers)."""
+    if ua < RELEASE_JUDGE_UA:
+        return 0
+    return scale.ohm_k // ua
 
 
 def load_ohm(scale, counts, level_ma):

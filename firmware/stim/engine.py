@@ -7,27 +7,31 @@ are equal by construction (SR-4); a single `set pins` instruction drives the A/B
 instruction sets both bits, so they are never high together (SR-5).
 
 Parameters arrive through the TX FIFO as a (rest, shape) pair and are only picked up at the top
-of a period, so a change never truncates a pulse. The CPU can hold the state machine at the
-pulse boundary with a "gate" IRQ flag (4 + state machine number), forced through the PIO's
-IRQ_FORCE register: `hold()` sets the gate and waits until the program counter is outside a
-pulse, which takes at most one pulse (2 W + G, about 1 ms). Stopping, and any change of the
-LEVEL amplitude, happens only while held, so a pulse is never cut short or changed half way.
+of a period, so a change never truncates a pulse. A "gate" IRQ flag (4 + state machine number),
+forced through the PIO's IRQ_FORCE register, stops the state machine at the top of its next
+period: stopping (stop(), halt()) and a tripped channel use it.
 
-The same pulse-done interrupt reads the channel's SENSE right after each pulse, while the
-peak-hold still holds the pulse's electrode voltage, and compares it with integer thresholds
-(stim.electrode). An open, shorted or broken load trips the channel inside the interrupt: the
-gate is forced, so no further pulse starts, and LEVEL goes to 0 (SR-6). The stimulator finds the
-trip on its next tick and does the rest (intensity to 0, LED, log).
+The pulse-done interrupt (a hard IRQ after every pulse) does three things, integers only:
+- reads the channel's SENSE while the peak-hold still holds the pulse's electrode voltage and
+  judges it against thresholds (stim.electrode): an open, shorted or broken load trips the
+  channel inside the interrupt (gate forced, LEVEL to 0, SR-6). A reading is judged only if the
+  interrupt came on time: one delayed by a blocked CPU reads a decayed peak and is discarded;
+- applies a LEVEL change the task prepared (set_level_ua: duty and thresholds worked out in
+  integers beforehand), so an amplitude changes between two pulses without the state machine
+  ever being held: a soft start or an EMS ramp does not stretch a single period;
+- keeps the next plan entry queued ahead of the state machine.
+The stimulator finds a trip on its next tick and does the rest (intensity to 0, LED, log).
 """
 
 import time
 from array import array
 
 import rp2
-from machine import ADC, PWM, Pin, mem32
+from machine import ADC, PWM, Pin, disable_irq, enable_irq, mem32
 from micropython import const
 
 from stim import electrode, pulse
+from stim.level import Level
 
 _TYPE_CHECKING = const(0)  # true only for the type checker (mypy-firmware.ini: always_true)
 if _TYPE_CHECKING:
@@ -44,9 +48,15 @@ _SM_STRIDE = const(0x18)
 # including the gate `wait`, and everything after PHASE_B ends.
 _PC_GATE = const(7)
 _PC_PULSE_END = const(20)
-_PC_LAST = const(23)
 _RING = const(8)  # readings kept for the stimulator (a power of two)
 _SETTLE_PULSES = const(3)  # the hold's residue is below 2 % after three periods at 150 Hz
+# SR-6 under a blocked CPU: a pulse-done interrupt is on time when it follows the previous one
+# by the planned interval, give or take this much (interrupt latency, another channel's
+# handler). A later one reads a peak-hold that has decayed: that reading is never judged.
+ON_TIME_US = const(400)
+# A decrease is applied at once only if the rest before the next pulse still has this long
+# (LEVEL settles in under 50 us; the rest is timed from an interrupt up to ON_TIME_US late).
+_APPLY_MARGIN_US = const(600)
 
 
 # The rp2 stubs type set_init as a list and wait()'s source as an int; rp2.py takes any
@@ -103,28 +113,28 @@ class Channel:
         self._base = _PIO_BASE[self._pio]
         self.div = pulse.sm_divider(sysclk_hz)
         self.sm_hz = sysclk_hz // self.div
-        self._level_hz = board["analog"]["level_pwm_hz"]
-        self._duty_lsb = 65535 * self._level_hz // sysclk_hz + 1  # one compare step, in u16
-        # Compare steps per LEVEL period (TOP + 1) when the port can use divider 1.
-        top1 = (sysclk_hz + self._level_hz // 2) // self._level_hz
-        self._top1 = top1 if top1 <= 65536 else 0
+        level_hz = board["analog"]["level_pwm_hz"]
+        self.lvl = Level(board, sysclk_hz)
         # Two PWM periods for the double-buffered compare to land, plus the filter settling.
-        self.settle_us = 2 * 1_000_000 // self._level_hz + 20
-        cal = board["analog"]["level_calibration"]
-        self._cal = [(float(d), float(m)) for d, m in cal]
-        self._level = PWM(Pin(cfg["level_pwm"]), freq=self._level_hz, duty_u16=0)
+        self.settle_us = 2 * 1_000_000 // level_hz + 20
+        self._level = PWM(Pin(cfg["level_pwm"]), freq=level_hz, duty_u16=0)
         self._level_duty = 0
         # Addresses above 2**30 are not small ints in MicroPython: computed once here, so the
-        # interrupt handler can force the gate without allocating.
+        # interrupt handlers can use them without allocating.
         self._force_addr = self._base + _IRQ_FORCE
+        self._irq_addr = self._base + _IRQ
+        self._pc_addr = self._base + _SM0_ADDR + self._smi * _SM_STRIDE
         self._gate_bit = 1 << (4 + self._smi)
+        self._offset = 0
         # SENSE: scale, thresholds (in ADC counts) and what the interrupt handler saw.
         self._adc = ADC(cfg["sense_adc"])
         self.scale = electrode.Scale(board)
         self.boost_v = board["analog"]["compliance_v"]  # the stimulator sets the measured value
         self.trip = electrode.OK  # set by the interrupt handler: why it stopped the output
+        self.halted = 0  # 1 after halt(): no pulse until stop() and a new start()
         self.sense_n = 0  # readings taken since start()
         self.sense_last = 0  # the latest reading, in ADC counts
+        self.late_n = 0  # readings discarded because their interrupt came late (SR-6)
         self.level_n = 0  # sense_n when LEVEL last changed
         self.ohm_q12 = 0  # load = (reading * ohm_q12) >> 12 at the present LEVEL; 0: not judged
         self.sense_ring = array("H", bytearray(2 * _RING))  # the latest readings
@@ -140,48 +150,82 @@ class Channel:
         self._prev_i = 0
         self._done_i = 0
         self._decay = array("H", [electrode.DECAY_ONE])
+        self._expect_us = array("i", [0])  # planned interval from the previous pulse's end
+        self._rest_us = array("i", [0])  # each entry's rest: its end to the next pulse's start
+        self._t_irq = time.ticks_us()  # of the last pulse-done interrupt
+        self._first_us = 0  # from the start to the end of the plan's first pulse
+        self._timed = 0  # _t_irq is a reference for the next interrupt
+        # A LEVEL change prepared in task context (set_level_ua), taken by the interrupt:
+        self._pending = 0
+        self._p_duty = 0
+        self._p_ua = 0
+        self._p_open = 65535
+        self._p_short = -1
+        self._p_judge = 0
+        self._p_ohm = 0
+        self.delivered = 0  # microamps the source pushes at the LEVEL in force
+        self.level_ua = 0  # the LEVEL asked for last (it takes effect at a pulse boundary)
         self._sm = None
         self._pairs = []
         self._next = 0
         self.plan = None
         self.pulses = 0
         self.running = False
-        self.level_ma = 0.0
         self._irq_handler = self._on_pulse  # bound once: creating it in the IRQ would allocate
 
-    # -- amplitude ----------------------------------------------------------------------
+    # -- amplitude (task context) -------------------------------------------------------
     def duty_for_ma(self, ma):
-        """LEVEL duty (u16) for a current, inverting the board's calibration table."""
-        cal = self._cal
-        if ma <= cal[0][1]:
-            return 0
-        for i in range(1, len(cal)):
-            d0, m0 = cal[i - 1]
-            d1, m1 = cal[i]
-            if ma <= m1:
-                duty = d0 + (d1 - d0) * (ma - m0) / (m1 - m0)
-                # Round down, and by one more PWM compare step, because the port rounds the
-                # u16 duty to the nearest compare value: the current never exceeds the request
-                # (SR-3), at the price of at most one compare step below it.
-                return max(0, int(duty * 65535) - self._duty_lsb)
-        return 65535
+        """LEVEL duty (u16) for a current in mA (host tools and tests; the firmware works in
+        microamps)."""
+        return self.lvl.duty_for_ua(int(ma * 1000))
 
     def ma_for_duty(self, duty_u16):
-        """Current the source pushes at a LEVEL duty: the board's calibration table, after
-        the port's rounding of the duty to a compare value (machine_pwm.c)."""
-        if self._top1:
-            x = ((duty_u16 * self._top1 + 32767) // 65535) / self._top1
-        else:
-            x = duty_u16 / 65535
-        cal = self._cal
-        for i in range(1, len(cal)):
-            d0, m0 = cal[i - 1]
-            d1, m1 = cal[i]
-            if x <= d1:
-                return m0 + (m1 - m0) * (x - d0) / (d1 - d0)
-        return cal[-1][1]
+        return self.lvl.ua_for_duty(duty_u16) / 1000
 
-    def _set_duty(self, duty):
+    def delivered_ma(self):
+        """The current LEVEL is set to push (after the duty's rounding), in mA."""
+        return self.delivered / 1000
+
+    def set_level_ma(self, ma):
+        self.set_level_ua(int(ma * 1000))
+
+    def set_level_ua(self, ua):
+        """A new amplitude, before the next pulse: at once while the channel rests with time
+        to spare before that pulse, else from the pulse-done interrupt at the end of the pulse
+        in progress. Either way no pulse changes half way (SR-4) and the state machine is
+        never held, so no period is stretched; a decrease takes effect before the next pulse
+        but one at the latest (SR-2)."""
+        if ua == self.level_ua or self.trip or self.halted:
+            return
+        self.level_ua = ua
+        self._prepare(ua)
+        if not self.running:
+            self._apply()
+        else:
+            self._apply_if_resting()
+
+    def _prepare(self, ua):
+        """Work out the duty and the judging limits for ua (integers: the control loop and
+        the ramps allocate nothing) and hand them to the interrupt."""
+        lvl = self.lvl
+        duty = lvl.duty_for_ua(ua) if ua > 0 else 0
+        got = lvl.ua_for_duty(duty) if duty else 0
+        sc = self.scale
+        judge = got >= electrode.MIN_JUDGE_UA or (
+            self._judge and got >= electrode.RELEASE_JUDGE_UA
+        )
+        self._pending = 0  # the interrupt must never take half-written values
+        self._p_duty = duty
+        self._p_ua = got
+        self._p_open = electrode.open_counts(sc, got, self._sat_c)
+        self._p_short = electrode.short_counts(sc, got)
+        self._p_judge = 1 if judge else 0
+        self._p_ohm = electrode.ohm_factor_ua(sc, got)
+        self._pending = 1
+
+    def _apply(self):
+        """Put the prepared LEVEL in force: from the interrupt, or with interrupts masked."""
+        duty = self._p_duty
         self._level.duty_u16(duty)
         if duty < self._level_duty:
             self._drop_ok = 0  # a weaker pulse may fairly read below the last one's residue
@@ -191,26 +235,25 @@ class Channel:
             self._settle = _SETTLE_PULSES
         self._level_duty = duty
         self.level_n = self.sense_n  # readings up to here were taken at the old level
-        self._update_thresholds()
+        self._open_c = self._p_open
+        self._short_c = self._p_short
+        self._judge = self._p_judge
+        self.ohm_q12 = self._p_ohm
+        self.delivered = self._p_ua
+        self._pending = 0
+
+    def _apply_if_resting(self):
+        state = disable_irq()  # the pulse-done interrupt must not run half way through
+        if self._pending and self._timed:
+            pc = mem32[self._pc_addr] - self._offset
+            if pc >= _PC_PULSE_END:
+                i = self._done_i - 1 if self._done_i else len(self._pairs) - 1
+                left = self._rest_us[i] - time.ticks_diff(time.ticks_us(), self._t_irq)
+                if left > _APPLY_MARGIN_US:
+                    self._apply()
+        enable_irq(state)
 
     # -- sense --------------------------------------------------------------------------
-    def _update_thresholds(self):
-        """Recompute the interrupt handler's limits for the current LEVEL (task context)."""
-        ma = self.delivered_ma()
-        judge = ma >= electrode.MIN_JUDGE_MA or (self._judge and ma >= electrode.RELEASE_JUDGE_MA)
-        self._judge = 0  # the handler must never see new limits half written
-        o, s, r = electrode.thresholds(self.scale, ma, self.boost_v)
-        self._open_c = o
-        self._short_c = s
-        self._rail_c = r
-        self._sat_c = self.scale.counts(electrode.COMPLIANCE_FRACTION * self.boost_v)
-        self._judge = 1 if judge else 0
-        self.ohm_q12 = electrode.ohm_factor_q12(self.scale, ma)
-
-    def delivered_ma(self):
-        """The current LEVEL is set to push (after the duty's rounding)."""
-        return self.ma_for_duty(self._level_duty) if self._level_duty else 0.0
-
     def read_sense(self):
         """A SENSE reading now, in ADC counts (task context: idle checks)."""
         return self._adc.read_u16()
@@ -253,52 +296,82 @@ class Channel:
         # period) and the source is turned down; the stimulator makes the pins safe on its tick.
         mem32[self._force_addr] = self._gate_bit
         self._level.duty_u16(0)
+        self._level_duty = 0
         self.trip = code
 
     # -- gate ---------------------------------------------------------------------------
     def hold(self):
         """Hold the state machine at the next pulse boundary; return once no pulse is running."""
-        mem32[self._base + _IRQ_FORCE] = 1 << (4 + self._smi)
+        mem32[self._force_addr] = self._gate_bit
         if self._sm is None or not self.running:
             return
-        addr = self._base + _SM0_ADDR + self._smi * _SM_STRIDE
         while True:
-            pc = mem32[addr] - self._offset
+            pc = mem32[self._pc_addr] - self._offset
             if pc <= _PC_GATE or pc >= _PC_PULSE_END:
                 return
             time.sleep_us(20)
 
     def release(self):
-        if self.trip:
-            return  # a tripped channel stays held until stop() and a new start()
-        mem32[self._base + _IRQ] = 1 << (4 + self._smi)
+        if self.trip or self.halted:
+            return  # a tripped or halted channel stays held until stop() and a new start()
+        mem32[self._irq_addr] = self._gate_bit
+
+    def halt(self):
+        """Stop pulsing now, from a hard interrupt (the POWER button's, SR-7): no new pulse
+        starts, and LEVEL goes to 0 at once, or at the end of a pulse in progress so that it
+        stays balanced (SR-4). Allocation-free. stop() then makes the pins safe."""
+        if not self.running:
+            return
+        mem32[self._force_addr] = self._gate_bit
+        self.halted = 1
+        pc = mem32[self._pc_addr] - self._offset
+        if pc <= _PC_GATE or pc >= _PC_PULSE_END:
+            self._level.duty_u16(0)
+            self._level_duty = 0
+        self._judge = 0
 
     # -- control ------------------------------------------------------------------------
     def _load_plan(self, plan):
         """Precompute the FIFO words of a plan: one (rest, shape) pair per pulse, toggles
-        alternating, as memoryviews the interrupt handler can push without allocating."""
+        alternating, as memoryviews the interrupt handler can push without allocating; and
+        what the handler checks each pulse against: the hold's decay over the period, the
+        interval from the previous pulse's end, the rest after it."""
         n = len(plan)
         reps = 1 if n == 1 else (2 if n % 2 else 1)  # an even cycle keeps toggles alternating
-        words = array("I", bytearray(8 * n * reps))
+        m = n * reps
+        words = array("I", bytearray(8 * m))
+        decay = array("H", bytearray(2 * m))
         cyc = []
-        decay = array("H", bytearray(2 * n * reps))
-        for i in range(n * reps):
-            period_us, phase_us, gap_us = plan[i % n]
-            w, g, p = pulse.cycles(1_000_000 / period_us, phase_us, gap_us, self.sm_hz, period_us)
+        for i in range(m):
+            period_ns, phase_us, gap_us = plan[i % n]
+            w, g, p = pulse.cycles(period_ns, phase_us, gap_us, self.sm_hz)
             # Pair 0 carries the toggle bit, so it differs from X (cleared by _arm) and is read.
             rest, shape = pulse.words(w, g, p, (i + 1) & 1)
             words[2 * i] = rest
             words[2 * i + 1] = shape
             cyc.append((w, g, p))
-            decay[i] = self.scale.decay_q12(period_us)
+            decay[i] = self.scale.decay_q12(period_ns // 1000)
+        expect = array("i", bytearray(4 * m))
+        rest_us = array("i", bytearray(4 * m))
+        per_us = self.sm_hz / 1_000_000
+        for i in range(m):
+            w, g, p = cyc[i]
+            wp, _gp, pp = cyc[i - 1]
+            # pulse ends are one period apart, moved by any change of width
+            expect[i] = int((pp + 2 * (w - wp)) / per_us + 0.5)
+            rest_us[i] = int((p - 2 * w - g) / per_us)
+        w, g, _p = cyc[0]
+        self._first_us = int((2 * w + g) / per_us + 0.5)
         mv = memoryview(words)
         self._words = words
-        self._pairs = [mv[2 * i : 2 * i + 2] for i in range(n * reps)]
-        self._cycles = cyc
+        self._pairs = [mv[2 * i : 2 * i + 2] for i in range(m)]
         self._drop_ok = 0  # the next reading has no reference in the new plan
         self._prev_i = 0
         self._done_i = 0
         self._decay = decay
+        self._expect_us = expect
+        self._rest_us = rest_us
+        self._timed = 0
         self._next = 0
         self.plan = plan
 
@@ -309,9 +382,11 @@ class Channel:
             self._next = 0
 
     def _on_pulse(self, sm):
-        # Hard IRQ after every pulse: read SENSE while the peak-hold has the pulse, judge it,
-        # keep one plan entry queued ahead of the state machine. Allocation-free: integers
-        # only, a prebuilt list and prebuilt memoryviews.
+        # Hard IRQ after every pulse: read SENSE while the peak-hold has the pulse, judge it if
+        # the interrupt came on time, put a prepared LEVEL change in force, keep one plan entry
+        # queued ahead of the state machine. Allocation-free: integers only, a prebuilt list
+        # and prebuilt memoryviews.
+        t = time.ticks_us()
         m = self._sense()
         self.pulses += 1
         i = self._done_i  # the plan entry of the pulse that just ended
@@ -319,12 +394,29 @@ class Channel:
         self.sense_ring[self.sense_n & (_RING - 1)] = m
         self.sense_n += 1
         self.sense_last = m
+        if self.halted:
+            self._level.duty_u16(0)  # halt() waited for this pulse to end (SR-4, SR-7)
+            self._level_duty = 0
+            return
+        # SR-6: judge only a reading taken on time after its own pulse. This interrupt must
+        # follow the previous one by the planned interval; if either came late (a blocked CPU:
+        # a flash erase masks interrupts, a long handler), the peak-hold has decayed.
+        on_time = self._timed
+        d = time.ticks_diff(t, self._t_irq) - self._expect_us[i]
+        if d > ON_TIME_US or d < -ON_TIME_US:
+            on_time = 0
+        self._t_irq = t
+        self._timed = 1
         # Fresh peak: clearly above what the previous pulse left in the peak-hold (its reading
         # decayed over the period), by a quarter of the way back up to it.
         prev = self._prev_c
         r = (prev * self._decay[self._prev_i]) >> 12
         fresh = m > r + ((prev - r) >> 2)
-        if self._judge and not self.trip:
+        if not on_time:
+            self.late_n += 1
+            fresh = False
+            self._drop_ok = 0  # no reference for the next reading either
+        elif self._judge and not self.trip:
             code = self._judge_pulse(m, fresh)
             if code:
                 self._trip(code)
@@ -332,10 +424,12 @@ class Channel:
         if self._settle:
             self._settle -= 1
             fresh = False  # measured against a residue of unknown age: no reference
-        self._drop_ok = self._judge
+        self._drop_ok = self._judge if on_time else 0
         self._prev_fresh = fresh
         self._prev_c = m
         self._prev_i = i
+        if self._pending:
+            self._apply()  # the rest before the next pulse lets LEVEL settle
         if len(self._pairs) > 1 and sm.tx_fifo() <= 2:
             self._push_next()
 
@@ -351,43 +445,33 @@ class Channel:
             self._push_next()
         self._sm.irq(self._irq_handler, 1, True)
 
-    def start(self, plan, level_ma):
-        """Begin pulsing the plan at `level_ma` (the caller ramps it up from a low value)."""
+    def start(self, plan, level_ua):
+        """Begin pulsing the plan at level_ua (the caller ramps it up from a low value)."""
         self.hold()
         self.trip = electrode.OK
+        self.halted = 0
         self.sense_n = 0
-        self._set_duty(self.duty_for_ma(level_ma))
-        self.level_ma = level_ma
+        self.late_n = 0
+        sc = self.scale
+        # Limits that depend on the boost the stimulator measured before the start.
+        self._sat_c = sc.counts(electrode.COMPLIANCE_FRACTION * self.boost_v)
+        self._rail_c = electrode.thresholds(sc, 1.0, self.boost_v)[2]
         self._sm = rp2.StateMachine(self.sm_id)
         self._arm(plan)
         # The load offset that rp2.py keeps in the program list (_PROG_OFFSET_PIO0 + n).
         self._offset = biphasic[1 + self._pio]  # type: ignore[index]
+        self.level_ua = level_ua
+        self._prepare(level_ua)
+        self._apply()
         self.pulses = 0
         time.sleep_us(self.settle_us)
+        # The first pulse ends one pulse length after the state machine starts: the reference
+        # that lets its reading be judged on time, like every later one (SR-6).
+        self._t_irq = time.ticks_add(time.ticks_us(), self._first_us - self._expect_us[0])
+        self._timed = 1
         self._sm.active(1)
         self.running = True
         self.release()
-
-    def set_plan(self, plan):
-        """Switch to a new plan at a pulse boundary: hold, restart the queue, release."""
-        if not self.running:
-            return
-        self.hold()
-        self._sm.active(0)
-        self._arm(plan)
-        self._sm.active(1)
-        self.release()
-
-    def set_level_ma(self, ma):
-        """Change the amplitude between pulses: hold, set LEVEL, let it settle, release."""
-        if ma == self.level_ma or self.trip:
-            return
-        self.hold()
-        self._set_duty(self.duty_for_ma(ma))
-        self.level_ma = ma
-        time.sleep_us(self.settle_us)
-        if self.running:
-            self.release()
 
     def stop(self):
         """Stop at a pulse boundary (<= one pulse), then make the pins safe."""
@@ -397,9 +481,15 @@ class Channel:
             self._sm.irq(None)
         Pin(self.cfg["phase_a"], Pin.OUT, value=0)
         Pin(self.cfg["phase_b"], Pin.OUT, value=0)
-        self._set_duty(0)
-        self.level_ma = 0.0
+        self._pending = 0
+        self._p_duty = 0
+        self._p_ua = 0
+        self._p_judge = 0
+        self._p_ohm = 0
+        self._apply()
+        self.level_ua = 0
         self.running = False
+        self.halted = 0
         self.plan = None
         self.trip = electrode.OK  # the stimulator has read it; the pins are safe now
-        mem32[self._base + _IRQ] = self._gate_bit  # clear the gate (also after a trip)
+        mem32[self._irq_addr] = self._gate_bit  # clear the gate (also after a trip)

@@ -13,7 +13,9 @@ debounces them and decodes:
 - PLUS and MINUS held together for LOCK_MS: `LOCK` (toggle the lock), and no step from either.
 - Any button held longer than STUCK_MS (far beyond every gesture): `STUCK` once; the button is
   then ignored until it has been seen released, and can never raise intensity (SR-11). A
-  button already down at the first sample is treated the same way: it never made a press.
+  button already down at reset is treated the same way: it never made a press. (`held`: the
+  buttons down when the firmware first looked, before the app was ready; a button pressed
+  after that but before the first sample is a press like any other.)
 
 `update()` returns at most one event per sample (an int, 0 for none); events that arise in the
 same sample wait in a small queue. `button` tells which button a STUCK or UNSTUCK is about.
@@ -67,7 +69,8 @@ _QUEUE = const(8)
 
 
 class Gestures:
-    def __init__(self):
+    def __init__(self, held=None):
+        self._held = held  # buttons down at reset; None: those down at the first sample
         self._stable = 0  # debounced state
         self._raw = 0
         self._raw_ms = 0  # how long the raw state has been unchanged
@@ -95,25 +98,42 @@ class Gestures:
             self._qb[i] = b
             self._qn += 1
 
-    def update(self, bits):
-        """One sample of the buttons, POLL_MS after the previous one. Returns an event or 0."""
+    def update(self, bits, dt_ms=POLL_MS):
+        """One sample of the buttons, dt_ms after the previous one (about POLL_MS; the time
+        that really passed, so a slow loop does not stretch the gestures). Returns an event
+        or 0."""
         if self._first:
             self._first = False
             # Down at power-up: not a press. Wait for a release before decoding it.
-            self._ignored = bits
-            self._stable = bits
-            self._raw = bits
+            held = bits if self._held is None else bits & self._held
+            self._ignored = held
+            self._stable = held
+            self._raw = held
         if bits & 1 and not self._raw & 1 and not self._ignored & 1:
             self._emit(POWER_DOWN, POWER)  # SR-7: no debounce before a stop
         if bits != self._raw:
             self._raw = bits
             self._raw_ms = 0
         elif self._raw_ms < DEBOUNCE_MS:
-            self._raw_ms += POLL_MS
+            self._raw_ms += dt_ms
             if self._raw_ms >= DEBOUNCE_MS and bits != self._stable:
                 self._debounced(bits)
-        self._hold(POLL_MS)
+        self._hold(dt_ms)
         return self.next_event()
+
+    def power_edge(self):
+        """POWER went down: its interrupt saw the edge, perhaps between two samples. From now
+        on it counts as pressed (POWER_DOWN now, POWER_SHORT or POWER_LONG to follow), as if a
+        sample had seen it; a button ignored (stuck, or down at power-up) stays ignored."""
+        if self._ignored & 1 or self._raw & 1:
+            return
+        self._emit(POWER_DOWN, POWER)  # SR-7
+        self._raw |= 1
+        self._raw_ms = DEBOUNCE_MS
+        if not self._stable & 1:
+            self._stable |= 1
+            self._held_ms[POWER] = 0
+            self._fired[POWER] = 0
 
     def next_event(self):
         """The next queued event (0 if none), without a new sample."""

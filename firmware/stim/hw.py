@@ -23,6 +23,11 @@ class Hardware:
         self._battery = ADC(board["battery_adc"])
         self._boost_adc = ADC(board["boost_adc"])
 
+    def on_power_press(self, handler):
+        """Run handler(pin) from a hard interrupt on the POWER button's press (falling edge):
+        the stop comes from the press itself, not from the next poll of the loop (SR-7)."""
+        self._buttons[0].irq(handler, Pin.IRQ_FALLING, hard=True)
+
     def buttons_down(self):
         """Bit n set while button BUTTONS[n] is pressed (active low)."""
         bits = 0

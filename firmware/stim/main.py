@@ -13,11 +13,16 @@ from stim import load_board, log, safe
 _CAUSES = {machine.PWRON_RESET: "power_on", machine.WDT_RESET: "watchdog"}
 
 
-def _mode_held(board):
-    # Safe mode: MODE held at boot skips the app, so a unit whose firmware misbehaves can still
-    # be reached from the host. Buttons are active low.
-    pin = machine.Pin(board["buttons"]["mode"], machine.Pin.IN, machine.Pin.PULL_UP)
-    return pin.value() == 0
+def _buttons_held(board):
+    """Bit n set for each button (stim.hw.BUTTONS order) held down at boot. MODE held means
+    safe mode; any other is ignored by the app until released (SR-11). Active low."""
+    bits = 0
+    names = ("power", "mode", "plus", "minus")
+    for i in range(4):
+        pin = machine.Pin(board["buttons"][names[i]], machine.Pin.IN, machine.Pin.PULL_UP)
+        if pin.value() == 0:
+            bits |= 1 << i
+    return bits
 
 
 def _raw_board():
@@ -42,14 +47,18 @@ def run():
             safe.all_off(None)
             log.error("board_invalid", key=e.key, msg=str(e))
             return
-        if _mode_held(board):
+        held = _buttons_held(board)
+        if held & 2:
+            # Safe mode: MODE held at boot skips the app, so a unit whose firmware misbehaves
+            # can still be reached from the host.
             log.warn("safe_mode", msg="MODE held at boot: app not started, REPL available")
             return
         from stim import app
 
-        app.run(board)
+        app.run(board, held)
     except KeyboardInterrupt:
         safe.all_off(board)  # SR-8: outputs first, words after
+        safe.watchdog_off()  # a deliberate exit to the REPL: nothing feeds the watchdog now
         log.warn("interrupted", msg="stopped by Ctrl-C; outputs off")
     except Exception as e:  # noqa: BLE001 - any crash must end in the safe state, logged
         safe.all_off(board)

@@ -1,15 +1,18 @@
 """One modulation engine for every program: what each pulse looks like, and how strong.
 
 Pure module. A program becomes
-- a *plan*: the repeating list of pulses, each (period_us, phase_us, gap_us). A continuous
+- a *plan*: the repeating list of pulses, each (period_ns, phase_us, gap_us). A continuous
   program has one entry; a burst has N entries, the last one carrying the pause to the next
   burst; a sweep has one entry per pulse across one sweep period. The pulse engine plays the
   plan in hardware, one entry per period, with no CPU work per pulse edge;
-- an *envelope*: the amplitude factor 0..1 at time t into the session (EMS on/off cycles with
-  their ramps; 1 otherwise). Soft start and session-end ramps multiply on top of it.
+- an *envelope*: the amplitude factor at time t into the session (EMS on/off cycles with
+  their ramps; full otherwise), in integers (envelope_q12). Soft start and session-end fades
+  multiply on top of it.
 """
 
 import math
+
+from stim import pulse
 
 _MAX_PLAN = 400  # pulses per plan cycle: bounds the memory a plan takes on the device
 
@@ -28,51 +31,34 @@ def _sweep_value(sw, x):
 
 
 def plan(program):
-    """The repeating pulse plan of a validated program: [(period_us, phase_us, gap_us), ...]."""
+    """The repeating pulse plan of a validated program: [(period_ns, phase_us, gap_us), ...].
+    Periods are in nanoseconds, so the rate the engine plays is right to well under 1 ppm."""
     rate = program["rate_hz"]
     phase = program["phase_us"]
     gap = program["gap_us"]
-    period_us = int(1_000_000 / rate + 0.5)
+    period_ns = pulse.period_ns(rate)
     b = program.get("burst")
     if b:
         n = int(b["pulses"])
-        burst_us = int(1_000_000 / b["rate_hz"] + 0.5)
-        last = burst_us - (n - 1) * period_us
-        return [(period_us, phase, gap)] * (n - 1) + [(last, phase, gap)]
+        last = pulse.period_ns(b["rate_hz"]) - (n - 1) * period_ns
+        return [(period_ns, phase, gap)] * (n - 1) + [(last, phase, gap)]
     sw = program.get("sweep")
     if sw:
         out = []
-        t_us = 0
-        total_us = int(sw["period_s"] * 1_000_000 + 0.5)
-        while t_us < total_us:
-            x = t_us / total_us
+        t_ns = 0
+        total_ns = int(sw["period_s"] * 1_000_000_000 + 0.5)
+        while t_ns < total_ns:
+            x = t_ns / total_ns
             if sw["param"] == "phase_us":
-                p_us, ph = period_us, int(_sweep_value(sw, x) + 0.5)
+                p_ns, ph = period_ns, int(_sweep_value(sw, x) + 0.5)
             else:
-                p_us, ph = int(1_000_000 / _sweep_value(sw, x) + 0.5), phase
-            out.append((p_us, ph, gap))
-            t_us += p_us
+                p_ns, ph = pulse.period_ns(_sweep_value(sw, x)), phase
+            out.append((p_ns, ph, gap))
+            t_ns += p_ns
             if len(out) > _MAX_PLAN:
                 raise PlanError("sweep needs more than %d pulses per period" % _MAX_PLAN)
         return out
-    return [(period_us, phase, gap)]
-
-
-def envelope(program, t_s):
-    """Amplitude factor 0..1 at t_s seconds into the program (EMS work/rest cycles)."""
-    c = program.get("cycle")
-    if not c:
-        return 1.0
-    on, off = c["on_s"], c["off_s"]
-    up, down = c["ramp_up_s"], c["ramp_down_s"]
-    x = t_s % (on + off)
-    if x >= on:
-        return 0.0
-    if up and x < up:
-        return x / up
-    if down and x > on - down:
-        return (on - x) / down
-    return 1.0
+    return [(period_ns, phase, gap)]
 
 
 def cycle_ms(program):
@@ -88,10 +74,26 @@ def cycle_ms(program):
     return (on + int(c["off_s"] * 1000 + 0.5), on, up, on - down)
 
 
-def ramp(t_s, length_s):
-    """Soft-start factor: linear from 0 to 1 over length_s (SR-2)."""
-    if length_s <= 0 or t_s >= length_s:
-        return 1.0
-    if t_s <= 0:
-        return 0.0
-    return t_s / length_s
+Q12 = 4096  # 1.0 in the envelope's fixed point
+
+
+def envelope_q12(cycle, t_ms):
+    """Amplitude factor in 1/4096 at t_ms milliseconds into the program, for
+    cycle = cycle_ms(program) (None: no work/rest cycle, always full). Integers only: the
+    control loop works the level out with it every tick of an EMS ramp without allocating."""
+    if cycle is None:
+        return Q12
+    period, on, up_end, down_from = cycle
+    x = t_ms % period
+    if x >= on:
+        return 0
+    if x < up_end:
+        return x * Q12 // up_end
+    if x > down_from:
+        return (on - x) * Q12 // (on - down_from)
+    return Q12
+
+
+def envelope(program, t_s):
+    """Amplitude factor 0..1 at t_s seconds into the program (EMS work/rest cycles)."""
+    return envelope_q12(cycle_ms(program), int(t_s * 1000)) / Q12

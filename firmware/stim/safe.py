@@ -6,7 +6,15 @@ output of the board is designed to be safe when low (boards/README.md), so when 
 cannot be trusted we drive every user GPIO low instead.
 """
 
-from machine import Pin
+from machine import Pin, mem32
+from micropython import const
+
+# RP2040 datasheet 4.7.6: WATCHDOG_BASE 0x40058000, CTRL at offset 0 with ENABLE in bit 30;
+# 2.1.2: writing a register's address + 0x3000 clears the bits written (the pico-sdk's
+# watchdog_disable() does exactly this: hw_clear_bits(&watchdog_hw->ctrl, ENABLE)).
+# machine.WDT has no way to stop the watchdog once started.
+_WATCHDOG_CTRL_CLR = const(0x40058000 + 0x3000)
+_WATCHDOG_ENABLE = const(1 << 30)
 
 # GPIO 0..22 are the RP2040 user pins that reach a board's connectors; 23..29 are either the
 # Pico's internal signals or ADC inputs, which never drive the output stage.
@@ -47,6 +55,17 @@ def all_off(board=None):
     for n in pins:
         Pin(n, Pin.OUT, value=0)
     stop_state_machines()
+
+
+def watchdog_off():
+    """Stop the hardware watchdog (SR-8): on a deliberate way out to the REPL (Ctrl-C, a soft
+    reset), so that the prompt, mpremote and `stimctl flash` are not reset under the user by a
+    watchdog that nothing feeds any more. A hung or crashed app never comes here: the watchdog
+    then resets the unit into the safe state."""
+    try:
+        mem32[_WATCHDOG_CTRL_CLR] = _WATCHDOG_ENABLE
+    except Exception:  # noqa: BLE001 - never let this stop the outputs going low
+        pass
 
 
 def fault_led(board_obj=None):

@@ -8,6 +8,11 @@ file, never half of one. A missing, corrupt, truncated or out-of-range file give
 
 History (`/history.jsonl`): one JSON object per finished session, at most HISTORY_MAX lines;
 older lines are dropped when the file is rewritten (also atomically).
+
+No write while output can run (SR-14): the rp2 port masks interrupts while the boot ROM erases
+a flash sector (45 ms typical, 400 ms worst) or programs a page, so a write during a session
+would hold up the pulse-done interrupt (a late SENSE reading) and the POWER button. The app
+saves only once every output is off; `guard()` makes the write path itself refuse otherwise.
 """
 
 import json
@@ -19,6 +24,24 @@ SETTINGS_PATH = "/settings.json"
 HISTORY_PATH = "/history.jsonl"
 HISTORY_MAX = 100
 SELECTIONS = ("both", "1", "2")
+EBUSY = 16  # MicroPython's errno for "device or resource busy"
+
+_output_on = None  # set by the app: true while any output can run (SR-14)
+
+
+class OutputOn(OSError):
+    """A flash write refused because output can run (SR-14)."""
+
+
+def guard(output_on):
+    """From now on every write refuses (OutputOn) while output_on() is true (SR-14)."""
+    global _output_on
+    _output_on = output_on
+
+
+def _writable():
+    if _output_on is not None and _output_on():
+        raise OutputOn(EBUSY, "output on: no flash write now (SR-14)")
 
 
 def defaults(board):
@@ -84,6 +107,7 @@ def load(board, path=SETTINGS_PATH):
 
 
 def _write_atomic(path, text):
+    _writable()
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -96,6 +120,7 @@ def save(settings, path=SETTINGS_PATH):
 
 def append_history(record, path=HISTORY_PATH, limit=HISTORY_MAX):
     """Add one session record; keep the newest `limit`."""
+    _writable()
     line = json.dumps(record)
     lines, clean = _read_lines(path)
     if clean and len(lines) < limit:

@@ -6,7 +6,7 @@ The policy layer between the wearer interface (or a host command) and the pulse 
   for the current program and refused with a LimitError naming the limit, nothing changed;
 - a channel that is off and asked for a step first passes an electrode check (SR-6): the boost
   must come up, then a few weak probe pulses classify the load; only an "ok" load starts;
-- a channel starts (and restarts) from zero current and ramps up over RAMP_S (SR-2); a decrease
+- a channel starts (and restarts) from zero current and ramps up over RAMP_MS (SR-2); a decrease
   takes effect before the next pulse;
 - while it runs, the pulse engine judges every pulse and trips the channel on an open, short
   or broken sense input; here the trip becomes intensity 0 (SR-1), a fault the LEDs show and
@@ -16,7 +16,6 @@ The policy layer between the wearer interface (or a host command) and the pulse 
 - the boost supply is on only while a channel is checking or delivering output.
 """
 
-import asyncio
 import time
 
 from machine import ADC, Pin
@@ -24,9 +23,7 @@ from machine import ADC, Pin
 from stim import electrode, limits, log, modulation, programs
 from stim.engine import Channel
 
-RAMP_S = 2.0
-RAMP_MS = int(RAMP_S * 1000)
-TICK_MS = 10
+RAMP_MS = 2000  # SR-2: every start ramps up from zero over this
 BOOST_SETTLE_MS = 20
 PROBE_TIMEOUT_MS = 1000
 LOAD_LOG_MS = 10_000  # trend: the measured load of each running channel
@@ -34,7 +31,7 @@ LOAD_LOG_MS = 10_000  # trend: the measured load of each running channel
 # How a running channel's level moves (Stimulator._level_phase): MOVING is worked out every
 # tick (soft start, fade, an EMS ramp); STEADY never changes until the step does; PLATEAU and
 # REST are the flat parts of an EMS work/rest cycle, where the level stands while the phase lasts.
-# Only MOVING needs float arithmetic, so the steady loop allocates nothing on the device.
+# The level is worked out in integers (microamps, factors in 1/4096): no tick allocates.
 MOVING = 0
 STEADY = 1
 PLATEAU = 2
@@ -55,6 +52,7 @@ class Stimulator:
         self.channels = [Channel(i, c, board, sysclk) for i, c in enumerate(board["channels"])]
         n = len(self.channels)
         self.steps = [0] * n
+        self._step_ua = int(board["intensity"]["step_ma"] * 1000 + 0.5)
         self.state = [IDLE] * n
         self.fault = [electrode.OK] * n  # the last electrode fault, shown until the next start
         self.lift = [electrode.LiftWatch() for _ in range(n)]
@@ -108,7 +106,8 @@ class Stimulator:
             self.paused_steps[ch] = 0
             self._begin_check(ch)
         elif self.state[ch] == RUN and step < old:
-            self.channels[ch].set_level_ma(self._level_ma(ch))  # decreases take effect at once
+            # SR-2: decreases take effect at once (before the next pulse)
+            self.channels[ch].set_level_ua(self._level_ua(ch, time.ticks_ms()))
 
     def _stop_channel(self, ch, why):
         was = self.state[ch]
@@ -129,6 +128,19 @@ class Stimulator:
                 self._stop_channel(i, "stop")
             self.steps[i] = 0
         self._boost.value(0)
+
+    def halt(self):
+        """From the POWER button's hard interrupt (SR-7): every channel stops pulsing now
+        (Channel.halt; no allocation). The app then pauses the session as for any press."""
+        for i in range(len(self.channels)):
+            self.channels[i].halt()
+
+    def hold_all(self):
+        """Every channel held at its next pulse boundary, and nothing else (no log line, no
+        bookkeeping): the way out on Ctrl-C, so that stim.main's all_off() finds no pulse to cut
+        (SR-4) and re-claims the pins within a pulse (SR-8)."""
+        for i in range(len(self.channels)):
+            self.channels[i].hold()
 
     def pause(self):
         """Output to zero at once (SR-7), remembering each channel's step for resume()."""
@@ -166,6 +178,16 @@ class Stimulator:
         for i in range(len(self.fault)):
             self.fault[i] = electrode.OK
 
+    def output_possible(self):
+        """True while any output can run: a channel checking or delivering, a state machine
+        still armed, or the boost up. Flash is written only when this is false (SR-14)."""
+        if self._boost.value():
+            return True
+        for i in range(len(self.channels)):
+            if self.state[i] != IDLE or self.channels[i].running:
+                return True
+        return False
+
     def running(self):
         """True while any channel is checking or delivering output."""
         for st in self.state:
@@ -189,15 +211,21 @@ class Stimulator:
             self._boost.value(1)
             self._t_boost = time.ticks_ms()
 
-    def _level_ma(self, ch):
-        now = time.ticks_ms()
-        t_ch = time.ticks_diff(now, self._t_start[ch]) / 1000
-        t_prog = time.ticks_diff(now, self._t_program) / 1000
-        factor = modulation.ramp(t_ch, RAMP_S) * modulation.envelope(self.program, t_prog)
+    def _level_ua(self, ch, now):
+        """The current channel ch should push now, in microamps: its step, times the soft
+        start (SR-2), the EMS envelope and a fade. Integers only: every tick of a ramp works
+        this out without allocating (products stay small ints: <= 60 mA * 4096)."""
+        ua = self.steps[ch] * self._step_ua
+        t = time.ticks_diff(now, self._t_start[ch])
+        if t < RAMP_MS:
+            ua = ua * (t if t > 0 else 0) // RAMP_MS
+        c = self._cycle_ms
+        if c is not None:
+            ua = ua * modulation.envelope_q12(c, time.ticks_diff(now, self._t_program)) >> 12
         if self._fade_ms:
-            left = 1 - time.ticks_diff(now, self._t_fade) / self._fade_ms
-            factor *= left if left > 0 else 0.0
-        return limits.step_ma(self.board, self.steps[ch]) * factor
+            left = self._fade_ms - time.ticks_diff(now, self._t_fade)
+            ua = ua * (left if left > 0 else 0) // self._fade_ms
+        return ua
 
     # -- electrode check (SR-6) ---------------------------------------------------------
     def _begin_check(self, ch):
@@ -222,7 +250,7 @@ class Stimulator:
                 self._fail(ch, electrode.SENSE, None)
                 return
             self._idle_c[ch] = idle
-            chan.start(electrode.PROBE_PLAN, electrode.PROBE_MA)
+            chan.start(electrode.PROBE_PLAN, electrode.PROBE_UA)
             self._probing[ch] = True
             self._t_check[ch] = now
             return
@@ -246,7 +274,7 @@ class Stimulator:
         self._t_start[ch] = now
         self._t_load_log[ch] = now
         self._n_seen[ch] = 0
-        chan.start(self._plan, 0.0)  # SR-2: every start ramps up from zero
+        chan.start(self._plan, 0)  # SR-2: every start ramps up from zero
         log.info("start", ch=ch + 1, program=self.program["id"])
 
     def _fail(self, ch, code, ohm, **extra):
@@ -294,7 +322,7 @@ class Stimulator:
             )
             self.steps[ch] = step
             self._level_phase[ch] = MOVING
-            chan.set_level_ma(self._level_ma(ch))
+            chan.set_level_ua(self._level_ua(ch, now))
         elif action == "clear":
             log.info("electrode_lift", ch=ch + 1, action="clear", ohm=watch.smooth_ohm)
         elif action == "stop":
@@ -347,11 +375,5 @@ class Stimulator:
         flat = self._flat(i, now)
         if flat != MOVING and flat == self._level_phase[i]:
             return  # the same flat phase at the same step: the level set when it began stands
-        self.channels[i].set_level_ma(self._level_ma(i))
+        self.channels[i].set_level_ua(self._level_ua(i, now))
         self._level_phase[i] = flat
-
-    async def run(self):
-        """Control task: one tick every TICK_MS."""
-        while True:
-            self.tick(TICK_MS)
-            await asyncio.sleep_ms(TICK_MS)

@@ -11,15 +11,15 @@ soft start finishes (3 s of virtual time); each further program is selected as M
 (the session ends, a new one starts). Then allocmeter (lib/allocmeter.py) measures:
 - `loop`: one steady cycle of the app, with both channels past their electrode check and soft
   start: a pulse on each channel (SENSE reading a 1 kohm load), the buttons, the control cycle
-  (stimulator, session, battery cut-off), the LEDs and the TICK_MS sleep (on the virtual
+  (stimulator, session, battery cut-off), the LEDs and the CONTROL_MS sleep (on the virtual
   clock; the sleep itself is measured separately and allocates nothing). `states` records
   that every channel was running (stimulator state 2) when it was measured. The session is
   host-controlled (stim/host.py) with a host that keeps the link alive, so the cycle includes
   the keep-alive check. EMS strength is measured twice, 0.9 s into the plateau of its work/rest
   cycle and 1 s into the rest (the key "ems_strength rest"): the flat parts, where the level
   stands;
-- `ramp`: a cycle on EMS strength's next ramp up, where the level changes every tick (float
-  work, like the soft start): reported, no target;
+- `ramp`: a cycle on EMS strength's next ramp up, where the level changes every tick (as in the
+  soft start; integer work, put in force by the pulse-done interrupt): 0 bytes too;
 - `host_byte`: one console byte that does not end a command line, through the host link's
   line reader (stim/host.py HostLink.feed): a chattering or idle link costs no heap;
 - `irq`: the pulse engine's PIO refill handler (engine.Channel._on_pulse) through
@@ -110,7 +110,7 @@ gc.collect()
 print(json.dumps({"heap_after_boot_bytes": gc.mem_alloc() - _base}))
 """
 _MEASURE = """
-from stim.stimulator import TICK_MS as _TICK
+from stim.app import CONTROL_MS as _TICK
 _h = _a.host
 def _cycle():
     _h.active = True  # a host-controlled session...
@@ -146,8 +146,8 @@ for _pid in %r:
         _run(%d)
         _steady(_pid, calls=100)
     else:
-        # Each flat part of the work/rest cycle, then its ramp (a transition, like the soft
-        # start: reported, no target). A measure of 50 calls spans 1.05 s of virtual time.
+        # Each flat part of the work/rest cycle, then its ramp (where the level changes every
+        # tick, as in the soft start). A measure of 50 calls spans 1.05 s of virtual time.
         _run_to(_cyc[2] + 900)  # 0.9 s into the plateau, the soft start (2 s) over
         _steady(_pid, calls=50)
         _run_to(_cyc[1] + 1000)  # 1 s into the rest

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 
 from . import port_math
+from .cpu import Cpu
 from .pio_core import PioBlock
 
 NUM_GPIO = 30
@@ -137,7 +138,7 @@ class PwmSlice:
 class Chip:
     """The RP2040 and its clock. `board` hooks (ADC sources, pin observers) come from the model."""
 
-    def __init__(self, sysclk_hz: int = 125_000_000):
+    def __init__(self, sysclk_hz: int = 125_000_000, cpu_scale: float = 1.0):
         self.sysclk_hz = int(sysclk_hz)
         self.now = 0
         self.generation = 0  # bumped on every reset; stale firmware objects check it
@@ -165,9 +166,12 @@ class Chip:
         self.irq_serviced = 0  # counts interrupt handlers run; cpu.idle() returns when it moves
         self.wdt_deadline: int | None = None
         self.wdt_timeout_cycles = 0
+        self.wdt_enabled = False
+        self._wdt_held = 0  # cycles left when CTRL.ENABLE was cleared (the counter stops)
         self._wdt_event = None
         self.irq_disabled = 0
-        self._pending_irqs: list = []
+        # The processor: firmware Python costs time on this clock, interrupts preempt it.
+        self.cpu = Cpu(self, cpu_scale)
 
     # ---- time ---------------------------------------------------------------------------
     def cycles(self, seconds: float) -> int:
@@ -190,6 +194,7 @@ class Chip:
         """Run fn(*args) at cycle t (>= now). Returns a handle for `cancel`."""
         entry = [max(int(t), self.now), next(self._seq), fn, args, True]
         heapq.heappush(self._heap, entry)
+        self.cpu.attention()  # the CPU's next statement looks at the clock again
         return entry
 
     @staticmethod
@@ -222,7 +227,9 @@ class Chip:
                 entry = heapq.heappop(heap)
                 if not entry[4]:
                     continue
-                self.now = th
+                # An interrupt handler run by an earlier event may have moved the clock on.
+                if th > self.now:
+                    self.now = th
                 entry[2](*entry[3])
                 if stop_on_irq and self.irq_serviced != irq_mark:
                     return
@@ -240,31 +247,25 @@ class Chip:
             self.now = t_end
 
     def next_event_time(self) -> int | None:
-        times = [e[0] for e in self._heap if e[4]]
+        heap = self._heap
+        while heap and not heap[0][4]:
+            heapq.heappop(heap)  # cancelled
+        t = heap[0][0] if heap else None
         for b in self.pio:
             tb = b.next_event_time()
-            if tb is not None:
-                times.append(tb)
-        return min(times) if times else None
+            if tb is not None and (t is None or tb < t):
+                t = tb
+        return t
 
     # ---- interrupts ---------------------------------------------------------------------
     def dispatch_irq(self, handler: Callable, arg, hard: bool) -> None:
-        """Run an interrupt handler now (hard) or as a scheduled callback (soft).
-
-        MicroPython runs soft callbacks from the scheduler at the next bytecode boundary of the
-        main program; a sleeping main program reaches that at once, so both run at this instant.
-        """
-        if self.irq_disabled:
-            self._pending_irqs.append((handler, arg, hard))
-            return
-        self.irq_serviced += 1
-        handler(arg)
+        """An interrupt fired: the CPU runs its handler now (hard) or queues it for the VM's
+        scheduler (soft), unless interrupts are masked or a handler is running (cpu.py)."""
+        self.cpu.interrupt(handler, arg, hard)
 
     def enable_irq(self) -> None:
         self.irq_disabled = 0
-        pending, self._pending_irqs = self._pending_irqs, []
-        for handler, arg, hard in pending:
-            self.dispatch_irq(handler, arg, hard)
+        self.cpu.unmask()
 
     # ---- GPIO ---------------------------------------------------------------------------
     def _recompute(self, n: int) -> None:
@@ -305,7 +306,8 @@ class Chip:
             if (level == 0 and trigger & port_math.PIN_IRQ_FALLING) or (
                 level == 1 and trigger & port_math.PIN_IRQ_RISING
             ):
-                self.dispatch_irq(handler, n, hard)
+                # As an event at this instant, so the handler never runs inside a PIO step.
+                self.schedule(t, self.dispatch_irq, handler, n, hard)
         for b in self.pio:
             b.wake(t)
 
@@ -381,16 +383,47 @@ class Chip:
         return max(0, min(4095, raw))
 
     # ---- watchdog -----------------------------------------------------------------------
+    # RP2040 datasheet 4.7 (WATCHDOG at 0x40058000): CTRL.ENABLE (bit 30) starts and stops the
+    # counter, CTRL.TRIGGER (bit 31) resets at once; writing LOAD reloads it (a feed). The
+    # pico-sdk's watchdog_enable() writes LOAD then sets ENABLE; watchdog_disable() clears
+    # ENABLE (hw_clear_bits); nothing else stops it, and a soft reset does not touch it.
     def wdt_start(self, timeout_ms: int) -> None:
         self.wdt_timeout_cycles = self.us_to_cycles(timeout_ms * 1000)
+        self.wdt_enabled = True
         self.wdt_feed()
 
     def wdt_feed(self) -> None:
-        if not self.wdt_timeout_cycles:
+        if not self.wdt_timeout_cycles or not self.wdt_enabled:
             return
+        self._wdt_arm(self.wdt_timeout_cycles)
+
+    def _wdt_arm(self, cycles: int) -> None:
         self.cancel(self._wdt_event)
-        self.wdt_deadline = self.now + self.wdt_timeout_cycles
+        self.wdt_deadline = self.now + cycles
         self._wdt_event = self.schedule(self.wdt_deadline, self.hard_reset, port_math.WDT_RESET)
+
+    def wdt_set_enabled(self, on: bool) -> None:
+        if on == self.wdt_enabled:
+            return
+        if not on:
+            self._wdt_held = max(0, (self.wdt_deadline or self.now) - self.now)
+            self.cancel(self._wdt_event)
+            self._wdt_event = None
+            self.wdt_deadline = None
+            self.wdt_enabled = False
+        else:
+            self.wdt_enabled = True
+            if self.wdt_timeout_cycles:
+                self._wdt_arm(self._wdt_held or self.wdt_timeout_cycles)
+
+    def wdt_ctrl(self) -> int:
+        """The CTRL register: ENABLE and the counter (TIME, 2 per microsecond on RP2040)."""
+        if self.wdt_enabled and self.wdt_deadline is not None:
+            left = self.wdt_deadline - self.now
+        else:
+            left = self._wdt_held
+        ticks = min(0xFFFFFF, 2 * left * 1_000_000 // self.sysclk_hz)
+        return (1 << 30 if self.wdt_enabled else 0) | ticks
 
     # ---- reset --------------------------------------------------------------------------
     def hard_reset(self, cause: int) -> None:
@@ -407,9 +440,11 @@ class Chip:
         self.pio_irq_handlers.clear()
         self.wdt_deadline = None
         self.wdt_timeout_cycles = 0
+        self.wdt_enabled = False
+        self._wdt_held = 0
         self._wdt_event = None
         self.irq_disabled = 0
-        self._pending_irqs = []
+        self.cpu.reset()
         for sl in self.pwm:
             sl.enabled = False
             sl.top, sl.div16, sl.cc, sl.stuck = 0xFFFF, 16, [0, 0], [0, 0]

@@ -28,6 +28,7 @@ from .chip import (
     Chip,
     ChipReset,
 )
+from .cpu import Cpu
 
 
 def _module(name: str, **attrs) -> types.ModuleType:
@@ -48,10 +49,17 @@ class _Bound:
         self._chip = chip
         self._gen = getattr(self, "_gen_for_class", chip.generation)
 
-    def _live(self) -> Chip:
+    def _live(self, cost: str | None = None) -> Chip:
+        """The chip, if this object's program still runs on it. The CPU first pays what the
+        Python before this call cost, so the access happens at the right instant; `cost` names
+        what the native function itself takes (cpu.NATIVE_US)."""
         chip = self._chip
         if chip.generation != self._gen:
             raise ChipReset("stale object from before a reset")
+        cpu = chip.cpu
+        cpu.sync()
+        if cost is not None:
+            cpu.native(cost)
         return chip
 
 
@@ -94,7 +102,7 @@ class Pin(_Bound):
             self.init(mode, pull, value=value, alt=alt)
 
     def init(self, mode=-1, pull=-1, *, value=None, alt=-1):
-        chip = self._live()
+        chip = self._live("pin_init")
         n = self._id
         # The port writes the output value before switching the pad to an output, so
         # Pin(n, Pin.OUT, value=0) never glitches high (machine_pin.c, init helper).
@@ -118,7 +126,7 @@ class Pin(_Bound):
         return None
 
     def value(self, v=None):
-        chip = self._live()
+        chip = self._live("pin_read" if v is None else "pin_write")
         if v is None:
             return chip.level(self._id)
         chip.sio_write(self._id, 1 if v else 0)
@@ -139,11 +147,11 @@ class Pin(_Bound):
         self.value(0)
 
     def toggle(self):
-        chip = self._live()
+        chip = self._live("pin_write")
         chip.sio_write(self._id, 0 if chip.gpio[self._id].sio_out else 1)
 
     def irq(self, handler=None, trigger=None, hard=False):
-        chip = self._live()
+        chip = self._live("sm_irq")
         if trigger is None:
             trigger = self.IRQ_FALLING | self.IRQ_RISING
         if handler is None:
@@ -182,7 +190,7 @@ class PWM(_Bound):
         self._chip.set_func(self._pin, F_PWM)
 
     def init(self, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
-        self._live()
+        self._live("pwm_init")
         if freq is not None:
             self._set_freq(freq)
         if duty_u16 is not None:
@@ -223,7 +231,7 @@ class PWM(_Bound):
         chip._pwm_changed(sl.index)
 
     def freq(self, value=None):
-        chip = self._live()
+        chip = self._live("pwm_duty")
         sl = self._slice
         if value is None:
             return port_math.pwm_get_freq(chip.sysclk_hz, sl.top, sl.div16) if sl.freq_set else 0
@@ -232,7 +240,7 @@ class PWM(_Bound):
         return None
 
     def duty_u16(self, value=None):
-        chip = self._live()
+        chip = self._live("pwm_duty")
         sl = self._slice
         if value is None:
             if not sl.freq_set or sl.duty_mem[self._ch] is None:
@@ -245,7 +253,7 @@ class PWM(_Bound):
         return None
 
     def duty_ns(self, value=None):
-        chip = self._live()
+        chip = self._live("pwm_duty")
         sl = self._slice
         if value is None:
             if not sl.freq_set or sl.duty_mem[self._ch] is None:
@@ -260,7 +268,7 @@ class PWM(_Bound):
         return None
 
     def deinit(self):
-        self._live()
+        self._live("pwm_duty")
         self._slice.set_enabled(False)
 
     def __repr__(self):
@@ -273,6 +281,7 @@ class ADC(_Bound):
 
     def __init__(self, id):
         self._bind(self._chip_for_class)
+        self._live("adc_init")
         # machine_adc.c: ints 0..4 are channels and leave the GPIO alone; GPIO 26..29 (as an int
         # or a Pin) are configured for analog input (adc_gpio_init: function NULL, pulls off).
         if isinstance(id, int) and not isinstance(id, bool) and 0 <= id <= 4:
@@ -288,7 +297,7 @@ class ADC(_Bound):
         self._chip.set_pull(n, PULL_NONE)
 
     def read_u16(self):
-        chip = self._live()
+        chip = self._live("adc_read")
         return port_math.adc_raw12_to_u16(chip.adc_read_raw12(self._channel))
 
 
@@ -332,7 +341,7 @@ class Timer(_Bound):
             self.init(**given)
 
     def init(self, *, mode=PERIODIC, period=-1, freq=-1, tick_hz=1000, callback=None, hard=False):
-        chip = self._live()
+        chip = self._live("timer_init")
         self.deinit()
         delta_us = port_math.timer_delta_us(mode, period=period, freq=freq, tick_hz=tick_hz)
         self._mode, self._cb, self._hard = mode, callback, hard
@@ -364,19 +373,23 @@ class WDT(_Bound):
 
     def __init__(self, id=0, timeout=5000):
         self._bind(self._chip_for_class)
+        self._live("wdt")
         timeout = port_math.wdt_check(id, timeout)
         if timeout == 0:
             self._chip.hard_reset(port_math.WDT_RESET)  # 0 is accepted and resets at once
         self._chip.wdt_start(timeout)
 
     def feed(self):
-        self._live().wdt_feed()
+        self._live("wdt").wdt_feed()
 
 
 class _Mem32:
-    """`machine.mem32` for the PIO registers the firmware uses; anything else is refused."""
+    """`machine.mem32` for the registers the firmware uses: the PIO blocks' IRQ, IRQ_FORCE,
+    SMn_ADDR and FLEVEL, and the watchdog's CTRL and LOAD (RP2040 datasheet 2.1.2: each block
+    also answers at +0x1000 XOR, +0x2000 SET and +0x3000 CLR). Anything else is refused."""
 
     _PIO_BASES = {0x50200000: 0, 0x50300000: 1}
+    _WATCHDOG = 0x40058000
 
     def __init__(self, chip: Chip, gen: int):
         self._chip, self._gen = chip, gen
@@ -385,12 +398,13 @@ class _Mem32:
         chip = self._chip
         if chip.generation != self._gen:
             raise ChipReset("stale")
-        base = addr & ~0xFFF
+        chip.cpu.sync()
+        chip.cpu.native("mem32")
         off = addr & 0xFFF
         alias = addr & 0x3000
-        if alias:
-            base = (addr & ~0x3FFF) | 0
-            off = addr & 0xFFF
+        base = addr & ~0x3FFF
+        if base == self._WATCHDOG:
+            return None, off, alias
         if base not in self._PIO_BASES:
             raise NotImplementedError("mem32 address 0x%08x is not modelled" % addr)
         return chip.pio[self._PIO_BASES[base]], off, alias
@@ -398,7 +412,13 @@ class _Mem32:
     def __getitem__(self, addr: int) -> int:
         pio, off, _alias = self._decode(addr)
         chip = self._chip
-        chip.advance_to(chip.now)  # settle the PIO up to this instant
+        if pio is None:
+            if off == 0x000:  # CTRL
+                return chip.wdt_ctrl()
+            if off == 0x008:  # REASON: bit 0 timer, bit 1 force
+                return 1 if chip.reset_cause == port_math.WDT_RESET else 0
+            raise NotImplementedError("watchdog register offset 0x%03x is not modelled" % off)
+        chip.cpu.settle()  # the PIO up to this instant
         if off == 0x030:  # IRQ
             return pio.irq_flags
         if 0x0D4 <= off < 0x0D4 + 4 * 0x18 and (off - 0x0D4) % 0x18 == 0:  # SMn_ADDR
@@ -414,12 +434,27 @@ class _Mem32:
         pio, off, alias = self._decode(addr)
         chip = self._chip
         value &= 0xFFFFFFFF
-        if off == 0x030 and alias in (0, 0x2000):  # IRQ: write 1 to clear
+        if pio is None:
+            self._watchdog(off, alias, value)
+        elif off == 0x030 and alias in (0, 0x2000):  # IRQ: write 1 to clear
             pio.clear_irq(value & 0xFF, chip.now)
         elif off == 0x034 and alias in (0, 0x2000):  # IRQ_FORCE: write 1 to set
             pio.force_irq(value & 0xFF, chip.now)
         else:
             raise NotImplementedError("PIO register write at offset 0x%03x not modelled" % off)
+
+    def _watchdog(self, off: int, alias: int, value: int) -> None:
+        chip = self._chip
+        if off == 0x004:  # LOAD: reload the counter (what WDT.feed() does)
+            chip.wdt_feed()
+            return
+        if off != 0x000:
+            raise NotImplementedError("watchdog register write at 0x%03x not modelled" % off)
+        old = chip.wdt_ctrl()
+        new = {0: value, 0x1000: old ^ value, 0x2000: old | value, 0x3000: old & ~value}[alias]
+        if new & (1 << 31):  # TRIGGER
+            chip.hard_reset(port_math.WDT_RESET)
+        chip.wdt_set_enabled(bool(new & (1 << 30)))
 
 
 # ---- rp2 --------------------------------------------------------------------------------
@@ -480,8 +515,8 @@ class StateMachine(_Bound):
         if prog is not None:
             self.init(prog, freq, **kw)
 
-    def _sm(self):
-        return self._live().pio[self._block_index].sms[self._index]
+    def _sm(self, cost: str = "sm_small"):
+        return self._live(cost).pio[self._block_index].sms[self._index]
 
     def init(
         self,
@@ -498,7 +533,7 @@ class StateMachine(_Bound):
         push_thresh=None,
         pull_thresh=None,
     ):
-        chip = self._live()
+        chip = self._live("sm_init")
         block = chip.pio[self._block_index]
         sm = block.sms[self._index]
         sm.set_enabled(False, chip.now)
@@ -579,46 +614,48 @@ class StateMachine(_Bound):
         return None
 
     def active(self, value=None):
-        chip = self._live()
+        chip = self._live("sm_small")
         sm = chip.pio[self._block_index].sms[self._index]
         if value is None:
             return bool(sm.enabled)
-        chip.advance_to(chip.now)
+        chip.cpu.settle()
         sm.set_enabled(bool(value), chip.now)
         return None
 
     def restart(self):
-        chip = self._live()
-        self._sm().restart(chip.now)
+        chip = self._live("sm_exec")
+        chip.pio[self._block_index].sms[self._index].restart(chip.now)
 
     def exec(self, instr):
-        chip = self._live()
-        sm = self._sm()
+        chip = self._live("sm_exec")
+        sm = chip.pio[self._block_index].sms[self._index]
         if isinstance(instr, str):
             instr = pioasm.asm_pio_encode(instr, sm.sideset_count_for_exec())
         sm.exec_instr(instr, chip.now)
 
     def put(self, value, shift=0):
-        chip = self._live()
-        sm = self._sm()
+        chip = self._live("sm_put")
+        sm = chip.pio[self._block_index].sms[self._index]
         if isinstance(value, memoryview):
             value = value.tolist()
         values = value if isinstance(value, array | bytes | bytearray | list | tuple) else [value]
         for v in values:
             word = (int(v) << shift) & 0xFFFFFFFF
-            # A full TX FIFO blocks the CPU until the SM makes room (as the port spins).
+            # A full TX FIFO blocks the CPU until the SM makes room (the port spins, running
+            # scheduled callbacks meanwhile).
             spins = 0
             while not sm.put(word, chip.now):
                 nxt = chip.next_event_time()
                 if nxt is None or spins > 1_000_000:
                     raise RuntimeError("StateMachine.put blocks forever: the SM never pulls")
-                chip.advance_to(nxt)
+                chip.cpu.busy_wait(max(1, nxt - chip.now))
+                chip.cpu.handle_pending()
                 spins += 1
         return None
 
     def get(self, buf=None, shift=0):
-        chip = self._live()
-        sm = self._sm()
+        chip = self._live("sm_put")
+        sm = chip.pio[self._block_index].sms[self._index]
         while True:
             v = sm.get(chip.now)
             if v is not None:
@@ -626,7 +663,8 @@ class StateMachine(_Bound):
             nxt = chip.next_event_time()
             if nxt is None:
                 raise RuntimeError("StateMachine.get blocks forever: the SM never pushes")
-            chip.advance_to(nxt)
+            chip.cpu.busy_wait(max(1, nxt - chip.now))
+            chip.cpu.handle_pending()
 
     def tx_fifo(self):
         return self._sm().tx_level()
@@ -635,7 +673,7 @@ class StateMachine(_Bound):
         return self._sm().rx_level()
 
     def irq(self, handler=None, trigger=1, hard=False):
-        chip = self._live()
+        chip = self._live("sm_irq")
         key = (self._block_index, self._index)
         if handler is None:
             chip.pio_irq_handlers.pop(key, None)
@@ -665,56 +703,60 @@ def _ticks_add(a, delta):
     return (a + delta) & TICKS_MAX
 
 
-class Cpu:
-    """The virtual CPU's view of time: what `time`, `select` and the asyncio loop wait on."""
-
-    def __init__(self, chip: Chip):
-        self.chip = chip
-
-    def ticks_us(self) -> int:
-        return self.chip.ticks_us()
-
-    def ticks_ms(self) -> int:
-        return self.chip.ticks_ms()
-
-    def sleep_cycles(self, cycles: int) -> None:
-        chip = self.chip
-        chip.advance_to(chip.now + max(0, int(cycles)))
-
-    def idle(self, timeout_us: int | None) -> None:
-        chip = self.chip
-        if timeout_us is None:
-            nxt = chip.next_event_time()
-            if nxt is None:
-                return
-            chip.advance_to(nxt, stop_on_irq=True)
-        else:
-            chip.advance_to(chip.now + chip.us_to_cycles(max(0, timeout_us)), stop_on_irq=True)
-
-
 def _make_time(cpu: Cpu) -> types.ModuleType:
     chip = cpu.chip
 
     def sleep_ms(ms):
+        # mp_hal_delay_ms: the CPU waits for events (WFE) and runs what is pending.
         cpu.sleep_cycles(chip.us_to_cycles(int(ms) * 1000))
 
     def sleep_us(us):
-        cpu.sleep_cycles(chip.us_to_cycles(int(us)))
+        # mp_hal_delay_us (ports/rp2/mphalport.c): beyond 1 ms the whole milliseconds are
+        # slept as sleep_ms sleeps, then a tight busy loop up to the end; no callback runs in
+        # the busy part.
+        us = int(us)
+        if us <= 0:
+            return
+        cpu.sync()
+        end = chip.now + chip.us_to_cycles(us)
+        if us > 1000:
+            cpu.sleep_cycles(chip.us_to_cycles(us // 1000 * 1000))
+        cpu.busy_wait(max(0, end - chip.now))
 
     def sleep(s):
         cpu.sleep_cycles(chip.cycles(float(s)))
 
+    def ticks_ms():
+        t = cpu.ticks_ms()
+        cpu.native("ticks")
+        return t & TICKS_MAX
+
+    def ticks_us():
+        t = cpu.ticks_us()
+        cpu.native("ticks")
+        return t & TICKS_MAX
+
+    def ticks_cpu():
+        cpu.sync()
+        cpu.native("ticks")
+        return chip.now & TICKS_MAX
+
+    def time_s():
+        cpu.sync()
+        cpu.native("ticks")
+        return 1_700_000_000 + chip.now // chip.sysclk_hz
+
     return _module(
         "time",
-        ticks_ms=lambda: chip.ticks_ms() & TICKS_MAX,
-        ticks_us=lambda: chip.ticks_us() & TICKS_MAX,
-        ticks_cpu=lambda: chip.now & TICKS_MAX,
+        ticks_ms=ticks_ms,
+        ticks_us=ticks_us,
+        ticks_cpu=ticks_cpu,
         ticks_diff=_ticks_diff,
         ticks_add=_ticks_add,
         sleep=sleep,
         sleep_ms=sleep_ms,
         sleep_us=sleep_us,
-        time=lambda: 1_700_000_000 + chip.now // chip.sysclk_hz,
+        time=time_s,
         time_ns=lambda: (1_700_000_000 * 10**9) + chip.now * 10**9 // chip.sysclk_hz,
         gmtime=_gmtime,
         localtime=_gmtime,
@@ -741,7 +783,8 @@ def _make_micropython(chip: Chip) -> types.ModuleType:
     state = {"heap_locked": 0}
 
     def schedule(fn, arg):
-        chip.schedule(chip.now, chip.dispatch_irq, fn, arg, False)
+        # mp_sched_schedule: queued at once (also from a hard handler); False when full.
+        return chip.cpu.schedule(fn, arg)
 
     def heap_lock():
         state["heap_locked"] += 1
@@ -862,9 +905,16 @@ def _make_sys(console, cpu: Cpu | None = None, rx: bytearray | None = None) -> t
 
 
 def _make_gc(chip: Chip) -> types.ModuleType:
+    def collect():
+        # A full collection: 14.8-15.2 ms on the port with a session's heap in use
+        # (CALIBRATION.md); interrupts keep running, callbacks wait.
+        chip.cpu.sync()
+        chip.cpu.work(chip.cpu.native_cycles_of("gc_collect"))
+        return None
+
     return _module(
         "gc",
-        collect=lambda: None,
+        collect=collect,
         enable=lambda: None,
         disable=lambda: None,
         isenabled=lambda: True,
@@ -878,7 +928,8 @@ def build_modules(
     chip: Chip, fs, console, rx: bytearray | None = None
 ) -> dict[str, types.ModuleType]:
     """The MicroPython-side modules for one boot of the chip (rebuilt after every reset)."""
-    cpu = Cpu(chip)
+    cpu = chip.cpu
+    cpu.console = console
 
     def bound(cls):
         return type(
@@ -928,7 +979,7 @@ def build_modules(
         unique_id=lambda: b"\xe6\x61\x38\x52\x83\x5b\x2c\x2a",
         disable_irq=disable_irq,
         enable_irq=enable_irq,
-        idle=lambda: cpu.idle(1000),
+        idle=lambda: cpu.idle(None),
         lightsleep=lambda ms=None: cpu.sleep_cycles(chip.us_to_cycles((ms or 0) * 1000)),
         PWRON_RESET=port_math.PWRON_RESET,
         WDT_RESET=port_math.WDT_RESET,

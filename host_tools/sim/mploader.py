@@ -14,6 +14,11 @@ Anything else raises ImportError("no module named 'X' on MicroPython"). Python's
 `sys.modules` is never written to, and two runtimes never share a loaded module: each simulated
 chip, and each reset of it, gets a new runtime and so fresh module objects. Only the compiled
 code objects are shared (they are immutable).
+
+Given the simulated chip's `cpu`, the runtime charges what the code costs on the chip: the
+source it loads (boot.py, main.py, the firmware, the vendored asyncio) is compiled with a charge
+before every statement (cpucost.py), and loading a module charges the time the port takes to
+load its code.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ import types
 from collections.abc import Mapping
 from pathlib import Path
 
+from . import cpucost
+
 MPLIB_DIR = Path(__file__).resolve().parent / "mplib"
+# Shims in mplib/ for what is C on the port (modselect.c, the io module): host code, never
+# charged statement by statement; they charge their calls as native functions.
+NATIVE_SHIMS = frozenset({MPLIB_DIR / "select.py", MPLIB_DIR / "io.py"})
 
 STDLIB_ALLOWED = frozenset(
     {
@@ -45,17 +55,22 @@ STDLIB_ALLOWED = frozenset(
     }
 )
 
-_code_cache: dict[tuple[str, int, int], types.CodeType] = {}
+_code_cache: dict[tuple[str, int, int, bool], types.CodeType] = {}
 
 
-def compile_source(path: Path) -> types.CodeType:
-    """Compile a source file (cached on path, mtime and size); tracebacks show its real lines."""
+def compile_source(path: Path, charged: bool = False) -> types.CodeType:
+    """Compile a source file (cached on path, mtime and size); tracebacks show its real lines.
+    `charged`: with the CPU cost of each statement (cpucost.instrument)."""
     path = Path(path)
     st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
+    key = (str(path), st.st_mtime_ns, st.st_size, charged)
     code = _code_cache.get(key)
     if code is None:
-        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        src = path.read_bytes()
+        if charged:
+            code = cpucost.instrument(src, str(path))
+        else:
+            code = compile(src, str(path), "exec", dont_inherit=True)
         _code_cache[key] = code
     return code
 
@@ -91,11 +106,18 @@ class MpRuntime:
         search_paths: list[Path],
         builtin_modules: Mapping[str, types.ModuleType],
         builtins_overrides: Mapping[str, object] | None = None,
+        cpu=None,
     ):
         self.search_paths = [Path(p) for p in search_paths]
         self.builtin_modules = dict(builtin_modules)
         self.modules: dict[str, types.ModuleType] = {}
+        self.cpu = cpu
         b = dict(builtins.__dict__)
+        if cpu is not None:
+            b[cpucost.CHARGE_NAME] = cpu.charge
+            b[cpucost.VALUE_NAME] = cpu.charge_value
+            b[cpucost.JOIN_NAME] = cpu.join
+            self.builtin_modules.setdefault("json", cpu.json_module())
         if builtins_overrides:
             b.update(builtins_overrides)
         b["__import__"] = self._import
@@ -121,8 +143,15 @@ class MpRuntime:
         mod = self._new_module(module_name, path, package=None)
         mod.__dict__["__package__"] = ""
         self.modules[module_name] = mod
-        exec(compile_source(path), mod.__dict__)
+        exec(self._code(path), mod.__dict__)
         return mod
+
+    def _code(self, path: Path) -> types.CodeType:
+        if self.cpu is None or Path(path).resolve() in NATIVE_SHIMS:
+            return compile_source(path)
+        # Compiling (or loading the .mpy) takes time on the chip before the code runs.
+        self.cpu.spend("import_byte", path.stat().st_size)
+        return compile_source(path, charged=True)
 
     # ---- the import machinery -----------------------------------------------------------
     def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
@@ -246,7 +275,7 @@ class MpRuntime:
             setattr(parent, leaf, mod)
         try:
             if file is not None:
-                exec(compile_source(file), mod.__dict__)
+                exec(self._code(file), mod.__dict__)
         except BaseException:
             if self.modules.get(absname) is mod:
                 del self.modules[absname]

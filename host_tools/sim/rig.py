@@ -35,7 +35,7 @@ class FirmwareRig:
         self.console = io.StringIO()
         self.modules = build_modules(self.chip, FlashFs(), self.console)
         self.machine = self.modules["machine"]
-        self.runtime = MpRuntime([Path(firmware_dir), MPLIB_DIR], self.modules)
+        self.runtime = MpRuntime([Path(firmware_dir), MPLIB_DIR], self.modules, cpu=self.chip.cpu)
 
     def import_module(self, name: str):
         return self.runtime.import_module(name)

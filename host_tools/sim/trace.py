@@ -43,8 +43,9 @@ power-on) and `kind`, in time order:
       not preceded, within CHECK_VALID_S, by a probe run: >= PROBE_MIN_PULSES pulses, all at
       or below PROBE_MAX_MA, into a load the model had in the good range; and output into a
       bad load: more than one therapy-level pulse started after the load left the good range;
-- `summary` per channel at the end: `pulses`, `driven_pulses`, `net_charge_nc`,
-  `max_peak_ma`, `max_phase_charge_uc`, `violations` (count per rule).
+- `summary` per channel at the end: `pulses`, `driven_pulses`, `net_charge_nc` (of the
+  pulses that finished: one still under way at the end is left out), `max_peak_ma`,
+  `max_phase_charge_uc`, `violations` (count per rule).
 """
 
 from __future__ import annotations
@@ -531,13 +532,17 @@ class Tracer:
             self._check_second(c)
             self._check_account(c)
             cm = c.cm
+            # A pulse still under way when the run ends has not had its second phase yet: its
+            # charge so far is not a balance error.
+            cur = cm._cur
+            q_open = cur.get("q_a", 0.0) - cur.get("q_b", 0.0) if "b_end" not in cur else 0.0
             rec = {
                 "t": round(now, 6),
                 "kind": "summary",
                 "ch": c.ch,
                 "pulses": cm.pulses,
                 "driven_pulses": c.driven,
-                "net_charge_nc": cm.net_charge_c * 1e9,
+                "net_charge_nc": (cm.net_charge_c - q_open) * 1e9,
                 "max_peak_ma": round(cm.max_peak_ma, 4),
                 "max_phase_charge_uc": round(cm.max_phase_charge_c * 1e6, 6),
                 "violations": dict(sorted(c.violations.items())),

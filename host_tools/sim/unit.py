@@ -48,6 +48,10 @@ class _SoftReset(BaseException):
     pass
 
 
+class _RawSoftReset(BaseException):
+    pass
+
+
 class Console(io.TextIOBase):
     """The USB serial console as the host sees it: text lines, log lines parsed."""
 
@@ -110,6 +114,7 @@ class SimulatedUnit:
         if files is None:
             files = {"/board.json": json.dumps(self.board)}
         self.fs = FlashFs(files)
+        self.fs.busy = self._flash_busy
         self.firmware_dir = Path(firmware_dir)
         self.console = Console(self)
         # The USB CDC receive buffer: what the host sent that the firmware has not read yet
@@ -135,16 +140,22 @@ class SimulatedUnit:
         self._go.wait()
         self._go.clear()
         try:
+            run_main = True
             while not self._closing:
                 try:
-                    self._boot_once()
+                    self._boot_once(run_main)
                     self.state = "repl"
                     self._idle()
                 except ChipReset:
-                    continue
+                    run_main = True
                 except _SoftReset:
                     self._soft_reset_hardware()
-                    continue
+                    run_main = True
+                except _RawSoftReset:
+                    # The raw REPL's soft reset (mpremote, stimctl flash): boot.py runs, main.py
+                    # does not (ports/rp2/main.c runs main.py in the friendly REPL only).
+                    self._soft_reset_hardware()
+                    run_main = False
         except _Shutdown:
             pass
         except BaseException as e:  # noqa: BLE001 - hand any simulator failure to the caller
@@ -153,7 +164,7 @@ class SimulatedUnit:
             self.state = "dead"
             self._paused.set()
 
-    def _boot_once(self) -> None:
+    def _boot_once(self, run_main: bool = True) -> None:
         self.boots += 1
         self.usb_rx.clear()  # the USB device restarts with the chip
         modules = build_modules(self.chip, self.fs, self.console, self.usb_rx)
@@ -161,13 +172,15 @@ class SimulatedUnit:
             [self.firmware_dir, MPLIB_DIR],
             modules,
             builtins_overrides={"print": self._print, "open": self.fs.open},
+            cpu=self.chip.cpu,
         )
         self.state = "boot"
         try:
             self._run_file("boot.py", "boot")
-            self.state = "main"
-            self._run_file("main.py", "__main__")
-        except (ChipReset, _SoftReset, _Shutdown):
+            if run_main:
+                self.state = "main"
+                self._run_file("main.py", "__main__")
+        except (ChipReset, _SoftReset, _RawSoftReset, _Shutdown):
             raise
         except SystemExit:
             raise _SoftReset() from None
@@ -182,16 +195,42 @@ class SimulatedUnit:
             assert self.runtime is not None
             self.runtime.exec_file(path, module_name)
 
+    def _flash_busy(self, cpu_us: float, erases: int, pages: int, path: str) -> None:
+        """A file operation's time on the chip: littlefs in C (busy, interrupts on), then each
+        erase and each program of up to four pages (littlefs's 1 KB cache) in the boot ROM,
+        interrupts masked (flashmodel.py)."""
+        chip = self.chip
+        cpu = chip.cpu
+        timing = self.fs.timing
+        cpu.sync()
+        if cpu_us:
+            cpu.work(chip.us_to_cycles(cpu_us) if cpu.scale else 0)
+        for _ in range(erases):
+            c = chip.us_to_cycles(timing.erase_us)
+            self.fs.rom_log.append((chip.now, "erase", path, c))
+            cpu.rom(c)
+        while pages > 0:
+            n = min(4, pages)
+            pages -= n
+            c = chip.us_to_cycles(timing.page_us * n)
+            self.fs.rom_log.append((chip.now, "program", path, c))
+            cpu.rom(c)
+
     def _print(self, *args, sep=" ", end="\n", file=None) -> None:
+        cpu = self.chip.cpu
+        cpu.sync()
         out = file if file is not None else self.console
-        out.write(sep.join(str(a) for a in args) + end)
+        text = sep.join(str(a) for a in args) + end
+        out.write(text)
+        cpu.spend("print_base")
+        cpu.spend("print_byte", len(text))
 
     def _idle(self) -> None:
         """The REPL waiting for input: hardware keeps running, nothing else happens."""
         chip = self.chip
         while True:
             try:
-                chip.advance_to(chip.now + chip.cycles(3600))
+                chip.cpu.sleep_cycles(chip.cycles(3600))
             except KeyboardInterrupt:
                 self.console.write("\r\n>>> \r\n")
 
@@ -200,10 +239,13 @@ class SimulatedUnit:
 
         The heap is cleared and the state machines stopped, but pins keep their levels (PIO and
         PWM pins stay where they were), the watchdog keeps running and reset_cause() keeps its
-        value. boot.py must therefore make the outputs safe again.
+        value. boot.py must therefore make the outputs safe again. Every machine.Timer is gone
+        (soft_timer_deinit): their callbacks belong to the old heap (fakes.Timer checks the
+        generation), and the VM's scheduler starts empty.
         """
         chip = self.chip
         chip.generation += 1
+        chip.cpu.reset()
         chip.pin_irqs.clear()
         chip.pio_irq_handlers.clear()
         for block in chip.pio:
@@ -260,7 +302,7 @@ class SimulatedUnit:
     def interrupt(self, at: float | None = None) -> None:
         """Ctrl-C from the host: KeyboardInterrupt raised in whatever the firmware is doing."""
         t = self.chip.t_s if at is None else at
-        self.at(t, _raise, KeyboardInterrupt)
+        self.at(t, self.chip.cpu.raise_async, KeyboardInterrupt)
 
     def send(self, data: bytes | str, at: float | None = None) -> None:
         """Bytes from the host on the USB serial console, arriving from simulated time `at`
@@ -278,12 +320,15 @@ class SimulatedUnit:
         for c in packet:
             if c == 3:
                 self.usb_rx.clear()
-                raise KeyboardInterrupt()
+                self.chip.cpu.raise_async(KeyboardInterrupt)
+                return
             self.usb_rx.append(c)
 
-    def soft_reset(self, at: float | None = None) -> None:
+    def soft_reset(self, at: float | None = None, raw: bool = False) -> None:
+        """Ctrl-D: at the friendly REPL (boot.py and main.py run again), or `raw`, the raw
+        REPL's soft reset that mpremote and `stimctl flash` use (boot.py only)."""
         t = self.chip.t_s if at is None else at
-        self.at(t, _raise, _SoftReset)
+        self.at(t, self.chip.cpu.raise_async, _RawSoftReset if raw else _SoftReset)
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -314,7 +359,3 @@ class SimulatedUnit:
 
     def logs(self, ev: str | None = None) -> list[dict]:
         return self.console.logs if ev is None else self.console.events(ev)
-
-
-def _raise(exc_type) -> None:
-    raise exc_type()

@@ -32,7 +32,7 @@ def test_words_round_trip_to_the_same_cycles():
                     pulse.check(rate_hz, phase_us, gap_us)
                 except pulse.PulseError:
                     continue
-                w, g, p = pulse.cycles(rate_hz, phase_us, gap_us, SM_HZ)
+                w, g, p = pulse.cycles(pulse.period_ns(rate_hz), phase_us, gap_us, SM_HZ)
                 for toggle in (0, 1):
                     rest, shape = pulse.words(w, g, p, toggle)
                     assert 0 <= rest <= 0xFFFFFFFF and 0 <= shape <= 0xFFFFFFFF
@@ -42,8 +42,12 @@ def test_words_round_trip_to_the_same_cycles():
 
 @req("FR-2")
 def test_period_is_the_rate_to_the_nearest_cycle():
-    assert pulse.cycles(100, 100, 20, SM_HZ) == (12_500, 2_500, 1_250_000)
-    assert pulse.cycles(3, 100, 20, SM_HZ)[2] == 41_666_667
+    assert pulse.cycles(pulse.period_ns(100), 100, 20, SM_HZ) == (12_500, 2_500, 1_250_000)
+    assert pulse.cycles(pulse.period_ns(3), 100, 20, SM_HZ)[2] == 41_666_667
+    # 150 Hz: 6,666,667 ns, 833,333 cycles: 0.45 ppm off (whole microseconds gave 50 ppm)
+    p = pulse.cycles(pulse.period_ns(150), 100, 20, SM_HZ)[2]
+    assert p == 833_333
+    assert abs(p * 150 - SM_HZ) * 1_000_000 // SM_HZ < 1
 
 
 @req("SR-3")
@@ -56,8 +60,9 @@ def test_check_names_the_parameter_out_of_range():
 
 @req("FR-2")
 def test_burst_pause_given_as_period():
-    assert pulse.cycles(1, 200, 20, SM_HZ, period_us=440_000)[2] == 440_000 * 125
-    raises(pulse.PulseError, pulse.cycles, 1, 200, 20, SM_HZ, period_us=3_000_000)
+    assert pulse.cycles(440_000_000, 200, 20, SM_HZ)[2] == 440_000 * 125
+    raises(pulse.PulseError, pulse.cycles, 3_000_000_000, 200, 20, SM_HZ)
+    raises(pulse.PulseError, pulse.cycles, 6_000_000, 200, 20, SM_HZ)  # faster than 150 Hz
 
 
 @req("FR-2")

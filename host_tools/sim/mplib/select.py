@@ -33,6 +33,14 @@ def _bind(cpu):
     _cpu = cpu
 
 
+def _charge(n_objects):
+    # What modselect.c's poll takes on the port: the call, and each object's ioctl.
+    cpu = _cpu
+    if cpu is not None and hasattr(cpu, "spend"):
+        cpu.spend("poll_base")
+        cpu.spend("poll_object", n_objects)
+
+
 class WaitingForever(RuntimeError):
     pass
 
@@ -110,10 +118,12 @@ class poll:
         return out
 
     def poll(self, timeout=-1):
+        _charge(len(self._map))
         self._wait(timeout)
         return self._ready(False)
 
     def ipoll(self, timeout=-1, flags=0):
+        _charge(len(self._map))
         self._wait(timeout)
         return iter(self._ready(flags & _FLAG_ONESHOT))
 
