@@ -32,8 +32,8 @@ $(NODE_STAMP): package.json package-lock.json
 
 venv: $(STAMP) ## Create .venv with the pinned dependencies
 
-test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (CPython and the MicroPython VM)
-	$(BIN)/pytest
+test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite on every core (CPython and the MicroPython VM)
+	$(BIN)/pytest -n auto
 
 .PHONY: trace fuzz report
 trace: $(STAMP) ## Requirement -> tests -> last result (build/traceability.md); fails on gaps

@@ -9,6 +9,10 @@ Loaded by tests/conftest.py. Two outputs:
   `--test-results FILE` option, or the STIM_TEST_RESULTS environment variable, moves it). A
   partial run updates only the tests it ran; `host_tools/trace.py` reads the file for the
   matrix's "last result" column.
+
+Under pytest-xdist (`make test` runs the suite on every core) the workers collect and run the
+tests; each test's IDs travel with its reports (user_properties) to the controller, which
+alone writes the file, merging every worker's results.
 """
 
 from __future__ import annotations
@@ -60,9 +64,15 @@ def pytest_configure(config):
 def pytest_collection_finish(session):
     state = _STATE
     state["ids"] = {item.nodeid: req_ids(item) for item in session.items}
+    for item in session.items:
+        item.user_properties.append(("reqs", state["ids"][item.nodeid]))
     out = session.config.getoption("req_markers")
     if out:
         _write_json(Path(out), {"tests": state["ids"]})
+
+
+def _worker(config) -> bool:
+    return hasattr(config, "workerinput")  # a pytest-xdist worker: the controller writes
 
 
 def pytest_runtest_logreport(report):
@@ -78,6 +88,9 @@ def pytest_runtest_logreport(report):
     else:
         return
     state = _STATE
+    for key, value in getattr(report, "user_properties", ()):
+        if key == "reqs":
+            state["ids"][report.nodeid] = list(value)
     prev = state["outcomes"].get(report.nodeid)
     if prev is None or _RANK[outcome] > _RANK[prev[0]]:
         state["outcomes"][report.nodeid] = (outcome, round(report.duration, 3))
@@ -85,8 +98,8 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     state = _STATE
-    if not state.get("outcomes"):
-        return  # collection only, or nothing ran: keep the last results
+    if not state.get("outcomes") or _worker(session.config):
+        return  # collection only, nothing ran, or an xdist worker: keep the last results
     path = Path(
         session.config.getoption("test_results") or os.environ.get("STIM_TEST_RESULTS") or RESULTS
     )

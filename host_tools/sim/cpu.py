@@ -120,10 +120,14 @@ class Cpu:
         self.in_irq = 0
         self.in_sched = False
         self._working = 0  # inside work(): the CPU runs code (task, handler or native)
+        # The chip's next event time as last looked up, valid until anything could have
+        # changed it (an event scheduled, the clock advanced, a native call on a peripheral).
+        self._nxt: int | None = None
+        self._nxt_ok = False
         self.soft: deque = deque()
         self.hard_pending: list = []
         self.async_exc: type[BaseException] | None = None
-        self.masked_until = 0
+        self._nxt_ok = False
 
     # ---- charging ---------------------------------------------------------------------
     def charge(self, n: int) -> None:
@@ -186,14 +190,34 @@ class Cpu:
         the virtual instant the Python before it has reached."""
         d = self._room0 - self._room
         self._room0 = self._room = 0
-        if d > 0:
-            self.work(self._scaled(d))
+        if d <= 0:
+            return
+        if self.scale != 1.0:
+            d = int(d * self.scale)
+        chip = self.chip
+        end = chip.now + d
+        nxt = self._nxt if self._nxt_ok else self._next_event()
+        if nxt is None or end < nxt:  # nothing happens meanwhile: just move the clock
+            chip.now = end
+            self.busy_cycles += d
+            return
+        self.work(d)
 
     def _attend(self) -> None:
         self.sync()
         if not self.in_irq and not self.in_sched:
             self._pending()
         self._set_room()
+
+    def _next_event(self) -> int | None:
+        if not self._nxt_ok:
+            self._nxt = self.chip.next_event_time()
+            self._nxt_ok = True
+        return self._nxt
+
+    def invalidate(self) -> None:
+        """A peripheral may have changed: look the chip's next event up again."""
+        self._nxt_ok = False
 
     def _set_room(self) -> None:
         chip = self.chip
@@ -202,7 +226,7 @@ class Cpu:
         elif self.scale == 0:
             room = 1 << 60
         else:
-            nxt = chip.next_event_time()
+            nxt = self._next_event()
             room = (1 << 60) if nxt is None else max(0, nxt - chip.now)
             if self.scale != 1.0:
                 room = int(room / self.scale)
@@ -224,12 +248,14 @@ class Cpu:
             t0 = chip.now
             stolen = self.irq_cycles
             end = t0 + w
-            nxt = chip.next_event_time()
+            nxt = self._next_event()
             if nxt is None or end < nxt:
                 chip.now = end
                 self.busy_cycles += w
                 return
+            self._nxt_ok = False
             chip.advance_to(end)
+            self._nxt_ok = False
             done = (chip.now - t0) - (self.irq_cycles - stolen)
             if done <= 0:
                 done = min(w, max(1, chip.now - t0))
@@ -269,6 +295,7 @@ class Cpu:
     def _run_hard(self, handler: Callable, arg) -> None:
         chip = self.chip
         self._room0 = self._room = 0
+        self._nxt_ok = False  # the hardware ran on since anyone looked
         self.in_irq += 1
         t0 = chip.now
         try:
@@ -309,6 +336,7 @@ class Cpu:
 
     def attention(self) -> None:
         """Something new may happen sooner than the CPU last looked (an event scheduled)."""
+        self._nxt_ok = False
         if self._room > 0:
             self._room0 -= self._room
             self._room = 0
@@ -327,6 +355,7 @@ class Cpu:
     def _run_soft(self, fn: Callable, arg) -> None:
         self.in_sched = True
         self._room0 = self._room = 0
+        self._nxt_ok = False
         try:
             fn(arg)
         except Exception as e:  # noqa: BLE001 - mp_call_function_1_protected
@@ -343,10 +372,12 @@ class Cpu:
     def settle(self) -> None:
         """A native function looks at the hardware as of now (the PIO run up to this cycle)."""
         self._working += 1
+        self._nxt_ok = False
         try:
             self.chip.advance_to(self.chip.now)
         finally:
             self._working -= 1
+            self._nxt_ok = False
 
     # ---- flash ------------------------------------------------------------------------
     def rom(self, cycles: int) -> None:
@@ -380,7 +411,9 @@ class Cpu:
                 break
             t0 = chip.now
             busy0 = self.busy_cycles
+            self._nxt_ok = False
             chip.advance_to(end, stop_on_irq=True)
+            self._nxt_ok = False
             self._idle_account(t0, busy0)
         self._room = self._room0 = 0
 
@@ -391,12 +424,14 @@ class Cpu:
         chip = self.chip
         t0 = chip.now
         busy0 = self.busy_cycles
+        self._nxt_ok = False
         if timeout_us is None:
             nxt = chip.next_event_time()
             if nxt is not None:
                 chip.advance_to(nxt, stop_on_irq=True)
         else:
             chip.advance_to(chip.now + chip.us_to_cycles(max(0, timeout_us)), stop_on_irq=True)
+        self._nxt_ok = False
         self._idle_account(t0, busy0)
         self._room = self._room0 = 0
         self.handle_pending()

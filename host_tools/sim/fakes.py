@@ -58,6 +58,7 @@ class _Bound:
             raise ChipReset("stale object from before a reset")
         cpu = chip.cpu
         cpu.sync()
+        cpu.invalidate()  # the call may change what the peripherals do next
         if cost is not None:
             cpu.native(cost)
         return chip
@@ -399,6 +400,7 @@ class _Mem32:
         if chip.generation != self._gen:
             raise ChipReset("stale")
         chip.cpu.sync()
+        chip.cpu.invalidate()
         chip.cpu.native("mem32")
         off = addr & 0xFFF
         alias = addr & 0x3000

@@ -33,9 +33,13 @@ from pathlib import Path
 from . import cpucost
 
 MPLIB_DIR = Path(__file__).resolve().parent / "mplib"
-# Shims in mplib/ for what is C on the port (modselect.c, the io module): host code, never
-# charged statement by statement; they charge their calls as native functions.
-NATIVE_SHIMS = frozenset({MPLIB_DIR / "select.py", MPLIB_DIR / "io.py"})
+# Python in mplib/ for what is C on the port, never charged statement by statement: select
+# and io (modselect.c, the io module: they charge their calls as native functions), and
+# asyncio's task queue and Task (the port's `_asyncio`, extmod/modasyncio.c: the statement
+# that calls one of them is charged for the call).
+NATIVE_SHIMS = frozenset(
+    {MPLIB_DIR / "select.py", MPLIB_DIR / "io.py", MPLIB_DIR / "asyncio" / "task.py"}
+)
 
 STDLIB_ALLOWED = frozenset(
     {
