@@ -26,7 +26,7 @@ from .bench import pulses_from_edges
 
 LEVEL_MA = 20.0
 LOAD_OHM = 1000.0
-ENVELOPE_TICK_S = 0.020  # the app's amplitude task period (stim/stimulator.py TICK_MS)
+ENVELOPE_TICK_S = 0.020  # the picture steps the EMS envelope every 20 ms (the unit: each cycle)
 
 
 class PlotError(ValueError):
@@ -77,7 +77,7 @@ def play(chip, chan, modulation, prog, plan, level_ma, window_s, stop=lambda: Fa
         chip.advance_to(min(t_end, chip.now + chip.cycles(ENVELOPE_TICK_S)))
         if chip.now < t_end and not stop():
             env = modulation.envelope(prog, (chip.now - t0) / chip.sysclk_hz)
-            chan.set_level_ma(level_ma * env)
+            chan.set_level_ua(int(level_ma * 1000 * env))
     return t_end
 
 

@@ -265,7 +265,11 @@ from machine import Timer, WDT
 import time
 ticks = []
 
-def run(board, held=None):
+class App:
+    def __init__(self, *parts):
+        pass
+
+def run(app):
     WDT(timeout=2000)
     Timer(-1, period=100, callback=lambda t: ticks.append(1))
     time.sleep(3600)

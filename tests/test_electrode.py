@@ -120,12 +120,12 @@ def test_lift_watch_baseline_follows_the_skin_settling_down():
 def test_integer_load_factor_matches_the_float_estimate():
     scale = electrode.Scale(BOARD)
     for ma in (0.8, 1.5, 15.0, 60.0):
-        f = electrode.ohm_factor_q12(scale, ma)
+        f = electrode.ohm_factor_ua(scale, int(ma * 1000))
         for counts in (100, 5000, 40000):
             exact = electrode.load_ohm(scale, counts, ma)
             assert abs(((counts * f) >> 12) - exact) <= 0.005 * exact + 1
             assert counts * f < 2**30  # a MicroPython small int: no allocation
-    assert electrode.ohm_factor_q12(scale, 0.1) == 0
+    assert electrode.ohm_factor_ua(scale, 100) == 0
 
 
 # ---- at the simulated pins ---------------------------------------------------------------

@@ -636,24 +636,20 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
     "no_soft_start": [("stim/stimulator.py", "RAMP_MS = 2000", "RAMP_MS = 10")],
     # SR-2: PLUS raises four steps at once
     "plus_four_steps": [
-        (
-            "stim/app.py",
-            "self._set_step(ch, self.stim.steps[ch] + 1)",
-            "self._set_step(ch, self.stim.steps[ch] + 4)",
-        )
+        ("stim/wearer.py", "unit.step_selected(1, now)", "unit.step_selected(4, now)"),
     ],
     # SR-12: a host-started session never notices that its keep-alive stopped
     "keepalive_ignored": [
         (
-            "stim/host.py",
-            "time.ticks_diff(now, self.seen_ms) > hostcmd.KEEPALIVE_MS",
-            "time.ticks_diff(now, self.seen_ms) > hostcmd.KEEPALIVE_MS * 1000",
+            "stim/unit.py",
+            "time.ticks_diff(now, self._t_host) > KEEPALIVE_MS",
+            "time.ticks_diff(now, self._t_host) > KEEPALIVE_MS * 1000",
         )
     ],
     # SR-7: a POWER press no longer stops the output: neither its interrupt nor its first sample
     "power_down_ignored": [
-        ("stim/app.py", "if self.stim.running() or self.stim.fading():", "if False:"),
-        ("stim/app.py", "        self.stim.halt()\n", "        pass\n"),
+        ("stim/wearer.py", "if unit.pause(now):", "if False:"),
+        ("stim/wearer.py", "        self.unit.halt()\n", "        pass\n"),
     ],
 }
 

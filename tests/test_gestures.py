@@ -25,10 +25,10 @@ pytestmark = pytest.mark.req("FR-5")
 
 G = FirmwareRig("pico").import_module("stim.gestures")
 
-P = 1 << G.POWER
-M = 1 << G.MODE
-UP = 1 << G.PLUS_B
-DN = 1 << G.MINUS_B
+P = 1 << G.B_POWER
+M = 1 << G.B_MODE
+UP = 1 << G.B_PLUS
+DN = 1 << G.B_MINUS
 T = G.POLL_MS
 
 
@@ -121,7 +121,7 @@ def test_bouncy_press_gives_one_event_after_it_settles():
         d.hold(0, 10)
         d.hold(UP, 10)
     d.hold(0, 300)
-    assert [(e[1], e[2]) for e in d.events] == [(G.PLUS, G.PLUS_B)]
+    assert [(e[1], e[2]) for e in d.events] == [(G.PLUS, G.B_PLUS)]
     assert d.events[0][0] == settle + G.DEBOUNCE_MS
 
 
@@ -142,7 +142,7 @@ def test_power_down_on_the_very_first_sample_of_the_press():
     d = idle_driver()
     t0 = d.t
     got = d.sample(P)
-    assert got == [(G.POWER_DOWN, G.POWER)]
+    assert got == [(G.POWER_DOWN, G.B_POWER)]
     assert d.events[0][0] == t0
     assert d.first_returns[-1] == G.POWER_DOWN  # update() itself returns it, no queue wait
 
@@ -151,7 +151,7 @@ def test_power_down_on_the_very_first_sample_of_the_press():
 def test_power_down_on_every_raw_edge_even_a_bounce():
     d = idle_driver()
     for _ in range(3):
-        assert d.sample(P) == [(G.POWER_DOWN, G.POWER)]
+        assert d.sample(P) == [(G.POWER_DOWN, G.B_POWER)]
         d.sample(0)
     d.hold(0, 200)
     assert len(d.named(G.POWER_DOWN)) == 3
@@ -164,7 +164,7 @@ def test_power_down_first_while_other_buttons_are_held(held):
     d = idle_driver()
     d.hold(held, 700)  # repeats, MODE_LONG in progress ...
     got = d.sample(held | P)
-    assert got[0] == (G.POWER_DOWN, G.POWER)
+    assert got[0] == (G.POWER_DOWN, G.B_POWER)
 
 
 @pytest.mark.req("SR-7")
@@ -172,7 +172,7 @@ def test_power_down_during_lock_chord_and_after_lock():
     d = idle_driver()
     d.hold(UP | DN, G.LOCK_MS + 200)
     assert len(d.named(G.LOCK)) == 1
-    assert d.sample(UP | DN | P)[0] == (G.POWER_DOWN, G.POWER)
+    assert d.sample(UP | DN | P)[0] == (G.POWER_DOWN, G.B_POWER)
 
 
 @pytest.mark.req("SR-7")
@@ -180,7 +180,7 @@ def test_power_down_while_another_button_is_stuck():
     d = idle_driver()
     d.hold(M, G.STUCK_MS + 100)
     assert len(d.named(G.STUCK)) == 1
-    assert d.sample(M | P)[0] == (G.POWER_DOWN, G.POWER)
+    assert d.sample(M | P)[0] == (G.POWER_DOWN, G.B_POWER)
 
 
 @pytest.mark.parametrize("ms", [100, 500, 1000, 1400, G.POWER_LONG_MS - 2 * T - G.DEBOUNCE_MS])
@@ -188,7 +188,7 @@ def test_power_short_below_long_threshold(ms):
     d = idle_driver()
     press(d, P, ms, 300)
     assert d.kinds() == [G.POWER_DOWN, G.POWER_SHORT]
-    assert d.events[1][2] == G.POWER
+    assert d.events[1][2] == G.B_POWER
 
 
 @pytest.mark.parametrize("ms", [G.POWER_LONG_MS + G.DEBOUNCE_MS + 20, 2000, 5000, 15000])
@@ -203,7 +203,7 @@ def test_power_long_fires_while_still_held_at_1_5_s_of_debounced_hold():
     t0 = d.t
     d.hold(P, 3000)
     (t_long, _, b) = d.named(G.POWER_LONG)[0]
-    assert b == G.POWER
+    assert b == G.B_POWER
     # Debounced DEBOUNCE_MS after the press, then POWER_LONG_MS of debounced hold.
     assert t_long - t0 == pytest.approx(G.DEBOUNCE_MS + G.POWER_LONG_MS, abs=T)
 
@@ -230,7 +230,7 @@ def test_power_threshold_boundary():
 def test_mode_short(ms):
     d = idle_driver()
     press(d, M, ms, 300)
-    assert [(e[1], e[2]) for e in d.events] == [(G.MODE_SHORT, G.MODE)]
+    assert [(e[1], e[2]) for e in d.events] == [(G.MODE_SHORT, G.B_MODE)]
 
 
 @pytest.mark.parametrize("ms", [1100, 3000, 10000])
@@ -238,7 +238,7 @@ def test_mode_long_once_no_short(ms):
     d = idle_driver()
     t0 = d.t
     press(d, M, ms, 300)
-    assert [(e[1], e[2]) for e in d.events] == [(G.MODE_LONG, G.MODE)]
+    assert [(e[1], e[2]) for e in d.events] == [(G.MODE_LONG, G.B_MODE)]
     assert d.events[0][0] - t0 == pytest.approx(G.DEBOUNCE_MS + G.MODE_LONG_MS, abs=T)
 
 
@@ -262,7 +262,7 @@ def test_one_step_per_short_press(btn, ev):
         press(d, btn, 200, 200)
     assert d.kinds() == [ev] * 5
     # each comes DEBOUNCE_MS after its press
-    assert all(e[2] == (G.PLUS_B if ev == G.PLUS else G.MINUS_B) for e in d.events)
+    assert all(e[2] == (G.B_PLUS if ev == G.PLUS else G.B_MINUS) for e in d.events)
 
 
 @pytest.mark.req("SR-2")
@@ -297,13 +297,13 @@ def test_stuck_plus_gives_no_more_than_the_bounded_repeat_and_nothing_after():
     d = idle_driver()
     d.hold(UP, G.STUCK_MS + 30_000)
     stuck = d.named(G.STUCK)
-    assert [(e[1], e[2]) for e in stuck] == [(G.STUCK, G.PLUS_B)]
+    assert [(e[1], e[2]) for e in stuck] == [(G.STUCK, G.B_PLUS)]
     plus = d.named(G.PLUS)
     assert len(plus) <= 1 + G.REPEAT_MAX
     assert all(e[0] < stuck[0][0] for e in plus)
     assert d.g.stuck() == UP
     d.hold(0, 200)
-    assert [(e[1], e[2]) for e in d.events[-1:]] == [(G.UNSTUCK, G.PLUS_B)]
+    assert [(e[1], e[2]) for e in d.events[-1:]] == [(G.UNSTUCK, G.B_PLUS)]
     assert d.g.stuck() == 0
     # and after the release it works normally again
     n = len(d.named(G.PLUS))
@@ -345,9 +345,9 @@ def test_button_down_at_first_sample_never_makes_a_press(btn):
 def test_button_down_at_first_sample_and_stuck():
     d = Driver()
     d.hold(UP, G.STUCK_MS + 1000)
-    assert [(e[1], e[2]) for e in d.events] == [(G.STUCK, G.PLUS_B)]
+    assert [(e[1], e[2]) for e in d.events] == [(G.STUCK, G.B_PLUS)]
     d.hold(0, 200)
-    assert [(e[1], e[2]) for e in d.events] == [(G.STUCK, G.PLUS_B), (G.UNSTUCK, G.PLUS_B)]
+    assert [(e[1], e[2]) for e in d.events] == [(G.STUCK, G.B_PLUS), (G.UNSTUCK, G.B_PLUS)]
 
 
 @pytest.mark.req("SR-7", "SR-11")
@@ -357,7 +357,7 @@ def test_power_down_at_first_sample_is_not_a_press_but_the_next_one_is():
     assert d.events == []  # neither POWER_DOWN nor POWER_LONG: it was down at power-up
     d.hold(0, 100)
     assert d.events == []
-    assert d.sample(P) == [(G.POWER_DOWN, G.POWER)]
+    assert d.sample(P) == [(G.POWER_DOWN, G.B_POWER)]
 
 
 @pytest.mark.req("SR-11")
@@ -451,8 +451,8 @@ def test_several_events_in_one_sample_are_queued_in_order():
     # The sample that debounces the release of both gives POWER_SHORT and MODE_SHORT; update()
     # returns the first, next_event() the second, then 0.
     ev = g.update(0)
-    assert (ev, g.button) == (G.POWER_SHORT, G.POWER)
-    assert (g.next_event(), g.button) == (G.MODE_SHORT, G.MODE)
+    assert (ev, g.button) == (G.POWER_SHORT, G.B_POWER)
+    assert (g.next_event(), g.button) == (G.MODE_SHORT, G.B_MODE)
     assert (g.next_event(), g.button) == (G.NONE, 0)
 
 
@@ -474,8 +474,8 @@ def test_all_buttons_released_at_once_events_and_buttons():
     d.hold(P | M | UP, 300)  # PLUS+POWER+MODE; a POWER_DOWN and a PLUS on the way
     d.hold(0, 200)
     got = [(e[1], e[2]) for e in d.events]
-    assert got == [(G.POWER_DOWN, G.POWER), (G.PLUS, G.PLUS_B), (G.POWER_SHORT, G.POWER),
-                   (G.MODE_SHORT, G.MODE)]  # fmt: skip
+    assert got == [(G.POWER_DOWN, G.B_POWER), (G.PLUS, G.B_PLUS), (G.POWER_SHORT, G.B_POWER),
+                   (G.MODE_SHORT, G.B_MODE)]  # fmt: skip
 
 
 def test_next_event_without_sample_is_none():
@@ -618,7 +618,7 @@ def test_no_allocation_of_state_per_sample():
     assert len(q) == 8 and len(h) == 4
 
 
-# ---- the POWER button's interrupt (stim/app.py) -----------------------------------------------
+# ---- the POWER button's interrupt (stim/wearer.py) --------------------------------------------
 @pytest.mark.req("SR-7", "SR-11")
 def test_a_power_edge_no_sample_saw_counts_as_a_press():
     """The interrupt saw POWER go down between two samples: POWER_DOWN at once, and the
@@ -627,7 +627,7 @@ def test_a_power_edge_no_sample_saw_counts_as_a_press():
     d = idle_driver()
     d.g.power_edge()
     got = d.sample(0)  # already released at the sample
-    assert (G.POWER_DOWN, G.POWER) in got
+    assert (G.POWER_DOWN, G.B_POWER) in got
     d.hold(0, 100)
     assert d.kinds().count(G.POWER_SHORT) == 1 and d.kinds().count(G.POWER_DOWN) == 1
 
@@ -636,7 +636,7 @@ def test_a_power_edge_no_sample_saw_counts_as_a_press():
 def test_a_power_edge_then_a_hold_is_one_press():
     d = idle_driver()
     d.g.power_edge()
-    d.hold(1 << G.POWER, G.POWER_LONG_MS + 100)
+    d.hold(1 << G.B_POWER, G.POWER_LONG_MS + 100)
     d.hold(0, 100)
     assert d.kinds().count(G.POWER_DOWN) == 1
     assert d.kinds().count(G.POWER_LONG) == 1 and G.POWER_SHORT not in d.kinds()
@@ -645,7 +645,7 @@ def test_a_power_edge_then_a_hold_is_one_press():
 @pytest.mark.req("SR-11")
 def test_a_power_edge_of_a_button_held_at_power_up_is_ignored():
     d = Driver()
-    d.sample(1 << G.POWER)  # down at the first sample: ignored until released
+    d.sample(1 << G.B_POWER)  # down at the first sample: ignored until released
     d.g.power_edge()
-    d.hold(1 << G.POWER, 500)
+    d.hold(1 << G.B_POWER, 500)
     assert G.POWER_DOWN not in d.kinds()

@@ -27,7 +27,13 @@ def hold_a():
     label("spin")
     jmp("spin")
 
-def run(board, held=None):
+class App:  # built by stim.main with the hardware layer handed in, as the real one is
+    def __init__(self, hw, unit, wearer, host, *rest):
+        self.board = host.board
+
+
+def run(app):
+    board = app.board
     ch = board["channels"][0]
     sm = rp2.StateMachine(0, hold_a, set_base=Pin(ch["phase_a"]))
     sm.active(1)

@@ -87,10 +87,12 @@ def test_defaults_are_valid_and_hold_no_intensity(S):
     assert d["program"] == programs_ids(S)[0]
 
 
-def test_defaults_session_capped_by_board(S):
+def test_defaults_take_the_boards_session_length(S):
+    # limits.default_session_min, which the board validator keeps within max_session_min
     b = json.loads(json.dumps(BOARD))
-    b["limits"]["max_session_min"] = 10
-    assert S.defaults(b)["session_min"] == 10
+    b["limits"]["default_session_min"] = 20
+    assert S.defaults(b)["session_min"] == 20
+    assert S.defaults(BOARD)["session_min"] == BOARD["limits"]["default_session_min"]
 
 
 @pytest.mark.req("SR-13")

@@ -258,13 +258,13 @@ def test_unequal_phases_from_a_broken_pio_program_are_reported(
 def test_output_without_an_electrode_check_is_reported(fw_copy, monkeypatch, tmp_path, capsys):
     edit(
         fw_copy / "stim" / "stimulator.py",
-        "        self._boost_on()\n\n    def _advance_check",
-        "        self._boost_on()\n"
+        "        self._boost_on(now)\n\n    def _advance_check",
+        "        self._boost_on(now)\n"
         "        # BROKEN: straight to output, no probe pulses, no verdict\n"
-        "        self.state[ch] = RUN\n"
-        "        self._t_start[ch] = time.ticks_ms()\n"
-        "        self._t_load_log[ch] = self._t_start[ch]\n"
-        "        self.lift[ch].reset(1000)\n"
+        "        c.state = DELIVERING\n"
+        "        c.t_start = now\n"
+        "        c.t_load_log = now\n"
+        "        c.lift.reset(1000)\n"
         "        self.channels[ch].start(self._plan, 0)\n\n"
         "    def _advance_check",
     )

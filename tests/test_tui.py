@@ -245,7 +245,7 @@ def test_hold_plus_repeats(app):
 def test_status_led_is_drawn_as_it_blinks(app):
     assert "dark" in app._led_words(app._status_hist)
     app.handle_key("P")
-    app.run_sim(7.0)
+    app.run_sim(7.5)  # the 4 s window then holds two whole blinks, not one at its edge
     assert app._led_words(app._status_hist) == "green, blinks every 2 s"  # idle
 
 

@@ -269,7 +269,7 @@ def test_a_hung_control_task_is_reset_by_the_watchdog_into_the_safe_state(make_u
     app.write_text(
         text.replace(
             old,
-            old + "            if self.session.elapsed_ms(self._now()) > 3000:\n"
+            old + "            if self.unit.session.elapsed_ms(time.ticks_ms()) > 3000:\n"
             "                await asyncio.sleep_ms(10**8)  # hangs: never completes a cycle\n",
         )
     )

@@ -1,6 +1,9 @@
 """Firmware for the wearable TENS/EMS unit (MicroPython on RP2040).
 
-Pure core (no `machine` import): board, log. Hardware layer: safe, hw. Wiring: app, main.py.
+Layers (docs/architecture.md): the pure core (no `machine` or `rp2` import); the hardware layer
+(hw, engine, safe), the only modules that touch the chip; the unit layer (unit, wearer, host,
+stimulator), handed its hardware; the wiring (stim.main builds and hands in, app runs the
+tasks, main.py starts it).
 
 Modules needed only at boot (the board validator, the update finisher) are dropped once used,
 so the heap does not keep their code while the unit runs (README, "Memory").

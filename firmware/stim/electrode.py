@@ -46,13 +46,15 @@ LIFT_STOP_X10 = 30  # 3.0x: stop at once
 LIFT_STOP_MS = 5000  # stop if the warning lasts this long after the reduction
 SMOOTH_MS = 500  # time constant of the smoothed load
 
-# Fault codes shared with the engine's interrupt handler (small ints, no allocation).
+# Fault codes shared with the engine's interrupt handler (small ints, no allocation). BOOST and
+# LIFT are found by the stimulator (the supply did not come up; a partial lift that lasted).
 OK = 0
 OPEN = 1
 SHORT = 2
 SENSE = 3
 BOOST = 4
-NAMES = ("ok", "open", "short", "sense", "boost")
+LIFT = 5
+NAMES = ("ok", "open", "short", "sense", "boost", "lift")
 
 DECAY_ONE = 4096  # fixed-point 1.0 for the interrupt handler's decay factors
 
@@ -111,7 +113,7 @@ def short_counts(scale, ua):
 
 def ohm_factor_ua(scale, ua):
     """ohm = (counts * factor) >> 12 for a pulse of ua microamps; 0 below the judging current
-    (ohm_factor_q12 in integers)."""
+    (load_ohm in integers, worked out when the level changes: the steady loop needs no float)."""
     if ua < RELEASE_JUDGE_UA:
         return 0
     return scale.ohm_k // ua
@@ -122,6 +124,26 @@ def load_ohm(scale, counts, level_ma):
     if level_ma < RELEASE_JUDGE_MA:
         return None
     return scale.volts(counts) / (level_ma / 1000)
+
+
+def judge(m, fresh, ref, prev_c, rail_c, open_c, short_c):
+    """Fault code for a SENSE reading m (ADC counts) taken right after a pulse, against the
+    limits for that pulse's current (open_counts, short_counts; rail_c: what no electrode can
+    produce). fresh: m is a new peak, above what the previous pulse left in the hold; ref: the
+    previous reading prev_c is a fair reference (a fresh peak, at the same or a lower current,
+    on time). Integers only, no allocation: the pulse-done interrupt calls it every pulse."""
+    if m >= rail_c:
+        return SENSE
+    if m >= open_c:
+        return OPEN
+    if m <= short_c:
+        return SHORT
+    if not fresh and ref and prev_c > 4 * short_c:
+        # No fresh peak where the previous pulse, at the same or a lower current, made one:
+        # the load fell by more than the hold's decay in one period. That is a short, even
+        # while the residue still reads above SHORT_OHM.
+        return SHORT
+    return OK
 
 
 def probe_verdict(scale, idle, samples, level_ma, boost_v):
@@ -147,14 +169,6 @@ def probe_verdict(scale, idle, samples, level_ma, boost_v):
     if mid - idle < max(16, mid // 4):
         return SENSE, None
     return OK, ohm
-
-
-def ohm_factor_q12(scale, level_ma):
-    """Integer factor for the engine: ohm = (counts * factor) >> 12 at level_ma; 0 below
-    the judging current. Computed when the level changes, so the steady loop needs no float."""
-    if level_ma < RELEASE_JUDGE_MA:
-        return 0
-    return int(scale.volts_per_count * 1000 / level_ma * 4096)
 
 
 class LiftWatch:

@@ -102,33 +102,35 @@ def biphasic():
 class Channel:
     """One stimulation channel's output stage: bridge pins, PIO state machine, LEVEL PWM."""
 
-    def __init__(self, index, cfg, board, sysclk_hz):
+    def __init__(self, index, cfg, board, sysclk_hz, lvl=None, scale=None):
+        # lvl, scale: the board's LEVEL calibration and SENSE scale, shared by its channels
+        # (stim.main hands them in); built here when not given (tests, host tools).
         self.index = index
         self.cfg = cfg
         # Channels alternate between the two PIO blocks (0 -> SM0, 1 -> SM4, 2 -> SM1, 3 -> SM5)
         # so each block's 32-word memory holds one copy of the program for at most two SMs.
         self.sm_id = (index % 2) * 4 + index // 2
-        self._pio = self.sm_id // 4
-        self._smi = self.sm_id % 4
-        self._base = _PIO_BASE[self._pio]
+        pio = self.sm_id // 4
+        smi = self.sm_id % 4
+        base = _PIO_BASE[pio]
         self.div = pulse.sm_divider(sysclk_hz)
         self.sm_hz = sysclk_hz // self.div
         level_hz = board["analog"]["level_pwm_hz"]
-        self.lvl = Level(board, sysclk_hz)
+        self.lvl = lvl or Level(board, sysclk_hz)
         # Two PWM periods for the double-buffered compare to land, plus the filter settling.
         self.settle_us = 2 * 1_000_000 // level_hz + 20
         self._level = PWM(Pin(cfg["level_pwm"]), freq=level_hz, duty_u16=0)
         self._level_duty = 0
         # Addresses above 2**30 are not small ints in MicroPython: computed once here, so the
         # interrupt handlers can use them without allocating.
-        self._force_addr = self._base + _IRQ_FORCE
-        self._irq_addr = self._base + _IRQ
-        self._pc_addr = self._base + _SM0_ADDR + self._smi * _SM_STRIDE
-        self._gate_bit = 1 << (4 + self._smi)
+        self._force_addr = base + _IRQ_FORCE
+        self._irq_addr = base + _IRQ
+        self._pc_addr = base + _SM0_ADDR + smi * _SM_STRIDE
+        self._gate_bit = 1 << (4 + smi)
         self._offset = 0
         # SENSE: scale, thresholds (in ADC counts) and what the interrupt handler saw.
         self._adc = ADC(cfg["sense_adc"])
-        self.scale = electrode.Scale(board)
+        self.scale = scale or electrode.Scale(board)
         self.boost_v = board["analog"]["compliance_v"]  # the stimulator sets the measured value
         self.trip = electrode.OK  # set by the interrupt handler: why it stopped the output
         self.halted = 0  # 1 after halt(): no pulse until stop() and a new start()
@@ -174,20 +176,9 @@ class Channel:
         self._irq_handler = self._on_pulse  # bound once: creating it in the IRQ would allocate
 
     # -- amplitude (task context) -------------------------------------------------------
-    def duty_for_ma(self, ma):
-        """LEVEL duty (u16) for a current in mA (host tools and tests; the firmware works in
-        microamps)."""
-        return self.lvl.duty_for_ua(int(ma * 1000))
-
-    def ma_for_duty(self, duty_u16):
-        return self.lvl.ua_for_duty(duty_u16) / 1000
-
     def delivered_ma(self):
         """The current LEVEL is set to push (after the duty's rounding), in mA."""
         return self.delivered / 1000
-
-    def set_level_ma(self, ma):
-        self.set_level_ua(int(ma * 1000))
 
     def set_level_ua(self, ua):
         """A new amplitude, before the next pulse: at once while the channel rests with time
@@ -271,25 +262,20 @@ class Channel:
         return b if b > a else a
 
     def _judge_pulse(self, m, fresh):
-        """Fault code for a post-pulse reading m (interrupt context, integers only)."""
-        if m >= self._rail_c:
-            return electrode.SENSE
-        if m >= (self._sat_c if self._settle else self._open_c):
-            return electrode.OPEN
-        if m <= self._short_c:
-            return electrode.SHORT
-        if (
-            not fresh
-            and self._drop_ok
-            and self._prev_fresh
-            and not self._settle
-            and self._prev_c > 4 * self._short_c
-        ):
-            # No fresh peak where the previous pulse, at the same or a lower current, made
-            # one: the load fell by more than the hold's decay in one period. That is a short,
-            # even while the residue still reads above SHORT_OHM.
-            return electrode.SHORT
-        return electrode.OK
+        """Fault code for a post-pulse reading m (interrupt context, integers only): the
+        pure judgement (stim.electrode.judge) against this channel's limits at its LEVEL.
+        While the hold settles after a decrease, only the compliance limit counts as open,
+        and the previous reading is no reference."""
+        settle = self._settle
+        return electrode.judge(
+            m,
+            fresh,
+            self._drop_ok and self._prev_fresh and not settle,
+            self._prev_c,
+            self._rail_c,
+            self._sat_c if settle else self._open_c,
+            self._short_c,
+        )
 
     def _trip(self, code):
         # SR-6: no further pulse starts (the gate holds the state machine at the top of the next
@@ -363,7 +349,8 @@ class Channel:
         w, g, _p = cyc[0]
         self._first_us = int((2 * w + g) / per_us + 0.5)
         mv = memoryview(words)
-        self._words = words
+        # Each slice keeps the words' buffer alive: a MicroPython memoryview holds a pointer to
+        # the start of its buffer and an offset (py/objarray.c), so the GC never frees it.
         self._pairs = [mv[2 * i : 2 * i + 2] for i in range(m)]
         self._drop_ok = 0  # the next reading has no reference in the new plan
         self._prev_i = 0
@@ -459,7 +446,7 @@ class Channel:
         self._sm = rp2.StateMachine(self.sm_id)
         self._arm(plan)
         # The load offset that rp2.py keeps in the program list (_PROG_OFFSET_PIO0 + n).
-        self._offset = biphasic[1 + self._pio]  # type: ignore[index]
+        self._offset = biphasic[1 + self.sm_id // 4]  # type: ignore[index]
         self.level_ua = level_ua
         self._prepare(level_ua)
         self._apply()

@@ -35,10 +35,11 @@ LOCK_MS = const(3000)
 STUCK_MS = const(20_000)
 
 BUTTONS = ("power", "mode", "plus", "minus")
-POWER = const(0)
-MODE = const(1)
-PLUS_B = const(2)
-MINUS_B = const(3)
+# Button indexes (bit n of a sample, BUTTONS[n]); the events below are named for gestures.
+B_POWER = const(0)
+B_MODE = const(1)
+B_PLUS = const(2)
+B_MINUS = const(3)
 
 NONE = const(0)
 POWER_DOWN = const(1)
@@ -110,7 +111,7 @@ class Gestures:
             self._stable = held
             self._raw = held
         if bits & 1 and not self._raw & 1 and not self._ignored & 1:
-            self._emit(POWER_DOWN, POWER)  # SR-7: no debounce before a stop
+            self._emit(POWER_DOWN, B_POWER)  # SR-7: no debounce before a stop
         if bits != self._raw:
             self._raw = bits
             self._raw_ms = 0
@@ -127,13 +128,13 @@ class Gestures:
         sample had seen it; a button ignored (stuck, or down at power-up) stays ignored."""
         if self._ignored & 1 or self._raw & 1:
             return
-        self._emit(POWER_DOWN, POWER)  # SR-7
+        self._emit(POWER_DOWN, B_POWER)  # SR-7
         self._raw |= 1
         self._raw_ms = DEBOUNCE_MS
         if not self._stable & 1:
             self._stable |= 1
-            self._held_ms[POWER] = 0
-            self._fired[POWER] = 0
+            self._held_ms[B_POWER] = 0
+            self._fired[B_POWER] = 0
 
     def next_event(self):
         """The next queued event (0 if none), without a new sample."""
@@ -168,25 +169,25 @@ class Gestures:
             self._chord = 0
 
     def _pressed(self, b):
-        if b == PLUS_B or b == MINUS_B:
-            other = MINUS_B if b == PLUS_B else PLUS_B
+        if b == B_PLUS or b == B_MINUS:
+            other = B_MINUS if b == B_PLUS else B_PLUS
             if self._stable & (1 << other) and not self._ignored & (1 << other):
                 # Second button of the lock chord: no step from it, and no repeat from either
                 # for the rest of their holds (else the one still held after the chord would
                 # catch up on the missed repeats at the sample rate: SR-2).
                 self._chord = 1
                 self._chord_ms = 0
-                self._fired[PLUS_B] = REPEAT_MAX
-                self._fired[MINUS_B] = REPEAT_MAX
+                self._fired[B_PLUS] = REPEAT_MAX
+                self._fired[B_MINUS] = REPEAT_MAX
                 return
-            self._emit(PLUS if b == PLUS_B else MINUS, b)
+            self._emit(PLUS if b == B_PLUS else MINUS, b)
 
     def _released(self, b):
         if self._fired[b]:
             return  # the hold already said what it meant
-        if b == POWER:
+        if b == B_POWER:
             self._emit(POWER_SHORT, b)
-        elif b == MODE:
+        elif b == B_MODE:
             self._emit(MODE_SHORT, b)
 
     def _hold(self, dt):
@@ -204,11 +205,11 @@ class Gestures:
                 continue
             if self._ignored & m:
                 continue
-            if b == POWER:
+            if b == B_POWER:
                 if held >= POWER_LONG_MS and not self._fired[b]:
                     self._fired[b] = 1
                     self._emit(POWER_LONG, b)
-            elif b == MODE:
+            elif b == B_MODE:
                 if held >= MODE_LONG_MS and not self._fired[b]:
                     self._fired[b] = 1
                     self._emit(MODE_LONG, b)
@@ -216,9 +217,9 @@ class Gestures:
                 n = self._fired[b]
                 if n < REPEAT_MAX and held >= REPEAT_DELAY_MS + n * REPEAT_MS:
                     self._fired[b] = n + 1
-                    self._emit(PLUS if b == PLUS_B else MINUS, b)
+                    self._emit(PLUS if b == B_PLUS else MINUS, b)
         if self._chord:
             self._chord_ms += dt
             if self._chord_ms >= LOCK_MS and self._chord == 1:
                 self._chord = 2  # fired: once per chord
-                self._emit(LOCK, PLUS_B)
+                self._emit(LOCK, B_PLUS)

@@ -1,5 +1,5 @@
 """The host link on the USB serial console (SR-12): reads command lines, applies the ones
-stim.hostcmd accepts to the app, prints one reply line for each (docs/protocol.md).
+stim.hostcmd accepts to the unit (stim.unit), prints one reply line for each (docs/protocol.md).
 
 - The console is read through asyncio (a StreamReader on `sys.stdin.buffer`): while no byte
   arrives the task waits in the scheduler's poll and costs nothing. Ctrl-C is still taken by
@@ -8,7 +8,7 @@ stim.hostcmd accepts to the app, prints one reply line for each (docs/protocol.m
   line ends, and at most MAX_LINE bytes are taken per scheduler round so the buttons (SR-7) and
   the control loop keep their rhythm.
 - A session the host started, or whose intensity the host raised, is host-controlled: unless a
-  valid command arrives every KEEPALIVE_MS, the app ramps the output to zero and ends it.
+  valid command arrives every KEEPALIVE_MS, the unit ramps the output to zero and ends it.
 - Anything refused is answered with an error and changes nothing: not the output, not the
   settings file, not the keep-alive.
 """
@@ -17,8 +17,7 @@ import asyncio
 import sys
 import time
 
-from stim import battery, hostcmd, log, session, settings
-from stim.stimulator import FAULT_NAMES
+from stim import hostcmd, log, session, settings
 
 
 def console_stream():
@@ -30,19 +29,16 @@ def console_stream():
 
 
 class HostLink:
-    def __init__(self, app, stream=None):
-        self.app = app
+    """Command lines from the host, applied to the unit (stim.unit) through its public calls."""
+
+    def __init__(self, unit, board, stream=None):
+        self.unit = unit
+        self.board = board
         self.stream = stream
         self.reader = hostcmd.LineReader()
-        self.active = False  # the session is host-controlled: the keep-alive is watched
         now = time.ticks_ms()
-        self.seen_ms = now  # ticks_ms of the last valid command
-        n = len(app.stim.channels)
-        self.rise_ms = [time.ticks_add(now, -hostcmd.RISE_MS)] * n
-
-    # -- keep-alive (called by the control loop: integers only, no heap) --------------------
-    def lost(self, now):
-        return self.active and time.ticks_diff(now, self.seen_ms) > hostcmd.KEEPALIVE_MS
+        # When the host last raised each channel: at most one step per RISE_MS (SR-2).
+        self.t_rise = [time.ticks_add(now, -hostcmd.RISE_MS)] * len(unit.stim.channels)
 
     # -- lines --------------------------------------------------------------------------
     def feed(self, c):
@@ -56,14 +52,13 @@ class HostLink:
 
     def handle(self, line):
         """The reply lines to one command line."""
-        app = self.app
         now = time.ticks_ms()
         try:
-            rid, cmd, args = hostcmd.parse(line, app.board)
+            rid, cmd, args = hostcmd.parse(line, self.board)
             out = getattr(self, "_" + cmd)(rid, args, now)
         except hostcmd.HostError as e:
             return [hostcmd.error_reply(e)]
-        self.seen_ms = now  # only a valid command keeps a host session alive
+        self.unit.host_seen(now)  # only a valid command keeps a host session alive
         return out
 
     # -- commands -----------------------------------------------------------------------
@@ -71,105 +66,66 @@ class HostLink:
         return [hostcmd.reply("ok", "ping", rid)]
 
     def _status(self, rid, args, now):
-        app = self.app
-        stim = app.stim
-        s = app.session
-        fields = {
-            "state": session.NAMES[s.state],
-            "program": stim.program["id"],
-            "steps": list(stim.steps),
-            "max_step": stim.max_step,
-            "faults": [FAULT_NAMES[f] for f in stim.fault],
-            "channels": app.cfg["channels"],
-            "locked": app.locked,
-            "host": self.active,
-            "remaining_s": s.remaining_s(now) if s.state != session.OFF else 0,
-            "battery": battery.NAMES[app.battery.state],
-            "keepalive_ms": hostcmd.KEEPALIVE_MS,
-        }
-        return [hostcmd.reply("ok", "status", rid, fields)]
+        return [hostcmd.reply("ok", "status", rid, self.unit.status(now))]
 
     def _stop(self, rid, args, now):
         # Output to zero at once, whatever the state, and the session (if any) ends.
-        app = self.app
-        app.stim.pause()
-        app.stim.forget_pause()
-        if app.session.stopped(now, "host"):
-            app._finish_session(now, "host")
-        self.active = False
+        self.unit.stop(now, "host")
         log.info("host", cmd="stop")
         return [hostcmd.reply("ok", "stop", rid)]
 
     def _start(self, rid, pid, now):
-        app = self.app
-        st = app.session.state
-        if st != session.IDLE:
-            if st == session.OFF:
-                msg = "the unit is off (hold POWER to switch it on)"
-            else:
-                msg = "not idle (%s): stop first" % session.NAMES[st]
-            raise hostcmd.HostError(hostcmd.E_STATE, msg, "start", rid)
-        if app.locked:
-            raise hostcmd.HostError(hostcmd.E_LOCKED, "the unit is locked", "start", rid)
-        if app.battery.state == battery.CUTOFF:
-            raise hostcmd.HostError(hostcmd.E_BATTERY, "battery empty: charge it", "start", rid)
-        if pid is not None and pid != app.stim.program["id"]:
-            app._select_program(pid)
-        self.active = True
-        for i in range(len(self.rise_ms)):
-            self.rise_ms[i] = now
-        log.info("host", cmd="start", program=app.stim.program["id"])
-        app._start_session(now)  # step 1 on the selected channels: check, then soft start
-        return [
-            hostcmd.reply(
-                "ok",
-                "start",
-                rid,
-                {"program": app.stim.program["id"], "length_s": app.session.length_s},
-            )
-        ]
+        unit = self.unit
+        why = unit.start_refusal()
+        if why is not None:
+            raise hostcmd.HostError(why[0], why[1], "start", rid)
+        if pid is not None and pid != unit.program_id():
+            unit.select_program(pid, now)
+        unit.host_takes_control()
+        for i in range(len(self.t_rise)):
+            self.t_rise[i] = now
+        log.info("host", cmd="start", program=unit.program_id())
+        unit.start(now)  # step 1 on the selected channels: check, then soft start
+        fields = {"program": unit.program_id(), "length_s": unit.session.length_s}
+        return [hostcmd.reply("ok", "start", rid, fields)]
 
     def _intensity(self, rid, args, now):
-        app = self.app
+        unit = self.unit
         ch, step = args
-        old = app.stim.steps[ch]
+        old = unit.step(ch)
         hostcmd.check_intensity(
-            app.board,
-            app.stim.program,
-            app.session.state == session.RUNNING,
-            app.locked,
+            self.board,
+            unit.stim.program,
+            unit.state() == session.RUNNING,
+            unit.locked,
             old,
             step,
-            time.ticks_diff(now, self.rise_ms[ch]),
+            time.ticks_diff(now, self.t_rise[ch]),
             rid=rid,
         )
         if step > old:
-            self.active = True  # the host raised it: from now on it must keep the link alive
-            self.rise_ms[ch] = now
-        app._set_step(ch, step)
-        return [hostcmd.reply("ok", "intensity", rid, {"ch": ch + 1, "step": app.stim.steps[ch]})]
+            unit.host_takes_control()  # the host raised it: it must keep the link alive
+            self.t_rise[ch] = now
+        unit.set_step(ch, step, now)
+        return [hostcmd.reply("ok", "intensity", rid, {"ch": ch + 1, "step": unit.step(ch)})]
 
     def _settings(self, rid, args, now):
-        return [hostcmd.reply("ok", "settings", rid, self.app.cfg)]
+        return [hostcmd.reply("ok", "settings", rid, self.unit.cfg)]
 
     def _set(self, rid, raw, now):
-        app = self.app
-        st = app.session.state
+        unit = self.unit
+        st = unit.state()
         if st in (session.RUNNING, session.PAUSED, session.ENDING):
             raise hostcmd.HostError(
                 hostcmd.E_STATE, "a session is on (%s): stop first" % session.NAMES[st], "set", rid
             )
-        new = hostcmd.check_settings(app.board, app.cfg, raw, rid=rid)
+        new = hostcmd.check_settings(self.board, unit.cfg, raw, rid=rid)
         try:
-            settings.save(new)  # atomic: the old file or the new one, never half (SR-13)
+            unit.replace_settings(new, now)  # atomic: the old file or the new one (SR-13)
         except OSError as e:
             raise hostcmd.HostError(hostcmd.E_IO, "could not save: %s" % e, "set", rid) from None
-        if new["program"] != app.stim.program["id"]:
-            app._select_program(new["program"], save=False)
-        for k in new:
-            app.cfg[k] = new[k]
         log.info("settings", msg="set by host", keys=list(raw))
-        return [hostcmd.reply("ok", "set", rid, app.cfg)]
+        return [hostcmd.reply("ok", "set", rid, unit.cfg)]
 
     def _history(self, rid, args, now):
         try:

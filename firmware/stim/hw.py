@@ -1,27 +1,46 @@
-"""Thin hardware layer: the board's buttons, LEDs, boost and ADC inputs as plain methods.
+"""Thin hardware layer: the board's buttons, LEDs, boost supply, battery ADC, watchdog and reset
+cause, as plain objects built from the validated board dict and handed to the logic.
 
-The only firmware module besides `safe` that imports `machine`. Pin numbers come from the
-validated board dict, so the same code runs on every board in boards/.
+With `engine` (a channel's PIO state machine, LEVEL PWM and SENSE ADC) and `safe` (the safe
+state, SR-8), the only firmware modules that import `machine` or `rp2`
+(tests/firmware/test_layers.py reads the sources to keep it so). Pin numbers come from the
+board dict, so the same code runs on every board in boards/.
 """
 
-from machine import ADC, Pin
+from machine import ADC, PWRON_RESET, WDT, WDT_RESET, Pin, reset_cause
 
-BUTTONS = ("power", "mode", "plus", "minus")
+from stim.gestures import BUTTONS
+
+_CAUSES = {PWRON_RESET: "power_on", WDT_RESET: "watchdog"}
+
+
+def reset_cause_name():
+    """Why the chip last reset: "power_on", "watchdog" or "other". After a soft reset the port
+    reports the last hardware cause (ports/rp2/modmachine.c keeps it)."""
+    return _CAUSES.get(reset_cause(), "other")
+
+
+def buttons_held(board):
+    """Bit n set for each button (BUTTONS order) held down now, read once at boot. Active low."""
+    bits = 0
+    for i in range(4):
+        pin = Pin(board["buttons"][BUTTONS[i]], Pin.IN, Pin.PULL_UP)
+        if pin.value() == 0:
+            bits |= 1 << i
+    return bits
 
 
 class Hardware:
+    """The wearer's side of the board: buttons, status and channel LEDs, battery voltage."""
+
     def __init__(self, board):
-        self.board = board
         an = board["analog"]
-        self._vref = an["adc_vref_v"]
-        self._battery_div = an["battery_divider"]
-        self._boost_div = an["boost_divider"]
+        self._battery_v_per_count = an["adc_vref_v"] * an["battery_divider"] / 65535
         self._buttons = [Pin(board["buttons"][name], Pin.IN, Pin.PULL_UP) for name in BUTTONS]
         led = board["status_led"]
         self._status = [Pin(led[c], Pin.OUT, value=0) for c in ("r", "g", "b")]
         self._ch_leds = [Pin(ch["led"], Pin.OUT, value=0) for ch in board["channels"]]
         self._battery = ADC(board["battery_adc"])
-        self._boost_adc = ADC(board["boost_adc"])
 
     def on_power_press(self, handler):
         """Run handler(pin) from a hard interrupt on the POWER button's press (falling edge):
@@ -45,11 +64,35 @@ class Hardware:
     def channel_led(self, index, on):
         self._ch_leds[index].value(on)
 
-    def adc_volts(self, adc):
-        return adc.read_u16() * self._vref / 65535
-
     def battery_v(self):
-        return self.adc_volts(self._battery) * self._battery_div
+        return self._battery.read_u16() * self._battery_v_per_count
 
-    def boost_v(self):
-        return self.adc_volts(self._boost_adc) * self._boost_div
+
+class Boost:
+    """The high-voltage supply of the output stage: its enable pin and its voltage (through the
+    boost divider on an ADC input). Off when built: a low enable is the safe state (SR-8)."""
+
+    def __init__(self, board):
+        an = board["analog"]
+        self._pin = Pin(board["boost_en"], Pin.OUT, value=0)
+        self._adc = ADC(board["boost_adc"])
+        self._v_per_count = an["adc_vref_v"] * an["boost_divider"] / 65535
+        self.nominal_v = an["compliance_v"]
+
+    def on(self):
+        self._pin.value(1)
+
+    def off(self):
+        self._pin.value(0)
+
+    def is_on(self):
+        return self._pin.value() == 1
+
+    def volts(self):
+        return self._adc.read_u16() * self._v_per_count
+
+
+def start_watchdog(timeout_ms):
+    """Arm the hardware watchdog (SR-8); the object returned has feed(). machine.WDT cannot
+    stop it again: a deliberate way out to the REPL does that (stim.safe.watchdog_off)."""
+    return WDT(timeout=timeout_ms)

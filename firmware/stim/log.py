@@ -15,17 +15,6 @@ except ImportError:  # pragma: no cover - every MicroPython build for rp2 has js
 LEVELS = ("debug", "info", "warn", "error")
 _min_level = 1
 _t0 = time.ticks_ms()
-_sink = None  # optional callable(line) besides the console, e.g. a ring buffer for the host
-
-
-def set_level(name):
-    global _min_level
-    _min_level = LEVELS.index(name)
-
-
-def set_sink(fn):
-    global _sink
-    _sink = fn
 
 
 def json_value(v):
@@ -51,8 +40,6 @@ def event(ev, lvl="info", **fields):
     parts.append("}")
     line = "".join(parts)
     print(line)
-    if _sink is not None:
-        _sink(line)
 
 
 def info(ev, **fields):

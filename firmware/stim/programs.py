@@ -115,6 +115,11 @@ def _num(p, key, lo, hi, where=""):
 
 def validate(p, max_session_min=120):
     """Check a program dict; return it unchanged or raise ProgramError naming the key."""
+    return prepare(p, max_session_min)[0]
+
+
+def _check(p, max_session_min):
+    """Every key of a program, but not its plan (prepare_plan)."""
     if not isinstance(p, dict):
         raise ProgramError("<program>", "must be an object")
     for k in p:
@@ -178,11 +183,16 @@ def validate(p, max_session_min=120):
         pulse.check(worst_rate, worst_phase, gap)
     except pulse.PulseError as e:
         raise ProgramError("phase_us", str(e)) from None
+
+
+def prepare(p, max_session_min=120):
+    """(program, plan): the program checked and its pulse plan (stim.modulation.plan) built,
+    once; a program is only valid if the engine can play it."""
+    _check(p, max_session_min)
     try:
-        modulation.plan(p)  # a program is only valid if the engine can play it
+        return p, modulation.plan(p)
     except modulation.PlanError as e:
         raise ProgramError("sweep", str(e)) from None
-    return p
 
 
 def by_id(pid):

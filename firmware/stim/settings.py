@@ -45,10 +45,11 @@ def _writable():
 
 
 def defaults(board):
-    p = programs.PROGRAMS[0]
+    """The first program, both channels, and the board's session length (limits
+    default_session_min, which the validator keeps within max_session_min)."""
     return {
-        "program": p["id"],
-        "session_min": min(p["session_min"], board["limits"]["max_session_min"]),
+        "program": programs.PROGRAMS[0]["id"],
+        "session_min": board["limits"]["default_session_min"],
         "channels": "both",
     }
 

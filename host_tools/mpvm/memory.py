@@ -70,7 +70,7 @@ def _sense_for_1k(c):
 def _run(ms, pulses=True):
     # the app's steady work, with one pulse per channel per 10 ms cycle
     for _i in range(ms // 10):
-        for _c in _a.stim.channels:
+        for _c in _s.channels:
             if pulses:
                 _sense_for_1k(_c)
             if _c.sm_id in _sim.state_machines:
@@ -84,25 +84,25 @@ def _run(ms, pulses=True):
 def _start(step):
     # A session as the wearer starts one (switched on, PLUS: step 1 on both channels, with its
     # history record), raised to `step`: the control loop then does a session's work.
-    for _c in _a.stim.channels:
+    for _c in _s.channels:
         machine.adc_u16[_c.cfg["sense_adc"] - 26] = 0  # the peak-hold has decayed
     _now = time.ticks_ms()
-    if _a.session.state == 0:  # off
-        _a.session.power(_now)
-    if _a.session.state != 2:  # not running
-        _a._start_session(_now)
-    for _ch in range(len(_a.stim.channels)):
-        _a._set_step(_ch, step)
+    if _u.state() == 0:  # off
+        _u.switch(_now)
+    if _u.state() != 2:  # not running
+        _u.start(_now)
+    for _ch in range(len(_s.channels)):
+        _u.set_step(_ch, step, _now)
     _run(600)  # boost, electrode check (probe pulses), start
 """
 _BOOT = """
 exec(open("/boot.py").read())  # as after a reset: outputs safe, an update finished
 from stim import main as _main  # main.py's code (stim/main.py), held while the app runs
 _b = _main.load_board("/board.json")[0]  # as main.run(): the validator is dropped after use
-from stim import app as _app
 _sim.board_inputs(_b, machine)  # buttons released, the boost up, a charged battery
-_a = _app.App(_b)
-_s = _a.stim
+_a = _main.build(_b)  # as main.run() builds it: hardware handed to the unit and the app
+_u = _a.unit
+_s = _u.stim
 _start(%d)
 """
 _HEAP = """
@@ -111,10 +111,12 @@ print(json.dumps({"heap_after_boot_bytes": gc.mem_alloc() - _base}))
 """
 _MEASURE = """
 from stim.app import CONTROL_MS as _TICK
+from stim import modulation as _modulation
 _h = _a.host
+_t_sel = [0]
 def _cycle():
-    _h.active = True  # a host-controlled session...
-    _h.seen_ms = time.ticks_ms()  # ...whose host keeps the link alive
+    _u.host_takes_control()  # a host-controlled session...
+    _u.host_seen(time.ticks_ms())  # ...whose host keeps the link alive
     for _c in _s.channels:
         _sim.pio_pulse(_c.sm_id, False)
     _a.buttons_cycle()
@@ -126,22 +128,22 @@ def _sleep():
     time.sleep_ms(_TICK)
 def _run_to(t_ms):
     # run the app until t_ms into the program (its work/rest cycle counts from the selection)
-    _run(t_ms - time.ticks_diff(time.ticks_ms(), _s._t_program))
+    _run(t_ms - time.ticks_diff(time.ticks_ms(), _t_sel[0]))
 def _steady(key, calls):
     for _c in _s.channels:
         _sense_for_1k(_c)  # steady: the same reading every pulse
-    _out["states"][key] = list(_s.state)
+    _out["states"][key] = [_c.state for _c in _s.ch]
     _out["loop"][key] = measure(_cycle, calls=calls)
-    _h.active = False  # the host goes quiet: the wearer's session runs on without a keep-alive
+    _u.host_controlled = False  # the host goes quiet: the session runs on without a keep-alive
 _out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}, "ramp": {}}
 _out["host_byte"] = measure(_h.feed, 65)  # "A": a line that grows, then overflows, never ends
 for _pid in %r:
     _now = time.ticks_ms()
-    if _a.session.stopped(_now, "program"):  # as MODE does: the session ends, then the
-        _a._finish_session(_now, "program")  # program changes and a new one starts
-    _a._select_program(_pid, save=False)
+    _u.stop(_now, "program")  # the session ends, then the program changes and a new one starts
+    _u.select_program(_pid, _now, save=False)
+    _t_sel[0] = _now  # the program's work/rest cycle counts from here
     _start(%d)  # 0.6 s into the program
-    _cyc = _s._cycle_ms  # EMS: (period, on, plateau from, plateau to) in ms; else None
+    _cyc = _modulation.cycle_ms(_s.program)  # EMS: (period, on, plateau from, to) ms; or None
     if _cyc is None:
         _run(%d)
         _steady(_pid, calls=100)

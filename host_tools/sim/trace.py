@@ -550,6 +550,11 @@ class Tracer:
             self.writer.add(rec)
             out.append(rec)
         self.writer.flush()
+        # The observation ends here: what the unit does while it is torn down afterwards (the
+        # firmware unwinding and re-claiming its pins, perhaps in the middle of a pulse that
+        # began after the end) belongs to no scenario and is not judged.
+        self.model.listeners.remove(self._on_model)
+        self.chip.pin_observers.remove(self._on_pin)
         return out
 
 

@@ -14,7 +14,7 @@ MICROPYTHON = sys.implementation.name == "micropython"
 if MICROPYTHON:
     import json
 
-    from stim import board, hostcmd, limits, modulation, programs, pulse, settings
+    from stim import board, electrode, hostcmd, limits, modulation, programs, pulse, settings
 
     with open("/board.json") as _f:
         BOARD = board.validate(json.load(_f))
@@ -30,6 +30,7 @@ else:
 
     _rig = FirmwareRig("pico")
     board = _rig.import_module("stim.board")
+    electrode = _rig.import_module("stim.electrode")
     limits = _rig.import_module("stim.limits")
     modulation = _rig.import_module("stim.modulation")
     programs = _rig.import_module("stim.programs")

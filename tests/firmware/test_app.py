@@ -1,0 +1,101 @@
+"""stim/app.py: the tasks that wire the hardware layer to the unit. Everything the app works
+with is handed in, so here hardware, unit, wearer, host link and watchdog are stand-ins
+(pytest-mock) and each test checks what one task cycle passes on."""
+
+from __future__ import annotations
+
+import pytest
+
+from host_tools.sim.rig import FirmwareRig
+
+
+@pytest.fixture
+def rig():
+    return FirmwareRig("pico")
+
+
+@pytest.fixture
+def parts(mocker, rig):
+    stimulator = rig.import_module("stim.stimulator")
+    hw = mocker.Mock(name="hw")
+    hw.buttons_down.return_value = 0b0100  # PLUS down
+    unit = mocker.Mock(name="unit")
+    unit.locked = False
+    unit.ended_until = 0
+    unit.battery.state = 0
+    unit.state.return_value = 2  # running
+    unit.stim.ch = [stimulator.ChannelState(0), stimulator.ChannelState(0)]
+    wearer = mocker.Mock(name="wearer")
+    wearer.acknowledging.return_value = False
+    host = mocker.Mock(name="host")
+    start_watchdog = mocker.Mock(name="start_watchdog")  # arms it; returns the watchdog
+    return hw, unit, wearer, host, start_watchdog
+
+
+@pytest.fixture
+def app(rig, parts):
+    return rig.import_module("stim.app").App(*parts)
+
+
+def test_the_power_button_interrupt_goes_to_the_wearer(app, parts):
+    hw, _unit, wearer, _host, _wd = parts
+    hw.on_power_press.assert_called_once_with(wearer.on_power_irq)
+
+
+def test_a_buttons_cycle_hands_the_sample_and_the_time_since_the_last_one(app, parts, rig):
+    hw, _unit, wearer, _host, _wd = parts
+    rig.run_for(0.010)
+    app.buttons_cycle()
+    bits, dt = wearer.sample.call_args.args
+    assert bits == 0b0100 and dt == 10
+    rig.run_for(5.0)  # a stall: the gesture timers get one poll period, not 5 s
+    app.buttons_cycle()
+    assert wearer.sample.call_args.args[1] == rig.import_module("stim.gestures").POLL_MS
+
+
+def test_a_control_cycle_ticks_the_unit_with_the_time_that_really_passed(app, parts, rig):
+    _hw, unit, _wearer, _host, _wd = parts
+    rig.run_for(0.023)
+    app.control_cycle()
+    now, dt = unit.tick.call_args.args
+    assert dt == 23 and now == rig.import_module("time").ticks_ms()
+
+
+@pytest.mark.req("SR-8")
+def test_the_watchdog_is_fed_only_while_every_task_completes_cycles(app, parts):
+    *_, start_watchdog = parts
+    app.start_watchdog()
+    app.start_watchdog()  # armed once
+    start_watchdog.assert_called_once_with(2000)
+    assert not app.healthy()  # no task has run yet
+    for i in range(4):
+        app._beats[i] += 1
+    assert app.healthy()
+    app._fed[:] = app._beats
+    app._beats[1] += 1  # all but the control task ran again
+    for i in (0, 2):
+        app._beats[i] += 1
+    assert not app.healthy()
+
+
+def test_the_leds_show_the_state_and_each_channels_fault(app, parts):
+    hw, unit, _wearer, _host, _wd = parts
+    unit.stim.ch[0].state = 2  # delivering
+    unit.stim.ch[1].fault = 1  # open
+    app.leds_cycle(1)
+    hw.status_led.assert_called_once_with(0, 1, 0)  # running: steady green
+    assert hw.channel_led.call_args_list[0].args == (0, 1)
+    unit.state.return_value = 0  # off: no channel LED, whatever they hold
+    hw.channel_led.reset_mock()
+    app.leds_cycle(2)
+    assert [c.args for c in hw.channel_led.call_args_list] == [(0, 0), (1, 0)]
+
+
+def test_a_task_keeps_its_rate_whatever_its_own_work_takes(app, rig):
+    period = 10
+    d0 = app._delay(1, period)
+    rig.run_for(0.004)  # 4 ms of work: the next sleep is 4 ms shorter than a period
+    assert app._delay(1, period) - d0 == pytest.approx(period - 4, abs=1)
+    rig.run_for(0.050)  # overran: starts at once, no catching up
+    assert app._delay(1, period) == 0
+    assert app._delay(1, period) == pytest.approx(period, abs=1)
