@@ -3,8 +3,14 @@
 #
 # ruff: noqa: UP032
 #
-# Source: micropython/micropython, ports/rp2/modules/rp2.py (the newest version available to
-# us, with `side_pindir`, `asm_pio_encode(..., sideset_opt)` and the "no sideset" checks).
+# Source: micropython/micropython, ports/rp2/modules/rp2.py as of commit b11ba39c (February
+# 2025, v1.25 development: `side_pindir`, `asm_pio_encode(..., sideset_opt)`, the "no sideset"
+# checks). Against MicroPython v1.29.0, the version the unit runs (its rp2.py is unchanged since
+# v1.28.0), the instructions and configuration words it assembles are the same; the file
+# differs in two places the firmware never sees: v1.29.0's program list has one more slot,
+# `_PROG_OFFSET_PIO2` (v1.26.0, for the RP2350's third PIO), so the fields after it sit one
+# index later; and v1.29.0's `asm_pio_encode` adds the instruction names to `_pio_funcs` and
+# deletes them in a `finally:` where this copy works on a copy of the dict (below).
 #
 # The MIT License (MIT)
 # Copyright (c) 2020-2021 Damien P. George
@@ -27,9 +33,11 @@
 # Changes for CPython, and nothing else:
 #  - `from _rp2 import *` / `from micropython import const` are replaced by the `PIO` constants
 #    class below (the values of the rp2 C module) and an identity `const`;
-#  - `asm_pio` restores the decorated function's globals in a `finally:`. On the device a
-#    failed assembly leaves the module's globals cleared too, but there the exception usually
-#    ends the program; under pytest it would silently wipe the test module for later tests;
+#  - `asm_pio` restores the decorated function's globals in a `finally:` (as upstream does
+#    since v1.28.0; before, a failed assembly left the module's globals cleared, which under
+#    pytest would silently wipe the test module for later tests);
+#  - `asm_pio_encode` runs the instruction with a copy of `_pio_funcs` instead of adding the
+#    instruction names to it and deleting them afterwards (the same result);
 #  - ruff formatting only; `str.format` calls are kept verbatim (hence the UP032 waiver).
 #
 # asm_pio swaps the decorated function's module globals for the assembler's names while it runs
