@@ -37,14 +37,14 @@ test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite on every core (CPython 
 
 .PHONY: trace fuzz report
 trace: $(STAMP) ## Requirement -> tests -> last result (build/traceability.md); fails on gaps
-	$(BIN)/python -m host_tools.trace
+	$(BIN)/python -m host_tools.dev.traceability
 
 fuzz: $(STAMP) ## Longer whole-unit fuzz (FUZZ_EXAMPLES=1000 FUZZ_STEPS=40, fresh seed)
 	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),1000) FUZZ_STEPS=$(or $(FUZZ_STEPS),40) \
-		$(BIN)/pytest tests/test_fuzz_unit.py -k whole_unit
+		$(BIN)/pytest tests/firmware/test_fuzz_unit.py -k whole_unit
 
 report: $(STAMP) $(NODE_STAMP) ## Tests, benchmarks, scenarios, waveforms, output table: report/
-	$(BIN)/python -m host_tools.report
+	$(BIN)/python -m host_tools.dev.report
 
 sim: $(STAMP) ## Run the firmware on the simulated board in this terminal (BOARD=pico)
 	$(BIN)/stimctl sim --board $(BOARD)
@@ -62,10 +62,10 @@ runtime: $(STAMP) ## Install MicroPython v1.29.0 on the board (PORT=..., UF2=fil
 	$(BIN)/stimctl runtime $(if $(PORT),--port $(PORT)) $(if $(UF2),--uf2 $(UF2))
 
 bench: $(STAMP) $(NODE_STAMP) ## Measure the performance targets into bench/results.json
-	$(BIN)/python -m host_tools.bench
+	$(BIN)/python -m host_tools.dev.bench
 
 mpy: $(STAMP) ## Compile the firmware to .mpy bytecode in build/mpy (boot.py, main.py stay .py)
-	$(BIN)/python -m host_tools.mpybuild --out $(MPY_DIR)
+	$(BIN)/python -m host_tools.dev.mpybuild --out $(MPY_DIR)
 
 lint: $(STAMP) ## Ruff lint and format check, mypy (firmware against the rp2 stubs, host tools)
 	$(BIN)/ruff check .

@@ -94,9 +94,9 @@ def cmd_runtime(args) -> int:
 
 
 def cmd_send(args) -> int:
-    from . import hostlink
+    from . import link
 
-    return hostlink.send_main(args, _dio())
+    return link.send_main(args, _dio())
 
 
 def cmd_history(args) -> int:

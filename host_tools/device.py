@@ -2,7 +2,7 @@
 
 All device I/O of the host tools goes through a `DeviceIO`: it lists the serial ports, opens a
 REPL transport (mpremote's `SerialTransport`, used as a library) and opens a plain serial stream
-for the log. Tests pass a fake one (host_tools/sim/fake_transport.py); a virtual board behind a
+for the log. Tests pass a fake one (host_tools/testing/fake_transport.py); a virtual board behind a
 pseudo-terminal only needs a port name, since `SerialTransport` and pyserial open a pty as they
 open /dev/ttyACM0.
 

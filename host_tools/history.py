@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from .device import DeviceError, DeviceIO, fail
-from .hostlink import CommandError, HostLink, open_link
+from .link import CommandError, UnitLink, open_link
 from .logstream import finite_number
 
 
@@ -38,7 +38,7 @@ class Session:
         return max(self.max_step, default=0)
 
 
-def fetch(link: HostLink) -> tuple[list[dict], int]:
+def fetch(link: UnitLink) -> tuple[list[dict], int]:
     """(records, the unit's clock now) from the unit."""
     got = link.request("history")
     recs = [r["rec"] for r in got if r.get("r") == "rec" and isinstance(r.get("rec"), dict)]

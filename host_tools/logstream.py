@@ -32,26 +32,12 @@ from datetime import datetime
 from pathlib import Path
 
 from .device import DeviceError, DeviceIO, fail, pick_port
+from .protocol import LOG_PREFIX, json_line
 
 LEVELS = ("debug", "info", "warn", "error")
 STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
 ZERO_ALL = ("program", "boot", "interrupted", "crash", "outputs_off")
 WAIT_KINDS = ("no_device", "open_failed")  # gone for now: wait; anything else: stop and say
-
-
-LOG_PREFIX = '{"t":'  # every log line of the firmware begins so (README, "Log format")
-REPLY_PREFIX = '{"r":'  # every reply to a host command begins so (docs/protocol.md)
-
-
-def json_line(line: str, prefix: str) -> dict | None:
-    """The object on a console line that begins with `prefix`, or None for anything else."""
-    if not line.startswith(prefix):
-        return None
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return None
-    return rec if isinstance(rec, dict) else None
 
 
 def parse(line: str) -> dict | None:
@@ -74,21 +60,38 @@ class Filter:
         return not self.events or rec.get("ev") in self.events
 
 
-def format_record(rec: dict):
-    """A record as one readable line: time, level, event, then the fields as key=value."""
+def format_record(rec: dict, *, compact: bool = False):
+    """A record as one readable line: time, level, event, then the fields as key=value.
+
+    `compact` (the log pane of `stimctl sim`, tui.py): the time to 10 ms, the level only when it
+    is a warning or an error, the event unpadded, the values in the level's colour, and the
+    simulator's `sim_t` left out instead of the laptop's `host_t`."""
     from rich.text import Text
 
     t = rec.get("t")
     lvl = str(rec.get("lvl", ""))
-    txt = Text()
-    txt.append("%10.3f " % t if isinstance(t, int | float) else "%10s " % "?", style="dim")
-    txt.append("%-5s " % lvl.upper(), style=STYLE.get(lvl, ""))
-    txt.append("%-14s" % rec.get("ev", "?"), style="bold " + STYLE.get(lvl, ""))
+    style = STYLE.get(lvl, "")
+    if compact:
+        txt = Text("%7.2f " % t if isinstance(t, int | float) else "      ? ", style="dim")
+        if lvl in ("warn", "error"):
+            txt.append(lvl.upper() + " ", style=style)
+        txt.append(str(rec.get("ev", "?")), style="bold " + style)
+        hidden: tuple[str, ...] = ("t", "lvl", "ev", "sim_t")
+    else:
+        txt = Text()
+        txt.append("%10.3f " % t if isinstance(t, int | float) else "%10s " % "?", style="dim")
+        txt.append("%-5s " % lvl.upper(), style=style)
+        txt.append("%-14s" % rec.get("ev", "?"), style="bold " + style)
+        hidden = ("t", "lvl", "ev", "host_t")
     for k, v in rec.items():
-        if k in ("t", "lvl", "ev", "host_t"):
+        if k in hidden:
             continue
         txt.append(" %s=" % k, style="cyan")
-        txt.append(v if isinstance(v, str) else json.dumps(v))
+        val = v if isinstance(v, str) else json.dumps(v)
+        if compact:
+            txt.append(val, style=style)
+        else:
+            txt.append(val)
     return txt
 
 

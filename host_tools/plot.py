@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import boards
-from .bench import pulses_from_edges
+from .sim.edges import pulses_from_edges
 
 LEVEL_MA = 20.0
 LOAD_OHM = 1000.0

@@ -14,7 +14,6 @@ tests drive it with `handle_key()` and `step()` on virtual time, without a termi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -30,18 +29,22 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from .logstream import format_record
+from .protocol import BUTTONS, LOCK_MS, MODE_LONG_MS, POWER_LONG_MS, REPEAT_DELAY_MS, REPEAT_MS
 from .sim.board_model import DRIVE_MIN_MA, OPEN_OHM, SHORT_OHM, Pulse
 from .sim.unit import FIRMWARE_DIR, SimulatedUnit
 
 FRAME_S = 1 / 15  # wall time per frame: 15 fps keeps blinking smooth and the CPU light
 
-# Button gestures (firmware/stim/gestures.py): POWER held 1.5 s = on/off, MODE held 1 s =
-# channel selection, PLUS/MINUS held repeat every 0.4 s after 0.6 s (at most 8 more).
+# Button gestures (firmware/stim/gestures.py, read through protocol.py): a hold key holds
+# its button a little past the gesture's time, a short key well inside every gesture's time.
 SHORT_S = 0.15
-POWER_HOLD_S = 1.8
-MODE_HOLD_S = 1.3
-STEP_HOLD_S = 2.0  # 1 press + 4 repeats
-LOCK_HOLD_S = 3.3  # PLUS and MINUS together, 3 s: lock / unlock
+HOLD_MARGIN_MS = 300
+POWER_HOLD_S = (POWER_LONG_MS + HOLD_MARGIN_MS) / 1000  # on/off
+MODE_HOLD_S = (MODE_LONG_MS + HOLD_MARGIN_MS) / 1000  # channel selection
+STEP_REPEATS = 4  # U / D: one press and this many repeats
+STEP_HOLD_S = (REPEAT_DELAY_MS + (STEP_REPEATS - 1) * REPEAT_MS + REPEAT_MS // 2) / 1000
+LOCK_HOLD_S = (LOCK_MS + HOLD_MARGIN_MS) / 1000  # PLUS and MINUS together: lock / unlock
 
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 TIMEBASES_S = (0.0, 0.05, 0.2, 1.0, 5.0, 20.0)  # scope strip width in simulated time; 0: auto
@@ -77,8 +80,8 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("m M", "MODE press / hold (program, channels)", "MODE"),
     ("+ = ↑", "PLUS", "PLUS"),
     ("- ↓", "MINUS", "MINUS"),
-    ("U D", "hold PLUS / MINUS 2 s", "hold +/-"),
-    ("L", "lock (PLUS+MINUS 3 s)", "lock"),
+    ("U D", "hold PLUS / MINUS %g s" % STEP_HOLD_S, "hold +/-"),
+    ("L", "lock (PLUS+MINUS %g s)" % (LOCK_MS / 1000), "lock"),
     ("1 2", "lift electrode", "lift"),
     ("3 4", "short electrode", "short"),
     ("z", "skin Ω", "skin"),
@@ -91,7 +94,6 @@ HELP: tuple[tuple[str, str, str], ...] = (
 KEY_LABELS = {"UP": "↑", "DOWN": "↓", " ": "space", "CTRL-C": "^C"}
 
 CH_STYLE = ("bold yellow", "bold magenta", "bold cyan", "bold green")
-LEVEL_STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
 UP_BLOCKS = " ▁▂▃▄▅▆▇█"
 COLOUR_NAMES: dict[tuple[int, ...], tuple[str, str]] = {
     (1, 0, 0): ("red", "red"),
@@ -321,26 +323,10 @@ class SimApp:
                 self._add_log(Text("%7.2f %s" % (now, line), style="dim"))
             return
         self.view.feed(rec, now)
-        self._add_log(self._format_record(rec))
+        self._add_log(format_record(rec, compact=True))
 
     def _add_log(self, txt: Text) -> None:
         self.log.append(txt)
-
-    @staticmethod
-    def _format_record(rec: dict) -> Text:
-        lvl = str(rec.get("lvl", "info"))
-        style = LEVEL_STYLE.get(lvl, "")
-        t = rec.get("t")
-        txt = Text("%7.2f " % t if isinstance(t, int | float) else "      ? ", style="dim")
-        if lvl in ("warn", "error"):
-            txt.append(lvl.upper() + " ", style=style)
-        txt.append(str(rec.get("ev", "?")), style="bold " + style)
-        for k, v in rec.items():
-            if k in ("t", "lvl", "ev", "sim_t"):
-                continue
-            txt.append(" %s=" % k, style="cyan")
-            txt.append(v if isinstance(v, str) else json.dumps(v), style=style)
-        return txt
 
     # ---- keys ----------------------------------------------------------------------------
     @property
@@ -829,7 +815,7 @@ class SimApp:
             title.append("   ▌▌ PAUSED", style="bold yellow")
         top.append(title)
         panel = Text(" buttons ")
-        for b in ("power", "mode", "plus", "minus"):
+        for b in BUTTONS:
             if self.button_down(b):
                 panel.append("[%s]" % b.upper(), style="bold black on bright_white")
             else:

@@ -10,7 +10,7 @@ import pytest
 from host_tools.sim.unit import FIRMWARE_DIR, SimulatedUnit
 
 # Requirement IDs per test and each test's last outcome, for `make trace` and `make report`.
-pytest_plugins = ("host_tools.trace_plugin",)
+pytest_plugins = ("host_tools.dev.trace_plugin",)
 
 
 def pytest_configure(config):

@@ -6,7 +6,7 @@ real MicroPython interpreter, so it catches what CPython would let through: a bu
 MicroPython lacks, different exception classes, heap allocation in an interrupt handler.
 The rp2 port's C modules are replaced by small MicroPython-side fakes (lib/: `machine`, `rp2`,
 `time` on a virtual clock, shared state in `_sim`), copied onto the VM's filesystem at /lib
-together with MicroPython's PIO assembler (host_tools/sim/pioasm.py as `_pioasm`). The VM's own
+together with MicroPython's PIO assembler (host_tools/rp2sim/pioasm.py as `_pioasm`). The VM's own
 `micropython`, `gc`, `json`, `math`, `array` and `sys` modules are used as they are.
 
 Filesystem on the VM: the firmware tree at / (as on the board: /boot.py, /main.py, /stim/,
@@ -34,7 +34,7 @@ LIB_DIR = HERE / "lib"
 RUNNER = HERE / "run.mjs"
 FIRMWARE_DIR = ROOT / "firmware"
 BOARDS_DIR = ROOT / "boards"
-PIOASM = ROOT / "host_tools" / "sim" / "pioasm.py"
+PIOASM = ROOT / "host_tools" / "rp2sim" / "pioasm.py"
 VM_PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 
 PRELUDE = 'import sys\nsys.path.clear()\nsys.path.extend(["", "/lib", ".frozen"])\n'

@@ -19,7 +19,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from .chip import Chip
+from ..rp2sim.chip import Chip
 
 OPEN_OHM = 1e9
 SHORT_OHM = 1.0

@@ -8,12 +8,12 @@ import io
 from pathlib import Path
 
 from ..boards import load_board
+from ..rp2sim.chip import Chip
+from ..rp2sim.fakes import build_modules
+from ..rp2sim.mploader import MPLIB_DIR, MpRuntime
+from ..rp2sim.vfs import FlashFs
 from .board_model import BoardModel
-from .chip import Chip
-from .fakes import build_modules
-from .mploader import MPLIB_DIR, MpRuntime
 from .unit import FIRMWARE_DIR
-from .vfs import FlashFs
 
 
 class FirmwareRig:

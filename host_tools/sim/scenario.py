@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import boards
+from ..rp2sim.port_math import PWRON_RESET
 from .board_model import OPEN_OHM, SHORT_OHM
 from .linejson import JsonError, LDict, LList, loads
-from .port_math import PWRON_RESET
 from .trace import Tracer, TraceWriter
 from .unit import FIRMWARE_DIR, SimulatedUnit
 

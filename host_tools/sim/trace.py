@@ -55,9 +55,9 @@ import json
 import math
 from typing import IO
 
-from ..logstream import REPLY_PREFIX
+from ..protocol import REPLY_PREFIX
+from ..rp2sim.chip import F_PIO0, F_PIO1
 from .board_model import DRIVE_MIN_MA, ChannelModel
-from .chip import F_PIO0, F_PIO1
 
 CURRENT_ABS_MA = 0.2
 CURRENT_REL = 0.10

@@ -17,14 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..boards import load_board
-from ..logstream import LOG_PREFIX, REPLY_PREFIX, json_line
+from ..protocol import FIRMWARE_DIR, LOG_PREFIX, REPLY_PREFIX, json_line
+from ..rp2sim.chip import Chip, ChipReset, SimulationStall
+from ..rp2sim.fakes import build_modules
+from ..rp2sim.mploader import MPLIB_DIR, MpRuntime
+from ..rp2sim.vfs import FlashFs
 from .board_model import BoardModel
-from .chip import Chip, ChipReset, SimulationStall
-from .fakes import build_modules
-from .mploader import MPLIB_DIR, MpRuntime
-from .vfs import FlashFs
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 USB_PACKET = 64  # bytes per full-speed bulk packet, one per 1 ms frame
 
 

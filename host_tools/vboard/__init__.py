@@ -45,7 +45,7 @@ from .. import mpvm
 HERE = Path(__file__).resolve().parent
 BOARD_JS = HERE / "board.mjs"
 ROM_DIR = HERE / "rom"
-ASYNCIO_DIR = mpvm.ROOT / "host_tools" / "sim" / "mplib" / "asyncio"
+ASYNCIO_DIR = mpvm.ROOT / "host_tools" / "rp2sim" / "mplib" / "asyncio"
 MACHINE = "Raspberry Pi Pico with RP2040 (stimctl vboard)"
 
 

@@ -1,5 +1,5 @@
 """What the pure-core tests in this folder import, on CPython (under pytest) and on MicroPython
-(the WebAssembly VM, tests/test_micropython_vm.py) alike.
+(the WebAssembly VM, tests/firmware/test_micropython_vm.py) alike.
 
 On MicroPython the firmware is on the VM's path and the board file is /board.json; on CPython
 the same firmware modules are loaded through the simulator's MicroPython loader. The test files

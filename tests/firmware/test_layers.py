@@ -112,7 +112,7 @@ def test_the_host_link_and_the_app_do_not_hold_each_other():
 
 
 def test_the_layer_rules_hold_for_every_import():
-    from host_tools import archgraph
+    from host_tools.dev import archgraph
 
     graph = archgraph.imports()
     assert [m for m in graph if archgraph.layer_of(m) == "?"] == []  # every module placed
@@ -120,7 +120,7 @@ def test_the_layer_rules_hold_for_every_import():
 
 
 def test_the_rules_catch_the_unit_layer_importing_hardware(tmp_path):
-    from host_tools import archgraph
+    from host_tools.dev import archgraph
 
     (tmp_path / "stim").mkdir()
     (tmp_path / "stim" / "unit.py").write_text("from stim import hw\n")
@@ -131,8 +131,8 @@ def test_the_rules_catch_the_unit_layer_importing_hardware(tmp_path):
 
 
 def test_the_architecture_picture_is_the_one_the_code_gives():
-    from host_tools import archgraph
+    from host_tools.dev import archgraph
 
     assert archgraph.current_block() == archgraph.block(), (
-        "docs/architecture.md is out of date: python -m host_tools.archgraph --write"
+        "docs/architecture.md is out of date: python -m host_tools.dev.archgraph --write"
     )

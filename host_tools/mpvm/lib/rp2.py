@@ -1,5 +1,5 @@
 """Simulated `rp2` for the MicroPython VM: MicroPython's own PIO assembler (`_pioasm`, a copy of
-host_tools/sim/pioasm.py) with `PIO` and `StateMachine` objects that keep the state the
+host_tools/rp2sim/pioasm.py) with `PIO` and `StateMachine` objects that keep the state the
 firmware can observe, without executing PIO code.
 
 A state machine is a configuration (program, frequency, pins), an enable flag, a TX FIFO level

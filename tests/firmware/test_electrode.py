@@ -1,0 +1,396 @@
+"""Electrode checks (SR-6, SR-1), observed at the simulated load and pins.
+
+The board model changes the load (lift, short, partial lift), breaks the sense input (stuck at
+a rail or at a mid-scale value), adds noise and spikes, or keeps the boost down; the tests look
+at which pulses the channel's bridge and current source still drive into the load, at the other
+channel, and at the channel LEDs. The pure classification functions are tested first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from host_tools.sim.unit import FIRMWARE_DIR
+
+ON_S = 0.5
+START_S = 3.0
+RUN_S = 6.0  # by now both channels run at their step (probe + 2 s soft start)
+DRIVE_MIN_MA = 0.05  # a pulse with less drive than this is not output
+# ADC noise for the noisy-load tests: 5 mV rms at the pin is about 6 LSB of the 12-bit ADC,
+# several times what an RP2040 ADC with a decoupled reference shows.
+NOISE_V = 0.005
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, FIRMWARE_DIR / "stim" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+electrode = _load("electrode")
+
+
+# ---- pure core ---------------------------------------------------------------------------
+BOARD = {"analog": {"adc_vref_v": 3.3, "sense_divider": 30.0, "sense_hold_tau_ms": 5.0,
+                    "compliance_v": 80.0}}  # fmt: skip
+
+
+def counts_for(ohm, ma, scale):
+    return scale.counts(min(ohm * ma / 1000, 80.0))
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(
+    ("ohm", "want"),
+    [(500, "ok"), (1000, "ok"), (8000, "ok"), (1e9, "open"), (50_000, "open"), (1.0, "short"),
+     (60.0, "short")],
+)  # fmt: skip
+def test_probe_classifies_the_load_from_its_reading(ohm, want):
+    scale = electrode.Scale(BOARD)
+    c = counts_for(ohm, electrode.PROBE_MA, scale)
+    code, est = electrode.probe_verdict(scale, 0, [c] * 8, electrode.PROBE_MA, 80.0)
+    assert electrode.NAMES[code] == want
+    if want == "ok":
+        assert est == pytest.approx(ohm, rel=0.02)
+
+
+@pytest.mark.req("SR-6")
+def test_probe_calls_a_stuck_sense_input_a_fault_never_ok():
+    scale = electrode.Scale(BOARD)
+    ma = electrode.PROBE_MA
+    top = scale.counts(3.3 * 30)
+    assert electrode.probe_verdict(scale, top, [top] * 8, ma, 80.0)[0] == electrode.SENSE
+    mid = scale.counts(30.0)  # stuck at 1 V on the ADC pin: 30 V at the electrode
+    assert electrode.probe_verdict(scale, mid, [mid] * 8, ma, 80.0)[0] == electrode.SENSE
+    low = counts_for(1000, ma, scale)  # stuck at exactly what a good load would read
+    assert electrode.probe_verdict(scale, low, [low] * 8, ma, 80.0)[0] == electrode.SENSE
+    assert electrode.probe_verdict(scale, 0, [0] * 8, ma, 80.0)[0] == electrode.SHORT
+
+
+@pytest.mark.req("SR-6")
+def test_a_load_is_judged_only_above_the_minimum_current():
+    scale = electrode.Scale(BOARD)
+    assert electrode.load_ohm(scale, 1000, electrode.RELEASE_JUDGE_MA / 2) is None
+    assert electrode.load_ohm(scale, 1000, electrode.MIN_JUDGE_MA) > 0
+
+
+@pytest.mark.req("SR-6")
+def test_open_threshold_follows_the_compliance_limit_at_high_current():
+    scale = electrode.Scale(BOARD)
+    o_low, s_low, _ = electrode.thresholds(scale, 1.0, 80.0)
+    o_high, s_high, _ = electrode.thresholds(scale, 60.0, 80.0)
+    assert scale.volts(o_low) == pytest.approx(20.0, rel=0.01)  # 20 kohm at 1 mA
+    assert scale.volts(o_high) == pytest.approx(72.0, rel=0.01)  # 90 % of the boost
+    assert s_low < s_high < o_high
+
+
+@pytest.mark.req("SR-6")
+def test_lift_watch_reduces_then_stops_with_hysteresis():
+    w = electrode.LiftWatch()
+    w.reset(1000)
+    acts = [w.update(1000, 10) for _ in range(100)]
+    assert set(acts) == {None}
+    acts = [w.update(2500, 10) for _ in range(200)]
+    assert acts.count("reduce") == 1 and "stop" not in acts
+    acts = [w.update(1700, 10) for _ in range(200)]  # between clear and warn: still warning
+    assert "clear" not in acts and w.warning
+    acts = [w.update(1000, 10) for _ in range(200)]
+    assert acts.count("clear") == 1 and not w.warning
+    acts = [w.update(2500, 10) for _ in range(electrode.LIFT_STOP_MS // 10 + 300)]
+    assert acts.count("reduce") == 1 and acts[-1] == "stop"
+    w.reset(1000)
+    acts = [w.update(4000, 10) for _ in range(100)]
+    assert "stop" in acts[:60]  # far above the baseline: no waiting
+
+
+@pytest.mark.req("SR-6")
+def test_lift_watch_baseline_follows_the_skin_settling_down():
+    w = electrode.LiftWatch()
+    w.reset(2000)
+    for _ in range(500):
+        w.update(900, 10)
+    assert abs(w.baseline_ohm - 900) <= 60  # integer smoothing settles within a few %
+    assert "reduce" in [w.update(2000, 10) for _ in range(200)]
+
+
+@pytest.mark.req("SR-6")
+def test_integer_load_factor_matches_the_float_estimate():
+    scale = electrode.Scale(BOARD)
+    for ma in (0.8, 1.5, 15.0, 60.0):
+        f = electrode.ohm_factor_ua(scale, int(ma * 1000))
+        for counts in (100, 5000, 40000):
+            exact = electrode.load_ohm(scale, counts, ma)
+            assert abs(((counts * f) >> 12) - exact) <= 0.005 * exact + 1
+            assert counts * f < 2**30  # a MicroPython small int: no allocation
+    assert electrode.ohm_factor_ua(scale, 100) == 0
+
+
+# ---- at the simulated pins ---------------------------------------------------------------
+def started(make_unit, *, mode_presses=0, steps=10, load_ohm=None, **kw):
+    """Unit on, program chosen, `steps` PLUS presses from START_S (both channels)."""
+    unit = make_unit("pico", load_ohm=load_ohm or {1: 1000.0, 2: 1000.0}, **kw)
+    unit.press("power", at=ON_S, hold_s=1.7)
+    t = START_S - 0.3 * mode_presses
+    for i in range(mode_presses):
+        unit.press("mode", at=t + 0.3 * i)
+    for i in range(steps):
+        unit.press("plus", at=START_S + 0.25 * i)
+    return unit
+
+
+def at_ma(peak_ma, want_ma):
+    """A measured peak at a requested current: never above it, at most ~2 PWM steps below."""
+    return want_ma - 0.2 <= peak_ma <= want_ma + 1e-9
+
+
+def driven(unit, ch, t0=0.0, t1=1e9):
+    """Pulses the channel drove (bridge pulsing, current source set) that ended after t0."""
+    return unit.model.driven(ch, t0, t1, DRIVE_MIN_MA)
+
+
+def led_levels(unit, ch, t0, t1):
+    return unit.pin_trace(unit.board["channels"][ch - 1]["led"], t0, t1)
+
+
+def faults(unit):
+    return [(e["ch"], e["fault"]) for e in unit.logs("electrode")]
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(("ohm", "fault"), [(1e9, "open"), (1.0, "short")])
+def test_a_channel_with_bad_electrodes_does_not_start(make_unit, ohm, fault):
+    unit = started(make_unit, steps=3, load_ohm={1: ohm, 2: 1000.0})
+    unit.run_until(RUN_S)
+    probe = driven(unit, 1)
+    assert len(probe) == 3  # three PLUS presses, three tries: each first probe pulse finds it
+    assert max(p.drive_ma for p in probe) <= electrode.PROBE_MA
+    assert max(p.peak_a_ma for p in probe) <= electrode.PROBE_MA  # below sensation
+    assert not driven(unit, 1, t0=START_S + 0.6)  # after the third press's probe
+    # the other channel starts and ramps to its step as usual
+    ch2 = driven(unit, 2, t0=RUN_S - 0.5)
+    assert ch2 and all(at_ma(p.peak_a_ma, 3 * 1.5) for p in ch2)
+    ev = unit.logs("electrode")
+    assert len(ev) == 3  # one refusal per PLUS press
+    assert ev[0]["ch"] == 1 and ev[0]["fault"] == fault and "ohm" in ev[0]
+    if fault == "short":
+        assert ev[0]["ohm"] < electrode.SHORT_OHM
+    assert unit.model.violations == []
+
+
+@pytest.mark.req("FR-7")
+@pytest.mark.req("SR-6")
+def test_the_led_says_which_channel_and_why(make_unit):
+    unit = started(make_unit, steps=2, load_ohm={1: 1e9, 2: 1.0})
+    unit.run_until(4.0)
+    open_led = led_levels(unit, 1, 4.0, 6.0)
+    unit2 = started(make_unit, steps=2, load_ohm={1: 1.0, 2: 1e9})
+    unit2.run_until(4.0)
+    short_led = led_levels(unit2, 1, 4.0, 6.0)
+    good = started(make_unit, steps=2)
+    good.run_until(4.0)
+    ok_led = led_levels(good, 1, 4.0, 5.0)
+    assert set(ok_led) == {1}  # running: steady
+    # open: fast blink (4 per second); short: two flashes per second. Told apart by count.
+    rises = [
+        sum(1 for a, b in zip(x, x[1:], strict=False) if b > a) for x in (open_led, short_led)
+    ]
+    assert rises[0] >= 7 and 3 <= rises[1] <= 4
+    assert open_led != short_led
+
+
+def lift_case(make_unit, mode_presses, t_change, new_ohm, steps=10):
+    unit = started(make_unit, mode_presses=mode_presses, steps=steps)
+    unit.at(t_change, unit.model.set_load, 1, new_ohm)
+    unit.run_until(t_change + 1.5)
+    return unit
+
+
+@pytest.mark.req("SR-6", "SR-1")
+@pytest.mark.parametrize("new_ohm", [1e9, 1.0], ids=["open", "short"])
+@pytest.mark.parametrize(
+    ("mode_presses", "period_s", "offsets"),
+    [(0, 0.010, [0.0, 0.0021, 0.0049, 0.0077, 0.0099]), (1, 0.5, [0.0, 0.13, 0.37, 0.49])],
+    ids=["100Hz", "2Hz"],
+)
+def test_open_or_short_stops_the_channel_within_one_pulse_period(
+    make_unit, new_ohm, mode_presses, period_s, offsets
+):
+    for off in offsets:
+        t_change = RUN_S + off
+        unit = lift_case(make_unit, mode_presses, t_change, new_ohm)
+        after = driven(unit, 1, t0=t_change)
+        starts = [p for p in after if p.t_a >= t_change]
+        assert len(starts) <= 1, "more than one pulse started after the change"
+        pulse_s = max((p.end_s - p.t_a for p in after), default=0.0)
+        if after:
+            assert after[-1].end_s - t_change <= period_s + pulse_s
+            if period_s <= 0.020:
+                assert after[-1].end_s - t_change <= 0.020
+        assert not driven(unit, 1, t0=t_change + period_s + 0.01)
+        # SR-1: the intensity is 0 after the fault, so re-contact brings no output
+        unit.model.set_load(1, 1000.0)
+        unit.run_for(3.0)
+        assert not driven(unit, 1, t0=t_change + period_s + 0.01)
+        assert faults(unit) == [(1, "open" if new_ohm > 1e6 else "short")]
+        # the other channel carries on at its step
+        ch2 = driven(unit, 2, t0=t_change - 0.5)
+        assert ch2 and ch2[-1].t_a > t_change + 3.0
+        assert all(at_ma(p.peak_a_ma, 15.0) for p in ch2)
+        assert unit.model.violations == []
+        unit.close()
+
+
+@pytest.mark.req("SR-6", "SR-1", "SR-2")
+def test_after_recontact_the_wearer_raises_intensity_again_from_zero(make_unit):
+    unit = lift_case(make_unit, 0, RUN_S + 0.003, 1e9)
+    unit.model.set_load(1, 1000.0)
+    t = unit.chip.t_s + 1.0
+    unit.press("plus", at=t)  # one step, both channels: channel 1 checks and starts again
+    unit.run_until(t + 4.0)
+    again = driven(unit, 1, t0=t)
+    assert again
+    peaks = [p.peak_a_ma for p in again]
+    assert max(peaks) <= 1.5 + 1e-9  # one step, never the 15 mA it had before
+    assert at_ma(peaks[-1], 1.5)
+    assert [e["result"] for e in unit.logs("check") if e["ch"] == 1] == ["ok", "ok"]
+
+
+@pytest.mark.req("SR-6")
+def test_partial_lift_first_reduces_then_stops_the_channel(make_unit):
+    t_lift = RUN_S
+    unit = lift_case(make_unit, 0, t_lift, 2500.0)  # pad half off: load 2.5 x its baseline
+    unit.run_until(t_lift + 1.0)
+    reduced = driven(unit, 1, t0=t_lift + 0.8, t1=t_lift + 1.0)
+    assert reduced and all(at_ma(p.peak_a_ma, 7.5) for p in reduced)
+    assert [e["action"] for e in unit.logs("electrode_lift")] == ["reduce"]
+    stop_s = electrode.LIFT_STOP_MS / 1000
+    unit.run_until(t_lift + stop_s + 1.5)
+    assert not driven(unit, 1, t0=t_lift + stop_s + 1.0)
+    assert faults(unit) == [(1, "lift")]
+    assert driven(unit, 2, t0=t_lift + stop_s + 1.0)
+
+
+@pytest.mark.req("SR-6")
+def test_a_far_lift_stops_without_waiting(make_unit):
+    unit = lift_case(make_unit, 0, RUN_S, 4000.0)  # 4 x baseline, still below OPEN_OHM
+    assert not driven(unit, 1, t0=RUN_S + 1.0)
+    assert faults(unit) == [(1, "lift")]
+
+
+@pytest.mark.req("SR-6")
+def test_a_slowly_settling_load_is_not_a_lift(make_unit):
+    unit = started(make_unit, steps=10)
+    for i in range(20):  # skin impedance falling from 1000 to 700 ohm over 20 s
+        unit.at(RUN_S + i, unit.model.set_load, 1, 1000.0 - 15.0 * i)
+    unit.run_until(RUN_S + 25)
+    assert faults(unit) == [] and not unit.logs("electrode_lift")
+    assert driven(unit, 1, t0=RUN_S + 24.5)
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(
+    ("adc_v", "fault"), [(3.3, "sense"), (0.0, "short"), (1.0, "sense"), (0.03, "sense")]
+)
+def test_a_stuck_sense_input_is_a_fault_not_ok(make_unit, adc_v, fault):
+    unit = started(make_unit, steps=3)
+    unit.model.adc_faults[0] = adc_v  # channel 1's SENSE reads adc_v whatever the load
+    unit.run_until(RUN_S)
+    # each PLUS press tries again (3 presses), and each try stops at the probe
+    assert len(driven(unit, 1)) <= 3 * (electrode.PROBE_PULSES + 1)
+    assert all(p.drive_ma <= electrode.PROBE_MA for p in driven(unit, 1))
+    assert faults(unit) == [(1, fault)] * 3
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(("adc_v", "fault"), [(3.3, "sense"), (0.0, "short")])
+def test_a_sense_input_that_sticks_while_running_stops_the_channel(make_unit, adc_v, fault):
+    unit = started(make_unit, steps=10)
+    unit.at(RUN_S, unit.model.adc_faults.__setitem__, 0, adc_v)
+    unit.run_until(RUN_S + 1.0)
+    assert not driven(unit, 1, t0=RUN_S + 0.011)
+    assert faults(unit) == [(1, fault)]
+
+
+@pytest.mark.req("SR-6")
+def test_a_boost_that_never_comes_up_stops_both_channels_before_any_pulse(make_unit):
+    unit = started(make_unit, steps=3)
+    unit.model.boost_fault = True
+    unit.run_until(RUN_S)
+    assert not driven(unit, 1) and not driven(unit, 2)
+    assert set(faults(unit)) == {(1, "boost"), (2, "boost")}
+    assert unit.pin(unit.board["boost_en"]) == 0
+
+
+@pytest.mark.req("SR-6")
+def test_single_conversion_spikes_do_not_stop_a_good_channel(make_unit):
+    """A spike on one ADC conversion (2 us) right after each pulse, up and down alternately,
+    big enough to read as open or short on its own: the median of three rejects it."""
+    unit = started(make_unit, steps=10)
+    spikes = unit.model.adc_spikes.setdefault(0, [])
+    sysclk = unit.board["sysclk_hz"]
+    sign = [1.0]
+
+    def on_pulse(ev):
+        if ev.get("kind") == "pulse" and ev["ch"] == 1 and RUN_S <= ev["b_end"] / sysclk:
+            t = ev["b_end"]
+            spikes.append((t, t + int(1.5e-6 * sysclk), 3.0 * sign[0]))
+            sign[0] = -sign[0]
+
+    unit.model.listeners.append(on_pulse)
+    unit.run_until(RUN_S + 2.0)
+    assert len(spikes) > 150
+    assert faults(unit) == []
+    assert driven(unit, 1, t0=RUN_S + 1.9)
+
+
+@pytest.mark.req("SR-6")
+def test_a_noisy_good_load_runs_without_a_stop(make_unit):
+    unit = started(make_unit, steps=10)
+    unit.model.adc_noise_v = NOISE_V
+    unit.run_until(RUN_S + 20.0)
+    assert faults(unit) == [] and not unit.logs("electrode_lift")
+    assert driven(unit, 1, t0=RUN_S + 19.9)
+
+
+@pytest.mark.req("SR-6")
+def test_noise_never_hides_an_open_electrode(make_unit):
+    for i, off in enumerate([0.0011, 0.0043, 0.0087]):
+        unit = started(make_unit, steps=4 + i, seed=i)
+        unit.model.adc_noise_v = NOISE_V
+        unit.at(RUN_S + off, unit.model.set_load, 1, 1e9)
+        unit.run_until(RUN_S + 0.5)
+        assert not driven(unit, 1, t0=RUN_S + off + 0.011)
+        assert faults(unit) == [(1, "open")]
+        unit.close()
+
+
+@pytest.mark.req("FR-9")
+@pytest.mark.req("SR-6")
+def test_the_load_trend_is_logged_per_running_channel(make_unit):
+    unit = started(make_unit, steps=10, load_ohm={1: 1000.0, 2: 1800.0})
+    unit.run_until(START_S + 25.0)
+    loads = unit.logs("load")
+    by_ch = {
+        1: [e["ohm"] for e in loads if e["ch"] == 1],
+        2: [e["ohm"] for e in loads if e["ch"] == 2],
+    }
+    assert len(by_ch[1]) >= 2 and len(by_ch[2]) >= 2
+    assert all(abs(o - 1000) < 50 for o in by_ch[1])
+    assert all(abs(o - 1800) < 90 for o in by_ch[2])
+
+
+@pytest.mark.req("SR-6")
+def test_fault_benchmark_measures_at_the_load(tmp_path):
+    from host_tools.dev import bench_fault
+
+    r = bench_fault.reaction(0, 0.010, 1.0, offsets=2)
+    # a short seen after the next pulse: more than nothing, at most a period plus a pulse
+    assert 0 < r["worst_ms"] <= r["period_ms"] + r["pulse_ms"] + 1e-6
+    assert r["pulses_started_after_change"] == 1
+    assert r["last_current_worst_ms"] == r["worst_ms"]  # for a short, drive = current
+    o = bench_fault.reaction(0, 0.010, 1e9, offsets=2)
+    assert o["last_current_worst_ms"] < 0.3  # an open takes no current after the lift
+    assert bench_fault.missed_opens(2)["missed"] == []

@@ -1,0 +1,273 @@
+"""The fake `machine`, `time` and `micropython` modules behave like the MicroPython rp2 port.
+
+Each test names the port behaviour it pins down (see host_tools/rp2sim/PORT_NOTES.md for the C
+source each follows). The modules are exercised as firmware would use them, on a bare chip.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from host_tools.rp2sim import port_math
+from host_tools.rp2sim.chip import Chip, ChipReset
+from host_tools.rp2sim.fakes import build_modules
+from host_tools.rp2sim.vfs import FlashFs
+
+pytestmark = pytest.mark.req("FR-17")
+
+
+class _Console:
+    def __init__(self):
+        self.out = []
+
+    def write(self, s):
+        self.out.append(s)
+        return len(s)
+
+
+@pytest.fixture
+def chip():
+    # These tests check the peripherals' registers and events, driven from the test itself:
+    # the calls cost no CPU time here (the CPU model has its own tests: test_cpu_model.py).
+    return Chip(125_000_000, cpu_scale=0)
+
+
+@pytest.fixture
+def mods(chip):
+    return build_modules(chip, FlashFs(), _Console())
+
+
+def edges(chip, pin):
+    seen = []
+    chip.pin_observers.append(lambda n, level, t: n == pin and seen.append((t, level)))
+    return seen
+
+
+# ---- Pin ---------------------------------------------------------------------------------
+
+
+def test_pin_out_with_value_zero_never_glitches_high(chip, mods):
+    """machine_pin.c: gpio_put(value) before gpio_set_dir(OUT) -> no glitch."""
+    m = mods["machine"]
+    chip.sio_write(5, 1)  # an old latch value of 1 left by a previous program
+    seen = edges(chip, 5)
+    m.Pin(5, m.Pin.OUT, value=0)
+    assert seen == []  # stayed low the whole time (reset pull-down, then driven 0)
+    assert chip.level(5) == 0
+
+
+def test_pin_reset_state_is_pulled_down_and_pull_up_reads_high(chip, mods):
+    m = mods["machine"]
+    assert m.Pin(10).value() == 0  # RP2040 pads come out of reset with the pull-down on
+    p = m.Pin(10, m.Pin.IN, m.Pin.PULL_UP)
+    assert p.value() == 1
+    chip.drive_external(10, 0)  # a button to ground
+    assert p.value() == 0
+
+
+def test_pin_without_mode_changes_nothing(chip, mods):
+    """mp_pin_make_new: Pin(n) alone runs no init, so a PWM pin stays a PWM pin."""
+    m = mods["machine"]
+    m.PWM(m.Pin(6), freq=1000, duty_u16=32768)
+    m.Pin(6)
+    assert chip.gpio[6].func == "pwm"
+    m.Pin(6, m.Pin.OUT, value=0)  # mode OUT takes the pin back (function SIO)
+    assert chip.gpio[6].func == "sio" and chip.analog_level(6) == 0.0
+
+
+def test_pin_irq_falling_fires_at_the_instant_of_the_edge(chip, mods):
+    m = mods["machine"]
+    hits = []
+    p = m.Pin(12, m.Pin.IN, m.Pin.PULL_UP)
+    p.irq(lambda pin: hits.append((chip.now, pin.value())), m.Pin.IRQ_FALLING)
+    t_press = chip.cycles(0.25)
+    chip.schedule(t_press, chip.drive_external, 12, 0)
+    chip.schedule(t_press + 1000, chip.drive_external, 12, None)
+    chip.advance_to(chip.cycles(1))
+    assert hits == [(t_press, 0)]  # falling only, exactly when the pin fell
+
+
+# ---- PWM ---------------------------------------------------------------------------------
+
+
+def test_pwm_top_div_as_the_port_computes_them(chip, mods):
+    m = mods["machine"]
+    pwm = m.PWM(m.Pin(6), freq=100_000, duty_u16=16384)
+    sl = chip.pwm[3]
+    assert (sl.top, sl.div16) == port_math.pwm_freq_to_top_div(125_000_000, 100_000)
+    assert pwm.freq() == port_math.pwm_get_freq(125_000_000, sl.top, sl.div16)
+    assert chip.analog_level(6) == pytest.approx(sl.cc[0] / (sl.top + 1))
+    assert pwm.duty_u16() == port_math.pwm_cc_to_duty_u16(sl.cc[0], sl.top)
+
+
+def test_pwm_refuses_below_its_8hz_floor(chip, mods):
+    m = mods["machine"]
+    m.PWM(m.Pin(6), freq=8, duty_u16=100)
+    with pytest.raises(ValueError, match="freq too small"):
+        m.PWM(m.Pin(8), freq=7, duty_u16=100)
+
+
+def test_pwm_waits_for_freq_and_duty_before_starting(chip, mods):
+    """machine_pwm_start: the slice runs only once its freq and this channel's duty are set."""
+    m = mods["machine"]
+    pwm = m.PWM(m.Pin(6))
+    assert not chip.pwm[3].enabled and pwm.freq() == 0 and pwm.duty_u16() == 0
+    pwm.freq(1000)
+    assert not chip.pwm[3].enabled
+    pwm.duty_u16(65535)
+    assert chip.pwm[3].enabled and chip.analog_level(6) == 1.0
+
+
+def test_pwm_compare_is_double_buffered_until_the_wrap(chip, mods):
+    m = mods["machine"]
+    pwm = m.PWM(m.Pin(6), freq=100_000, duty_u16=0)
+    chip.advance_to(chip.now + 300)  # somewhere inside a 10 us period
+    pwm.duty_u16(65535)
+    assert chip.analog_level(6) == 0.0  # not yet: the old CC holds until the counter wraps
+    chip.advance_to(chip.now + 1250)
+    assert chip.analog_level(6) == 1.0
+
+
+def test_pwm_freq_change_keeps_both_channels_duty_fractions(chip, mods):
+    m = mods["machine"]
+    a = m.PWM(m.Pin(6), freq=100_000, duty_u16=32768)
+    m.PWM(m.Pin(7), freq=100_000, duty_u16=16384)
+    a.freq(50_000)
+    chip.advance_to(chip.now + chip.us_to_cycles(100))
+    assert chip.analog_level(6) == pytest.approx(0.5, abs=1e-3)
+    assert chip.analog_level(7) == pytest.approx(0.25, abs=1e-3)
+
+
+@pytest.mark.parametrize("t_us, expect", [(2, 1), (7, 0)])
+def test_pwm_deinit_freezes_the_pin_where_the_counter_left_it(chip, mods, t_us, expect):
+    """deinit() only clears the slice enable: the pin keeps its level, possibly high."""
+    m = mods["machine"]
+    pwm = m.PWM(m.Pin(6), freq=100_000, duty_u16=32768)  # high for the first 5 us of 10
+    chip.advance_to(chip.pwm[3].t_enabled + chip.us_to_cycles(t_us))
+    pwm.deinit()
+    assert chip.gpio[6].func == "pwm"
+    assert chip.analog_level(6) == float(expect)
+    chip.advance_to(chip.now + chip.cycles(1))
+    assert chip.analog_level(6) == float(expect)
+
+
+def test_pwm_duty_over_range_is_clamped_not_refused(chip, mods):
+    m = mods["machine"]
+    pwm = m.PWM(m.Pin(6), freq=1000, duty_u16=70000)
+    assert pwm.duty_u16() == 65535
+
+
+# ---- ADC ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("volts", [0.0, 0.4, 1.65, 3.2999, 3.3, 5.0])
+def test_adc_scales_12_bits_to_u16_like_the_port(chip, mods, volts):
+    m = mods["machine"]
+    chip.adc_sources[0] = lambda t: volts
+    raw12 = max(0, min(4095, int(volts / 3.3 * 4096)))
+    assert m.ADC(26).read_u16() == port_math.adc_raw12_to_u16(raw12)
+    assert m.ADC(m.Pin(26)).read_u16() == port_math.adc_raw12_to_u16(raw12)
+
+
+def test_adc_rejects_pins_without_adc(chip, mods):
+    m = mods["machine"]
+    with pytest.raises(ValueError, match="ADC capabilities"):
+        m.ADC(m.Pin(5))
+    with pytest.raises(ValueError, match="invalid pin"):
+        m.ADC(40)
+
+
+# ---- Timer -------------------------------------------------------------------------------
+
+
+def test_periodic_timer_does_not_drift(chip, mods):
+    """machine_timer.c: a periodic alarm re-arms at previous target + delta, not at now + delta."""
+    m = mods["machine"]
+    fired = []
+    m.Timer(mode=m.Timer.PERIODIC, freq=300, callback=lambda t: fired.append(chip.ticks_us()))
+    chip.advance_to(chip.cycles(10.0) + 1)
+    assert len(fired) == 3000
+    delta = port_math.timer_delta_us(port_math.TIMER_PERIODIC, freq=300)
+    assert fired[-1] == 3000 * delta  # 3333 us per tick, the port's integer interval
+
+
+def test_one_shot_timer_and_deinit(chip, mods):
+    m = mods["machine"]
+    fired = []
+    m.Timer(mode=m.Timer.ONE_SHOT, period=50, callback=lambda t: fired.append(chip.ticks_ms()))
+    t2 = m.Timer(mode=m.Timer.PERIODIC, period=10, callback=lambda t: fired.append(-1))
+    t2.deinit()
+    chip.advance_to(chip.cycles(1))
+    assert fired == [50]
+
+
+def test_only_the_virtual_timer_exists(mods):
+    with pytest.raises(ValueError, match="doesn't exist"):
+        mods["machine"].Timer(0)
+
+
+# ---- WDT and reset -----------------------------------------------------------------------
+
+
+def test_watchdog_resets_the_chip_when_not_fed(chip, mods):
+    m = mods["machine"]
+    m.Pin(2, m.Pin.OUT, value=1)
+    wdt = m.WDT(timeout=100)
+    chip.advance_to(chip.cycles(0.09))
+    wdt.feed()
+    chip.advance_to(chip.cycles(0.18))  # fed at 90 ms: still alive at 180 ms
+    assert chip.generation == 0 and chip.level(2) == 1
+    with pytest.raises(ChipReset):
+        chip.advance_to(chip.cycles(0.2))
+    assert chip.reset_cause == m.WDT_RESET
+    assert chip.level(2) == 0  # pads back to reset state: input with pull-down
+    with pytest.raises(ChipReset):  # objects of the dead program cannot touch the new one
+        m.Pin(2).value(1)
+
+
+def test_watchdog_timeout_range(mods):
+    m = mods["machine"]
+    m.WDT(timeout=8388)
+    with pytest.raises(ValueError, match="timeout exceeds 8388"):
+        m.WDT(timeout=8389)
+
+
+def test_machine_reset_reads_back_as_watchdog_reset(chip, mods):
+    m = mods["machine"]
+    with pytest.raises(ChipReset):
+        m.reset()
+    assert chip.reset_cause == port_math.WDT_RESET
+    assert not hasattr(m, "HARD_RESET")  # rp2 exports PWRON_RESET and WDT_RESET only
+
+
+# ---- time, micropython ---------------------------------------------------------------------
+
+
+def test_time_sleeps_advance_the_virtual_clock(chip, mods):
+    t = mods["time"]
+    t0 = t.ticks_us()
+    t.sleep_ms(15)
+    t.sleep_us(7)
+    t.sleep(0.5)
+    assert t.ticks_diff(t.ticks_us(), t0) == 515_007
+    assert chip.now == chip.cycles(0.515007)
+
+
+def test_ticks_wrap_like_micropython(mods):
+    t = mods["time"]
+    period = 1 << 30
+    assert t.ticks_add(period - 1, 2) == 1
+    assert t.ticks_diff(1, period - 1) == 2
+    assert t.ticks_diff(period - 1, 1) == -2
+
+
+def test_micropython_schedule_runs_at_the_next_boundary(chip, mods):
+    mp = mods["micropython"]
+    ran = []
+    mp.schedule(lambda arg: ran.append((arg, chip.now)), 7)
+    assert ran == []
+    mods["time"].sleep_us(1)  # mp_hal_delay_us: a busy loop, no callback runs in it
+    assert ran == []
+    mods["time"].sleep_ms(1)  # mp_event_wait_ms: pending callbacks run first
+    assert ran == [(7, chip.us_to_cycles(1))]
+    assert mp.const(5) == 5
