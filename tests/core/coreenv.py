@@ -2,7 +2,8 @@
 (the WebAssembly VM, tests/firmware/test_micropython_vm.py) alike.
 
 On MicroPython the firmware is on the VM's path and the board file is /board.json; on CPython
-the same firmware modules are loaded through the simulator's MicroPython loader. The test files
+the same firmware modules are loaded through the simulator's MicroPython loader, without the
+simulated chip (host_tools/fwcore.py). The test files
 use only what both have: plain `assert`, `raises()` below, and `req()` to name requirements
 (pytest.mark.req on CPython, a no-op on the VM).
 """
@@ -25,18 +26,18 @@ if MICROPYTHON:
 else:
     import pytest
 
+    from host_tools import fwcore
     from host_tools.boards import load_board
-    from host_tools.sim.rig import FirmwareRig
 
-    _rig = FirmwareRig("pico")
-    board = _rig.import_module("stim.board")
-    electrode = _rig.import_module("stim.electrode")
-    limits = _rig.import_module("stim.limits")
-    modulation = _rig.import_module("stim.modulation")
-    programs = _rig.import_module("stim.programs")
-    pulse = _rig.import_module("stim.pulse")
-    hostcmd = _rig.import_module("stim.hostcmd")
-    settings = _rig.import_module("stim.settings")
+    # The pure core needs no simulated chip: host_tools.fwcore loads it with a small shim.
+    board = fwcore.load("stim.board")
+    electrode = fwcore.load("stim.electrode")
+    limits = fwcore.load("stim.limits")
+    modulation = fwcore.load("stim.modulation")
+    programs = fwcore.load("stim.programs")
+    pulse = fwcore.load("stim.pulse")
+    hostcmd = fwcore.load("stim.hostcmd")
+    settings = fwcore.load("stim.settings")
     BOARD = load_board("pico")
     req = pytest.mark.req
 

@@ -136,3 +136,41 @@ def test_the_architecture_picture_is_the_one_the_code_gives():
     assert archgraph.current_block() == archgraph.block(), (
         "docs/architecture.md is out of date: python -m host_tools.dev.archgraph --write"
     )
+
+
+CORE_AND_UNIT = (
+    "stim.board",
+    "stim.battery",
+    "stim.electrode",
+    "stim.gestures",
+    "stim.hostcmd",
+    "stim.leds",
+    "stim.level",
+    "stim.limits",
+    "stim.log",
+    "stim.modulation",
+    "stim.programs",
+    "stim.pulse",
+    "stim.session",
+    "stim.settings",
+    "stim.update",
+    "stim.stimulator",
+    "stim.unit",
+    "stim.wearer",
+)  # fmt: skip (stim.host needs the port's asyncio besides)
+
+
+@pytest.mark.parametrize("name", CORE_AND_UNIT)
+def test_the_core_and_the_unit_layer_load_without_the_chip(name):
+    """host_tools.fwcore: CPython with only a `micropython` and a `time` shim, no machine."""
+    from host_tools import fwcore
+
+    assert fwcore.load(name).__name__ == name
+
+
+@pytest.mark.parametrize("name", ["stim.engine", "stim.hw", "stim.safe"])
+def test_the_hardware_layer_needs_the_chip(name):
+    from host_tools import fwcore
+
+    with pytest.raises(ImportError, match="'(machine|rp2)'"):
+        fwcore.load(name)
