@@ -5,7 +5,9 @@ modules the core needs from MicroPython:
 
 - `micropython`: `const()` (the value itself, as MicroPython's compiler inlines it);
 - `time`: `ticks_ms`, `ticks_add`, `ticks_diff` (with the port's 2**30 wrap) and `time`, from
-  the host's monotonic clock.
+  the host's monotonic clock;
+- `sys`: its `modules` is the loader's own module table, as on MicroPython (stim.forget drops a
+  boot-time module from it).
 
 A module that imports `machine` or `rp2` (the hardware layer) fails to load here with
 ImportError: that is the point of the layer rules (tests/firmware/test_layers.py).
@@ -54,7 +56,11 @@ def _time_module() -> types.ModuleType:
 
 @functools.cache
 def _runtime() -> MpRuntime:
-    shims = {"micropython": _micropython(), "time": _time_module()}
+    shims = {
+        "micropython": _micropython(),
+        "time": _time_module(),
+        "sys": types.ModuleType("sys"),  # MpRuntime gives it `modules`
+    }
     return MpRuntime([FIRMWARE_DIR], shims)
 
 

@@ -45,6 +45,7 @@ MODE_HOLD_S = (MODE_LONG_MS + HOLD_MARGIN_MS) / 1000  # channel selection
 STEP_REPEATS = 4  # U / D: one press and this many repeats
 STEP_HOLD_S = (REPEAT_DELAY_MS + (STEP_REPEATS - 1) * REPEAT_MS + REPEAT_MS // 2) / 1000
 LOCK_HOLD_S = (LOCK_MS + HOLD_MARGIN_MS) / 1000  # PLUS and MINUS together: lock / unlock
+STATUS_HOLD_S = 1.3  # MODE and MINUS together 1 s (stim/gestures.py): the unit tells what runs
 
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 TIMEBASES_S = (0.0, 0.05, 0.2, 1.0, 5.0, 20.0)  # scope strip width in simulated time; 0: auto
@@ -53,6 +54,7 @@ BATTERY_STEP_V = 0.1
 ZOOM_US = 800.0  # the pulse zoom spans this much time: the widest phase pair fits
 MESSAGE_FRAMES = 90  # what the last key did stays on screen this many frames (6 s)
 LED_WINDOW_S = 4.0  # LED rhythm described over this much simulated time
+FEEDBACK_WINDOW_S = 4.0  # the feedback pulses shown: those of the last 4 s
 STEADY_S = 1.2  # lit this long without a break: a steady light, longer than any blink's flash
 
 # key -> (button(s), hold seconds). One table: the help line and the tests read it.
@@ -69,6 +71,7 @@ BUTTON_KEYS: dict[str, tuple[tuple[str, ...], float]] = {
     "DOWN": (("minus",), SHORT_S),
     "D": (("minus",), STEP_HOLD_S),
     "L": (("plus", "minus"), LOCK_HOLD_S),
+    "s": (("mode", "minus"), STATUS_HOLD_S),
 }
 LIFT_KEYS = {"1": 1, "2": 2}
 SHORT_KEYS = {"3": 1, "4": 2}
@@ -82,6 +85,7 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("- ↓", "MINUS", "MINUS"),
     ("U D", "hold PLUS / MINUS %g s" % STEP_HOLD_S, "hold +/-"),
     ("L", "lock (PLUS+MINUS %g s)" % (LOCK_MS / 1000), "lock"),
+    ("s", "status (MODE+MINUS 1 s)", "status"),
     ("1 2", "lift electrode", "lift"),
     ("3 4", "short electrode", "short"),
     ("z", "skin Ω", "skin"),
@@ -281,13 +285,42 @@ class SimApp:
         self._ch_hist: list[deque[tuple[float, tuple[int, ...]]]] = [
             deque(maxlen=1000) for _ in range(self.n_ch)
         ]
+        # The feedback outputs (a buzzer's PWM tone, a vibration motor's pin): on/off lately
+        b = self.board
+        self.fb_pins = tuple(p for p in (b.get("buzzer"), b.get("haptic")) if p is not None)
+        self._fb_hist: deque[tuple[float, tuple[int, ...]]] = deque(maxlen=400)
+        self.chip.analog_observers.append(self._on_analog)
         self.chip.pin_observers.append(self._on_pin)
         self.model.listeners.append(self._on_model)
         self.unit.console.listeners.append(self._on_line)
         self.unit.run_for(0.001)  # boot: the firmware's first log lines
 
     # ---- observation hooks (called on the firmware thread, while this one waits) -----------
+    def _on_analog(self, pin: int, t: int) -> None:
+        if pin in self.fb_pins:
+            on = int(any(self.chip.analog_level(p) > 0.2 for p in self.fb_pins))
+            self._changed(self._fb_hist, t / self.chip.sysclk_hz, (on,))
+
+    def feedback_words(self) -> str:
+        """What the wearer felt or heard in the last few seconds: the pulses' lengths."""
+        name = (
+            " and ".join(k for k in ("buzzer", "haptic") if self.board.get(k) is not None)
+            or "no feedback outputs"
+        )
+        now = self.chip.t_s
+        hist = list(self._fb_hist)
+        pulses = []
+        for i, (t, (on,)) in enumerate(hist):
+            end = hist[i + 1][0] if i + 1 < len(hist) else now
+            if on and end > now - FEEDBACK_WINDOW_S:
+                pulses.append("%d" % round((end - t) * 1000))
+        if not pulses:
+            return "%s: quiet" % name
+        return "%s: %s ms" % (name, " ".join(pulses[-8:]))
+
     def _on_pin(self, pin: int, level: int, t: int) -> None:
+        if pin in self.fb_pins:
+            self._on_analog(pin, t)
         if pin in self._led_pins:
             if level:
                 self._lit_now[pin] = 1
@@ -824,6 +857,7 @@ class SimApp:
         panel.append_text(self._led_glyph(self.status_rgb()))
         panel.append(" " + self._led_words(self._status_hist), style="dim")
         top.append(panel)
+        top.append(Text(" feel/hear  " + self.feedback_words(), style="dim"))
         unit = Text(" unit ")
         st_style = {"running": "bold green", "fault": "bold red", "off": "dim"}.get(
             v.state, "bold"

@@ -29,7 +29,9 @@ def load_board(path="/board.json"):
     from stim import board
 
     try:
-        return board.load(path), None
+        b = board.load(path)
+        b.pop("description", None)  # words for people: the unit never reads them (heap)
+        return b, None
     except board.BoardError as e:
         return None, e
     finally:

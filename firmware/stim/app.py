@@ -110,11 +110,24 @@ class App:
             flags |= leds.CUTOFF
         if unit.ended_until and time.ticks_diff(unit.ended_until, now) > 0:
             flags |= leds.ENDED
+        # The feedback pattern (stim.feedback) plays on the motor and the buzzer as the setting
+        # says (faults whatever it says), and shows on the status LED as white flashes.
+        fb = unit.player.tick()
+        if fb:
+            mode = unit.cfg["feedback"]
+            urgent = unit.player.urgent()
+            hw.feedback(
+                urgent or mode == "both" or mode == "tone",
+                urgent or mode == "both" or mode == "haptic",
+            )
+            flags |= leds.ACK
+        else:
+            hw.feedback(0, 0)
         if self.wearer.acknowledging(now):
             flags |= leds.ACK
         state = unit.state()
-        r, g, bl = leds.status(state, now, flags)
-        hw.status_led(r, g, bl)
+        c = leds.status(state, now, flags)
+        hw.status_led(c & 1, (c >> 1) & 1, (c >> 2) & 1)
         on = state != session.OFF
         chs = unit.stim.ch
         for i in range(len(chs)):

@@ -22,7 +22,7 @@ _OUT = (0, 22, "an output GPIO", " (safe-off can only force GPIO 0..22 low witho
 
 _TOP = (
     "name description sysclk_hz channels buttons status_led boost_en boost_adc battery_adc "
-    "analog intensity limits battery"
+    "analog intensity limits battery buzzer haptic"
 ).split()
 _CHANNEL = ("phase_a", "phase_b", "level_pwm", "sense_adc", "led")
 _BUTTONS = ("power", "mode", "plus", "minus")
@@ -189,6 +189,17 @@ def validate(obj):
         b[key] = {}
         for k in keys:
             _pin(used, b[key], d, key, k)
+    # Optional feedback outputs the wearer feels or hears (stim.feedback): a piezo driven by a
+    # PWM tone, a vibration motor through a transistor. Low is off, as for every output.
+    for key in ("buzzer", "haptic"):
+        if key in obj:
+            _pin(used, b, obj, "", key, _OUT)
+    if "buzzer" in b:
+        sl = pwm_slice(b["buzzer"])[0]
+        for o in pwm_outs:
+            if o[0] == sl:
+                m = "is on PWM slice %d with %s: its tone would set that slice's frequency"
+                raise BoardError("buzzer", m % (sl, pwm_outs[o]))
     _pin(used, b, obj, "", "boost_en", _OUT)
     _pin(used, b, obj, "", "boost_adc", _ADC)
     _pin(used, b, obj, "", "battery_adc", _ADC)

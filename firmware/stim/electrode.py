@@ -20,6 +20,8 @@ and the output is too weak to hurt (like commercial units).
 
 import math
 
+from micropython import const
+
 # Good skin contact is 500 ohm to 8 kohm (DESIGN.md); these bounds sit well outside it.
 OPEN_OHM = 20_000.0
 SHORT_OHM = 100.0
@@ -40,11 +42,11 @@ BOOST_OK_FRACTION = 0.8
 # An idle SENSE (no pulse for a while) above this fraction of the boost is a stuck input.
 IDLE_MAX_FRACTION = 0.1
 # Partial lift: load over the session's own baseline (lowest smoothed load so far), in tenths.
-LIFT_WARN_X10 = 20  # 2.0x: reduce the channel's intensity
-LIFT_CLEAR_X10 = 16  # 1.6x: hysteresis, the warning ends below this
-LIFT_STOP_X10 = 30  # 3.0x: stop at once
+_LIFT_WARN_X10 = const(20)  # 2.0x: reduce the channel's intensity
+_LIFT_CLEAR_X10 = const(16)  # 1.6x: hysteresis, the warning ends below this
+_LIFT_STOP_X10 = const(30)  # 3.0x: stop at once
 LIFT_STOP_MS = 5000  # stop if the warning lasts this long after the reduction
-SMOOTH_MS = 500  # time constant of the smoothed load
+_SMOOTH_MS = const(500)  # time constant of the smoothed load
 
 # Fault codes shared with the engine's interrupt handler (small ints, no allocation). BOOST and
 # LIFT are found by the stimulator (the supply did not come up; a partial lift that lasted).
@@ -189,7 +191,7 @@ class LiftWatch:
         if self.smooth_ohm <= 0:
             self.smooth_ohm = ohm
         else:
-            self.smooth_ohm += (ohm - self.smooth_ohm) * dt_ms // (SMOOTH_MS + dt_ms)
+            self.smooth_ohm += (ohm - self.smooth_ohm) * dt_ms // (_SMOOTH_MS + dt_ms)
         sm = self.smooth_ohm
         if self.baseline_ohm <= 0 or sm < self.baseline_ohm:
             # Skin impedance falls as gel and sweat settle in: track the lowest value.
@@ -197,17 +199,17 @@ class LiftWatch:
         base = self.baseline_ohm
         if base <= 0:
             return None
-        if sm * 10 >= base * LIFT_STOP_X10:
+        if sm * 10 >= base * _LIFT_STOP_X10:
             return "stop"
         if self.warning:
-            if sm * 10 < base * LIFT_CLEAR_X10:
+            if sm * 10 < base * _LIFT_CLEAR_X10:
                 self.warning = False
                 return "clear"
             self.warn_ms += dt_ms
             if self.warn_ms >= LIFT_STOP_MS:
                 return "stop"
             return None
-        if sm * 10 >= base * LIFT_WARN_X10:
+        if sm * 10 >= base * _LIFT_WARN_X10:
             self.warning = True
             self.warn_ms = 0
             return "reduce"

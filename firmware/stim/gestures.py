@@ -11,6 +11,8 @@ debounces them and decodes:
 - PLUS, MINUS: `PLUS`/`MINUS` on the press, then while held, one more every REPEAT_MS after
   REPEAT_DELAY_MS, at most REPEAT_MAX times per hold (SR-2: a bounded rate and amount).
 - PLUS and MINUS held together for LOCK_MS: `LOCK` (toggle the lock), and no step from either.
+- MODE and MINUS held together for _STATUS_MS: `STATUS` (the unit tells what runs), and neither
+  a program or channel change from MODE nor a step or repeat from MINUS once both are down.
 - Any button held longer than STUCK_MS (far beyond every gesture): `STUCK` once; the button is
   then ignored until it has been seen released, and can never raise intensity (SR-11). A
   button already down at reset is treated the same way: it never made a press. (`held`: the
@@ -32,6 +34,7 @@ REPEAT_DELAY_MS = const(600)
 REPEAT_MS = const(400)  # 2.5 steps per second while held
 REPEAT_MAX = const(8)
 LOCK_MS = const(3000)
+_STATUS_MS = const(1000)
 STUCK_MS = const(20_000)
 
 BUTTONS = ("power", "mode", "plus", "minus")
@@ -52,6 +55,7 @@ MINUS = const(7)
 LOCK = const(8)
 STUCK = const(9)
 UNSTUCK = const(10)
+STATUS = const(11)
 NAMES = (
     "none",
     "power_down",
@@ -64,14 +68,18 @@ NAMES = (
     "lock",
     "stuck",
     "unstuck",
+    "status",
 )
 
 _QUEUE = const(8)
 
 
 class Gestures:
-    def __init__(self, held=None):
+    def __init__(self, held=None, power_ms=0):
         self._held = held  # buttons down at reset; None: those down at the first sample
+        # POWER went down this long before the first sample, after reset (0: it did not): a
+        # press made while the app was starting, its hold counted from its edge.
+        self._power_ms = power_ms
         self._stable = 0  # debounced state
         self._raw = 0
         self._raw_ms = 0  # how long the raw state has been unchanged
@@ -79,7 +87,9 @@ class Gestures:
         self._fired = [0, 0, 0, 0]  # long/repeat events already given for this hold
         self._ignored = 0  # buttons not to decode until released (stuck, or down at start)
         self._stuck = 0
-        self._chord = 0  # 1 while PLUS+MINUS are held together (lock gesture in progress)
+        # 1 while PLUS+MINUS are held together (lock in progress), 2 once LOCK fired; 3 while
+        # MODE+MINUS are (status in progress), 4 once STATUS fired
+        self._chord = 0
         self._chord_ms = 0
         self._q = [0] * _QUEUE
         self._qb = [0] * _QUEUE
@@ -110,6 +120,9 @@ class Gestures:
             self._ignored = held
             self._stable = held
             self._raw = held
+            if self._power_ms and bits & 1 and not held & 1:
+                self.power_edge()
+                self._held_ms[B_POWER] = self._power_ms
         if bits & 1 and not self._raw & 1 and not self._ignored & 1:
             self._emit(POWER_DOWN, B_POWER)  # SR-7: no debounce before a stop
         if bits != self._raw:
@@ -165,10 +178,22 @@ class Gestures:
                         self._emit(UNSTUCK, b)
                 else:
                     self._released(b)
-        if not (bits & 4 and bits & 8):
-            self._chord = 0
+        if self._chord:
+            need = 12 if self._chord < 3 else 10  # PLUS+MINUS (lock), MODE+MINUS (status)
+            if bits & need != need:
+                self._chord = 0
 
     def _pressed(self, b):
+        if b == B_MODE or b == B_MINUS:
+            other = B_MINUS if b == B_MODE else B_MODE
+            if self._stable & (1 << other) and not self._ignored & (1 << other):
+                # The status chord: MODE changes nothing when released or held, MINUS steps
+                # no further (its own press, if it came first, already stepped down).
+                self._chord = 3
+                self._chord_ms = 0
+                self._fired[B_MODE] = 1
+                self._fired[B_MINUS] = REPEAT_MAX
+                return
         if b == B_PLUS or b == B_MINUS:
             other = B_MINUS if b == B_PLUS else B_PLUS
             if self._stable & (1 << other) and not self._ignored & (1 << other):
@@ -223,3 +248,6 @@ class Gestures:
             if self._chord_ms >= LOCK_MS and self._chord == 1:
                 self._chord = 2  # fired: once per chord
                 self._emit(LOCK, B_PLUS)
+            elif self._chord_ms >= _STATUS_MS and self._chord == 3:
+                self._chord = 4
+                self._emit(STATUS, B_MODE)

@@ -20,12 +20,14 @@ replies with it and changes nothing.
 
 import json
 
+from micropython import const
+
 from stim import limits, log, programs, settings
 
 MAX_LINE = 120  # bytes of one command line, without its end
-MAX_TOKENS = 8
-MAX_ID = 8
-MAX_INT_DIGITS = 4
+_MAX_TOKENS = const(8)
+_MAX_ID = const(8)
+_MAX_INT_DIGITS = const(4)
 KEEPALIVE_MS = 3000  # SR-12: a host-controlled session without a valid command for this long
 RISE_MS = 400  # SR-2: at most one step up per channel per RISE_MS, like PLUS held
 
@@ -53,10 +55,10 @@ COMMANDS = {
     "start": (0, 1),
     "intensity": (2, 2),
     "settings": (0, 0),
-    "set": (1, 3),
+    "set": (1, 5),
     "history": (0, 0),
 }
-SETTING_KEYS = ("program", "session_min", "channels")
+SETTING_KEYS = ("program", "session_min", "channels", "feedback", "auto_off_min")
 
 
 class HostError(ValueError):
@@ -122,8 +124,8 @@ def _is_alnum(s):
 
 
 def _uint(tok, what, cmd, rid):
-    if not tok or len(tok) > MAX_INT_DIGITS:
-        msg = "%s: a whole number of 1-%d digits" % (what, MAX_INT_DIGITS)
+    if not tok or len(tok) > _MAX_INT_DIGITS:
+        msg = "%s: a whole number of 1-%d digits" % (what, _MAX_INT_DIGITS)
         raise HostError(E_ARGS, msg, cmd, rid)
     for ch in tok:
         if not "0" <= ch <= "9":
@@ -139,8 +141,8 @@ def parse(line, board):
     rid = None
     if toks and toks[0][0] == "@":
         rid = toks[0][1:]
-        if not 1 <= len(rid) <= MAX_ID or not _is_alnum(rid):
-            raise HostError(E_ARGS, "request id: @ then 1-%d letters or digits" % MAX_ID)
+        if not 1 <= len(rid) <= _MAX_ID or not _is_alnum(rid):
+            raise HostError(E_ARGS, "request id: @ then 1-%d letters or digits" % _MAX_ID)
         toks = toks[1:]
     if not toks:
         raise HostError(E_UNKNOWN, "no command", None, rid)
@@ -194,7 +196,7 @@ def check_settings(board, cfg, raw, cmd="set", rid=None):
     new = dict(cfg)
     for k in raw:
         v = raw[k]
-        new[k] = _uint(v, k, cmd, rid) if k == "session_min" else v
+        new[k] = _uint(v, k, cmd, rid) if k == "session_min" or k == "auto_off_min" else v
     out, problems = settings.check(board, new)
     if problems:
         raise HostError(E_RANGE, "bad value for %s" % ", ".join(problems), cmd, rid)

@@ -7,17 +7,49 @@ state, SR-8), the only firmware modules that import `machine` or `rp2`
 board dict, so the same code runs on every board in boards/.
 """
 
-from machine import ADC, PWRON_RESET, WDT, WDT_RESET, Pin, reset_cause
+import time
+from array import array
+
+from machine import ADC, PWM, PWRON_RESET, WDT, WDT_RESET, Pin, reset_cause
+from micropython import const
 
 from stim.gestures import BUTTONS
 
 _CAUSES = {PWRON_RESET: "power_on", WDT_RESET: "watchdog"}
+_TONE_HZ = const(2700)  # a piezo's loudest: most small piezo discs resonate near 2.7 kHz
+_TONE_DUTY = const(32768)  # a square wave
 
 
 def reset_cause_name():
     """Why the chip last reset: "power_on", "watchdog" or "other". After a soft reset the port
     reports the last hardware cause (ports/rp2/modmachine.c keeps it)."""
     return _CAUSES.get(reset_cause(), "other")
+
+
+_early = array("i", [0, 0])  # POWER's first press after watch_power(): ticks_ms, and 1 if seen
+
+
+def _on_power_early(pin):
+    # Hard IRQ while the app is still starting: note the instant once, allocate nothing.
+    if not _early[1]:
+        _early[0] = time.ticks_ms()  # type: ignore[call-overload]  # a small int on the port
+        _early[1] = 1
+
+
+def watch_power(board):
+    """From boot on, note when POWER goes down, before the app can sample it: a wearer who
+    presses POWER while the unit starts has the hold counted from the press (power_down_ms)."""
+    Pin(board["buttons"]["power"], Pin.IN, Pin.PULL_UP).irq(
+        _on_power_early, Pin.IRQ_FALLING, hard=True
+    )
+
+
+def power_down_ms():
+    """How long ago POWER went down since watch_power() (at least 1), or 0 if it did not."""
+    if not _early[1]:
+        return 0
+    d = time.ticks_diff(time.ticks_ms(), _early[0])
+    return d if d > 0 else 1
 
 
 def buttons_held(board):
@@ -41,6 +73,12 @@ class Hardware:
         self._status = [Pin(led[c], Pin.OUT, value=0) for c in ("r", "g", "b")]
         self._ch_leds = [Pin(ch["led"], Pin.OUT, value=0) for ch in board["channels"]]
         self._battery = ADC(board["battery_adc"])
+        # Feedback outputs (stim.feedback), when the board has them; off (low) when built.
+        b = board.get("buzzer")
+        self._buzzer = None if b is None else PWM(Pin(b), freq=_TONE_HZ, duty_u16=0)
+        h = board.get("haptic")
+        self._haptic = None if h is None else Pin(h, Pin.OUT, value=0)
+        self._fb = 0  # bit 0: tone on, bit 1: motor on
 
     def on_power_press(self, handler):
         """Run handler(pin) from a hard interrupt on the POWER button's press (falling edge):
@@ -63,6 +101,18 @@ class Hardware:
 
     def channel_led(self, index, on):
         self._ch_leds[index].value(on)
+
+    def feedback(self, tone, motor):
+        """The buzzer's tone and the motor on or off (pins that are absent are skipped); only
+        a change touches the hardware."""
+        bits = (1 if tone else 0) | (2 if motor else 0)
+        if bits == self._fb:
+            return
+        self._fb = bits
+        if self._buzzer is not None:
+            self._buzzer.duty_u16(_TONE_DUTY if tone else 0)
+        if self._haptic is not None:
+            self._haptic.value(1 if motor else 0)
 
     def battery_v(self):
         return self._battery.read_u16() * self._battery_v_per_count

@@ -8,12 +8,13 @@ at the end of a 4-second cycle, so they never hide the state underneath.
 
 from stim import electrode, session
 
-OFF = (0, 0, 0)
-GREEN = (0, 1, 0)
-RED = (1, 0, 0)
-BLUE = (0, 0, 1)
-AMBER = (1, 1, 0)
-WHITE = (1, 1, 1)
+# Status LED colours as bits: 1 red, 2 green, 4 blue (small ints: no object per colour).
+OFF = 0
+RED = 1
+GREEN = 2
+AMBER = 3
+BLUE = 4
+WHITE = 7
 
 # Overlay flags for status(), combined with |.
 LOCKED = 1
@@ -32,7 +33,8 @@ def _on(t, period, width):
 
 
 def status(state, t_ms, flags):
-    """(r, g, b) of the status LED at t_ms for a session state and the overlay flags."""
+    """The status LED's colour (bits: 1 red, 2 green, 4 blue) at t_ms for a session state and
+    the overlay flags."""
     locked = flags & LOCKED
     battery_low = flags & BATTERY_LOW
     if state == session.OFF:

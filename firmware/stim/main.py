@@ -29,7 +29,7 @@ def _raw_board():
 def build(board, held=None, console=None):
     """The app for a validated board: hardware built here and handed in. `held`: the buttons
     held at boot (ignored until released, SR-11); `console`: the host's byte stream or None."""
-    from stim import app, gestures, hw, settings
+    from stim import app, feedback, gestures, hw, settings
     from stim.electrode import Scale
     from stim.engine import Channel
     from stim.host import HostLink
@@ -53,8 +53,8 @@ def build(board, held=None, console=None):
     now = time.ticks_ms()
     # The saved program from the start: one `program` log line at boot, not two.
     stim = Stimulator(board, channels, hw.Boost(board), cfg["program"], now)
-    unit = Unit(board, stim, cfg, now)
-    wearer = Wearer(unit, gestures.Gestures(held))
+    unit = Unit(board, stim, cfg, now, feedback.Player())
+    wearer = Wearer(unit, gestures.Gestures(held, hw.power_down_ms()))
     return app.App(hardware, unit, wearer, HostLink(unit, board, console), hw.start_watchdog)
 
 
@@ -71,6 +71,7 @@ def run():
             safe.all_off(None)
             log.error("board_invalid", key=e.key, msg=str(e))
             return
+        hw.watch_power(board)  # then the buttons down now: a press from here on is one
         held = hw.buttons_held(board)
         if held & 2:
             # Safe mode: MODE held at boot skips the app, so a unit whose firmware misbehaves

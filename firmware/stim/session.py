@@ -12,6 +12,8 @@ The app maps wearer gestures and hardware findings to these events and applies t
 (start, pause, ramp down) to the stimulator.
 """
 
+from micropython import const
+
 OFF = 0
 IDLE = 1
 RUNNING = 2
@@ -23,7 +25,7 @@ NAMES = ("off", "idle", "running", "paused", "ending", "fault")
 RAMP_DOWN_MS = 2000  # session end and battery cut-off: the output fades over this
 # time.ticks_ms() wraps every 2**30 ms (~12.4 days); both are small ints on MicroPython.
 TICKS_MAX = 0x3FFFFFFF
-TICKS_HALF = 0x20000000
+_TICKS_HALF = const(0x20000000)
 
 
 class Session:
@@ -39,7 +41,7 @@ class Session:
         # `now` is time.ticks_ms(), which wraps: a plain difference across the wrap is
         # negative and would stop the session timer for good (SR-9). As time.ticks_diff.
         d = (now - then) & TICKS_MAX
-        return d if d < TICKS_HALF else 0  # "before then": nothing delivered
+        return d if d < _TICKS_HALF else 0  # "before then": nothing delivered
 
     def set_length(self, length_s):
         self.length_s = length_s

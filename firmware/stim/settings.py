@@ -1,10 +1,13 @@
 """Settings and session history on the unit's flash (SR-13). Uses only `os` and `json`.
 
-Settings (`/settings.json`): the program, the session length and the channel selection. The
-intensity is never stored: every session starts from zero (SR-1). The file is written to a
-temporary name and renamed over the old one, so a power cut leaves either the old or the new
-file, never half of one. A missing, corrupt, truncated or out-of-range file gives the defaults
-(each bad key reported by name) and the caller logs a warning; nothing raises.
+Settings (`/settings.json`): the program, the session length, the channel selection, the
+feedback outputs (FEEDBACK: both, haptic, tone, off; faults play whatever it says) and the
+minutes before an idle unit switches itself off (auto_off_min). The intensity is never
+stored: every session starts from zero (SR-1). The file is written to a temporary name and
+renamed over the old one, so a power cut leaves either the old or the new file, never half of
+one. A missing, corrupt, truncated or out-of-range file gives the defaults (each bad key
+reported by name; a key newer than the file just takes its default) and the caller logs a
+warning; nothing raises.
 
 History (`/history.jsonl`): one JSON object per finished session, at most HISTORY_MAX lines;
 older lines are dropped when the file is rewritten (also atomically).
@@ -24,6 +27,8 @@ SETTINGS_PATH = "/settings.json"
 HISTORY_PATH = "/history.jsonl"
 HISTORY_MAX = 100
 SELECTIONS = ("both", "1", "2")
+FEEDBACK = ("both", "haptic", "tone", "off")
+AUTO_OFF_MIN = (1, 60)  # bounds of auto_off_min
 EBUSY = 16  # MicroPython's errno for "device or resource busy"
 
 _output_on = None  # set by the app: true while any output can run (SR-14)
@@ -51,6 +56,8 @@ def defaults(board):
         "program": programs.PROGRAMS[0]["id"],
         "session_min": board["limits"]["default_session_min"],
         "channels": "both",
+        "feedback": "both",
+        "auto_off_min": 10,
     }
 
 
@@ -81,6 +88,22 @@ def check(board, data):
         out["channels"] = c
     else:
         problems.append("channels")
+    # Keys added later: a file written before them keeps their defaults, without a warning.
+    if "feedback" in data:
+        if data["feedback"] in FEEDBACK:
+            out["feedback"] = data["feedback"]
+        else:
+            problems.append("feedback")
+    if "auto_off_min" in data:
+        m = data["auto_off_min"]
+        if (
+            isinstance(m, int)
+            and not isinstance(m, bool)
+            and AUTO_OFF_MIN[0] <= m <= AUTO_OFF_MIN[1]
+        ):
+            out["auto_off_min"] = m
+        else:
+            problems.append("auto_off_min")
     for k in data:
         if k not in out:
             problems.append(k)

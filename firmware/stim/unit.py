@@ -18,14 +18,38 @@ from micropython import const
 
 from stim import battery, electrode, hostcmd, limits, log, programs, session, settings
 
+# Feedback patterns played here (stim.feedback's events, same numbers: test_feedback.py).
+_FB_STEP_UP = const(0)
+_FB_STEP_DOWN = const(1)
+_FB_TOP = const(2)
+_FB_BOTTOM = const(3)
+_FB_COUNT = const(4)
+_FB_BOTH = const(5)
+_FB_LOCKED = const(6)
+_FB_UNLOCKED = const(7)
+_FB_START = const(8)
+_FB_END = const(9)
+_FB_OPEN = const(10)
+_FB_SHORT = const(11)
+_FB_FAULT = const(13)
+_FB_LOW_BATTERY = const(14)
+_FB_CUTOFF = const(15)
+_FB_POWER_ON = const(17)
+_FB_POWER_OFF = const(18)
+_FB_TENS = const(20)
+_FB_UNITS = const(21)
+
 KEEPALIVE_MS = hostcmd.KEEPALIVE_MS
 _ENDED_SHOW_MS = const(30_000)  # the "session finished" pattern, until a press or this long
 _SELECT = {"both": (0, 1, 2, 3), "1": (0,), "2": (1,)}
+# The pattern of each electrode fault code (stim.electrode: ok, open, short, sense, boost, lift).
+_FAULT_PATTERN = b"\x00" + bytes((_FB_OPEN, _FB_SHORT))
 
 
 class Unit:
-    def __init__(self, board, stim, cfg, now):
+    def __init__(self, board, stim, cfg, now, player):
         self.stim = stim
+        self.player = player  # stim.feedback.Player: what the wearer feels or hears
         self.cfg = cfg
         self.battery = battery.BatteryMonitor(board["battery"])
         log.info("channels", selected=cfg["channels"])
@@ -33,6 +57,7 @@ class Unit:
         self.locked = False
         self.host_controlled = False  # the session's keep-alive is watched (SR-12)
         self._t_host = now  # the host's last valid command
+        self._t_active = now  # the last press, host command or session end (auto-off)
         self.ended_until = 0  # ticks_ms until which the "session finished" pattern shows
         self._rec = None  # the running session's history record
         self._noted = bytearray(len(stim.channels))  # last fault code noted per channel
@@ -72,6 +97,39 @@ class Unit:
             "keepalive_ms": KEEPALIVE_MS,
         }
 
+    def signal(self, ev, count=1):
+        """Play a feedback pattern (stim.feedback)."""
+        self.player.play(ev, count)
+
+    def touch(self, now):
+        """A press or a host command: the unit is in use (auto-off counts from here)."""
+        self._t_active = now
+
+    def play_status(self, now):
+        """The status gesture: program number, channel selection, the first selected channel's
+        step (tens as long pulses, then units as short ones) and the minutes left in
+        five-minute units, each as counted pulses (README, "Wearer's guide")."""
+        p = self.player
+        p.play(_FB_COUNT, programs.index_of(self.stim.program["id"]) + 1)
+        self._signal_channels()
+        step = self.stim.ch[self.selected()[0]].step
+        if step >= 10:
+            p.play(_FB_TENS, step // 10)
+        if step % 10:
+            p.play(_FB_UNITS, step % 10)
+        elif step < 10:
+            p.play(_FB_BOTTOM)  # step 0
+        s = self.session
+        if s.state != session.IDLE:
+            p.play(_FB_COUNT, (s.remaining_s(now) + 299) // 300)
+
+    def _signal_channels(self):
+        c = self.cfg["channels"]
+        if c == "both":
+            self.player.play(_FB_BOTH)
+        else:
+            self.player.play(_FB_COUNT, int(c))
+
     def start_refusal(self):
         """Why a session cannot start now (a stim.hostcmd error code and a message), or None."""
         st = self.session.state
@@ -95,15 +153,19 @@ class Unit:
             self.locked = False
             self.stim.clear_faults()
             log.info("power", on=False)
+            self.player.play(_FB_POWER_OFF)
         else:
             self.session.power(now)
             self.ended_until = 0
+            self._t_active = now
             log.info("power", on=True)
+            self.player.play(_FB_POWER_ON)
 
     def start(self, now):
         """A session on the selected channels: step 1 on each, checked, then a soft start."""
         if self.battery.state == battery.CUTOFF:
             log.warn("refused", msg="battery empty", limit="battery")
+            self.player.play(_FB_CUTOFF)
             return
         p = self.stim.program
         self.session.set_length(min(self.cfg["session_min"], p["session_min"]) * 60)
@@ -118,6 +180,7 @@ class Unit:
         for i in range(len(self._noted)):
             self._noted[i] = 0
         log.info("session", state="start", program=p["id"], length_s=self.session.length_s)
+        self.player.play(_FB_START)
         for ch in self.selected():
             self.set_step(ch, 1, now)
 
@@ -159,6 +222,7 @@ class Unit:
         rec = self._rec
         self._rec = None
         self.host_controlled = False  # the keep-alive belongs to the session
+        self._t_active = now
         # A finished session has nothing to resume: steps a pause saved (a POWER press that
         # stopped the end-of-session fade) must not restart channels in the next one (SR-1).
         self.stim.forget_pause()
@@ -168,6 +232,8 @@ class Unit:
         rec["min"] = round(minutes, 2)
         rec["end"] = reason
         log.info("session", state="end", reason=reason, min=rec["min"])
+        if reason != "power_off" and reason != "program" and reason != "fault":
+            self.player.play(_FB_END)  # those three play their own pattern
         if minutes > 0:
             self._unwritten = rec  # written once the output is off (SR-14)
             self._write_flash()
@@ -178,24 +244,56 @@ class Unit:
 
     # -- intensity, program, channels ---------------------------------------------------
     def set_step(self, ch, step, now):
-        """Channel ch (0-based) to a step; a step over a cap is refused and logged (SR-3)."""
+        """Channel ch (0-based) to a step; a step over a cap is refused, logged and played as
+        the top step (SR-3). True if it was set."""
         try:
             self.stim.set_step(ch, step, now)
         except limits.LimitError as e:
             log.warn("refused", ch=ch + 1, step=step, limit=e.key, msg=str(e))
-            return
+            self.player.play(_FB_TOP)
+            return False
         rec = self._rec
         if rec is not None and step > rec["max_step"][ch]:
             rec["max_step"][ch] = step
+        return True
 
     def step_selected(self, delta, now):
-        """PLUS (+1) or MINUS (-1) on every selected channel of a running session."""
+        """PLUS (+1) or MINUS (-1) on every selected channel of a running session, played as
+        a step up or down (the top or the bottom when reached). A PLUS while a selected
+        channel stands stopped by an electrode fault restarts that channel only (from step 1,
+        checked again): one press never raises a channel the wearer was not attending to, and
+        a channel that runs keeps its step (SR-2)."""
         if self.session.state != session.RUNNING:
             return
-        for ch in self.selected():
-            step = self.stim.ch[ch].step
+        chs = self.stim.ch
+        sel = self.selected()
+        if delta > 0:
+            restart = False
+            for ch in sel:
+                c = chs[ch]
+                if c.fault and not c.step:
+                    self.set_step(ch, 1, now)
+                    restart = True
+            if restart:
+                self.player.play(_FB_STEP_UP)
+                return
+        moved = False
+        for ch in sel:
+            step = chs[ch].step
             if delta > 0 or step > 0:
-                self.set_step(ch, step + delta, now)
+                if not self.set_step(ch, step + delta, now):
+                    return  # refused: the top step was played
+                moved = True
+        if not moved:
+            self.player.play(_FB_BOTTOM)  # MINUS with every selected channel at 0
+        elif delta > 0:
+            try:  # one more step would be over a cap: this is the top
+                limits.check(self.stim.board, self.stim.program, chs[sel[0]].step + 1)
+                self.player.play(_FB_STEP_UP)
+            except limits.LimitError:
+                self.player.play(_FB_TOP)
+        else:
+            self.player.play(_FB_BOTTOM if not chs[sel[0]].step else _FB_STEP_DOWN)
 
     def select_program(self, pid, now, save=True):
         self.stim.forget_pause()  # a new program starts from nothing (SR-1)
@@ -209,18 +307,37 @@ class Unit:
         i = programs.index_of(self.stim.program["id"])
         if self.session.stopped(now, "program"):
             self._finish(now, "program")
-        self.select_program(programs.PROGRAMS[(i + 1) % len(programs.PROGRAMS)]["id"], now)
+        i = (i + 1) % len(programs.PROGRAMS)
+        self.select_program(programs.PROGRAMS[i]["id"], now)
+        self.player.play(_FB_COUNT, i + 1)  # its number, counted
 
     def next_channels(self):
         """MODE held: the next channel selection (both, 1, 2)."""
         sel = settings.SELECTIONS
         self.cfg["channels"] = sel[(sel.index(self.cfg["channels"]) + 1) % len(sel)]
         log.info("channels", selected=self.cfg["channels"])
+        self._signal_channels()
+        self._save()
+
+    def next_length(self):
+        """MINUS while idle: the next session length, in tens of minutes up to what the board
+        and the program allow (then back to 10), played as that many pulses and saved."""
+        cap = self.stim.program["session_min"]
+        top = self.stim.board["limits"]["max_session_min"]
+        if top < cap:
+            cap = top
+        m = (self.cfg["session_min"] // 10 + 1) * 10
+        if m > cap:
+            m = 10 if cap >= 10 else cap
+        self.cfg["session_min"] = m
+        log.info("session_length", min=m)
+        self.player.play(_FB_COUNT, (m + 9) // 10)
         self._save()
 
     def toggle_lock(self):
         self.locked = not self.locked
         log.info("lock", locked=self.locked)
+        self.player.play(_FB_LOCKED if self.locked else _FB_UNLOCKED)
 
     def replace_settings(self, new, now):
         """The host's `set`: the new settings saved (atomic, SR-13; raises OSError) and in
@@ -233,8 +350,8 @@ class Unit:
 
     # -- the host's keep-alive (SR-12) --------------------------------------------------
     def host_seen(self, now):
-        """A valid host command arrived."""
-        self._t_host = now
+        """A valid host command arrived (it also counts as use: auto-off)."""
+        self._t_host = self._t_active = now
 
     def host_takes_control(self):
         """The host started the session or raised an intensity: it must keep the link alive."""
@@ -306,6 +423,13 @@ class Unit:
             stim.pause()
             stim.forget_pause()
             log.error("fatal", reason="boost", msg="high-voltage supply failed: switch off")
+        if (s.state == session.IDLE or s.state == session.FAULT) and time.ticks_diff(
+            now, self._t_active
+        ) >= self.cfg["auto_off_min"] * 60_000:
+            # No session and no press for auto_off_min: the unit switches itself off, with the
+            # power-off pattern, so a forgotten unit does not drain its battery.
+            log.info("auto_off", idle_min=self.cfg["auto_off_min"])
+            self.switch(now)
         if self._unsaved or self._unwritten is not None:
             self._write_flash()  # SR-14: once every output is off
 
@@ -313,22 +437,31 @@ class Unit:
         """A battery reading; at cut-off the output ramps down and the session ends (SR-10).
         The new battery state if it changed, else None."""
         new = self.battery.update(volts, dt_s)
-        if new == battery.CUTOFF and self.session.end(now, "battery"):
-            self._fade_out(now)
+        if new == battery.CUTOFF:
+            self.player.play(_FB_CUTOFF)
+            if self.session.end(now, "battery"):
+                self._fade_out(now)
+        elif new == battery.LOW:
+            self.player.play(_FB_LOW_BATTERY)
         return new
 
     def _note_faults(self):
-        rec = self._rec
-        if rec is None:
-            return
+        """A channel's new electrode fault: its pattern plays, and the session's record
+        names it (once)."""
         noted = self._noted
         chs = self.stim.ch
         for i in range(len(chs)):
             # Indexes, not enumerate() (a new object per call), and the name built only when a
             # channel's fault changes: a session's control loop must not allocate.
             f = chs[i].fault
-            if f and f != noted[i]:
-                noted[i] = f
+            if f == noted[i]:
+                continue
+            noted[i] = f
+            if not f:
+                continue
+            self.player.play(_FAULT_PATTERN[f] if f < len(_FAULT_PATTERN) else _FB_FAULT)
+            rec = self._rec
+            if rec is not None:
                 name = "%d:%s" % (i + 1, electrode.NAMES[f])
                 if name not in rec["faults"]:
                     rec["faults"].append(name)

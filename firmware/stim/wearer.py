@@ -3,7 +3,9 @@
 The policy of the presses lives here: POWER down stops the output at once and its release
 decides (a short press leaves the session paused, a long one switches off; SR-7); nothing but
 POWER held works while the unit is off or in a fatal fault; the lock (PLUS and MINUS held
-together) blocks every other press; each accepted press is acknowledged on the status LED.
+together) blocks every other press (the refused pattern plays), the status chord (MODE and
+MINUS held together) only tells; MINUS while idle chooses the session length; each accepted
+press is acknowledged on the status LED, and the unit plays its pattern (stim.feedback).
 """
 
 import time
@@ -11,6 +13,9 @@ import time
 from micropython import const
 
 from stim import gestures, log, session
+
+# Feedback patterns played here (stim.feedback's events, same numbers: test_feedback.py).
+_FB_REFUSED = const(19)
 
 _ACK_MS = const(60)
 
@@ -59,6 +64,7 @@ class Wearer:
                 self._paused_by_press = True
             return
         log.info("button", gesture=gestures.NAMES[ev], name=gestures.BUTTONS[b])
+        unit.touch(now)
         if ev == gestures.STUCK:
             log.warn("button_stuck", name=gestures.BUTTONS[b], msg="ignored until released")
             return
@@ -82,8 +88,12 @@ class Wearer:
         if ev == gestures.LOCK:
             unit.toggle_lock()
             return
+        if ev == gestures.STATUS:
+            unit.play_status(now)  # tells, changes nothing: also while locked
+            return
         if unit.locked:
             log.info("locked", gesture=gestures.NAMES[ev])
+            unit.signal(_FB_REFUSED)
             return
         if ev == gestures.MODE_SHORT:
             unit.next_program(now)
@@ -95,4 +105,7 @@ class Wearer:
             else:
                 unit.step_selected(1, now)
         elif ev == gestures.MINUS:
-            unit.step_selected(-1, now)
+            if st == session.IDLE:
+                unit.next_length()  # idle: MINUS chooses the session length
+            else:
+                unit.step_selected(-1, now)

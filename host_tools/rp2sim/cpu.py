@@ -70,7 +70,14 @@ NATIVE_US = {
     "json_loads": 95.0,  # [1, 2] 99, a 3-key settings dict 316; json.loads of it 397
     "json_loads_char": 4.3,
     "gc_collect": 12_000.0,  # gc.collect(): 8.3 ms at 77 KB in use, 15 ms in a session
-    "import_byte": 3.0,  # loading a module's code: engine (16 KB of source) 49 ms from .mpy
+    # Loading a module from its .mpy, per byte of the .mpy (the import also runs the module's
+    # top level, charged as it runs): engine 49.0 ms, stimulator 50.5, app 42.0, hostcmd 26.8,
+    # settings 21.3 ms from .mpy files of about 4.5, 4.3, 3.0, 3.3, 1.8 KB on the port
+    # (../shared/rp2emu/CALIBRATION.md, "Boot"): about 10 us per byte.
+    "mpy_byte": 10.0,
+    # Compiling source on the chip (boot.py, main.py at every boot; a module without its
+    # .mpy): engine 319.7 ms, app 374.1 ms from 16-18 KB of source: about 20 us per byte.
+    "compile_byte": 20.0,
 }
 IRQ_ENTRY_US = 7.8  # PIO IRQ flag to the hard handler's first Python statement
 SCHED_DEPTH = 8  # MICROPY_SCHEDULER_DEPTH on rp2 (mpconfigport.h)

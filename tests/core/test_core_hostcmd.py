@@ -120,7 +120,10 @@ def test_settings_are_checked_as_the_settings_file_is():
     c = hostcmd.check_settings
     assert c(BOARD, CFG, {"session_min": "45"})["session_min"] == 45
     new = c(BOARD, CFG, {"program": "ems_relax", "channels": "2"})
-    assert new == {"program": "ems_relax", "session_min": 30, "channels": "2"}
+    assert new == {"program": "ems_relax", "session_min": 30, "channels": "2",
+                   "feedback": "both", "auto_off_min": 10}  # fmt: skip
+    new = c(BOARD, CFG, {"feedback": "off", "auto_off_min": "45"})
+    assert new["feedback"] == "off" and new["auto_off_min"] == 45
     assert CFG["program"] == "tens_conventional"  # the current settings are not touched
     top = BOARD["limits"]["max_session_min"]
     for raw in (
@@ -129,6 +132,9 @@ def test_settings_are_checked_as_the_settings_file_is():
         {"session_min": "x"},
         {"channels": "3"},
         {"program": "nope"},
+        {"feedback": "loud"},
+        {"auto_off_min": "0"},
+        {"auto_off_min": "61"},
     ):
         assert _code(c, BOARD, CFG, raw) in (hostcmd.E_RANGE, hostcmd.E_ARGS), raw
 

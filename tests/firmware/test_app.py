@@ -24,6 +24,8 @@ def parts(mocker, rig):
     unit.ended_until = 0
     unit.battery.state = 0
     unit.state.return_value = 2  # running
+    unit.player.tick.return_value = 0  # no feedback pattern playing
+    unit.cfg = {"feedback": "both"}
     unit.stim.ch = [stimulator.ChannelState(0), stimulator.ChannelState(0)]
     wearer = mocker.Mock(name="wearer")
     wearer.acknowledging.return_value = False

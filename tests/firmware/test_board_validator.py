@@ -28,6 +28,7 @@ BOARD_PY = ROOT / "firmware" / "stim" / "board.py"
 PICO_RAW = json.loads((boards.BOARDS_DIR / "pico.json").read_text())
 
 OPTIONAL_TOP = {"description", "battery"}
+OPTIONAL_PINS = {"buzzer", "haptic"}  # in the result only when the board file has them
 REQUIRED_TOP = [
     "name",
     "sysclk_hz",
@@ -159,7 +160,7 @@ def test_normalisation_fills_defaults_and_coerces_numbers():
     lim = b["limits"]
     assert (lim["max_rms_ma_per_cm2"], lim["max_power_w_per_cm2"]) == (2.0, 0.25)
     assert lim["default_session_min"] == 30
-    assert set(b) == set(REQUIRED_TOP) | OPTIONAL_TOP
+    assert set(b) - OPTIONAL_PINS == set(REQUIRED_TOP) | OPTIONAL_TOP
     b["channels"][0]["led"] = 0
     assert raw["channels"][0]["led"] == 14
 
@@ -661,7 +662,7 @@ def test_random_damage_raises_only_board_error(mutations):
         # Some damage is harmless (e.g. an equal value, a deleted optional key): then the result
         # must be a complete, self-consistent board.
         assert fw.validate(b) == b
-        assert set(b) == set(REQUIRED_TOP) | OPTIONAL_TOP
+        assert set(b) - OPTIONAL_PINS == set(REQUIRED_TOP) | OPTIONAL_TOP
 
 
 # ---- MicroPython fidelity ------------------------------------------------------------------
@@ -692,3 +693,22 @@ def test_board_py_imports_nothing_but_json():
         elif isinstance(node, ast.ImportFrom):
             names.add(node.module)
     assert names == {"json"}
+
+
+@pytest.mark.req("SR-3", "FR-26")
+def test_a_buzzer_never_shares_a_level_pwm_slice_or_a_pin():
+    """The buzzer's tone sets its PWM slice's frequency: on a LEVEL PWM's slice it would change
+    the current calibration (SR-3), so such a board file is refused."""
+    raw = copy.deepcopy(load_board("pico"))
+    level = raw["channels"][0]["level_pwm"]  # GPIO 6: slice 3 A
+    raw["buzzer"] = level + 1  # GPIO 7: slice 3 B
+    with pytest.raises(BoardError) as e:
+        fw.validate(raw)
+    assert e.value.key == "buzzer" and "slice 3" in str(e.value)
+    raw["buzzer"] = raw["status_led"]["r"]  # GPIO 16: slice 0, but a taken pin
+    with pytest.raises(BoardError, match="one pin, one job"):
+        fw.validate(raw)
+    del raw["buzzer"]
+    raw["haptic"] = 23  # not an output GPIO
+    with pytest.raises(BoardError):
+        fw.validate(raw)

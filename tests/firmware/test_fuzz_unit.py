@@ -153,6 +153,10 @@ class UnitFuzz(RuleBasedStateMachine):
         self.host_since: float | None = None  # the last ok reply since then
         self.last_button = 0.0
         self.pulse_load: dict[tuple[int, float], float] = {}
+        self.logs_seen = 0  # console log records already read by one_press_one_channel
+        self.faulted = {1: False, 2: False}  # stopped by an electrode fault, per the log
+        self.press_group: list[int] | None = None  # channels a PLUS press just changed
+        self.press_restarts: list[int] = []  # faulted channels that PLUS restarted
         self.unit.model.listeners.append(self._on_model)
         STATS["examples"] += 1
         self._press("power", 0.5, 1.7)
@@ -509,6 +513,49 @@ class UnitFuzz(RuleBasedStateMachine):
         self.power_times = [u for u in self.power_times if u > now - 30.0]
 
     @invariant()
+    def one_press_one_channel(self):
+        """SR-2: a PLUS that restarts a channel stopped by an electrode fault changes no other
+        channel. Read from the log: the `intensity` lines right after a `button plus` line are
+        that press's doing."""
+        logs = self.unit.logs()
+        new = logs[self.logs_seen :]
+        self.logs_seen = len(logs)
+        for rec in new:
+            ev = rec.get("ev")
+            if ev == "intensity" and self.press_group is not None:
+                ch = rec["ch"]
+                if rec["step"] == 1 and self.faulted.get(ch):
+                    self.press_restarts.append(ch)
+                self.press_group.append(ch)
+                self.faulted[ch] = False
+                continue
+            self._end_press_group()
+            if ev == "button" and rec.get("gesture") == "plus":
+                self.press_group = []
+            elif ev == "electrode" and rec.get("fault") not in (None, "ok"):
+                self.faulted[rec["ch"]] = True
+            elif ev == "intensity":
+                self.faulted[rec["ch"]] = False
+            elif ev in ("power", "program") or (ev == "session" and rec.get("state") == "start"):
+                self.faulted = {1: False, 2: False}  # faults cleared, steps back to zero
+
+    @invariant()
+    def no_auto_off_while_in_use(self):
+        """FR-28: the unit switches itself off only after auto_off_min (10 min by default) with
+        no press; every auto-off is that long after the last button event."""
+        presses = [r["sim_t"] for r in self.unit.logs("button")]
+        for rec in self.unit.logs("auto_off"):
+            before = [t for t in presses if t <= rec["sim_t"]]
+            assert not before or rec["sim_t"] - before[-1] >= 600.0 - 1.0, rec
+
+    def _end_press_group(self) -> None:
+        group, self.press_group = self.press_group, None
+        restarts, self.press_restarts = self.press_restarts, []
+        if group and restarts:
+            others = [ch for ch in group if ch not in restarts]
+            assert not others, "PLUS restarted ch%s and also changed ch%s" % (restarts, others)
+
+    @invariant()
     def no_drive_into_a_bad_electrode(self):
         unit = self.unit
         now = unit.chip.t_s
@@ -606,7 +653,18 @@ class FuzzFailure(AssertionError):
 
 
 @pytest.mark.req(
-    "SR-1", "SR-2", "SR-3", "SR-4", "SR-5", "SR-6", "SR-7", "SR-8", "SR-10", "SR-11", "SR-12"
+    "SR-1",
+    "SR-2",
+    "SR-3",
+    "SR-4",
+    "SR-5",
+    "SR-6",
+    "SR-7",
+    "SR-8",
+    "SR-10",
+    "SR-11",
+    "SR-12",
+    "FR-28",
 )
 def test_fuzz_the_whole_unit(capsys):
     try:
@@ -637,6 +695,16 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
     # SR-2: PLUS raises four steps at once
     "plus_four_steps": [
         ("stim/wearer.py", "unit.step_selected(1, now)", "unit.step_selected(4, now)"),
+    ],
+    # SR-2: the PLUS that restarts a faulted channel raises the running one too
+    "plus_raises_all_after_fault": [
+        (
+            "stim/unit.py",
+            "            if restart:\n"
+            "                self.player.play(_FB_STEP_UP)\n"
+            "                return\n",
+            "",
+        ),
     ],
     # SR-12: a host-started session never notices that its keep-alive stopped
     "keepalive_ignored": [

@@ -87,7 +87,7 @@ def test_timing_constants_are_consistent():
                           G.REPEAT_DELAY_MS + G.REPEAT_MAX * G.REPEAT_MS)  # fmt: skip
     assert G.STUCK_MS >= 4 * longest_gesture
     assert G.REPEAT_MS >= 200
-    assert len(G.NAMES) == G.UNSTUCK + 1
+    assert len(G.NAMES) == G.STATUS + 1
     assert G.NAMES[G.POWER_DOWN] == "power_down" and G.NAMES[G.PLUS] == "plus"
 
 
@@ -412,6 +412,29 @@ def test_lock_chord_second_button_gives_no_step(first, second, ev, lead_ms):
 def test_lock_chord_released_early_gives_no_lock():
     d = idle_driver()
     d.hold(UP | DN, G.LOCK_MS - 500)
+    d.hold(0, 300)
+    assert d.events == []
+
+
+@pytest.mark.req("FR-27", "SR-2")
+@pytest.mark.parametrize("first,lead_ms", [(M, 0), (M, 300), (DN, 0), (DN, 300)])
+def test_status_chord_gives_status_and_no_program_channel_or_step(first, lead_ms):
+    """MODE and MINUS held together 1 s: STATUS, once; MODE makes no program or channel change
+    (not on release, not held), MINUS no step once both are down and no repeat."""
+    d = idle_driver()
+    d.hold(first, lead_ms) if lead_ms else None
+    n_first = len(d.events)  # MINUS pressed first steps down once: its own press
+    d.hold(M | DN, 3000)
+    d.hold(0, 300)
+    after = [e[1] for e in d.events[n_first:]]
+    assert after == [G.STATUS]
+    assert all(e[1] == G.MINUS for e in d.events[:n_first])
+
+
+@pytest.mark.req("FR-27")
+def test_status_chord_released_early_gives_nothing():
+    d = idle_driver()
+    d.hold(M | DN, 700)
     d.hold(0, 300)
     assert d.events == []
 

@@ -106,7 +106,7 @@ def host_session(unit, step=1, program=None):
 def test_status_and_ping_answer_and_change_nothing(make_unit):
     unit = make_unit("pico", load_ohm={1: 1000.0, 2: 1000.0})
     unit.press("power", at=ON_S, hold_s=1.7)
-    unit.run_until(0.8)  # the app is up (0.55 s after reset, as from .mpy on the port)
+    unit.run_until(0.9)  # the app is up (about 0.75 s after reset, as from .mpy)
     st0 = ok(unit, "status")
     assert st0["state"] == "off" and st0["steps"] == [0, 0] and st0["host"] is False
     unit.run_until(READY_S)
@@ -205,7 +205,8 @@ def test_settings_get_and_set_persist_atomically(make_unit):
     rep = ok(unit, "set session_min=20 channels=1 program=tens_burst")
     assert (rep["session_min"], rep["channels"], rep["program"]) == (20, "1", "tens_burst")
     saved = json.loads(unit.fs.files["/settings.json"])
-    assert saved == {"program": "tens_burst", "session_min": 20, "channels": "1"}
+    assert saved == {"program": "tens_burst", "session_min": 20, "channels": "1",
+                     "feedback": "both", "auto_off_min": 10}  # fmt: skip
     assert not [p for p in unit.fs.files if p.endswith(".tmp")]
     assert ok(unit, "settings")["program"] == "tens_burst"
     st = ok(unit, "status")

@@ -64,8 +64,11 @@ def programs_ids(S):
     return [p["id"] for p in S.programs.PROGRAMS]
 
 
-GOOD = {"program": "tens_burst", "session_min": 45, "channels": "1"}
-KEYS = {"program", "session_min", "channels"}
+GOOD = {"program": "tens_burst", "session_min": 45, "channels": "1", "feedback": "haptic",
+        "auto_off_min": 20}  # fmt: skip
+KEYS = {"program", "session_min", "channels", "feedback", "auto_off_min"}
+# Keys added after the first settings files: a file without them is not a bad file.
+LATER_KEYS = {"feedback", "auto_off_min"}
 
 
 def valid(S, cfg):
@@ -75,6 +78,8 @@ def valid(S, cfg):
     m = cfg["session_min"]
     assert type(m) is int and 1 <= m <= BOARD["limits"]["max_session_min"]
     assert cfg["channels"] in S.SELECTIONS
+    assert cfg["feedback"] in S.FEEDBACK
+    assert S.AUTO_OFF_MIN[0] <= cfg["auto_off_min"] <= S.AUTO_OFF_MIN[1]
     return True
 
 
@@ -202,7 +207,7 @@ def test_missing_key_gives_its_default_and_is_named(fs, S, key):
     del data[key]
     fs.write(PATH, json.dumps(data))
     cfg, problems = S.load(BOARD)
-    assert problems == [key]
+    assert problems == ([] if key in LATER_KEYS else [key])
     assert cfg[key] == S.defaults(BOARD)[key]
 
 
@@ -211,7 +216,7 @@ def test_all_keys_bad_all_named(fs, S):
     fs.write(PATH, json.dumps({"program": 1, "session_min": 999, "channels": "x"}))
     cfg, problems = S.load(BOARD)
     assert cfg == S.defaults(BOARD)
-    assert sorted(problems) == sorted(KEYS)
+    assert sorted(problems) == sorted(KEYS - LATER_KEYS)
 
 
 @pytest.mark.req("SR-13", "SR-1")
@@ -268,6 +273,9 @@ json_values = st.recursive(
                 "program": st.sampled_from(["tens_burst", "ems_relax", "x"]) | json_values,
                 "session_min": st.integers(-5, 200) | json_values,
                 "channels": st.sampled_from(["both", "1", "2", "3"]) | json_values,
+                "feedback": st.sampled_from(["both", "haptic", "tone", "off", "loud"])
+                | json_values,
+                "auto_off_min": st.integers(-5, 100) | json_values,
                 "intensity": json_values,
             },
         ),
@@ -284,7 +292,7 @@ def test_any_file_content_loads_to_valid_settings(fs, S, data, cut):
     assert isinstance(problems, list)
     if isinstance(data, dict) and text == json.dumps(data).encode():
         for k in KEYS:
-            if k in problems:
+            if k in problems or (k in LATER_KEYS and k not in data):
                 assert cfg[k] == S.defaults(BOARD)[k]
             else:
                 assert cfg[k] == data[k]

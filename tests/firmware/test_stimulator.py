@@ -137,7 +137,7 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
     # (the control loop does no float work there); a PLUS in a plateau and a MINUS in a rest
     # must still take effect at the load, and every plateau sits at its step's current.
     unit = _ems_unit(make_unit)
-    unit.run_until(17.0)  # the cycle counts from the program's selection, at boot (~0.55 s)
+    unit.run_until(17.0)  # the cycle counts from the program's selection, at boot (~0.75 s)
     cyc = FirmwareRig("pico").import_module("stim.programs").by_id("ems_strength")["cycle"]
     c = {"on": cyc["on_s"], "up": cyc["ramp_up_s"], "down": cyc["ramp_down_s"]}
     period_s = cyc["on_s"] + cyc["off_s"]

@@ -28,6 +28,7 @@ def fw(rig):
         limits = rig.import_module("stim.limits")
         programs = rig.import_module("stim.programs")
         stimulator = rig.import_module("stim.stimulator")
+        feedback = rig.import_module("stim.feedback")
 
     return M
 
@@ -39,6 +40,7 @@ def stim(mocker, rig, fw):
     s.channels = [object(), object()]
     s.ch = [fw.stimulator.ChannelState(0), fw.stimulator.ChannelState(0)]
     s.program = fw.programs.PROGRAMS[0]
+    s.board = rig.board
     s.max_step.return_value = 40
     s.running.return_value = False
     s.fading.return_value = False
@@ -57,7 +59,7 @@ def stim(mocker, rig, fw):
 def make(rig, fw, stim, channels="both"):
     cfg = fw.settings.defaults(rig.board)
     cfg["channels"] = channels
-    return fw.unit.Unit(rig.board, stim, cfg, 0)
+    return fw.unit.Unit(rig.board, stim, cfg, 0, fw.feedback.Player())
 
 
 @pytest.fixture
@@ -136,6 +138,21 @@ def test_plus_and_minus_move_each_selected_channel_one_step_and_minus_stops_at_z
     stim.set_step.reset_mock()
     u.step_selected(-1, 20)
     stim.set_step.assert_called_once_with(0, 1, 20)  # no step below 0 for channel 2
+
+
+@pytest.mark.req("SR-2")
+def test_plus_with_a_faulted_channel_restarts_only_that_channel(rig, fw, stim):
+    u = make(rig, fw, stim)
+    on(u)
+    u.start(0)
+    stim.ch[1].step = 10
+    stim.ch[0].step = 0
+    stim.ch[0].fault = fw.electrode.OPEN  # stopped by its electrode
+    stim.set_step.reset_mock()
+    u.step_selected(1, 10)
+    stim.set_step.assert_called_once_with(0, 1, 10)  # channel 2 not raised
+    u.step_selected(1, 20)  # the fault is behind: both rise by one
+    assert [c.step for c in stim.ch] == [2, 11]
 
 
 @pytest.mark.req("SR-14")

@@ -239,6 +239,32 @@ def test_the_history_record_names_each_channels_electrode_fault_once(make_unit):
     assert hist[0]["faults"] == ["1:open", "2:short"]
 
 
+@pytest.mark.req("SR-2", "SR-6")
+def test_the_plus_that_restarts_a_faulted_channel_raises_no_other(make_unit):
+    """Both channels at step 6 (the selection on both); channel 1's electrode lifted and put
+    back; PLUS: channel 1 is checked again and soft-starts from zero, channel 2 keeps exactly
+    the current it had, pulse for pulse, at the load. The next PLUS raises both by one."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    unit = unit_on(make_unit, steps=6)
+    t = ready_s(6)
+    unit.at(t, unit.model.set_load, 1, OPEN_OHM)
+    unit.at(t + 0.5, unit.model.set_load, 1, 1000.0)
+    unit.press("plus", at=t + 1.0)
+    unit.run_until(t + 4.0)
+    before = peak(unit, 2, t - 0.5, t)
+    after = [p.peak_a_ma for p in pulses(unit, 2, t + 1.0, t + 4.0)]
+    assert before == pytest.approx(6 * STEP_MA, rel=0.05)
+    assert after and max(after) == pytest.approx(before, abs=0.01)  # channel 2 untouched
+    assert peak(unit, 1, t + 3.8, t + 4.0) == pytest.approx(STEP_MA, rel=0.1)  # restarted, 1
+    steps = [(r["ch"], r["step"]) for r in unit.logs("intensity") if r["sim_t"] > t + 1.0]
+    assert steps == [(1, 1)]
+    unit.press("plus", at=t + 4.0)
+    unit.run_until(t + 7.0)
+    assert peak(unit, 2, t + 6.8, t + 7.0) == pytest.approx(7 * STEP_MA, rel=0.05)
+    assert peak(unit, 1, t + 6.8, t + 7.0) == pytest.approx(2 * STEP_MA, rel=0.1)
+
+
 # ---- SR-10: battery ------------------------------------------------------------------------
 @pytest.mark.req("SR-10")
 def test_battery_cut_off_ramps_down_and_stops_and_no_session_starts(make_unit):

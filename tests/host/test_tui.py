@@ -22,7 +22,7 @@ pytestmark = pytest.mark.req("FR-20")
 @pytest.fixture
 def app():
     a = SimApp("pico")
-    a.run_sim(1.0)  # the firmware boots (about 0.55 s on the port) before a key does anything
+    a.run_sim(1.0)  # the firmware boots (about 0.75 s) before a key does anything
     yield a
     a.close()
 
@@ -337,3 +337,20 @@ def test_a_channel_stopped_by_a_fault_is_not_taken_for_a_rest(app):
     app.run_sim(3.0)
     assert not app.resting(2)
     assert app.span_s(2) == 1.0
+
+
+@pytest.mark.req("FR-20", "FR-26")
+def test_the_feedback_line_shows_what_the_wearer_feels_or_hears(app):
+    def pulses_ms():
+        words = app.feedback_words()
+        assert words.startswith("buzzer: ")  # the pico's feedback output
+        return [int(x) for x in words.split(": ")[1].split()[:-1]] if words[-2:] == "ms" else []
+
+    assert "buzzer: quiet" in screen(app)  # nothing played yet
+    app.handle_key("P")
+    app.run_sim(2.5)
+    assert pulses_ms() == [pytest.approx(500, abs=10)]  # switched on: one half-second pulse
+    app.run_sim(5.0)
+    app.handle_key("s")  # the status chord: program 1, both channels, step 0
+    app.run_sim(3.0)
+    assert pulses_ms() == [pytest.approx(x, abs=10) for x in (120, 600, 400)]

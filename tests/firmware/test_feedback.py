@@ -1,0 +1,251 @@
+"""What the wearer feels or hears (stim/feedback.py, played by the unit): at the buzzer pin of
+the pico board (a PWM tone) and the motor pin of the wearable, on the simulated chip. Each
+pattern is told apart by its rhythm alone; faults always play; patterns never delay a stop."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from host_tools import fwcore
+from host_tools.boards import load_board
+
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware" / "stim"
+ON_S = 0.5
+START_S = 2.5
+fb = fwcore.load("stim.feedback")
+
+
+def private_consts(path: Path, prefix: str = "_") -> dict[str, int]:
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.startswith(prefix)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", "") == "const"
+        ):
+            out[node.targets[0].id[len(prefix) :]] = node.value.args[0].value  # type: ignore[attr-defined]
+    return out
+
+
+def play(*events) -> str:
+    """The player's output, one character per 10 ms tick, for a sequence of (event, count)."""
+    p = fb.Player()
+    for ev in events:
+        p.play(*ev) if isinstance(ev, tuple) else p.play(ev)
+    out = []
+    for _ in range(2000):
+        out.append(str(p.tick()))
+        if p.playing() < 0 and not p._qn:
+            break
+    return "".join(out).rstrip("0")
+
+
+def rhythm(bits: str) -> tuple[int, ...]:
+    """Lengths of the on runs and the gaps between them, in ticks."""
+    return tuple(len(m.group(0)) for m in re.finditer(r"1+|0+", bits))
+
+
+# ---- the vocabulary ------------------------------------------------------------------------
+@pytest.mark.req("FR-26")
+def test_every_pattern_has_a_rhythm_of_its_own():
+    events = private_consts(FIRMWARE / "feedback.py")
+    events.pop("TICK_MS")
+    events = {k: v for k, v in events.items() if not k.startswith(("URGENT", "EVENTS", "QUEUE"))}
+    shapes = {name: rhythm(play(ev)) for name, ev in events.items()}
+    assert len(set(shapes.values())) == len(shapes), shapes
+
+
+@pytest.mark.req("FR-26")
+def test_a_counted_pattern_plays_its_count():
+    assert rhythm(play((fb._COUNT, 3))) == (12, 20, 12, 20, 12)
+    assert rhythm(play((fb._TENS, 2), (fb._UNITS, 3))) == (30, 20, 30, 20, 6, 20, 6, 20, 6)
+
+
+@pytest.mark.req("FR-26")
+def test_a_full_queue_drops_a_confirmation_but_never_a_fault():
+    p = fb.Player()
+    for _ in range(8):
+        p.play(fb._STEP_UP)
+    p.play(fb._STEP_DOWN)  # dropped: the queue is full
+    p.play(fb._OPEN)  # a fault takes the last place
+    played = []
+    for _ in range(3000):
+        p.tick()
+        if p.playing() >= 0 and (not played or played[-1] != p.playing()):
+            played.append(p.playing())
+    assert fb._OPEN in played and fb._STEP_DOWN not in played
+
+
+@pytest.mark.req("FR-26")
+def test_the_players_keep_the_feedback_modules_numbers():
+    """stim.unit and stim.wearer play the patterns by number (private constants cost no heap):
+    each `_FB_<NAME>` must be stim.feedback's `_<NAME>`."""
+    events = private_consts(FIRMWARE / "feedback.py")
+    for mod in ("unit.py", "wearer.py"):
+        used = private_consts(FIRMWARE / mod, "_FB_")
+        assert used and all(events[k] == v for k, v in used.items()), (mod, used)
+
+
+# ---- at the pins ---------------------------------------------------------------------------
+class Feedback:
+    """The buzzer's tone (PWM duty) and the motor's pin, recorded as (t_s, on) changes."""
+
+    def __init__(self, unit):
+        self.unit = unit
+        b = unit.board
+        self.pins = [p for p in (b.get("buzzer"), b.get("haptic")) if p is not None]
+        self.changes: list[tuple[float, int]] = []
+        unit.chip.analog_observers.append(self._analog)
+        unit.chip.pin_observers.append(self._pin)
+
+    def _level(self) -> int:
+        return 1 if any(self.unit.chip.analog_level(p) > 0.2 for p in self.pins) else 0
+
+    def _note(self, t: int) -> None:
+        on = self._level()
+        if not self.changes or self.changes[-1][1] != on:
+            self.changes.append((t / self.unit.chip.sysclk_hz, on))
+
+    def _analog(self, n: int, t: int) -> None:
+        if n in self.pins:
+            self._note(t)
+
+    def _pin(self, n: int, level: int, t: int) -> None:
+        if n in self.pins:
+            self._note(t)
+
+    def rhythm(self, t0: float, t1: float) -> tuple[int, ...]:
+        """On and off run lengths (ms, rounded to 10) between t0 and t1, from the first on."""
+        ch = [(t, on) for t, on in self.changes if t0 <= t < t1]
+        while ch and not ch[0][1]:
+            ch.pop(0)
+        out = []
+        for (t, _on), (u, _) in zip(ch, ch[1:], strict=False):
+            out.append(int(round((u - t) * 100)) * 10)
+        return tuple(out)
+
+
+def unit_on(make_unit, board="pico", settings=None, **kw):
+    files = None
+    if settings is not None:
+        files = {"/board.json": json.dumps(load_board(board)), "/settings.json": settings}
+    unit = make_unit(board, load_ohm={1: 1000.0, 2: 1000.0}, files=files, **kw)
+    rec = Feedback(unit)
+    unit.press("power", at=ON_S, hold_s=1.7)
+    return unit, rec
+
+
+@pytest.mark.req("FR-26")
+def test_the_pico_plays_on_its_buzzer_and_the_wearable_on_its_motor(make_unit):
+    for board in ("pico", "wearable_v1"):
+        unit, rec = unit_on(make_unit, board)
+        unit.run_until(3.0)
+        assert rec.rhythm(1.0, 3.0)[:1] == (500,), board  # power on: one half-second
+
+
+@pytest.mark.req("FR-26")
+def test_a_step_up_and_a_session_start_are_felt(make_unit):
+    unit, rec = unit_on(make_unit)
+    unit.press("plus", at=START_S)  # starts the session: the start pattern
+    unit.press("plus", at=START_S + 3.0)  # step 2: one tick
+    unit.run_until(START_S + 4.0)
+    assert rec.rhythm(START_S, START_S + 1.5)[:5] == (60, 80, 60, 80, 300)
+    assert rec.rhythm(START_S + 3.0, START_S + 4.0)[:1] == (40,)
+
+
+@pytest.mark.req("SR-6", "FR-26")
+def test_an_open_electrode_plays_its_pattern_even_with_feedback_off(make_unit):
+    from host_tools.sim.board_model import OPEN_OHM
+
+    off = json.dumps({"program": "tens_conventional", "session_min": 30, "channels": "both",
+                      "feedback": "off"})  # fmt: skip
+    unit, rec = unit_on(make_unit, settings=off)
+    unit.press("plus", at=START_S)
+    unit.press("plus", at=START_S + 3.0)
+    t = START_S + 5.0
+    unit.at(t, unit.model.set_load, 1, OPEN_OHM)
+    unit.run_until(t + 1.0)
+    assert rec.rhythm(0.0, t) == ()  # power on, start, step: silent with feedback off
+    assert rec.rhythm(t, t + 1.0)[:9] == (50, 50, 50, 50, 50, 50, 50, 50, 50)  # open: 5 quick
+
+
+@pytest.mark.req("SR-7", "FR-26")
+def test_a_pattern_playing_never_delays_a_stop(make_unit):
+    unit, rec = unit_on(make_unit)
+    for i in range(4):
+        unit.press("plus", at=START_S + 0.3 * i)
+    t = START_S + 3.5
+    unit.press("plus", at=t)  # a step-up tick plays...
+    unit.press("power", at=t + 0.02, hold_s=0.2)  # ...as POWER goes down
+    unit.run_until(t + 0.5)
+    for ch in (1, 2):
+        late = [p for p in unit.model.channels[ch - 1].pulse_log if p.end_s > t + 0.02 + 0.020]
+        assert not late
+
+
+@pytest.mark.req("FR-27")
+def test_the_status_chord_tells_and_changes_nothing(make_unit):
+    """MODE and MINUS held together 1 s: program 1, both channels, step 3 (three short),
+    then the minutes left (30 min session: six five-minute pulses)."""
+    unit, rec = unit_on(make_unit)
+    for i in range(3):
+        unit.press("plus", at=START_S + 0.3 * i)
+    t = START_S + 4.0
+    unit.press("mode", at=t, hold_s=1.3)
+    unit.press("minus", at=t + 0.05, hold_s=1.25)
+    unit.run_until(t + 8.0)
+    r = rec.rhythm(t, t + 8.0)
+    assert r[:3] == (120, 200, 600)  # program 1 (one count), both channels (very long)
+    assert r[3:9] == (200, 60, 200, 60, 200, 60)  # step 3: three short
+    assert r[9:].count(120) == 6  # 30 minutes: six five-minute counts
+    assert [x["gesture"] for x in unit.logs("button")][-1] == "status"
+    assert not [x for x in unit.logs("intensity") if x["sim_t"] > t]  # no step changed
+    assert not [x for x in unit.logs("program") if x["sim_t"] > t]
+    assert not [x for x in unit.logs("channels") if x["sim_t"] > t]
+
+
+@pytest.mark.req("FR-27")
+def test_minus_while_idle_chooses_the_session_length(make_unit):
+    unit, rec = unit_on(make_unit)
+    for i in range(3):
+        unit.press("minus", at=START_S + 1.0 * i)
+    unit.press("plus", at=START_S + 3.5)
+    unit.run_until(START_S + 4.5)
+    lengths = [x["min"] for x in unit.logs("session_length")]
+    assert lengths == [10, 20, 30]  # from the default 30: 10, 20, 30 (the program's cap)
+    assert rec.rhythm(START_S, START_S + 0.5) == (120,)  # 10 minutes: one count
+    start = unit.logs("session")[-1]
+    assert start["state"] == "start" and start["length_s"] == 30 * 60
+    assert json.loads(unit.fs.read("/settings.json"))["session_min"] == 30
+
+
+@pytest.mark.req("FR-28")
+def test_an_idle_unit_switches_itself_off_after_its_minutes(make_unit):
+    short = json.dumps({"program": "tens_conventional", "session_min": 30, "channels": "both",
+                        "auto_off_min": 1})  # fmt: skip
+    unit, rec = unit_on(make_unit, settings=short)
+    unit.press("mode", at=30.0)  # a press: the minute counts from here
+    unit.run_until(85.0)
+    assert not [x for x in unit.logs("power") if not x["on"]]  # 55 s after it: still on
+    unit.run_until(95.0)
+    off = [x for x in unit.logs("power") if not x["on"]]
+    assert len(off) == 1 and 90.0 <= off[0]["sim_t"] <= 91.5
+    assert unit.logs("auto_off")[0]["idle_min"] == 1
+    assert rec.rhythm(90.0, 93.0) == (500, 100, 500)  # the power-off pattern
+
+
+@pytest.mark.req("FR-28")
+def test_no_auto_off_while_a_session_runs(make_unit):
+    short = json.dumps({"program": "tens_conventional", "session_min": 30, "channels": "both",
+                        "auto_off_min": 1})  # fmt: skip
+    unit, _rec = unit_on(make_unit, settings=short)
+    unit.press("plus", at=START_S)
+    unit.run_until(START_S + 120.0)
+    assert not [x for x in unit.logs("power") if not x["on"]]
