@@ -7,7 +7,7 @@ state, SR-8), the only firmware modules that import `machine` or `rp2`
 board dict, so the same code runs on every board in boards/.
 """
 
-from machine import ADC, PWRON_RESET, WDT, WDT_RESET, Pin, reset_cause
+from machine import ADC, PWRON_RESET, RTC, WDT, WDT_RESET, Pin, reset_cause
 
 from stim.gestures import BUTTONS
 
@@ -96,3 +96,12 @@ def start_watchdog(timeout_ms):
     """Arm the hardware watchdog (SR-8); the object returned has feed(). machine.WDT cannot
     stop it again: a deliberate way out to the REPL does that (stim.safe.watchdog_off)."""
     return WDT(timeout=timeout_ms)
+
+
+def set_clock(dt):
+    """Set the unit's clock (the host's `time`: [year, month, day, hours, minutes, seconds],
+    UTC, checked by stim.hostcmd). machine.RTC takes (year, month, day, weekday, hours, minutes,
+    seconds, subseconds) and ignores the weekday and subseconds (ports/rp2/machine_rtc.c);
+    time.time() reads the same clock. A soft reset keeps it, a power cycle or a hard reset
+    starts it again at 2021-01-01 (ports/rp2/main.c)."""
+    RTC().datetime((dt[0], dt[1], dt[2], 0, dt[3], dt[4], dt[5], 0))

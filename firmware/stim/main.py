@@ -55,7 +55,9 @@ def build(board, held=None, console=None):
     stim = Stimulator(board, channels, hw.Boost(board), cfg["program"], now)
     unit = Unit(board, stim, cfg, now)
     wearer = Wearer(unit, gestures.Gestures(held))
-    return app.App(hardware, unit, wearer, HostLink(unit, board, console), hw.start_watchdog)
+    return app.App(
+        hardware, unit, wearer, HostLink(unit, board, console, hw.set_clock), hw.start_watchdog
+    )
 
 
 def run():

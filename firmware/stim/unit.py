@@ -20,6 +20,10 @@ from stim import battery, electrode, hostcmd, limits, log, programs, session, se
 
 KEEPALIVE_MS = hostcmd.KEEPALIVE_MS
 _ENDED_SHOW_MS = const(30_000)  # the "session finished" pattern, until a press or this long
+# The rp2 port starts its clock at 2021-01-01 00:00 at every power-up and hard reset
+# (ports/rp2/main.c, before its soft-reset loop: a soft reset keeps it), and the host's `time`
+# command accepts 2025-2099 only (stim.hostcmd), so a clock in 2025 or later was set by a host.
+_CLOCK_YEAR_MIN = const(2025)
 _SELECT = {"both": (0, 1, 2, 3), "1": (0,), "2": (1,)}
 
 
@@ -109,8 +113,12 @@ class Unit:
         self.session.set_length(min(self.cfg["session_min"], p["session_min"]) * 60)
         self.session.start(now)
         self.stim.clear_faults()
+        t = time.time()
         self._rec = {
-            "start": time.time(),
+            "start": t,
+            # Set by a host since the last power-up: only such a record can be dated
+            # (stimctl history).
+            "clock": time.gmtime(t)[0] >= _CLOCK_YEAR_MIN,
             "program": p["id"],
             "max_step": [0] * len(self.stim.channels),
             "faults": [],

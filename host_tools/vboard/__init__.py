@@ -61,6 +61,7 @@ def rom_files() -> list[tuple[str, str]]:
     files += [(n, mpvm.LIB_DIR / n) for n in ("machine.py", "rp2.py")]
     # the VM fakes' interrupt dispatch and tick arithmetic, under the board's own _sim and time
     files += [("_simcore.py", mpvm.LIB_DIR / "_sim.py"), ("_simtime.py", mpvm.LIB_DIR / "time.py")]
+    files += [("_simcal.py", mpvm.LIB_DIR / "_simcal.py")]
     files.append(("_pioasm.py", mpvm.PIOASM))
     files += [("asyncio/" + p.name, p) for p in sorted(ASYNCIO_DIR.glob("*.py"))]
     return [(n, str(p)) for n, p in files]
