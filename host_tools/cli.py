@@ -2,7 +2,7 @@
 
 stimctl boards [--check FILE]     list the board definitions, or validate one
 stimctl devices                   list serial ports, marking MicroPython RP2040 boards
-stimctl flash [--port P] [--board B] [--mpy]   copy firmware/ and the board file, verify, reset
+stimctl flash [--port P] [--board B] [--mpy] [--force]   firmware + board file, verified, reset
 stimctl logs [--port P] [--json] [--save F]    stream the unit's log lines (--plot F: draw one)
 stimctl runtime [--uf2 FILE]      install MicroPython on the board through its USB bootloader
 stimctl send [--port P] CMD ...   one host command to the running firmware, its reply
@@ -67,7 +67,13 @@ def cmd_flash(args) -> int:
 
     try:
         rep = flash.flash(
-            _dio(), args.port, board=args.board, mpy=args.mpy, progress=progress, say=print
+            _dio(),
+            args.port,
+            board=args.board,
+            mpy=args.mpy,
+            progress=progress,
+            say=print,
+            force=args.force,
         )
     except DeviceError as e:
         return fail(e)
@@ -151,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", help=port_help)
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.add_argument("--mpy", action="store_true", help="install the .mpy build from build/mpy")
+    s.add_argument(
+        "--force", action="store_true", help="flash even if the board reports other hardware"
+    )
     s.set_defaults(fn=cmd_flash)
     s = sub.add_parser("logs", help="stream the unit's log lines, or plot a saved log")
     s.add_argument("--port", help=port_help)

@@ -29,8 +29,13 @@ def load_board(path="/board.json"):
     from stim import board
 
     try:
-        return board.load(path), None
+        b = board.load(path)
     except board.BoardError as e:
         return None, e
     finally:
         forget("board")
+    # What the board is and is for, for people and the host tools (stimctl boards, flash),
+    # checked above and not needed after: not kept on the unit's heap.
+    b.pop("description")
+    b.pop("hardware")
+    return b, None

@@ -30,6 +30,7 @@ PICO_RAW = json.loads((boards.BOARDS_DIR / "pico.json").read_text())
 OPTIONAL_TOP = {"description", "battery"}
 REQUIRED_TOP = [
     "name",
+    "hardware",
     "sysclk_hz",
     "channels",
     "buttons",
@@ -692,3 +693,18 @@ def test_board_py_imports_nothing_but_json():
         elif isinstance(node, ast.ImportFrom):
             names.add(node.module)
     assert names == {"json"}
+
+
+@pytest.mark.req("FR-4")
+def test_hardware_names_what_micropython_reports_on_the_board():
+    assert boards.load_board("pico")["hardware"] == "Raspberry Pi Pico with RP2040"
+    assert boards.load_board("wearable_v1")["hardware"] == "Wearable TENS v1 with RP2040"
+    for bad in ("", 7, None, ["Raspberry Pi Pico"], "x" * 65, "Pico\twith RP2040", "Pico é"):
+        raw = good()
+        raw["hardware"] = bad
+        with pytest.raises(fw.BoardError) as e:
+            fw.validate(raw)
+        assert e.value.key == "hardware", bad
+    raw = good()
+    raw["hardware"] = "x" * 64
+    assert fw.validate(raw)["hardware"] == "x" * 64
