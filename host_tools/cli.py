@@ -6,6 +6,7 @@ stimctl flash [--port P] [--board B] [--mpy] [--force]   firmware + board file, 
 stimctl logs [--port P] [--json] [--save F]    stream the unit's log lines (--plot F: draw one)
 stimctl runtime [--uf2 FILE]      install MicroPython on the board through its USB bootloader
 stimctl send [--port P] CMD ...   one host command to the running firmware, its reply
+stimctl console [--port P]        the log and a command prompt on one connection
 stimctl history [--port P] [--plot F]   the unit's session history as a table; adherence plot
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
 stimctl sim --scenario F [--trace T.jsonl]     run a scripted scenario headless, with a trace
@@ -105,6 +106,12 @@ def cmd_send(args) -> int:
     return link.send_main(args, _dio())
 
 
+def cmd_console(args) -> int:
+    from . import console
+
+    return console.run_console(args, _dio())
+
+
 def cmd_history(args) -> int:
     from . import history
 
@@ -192,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("words", nargs="+", metavar="CMD", help="e.g. status, start ems_relax")
     s.set_defaults(fn=cmd_send)
+    s = sub.add_parser("console", help="stream the log and send host commands, one connection")
+    s.add_argument("--port", help=port_help)
+    s.add_argument("--save", metavar="FILE", help="also append the records to FILE (JSON Lines)")
+    s.add_argument("--level", choices=["debug", "info", "warn", "error"], help="minimum level")
+    s.add_argument(
+        "--event", action="append", metavar="EV", help="only these events (repeat, or a,b,c)"
+    )
+    s.set_defaults(fn=cmd_console)
     s = sub.add_parser("history", help="the unit's session history; --plot draws adherence")
     s.add_argument("--port", help=port_help)
     s.add_argument("--plot", metavar="PNG", help="draw minutes per day into this PNG")

@@ -46,7 +46,10 @@ HERE = Path(__file__).resolve().parent
 BOARD_JS = HERE / "board.mjs"
 ROM_DIR = HERE / "rom"
 ASYNCIO_DIR = mpvm.ROOT / "host_tools" / "rp2sim" / "mplib" / "asyncio"
-MACHINE = "Raspberry Pi Pico with RP2040 (stimctl vboard)"
+# What the board reports as sys.implementation._machine: by default a Pico's, as the stock
+# RPI_PICO build does; `stimctl vboard --board B` presents the hardware B's board file is for
+# (its `hardware`), so `stimctl flash` accepts that board file and refuses others.
+MACHINE = "Raspberry Pi Pico with RP2040"
 
 
 def default_flash(board: str) -> Path:
@@ -237,8 +240,15 @@ def main(args) -> int:
     flash = Path(args.flash) if args.flash else default_flash(args.board)
     if args.fresh and flash.exists():
         flash.unlink()
+    from .. import boards
+
     try:
-        board = VBoard(flash).start()
+        machine = boards.load_board(args.board)["hardware"]
+    except boards.BoardError as e:
+        print("stimctl: %s" % e, file=sys.stderr)
+        return 1
+    try:
+        board = VBoard(flash, machine=machine).start()
     except mpvm.VmError as e:
         print("stimctl: %s" % e, file=sys.stderr)
         return 1

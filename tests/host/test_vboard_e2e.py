@@ -538,3 +538,51 @@ def test_send_reports_who_refused_a_line(running):
     r = run(STIMCTL + ["send", "--port", running.path, "x" * 130])
     assert r.returncode == 1 and "refused by stimctl, not by the unit" in r.stderr, r.stderr
     assert "unit refused" not in r.stderr
+
+
+@pytest.mark.req("FR-23")
+def test_console_streams_the_log_and_takes_commands_on_one_connection(running):
+    """`stimctl console`: a command typed at its prompt, the log event it causes and its reply
+    come out together, in the order the unit sent them, on the port the console alone holds."""
+    p = subprocess.Popen(
+        STIMCTL + ["console", "--port", running.path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    lines: list[str] = []
+    t = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
+    t.start()
+
+    def wait_for(text: str, timeout: float = 20) -> int:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for i, x in enumerate(list(lines)):
+                if text in x:
+                    return i
+            time.sleep(0.05)
+        raise AssertionError("no %r; the console printed:\n%s" % (text, "".join(lines)))
+
+    try:
+        wait_for("type a command")
+        assert p.stdin is not None
+        p.stdin.write("set session_min=20\n")
+        p.stdin.flush()
+        i_ok = wait_for("< ok set")
+        i_cmd = wait_for("> set session_min=20")
+        i_ev = wait_for("set by host")  # the `settings` log event the command caused
+        assert i_cmd < i_ev < i_ok, lines
+        assert "session_min=20" in lines[i_ok]
+        p.stdin.write("stat\x01us\nquit\n")
+        p.stdin.flush()
+        p.wait(timeout=20)
+        assert p.returncode == 0
+        assert "(bad_bytes)" in lines[wait_for("< unit refused `stat\\x01us`")]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    r = run(STIMCTL + ["send", "--port", running.path, "set", "session_min=25"])
+    assert r.returncode == 0, r.stderr
