@@ -2,10 +2,11 @@
 
 stimctl boards [--check FILE]     list the board definitions, or validate one
 stimctl devices                   list serial ports, marking MicroPython RP2040 boards
-stimctl flash [--port P] [--board B] [--mpy]   copy firmware/ and the board file, verify, reset
+stimctl flash [--port P] [--board B] [--mpy] [--force]   firmware + board file, verified, reset
 stimctl logs [--port P] [--json] [--save F]    stream the unit's log lines (--plot F: draw one)
 stimctl runtime [--uf2 FILE]      install MicroPython on the board through its USB bootloader
 stimctl send [--port P] CMD ...   one host command to the running firmware, its reply
+stimctl console [--port P]        the log and a command prompt on one connection
 stimctl history [--port P] [--plot F]   the unit's session history as a table; adherence plot
 stimctl sim [--board B]           the firmware on the simulated board, in the terminal
 stimctl sim --scenario F [--trace T.jsonl]     run a scripted scenario headless, with a trace
@@ -67,7 +68,13 @@ def cmd_flash(args) -> int:
 
     try:
         rep = flash.flash(
-            _dio(), args.port, board=args.board, mpy=args.mpy, progress=progress, say=print
+            _dio(),
+            args.port,
+            board=args.board,
+            mpy=args.mpy,
+            progress=progress,
+            say=print,
+            force=args.force,
         )
     except DeviceError as e:
         return fail(e)
@@ -97,6 +104,12 @@ def cmd_send(args) -> int:
     from . import link
 
     return link.send_main(args, _dio())
+
+
+def cmd_console(args) -> int:
+    from . import console
+
+    return console.run_console(args, _dio())
 
 
 def cmd_history(args) -> int:
@@ -151,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", help=port_help)
     s.add_argument("--board", default="pico", help="board name or JSON file (default pico)")
     s.add_argument("--mpy", action="store_true", help="install the .mpy build from build/mpy")
+    s.add_argument(
+        "--force", action="store_true", help="flash even if the board reports other hardware"
+    )
     s.set_defaults(fn=cmd_flash)
     s = sub.add_parser("logs", help="stream the unit's log lines, or plot a saved log")
     s.add_argument("--port", help=port_help)
@@ -183,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("words", nargs="+", metavar="CMD", help="e.g. status, start ems_relax")
     s.set_defaults(fn=cmd_send)
+    s = sub.add_parser("console", help="stream the log and send host commands, one connection")
+    s.add_argument("--port", help=port_help)
+    s.add_argument("--save", metavar="FILE", help="also append the records to FILE (JSON Lines)")
+    s.add_argument("--level", choices=["debug", "info", "warn", "error"], help="minimum level")
+    s.add_argument(
+        "--event", action="append", metavar="EV", help="only these events (repeat, or a,b,c)"
+    )
+    s.set_defaults(fn=cmd_console)
     s = sub.add_parser("history", help="the unit's session history; --plot draws adherence")
     s.add_argument("--port", help=port_help)
     s.add_argument("--plot", metavar="PNG", help="draw minutes per day into this PNG")

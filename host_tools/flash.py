@@ -1,12 +1,15 @@
 """`stimctl flash`: put firmware/ and a board file onto a board, so that a cut never bricks it.
 
-    stimctl flash [--port P] [--board pico] [--mpy]
+    stimctl flash [--port P] [--board pico] [--mpy] [--force]
 
 1. The board file is validated on the laptop by the firmware's own validator (host_tools/boards);
    an invalid one is refused before the board is touched, naming the bad key.
 2. mpremote's transport interrupts the firmware (Ctrl-C: main.py makes the outputs safe in its
    `finally`), enters the raw REPL with a soft reset (boot.py runs again: outputs safe, and an
-   earlier interrupted switch-over finished) and checks the board runs MicroPython on rp2.
+   earlier interrupted switch-over finished) and checks the board runs MicroPython on rp2, on
+   the hardware the board file is for: its `hardware` must be what MicroPython reports there
+   (sys.implementation._machine). Other hardware is refused, nothing written, and the board
+   reset back into its firmware; `--force` flashes anyway, with a warning.
 3. The board hashes its copy of every file (sha256 in chunks, on the device); files whose hash
    already matches are skipped.
 4. Changed files are written under /.staging/ (a progress bar shows the bytes), each verified by
@@ -220,12 +223,25 @@ def flash(
     say=lambda msg: None,
     firmware_dir=FIRMWARE_DIR,
     mpy_dir=MPY_DIR,
+    force: bool = False,
 ) -> FlashReport:
     """Flash a board; see the module docstring. Raises DeviceError with a hint on failure."""
     files = firmware_files(mpy, firmware_dir, mpy_dir) + [board_file(board)]
+    hardware = boards.load_board(boards.board_path(board))["hardware"]
     port, t, info = open_board(dio, port)
     rep = FlashReport(port=port, info=info)
     say("%s: MicroPython %s on %s" % (port, ".".join(map(str, info["version"])), info["machine"]))
+    if info["machine"] != hardware:
+        msg = "%s reports %r, but board file %s is for %r" % (
+            port, info["machine"], board, hardware)  # fmt: skip
+        if not force:
+            _reset_quietly(t)
+            raise DeviceError(
+                "wrong_hardware", msg + "; nothing was written, the board was reset",
+                "choose the board file for this hardware (`stimctl boards` lists what each is "
+                "for), or flash with --force if you are sure the pins and limits fit it",
+            )  # fmt: skip
+        say("warning: %s; flashing anyway (--force)" % msg)
     stage = "while reading the board's files"
     try:
         t.exec(DEVICE_HELPERS)
@@ -282,6 +298,15 @@ def flash(
         close_quietly(t)
     rep.written = [f.path for f in changed]
     return rep
+
+
+def _reset_quietly(t) -> None:
+    """Back into the firmware the board had (it was interrupted to read its identity)."""
+    try:
+        t.exec_raw_no_follow("import machine; machine.reset()")
+    except Exception:  # noqa: BLE001 - the refusal is what matters; the board can be replugged
+        pass
+    close_quietly(t)
 
 
 def _fs_full(port: str, what: str) -> DeviceError:

@@ -5,18 +5,21 @@ Downloads the records of /history.jsonl with the protocol's `history` command
 and, with --plot, draws adherence over days: minutes of stimulation per calendar day, days
 without a session at zero, so gaps in the routine show.
 
-Dates: a record's `start` is the unit's clock (seconds) when the session began; the `history`
-reply also gives the unit's clock now. A record is dated `host now - (unit now - start)`, which
-is right as long as the unit's clock ran on since that session. The RP2040's clock starts again
-at power-up, so sessions from before the last power-up are dated too late; a record that
-starts after the unit's "now" (an earlier run of the clock) cannot be dated and shows "?".
+Dates: a record's `start` is the unit's clock (seconds since 1970, UTC) when the session began,
+and `clock` says whether that clock had been set by a host (the `time` command, which every
+stimctl connection sends: host_tools/link.py). The RP2040 has no battery-backed clock: the rp2
+port starts it at 2021-01-01 at every power-up and hard reset, so a record made before a host
+set it again carries no date, only its place in the history: it is shown as "unknown date",
+with the next dated record it came before when there is one (records are stored in the order
+the sessions ended). No date is guessed from how long ago the unit's clock says it was. Dates
+are shown in the laptop's time zone.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from .device import DeviceError, DeviceIO, fail
@@ -26,12 +29,13 @@ from .logstream import finite_number
 
 @dataclass
 class Session:
-    when: datetime | None
+    when: datetime | None  # None: made on an unset clock (or an older firmware's record)
     program: str
     minutes: float
     max_step: list[int] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     end: str = ""
+    before: datetime | None = None  # undated: the next dated session, which began after it
 
     @property
     def highest_step(self) -> int:
@@ -45,13 +49,15 @@ def fetch(link: UnitLink) -> tuple[list[dict], int]:
     return recs, int(got[-1].get("now", 0))
 
 
-def sessions(recs: list[dict], unit_now: float, host_now: datetime) -> list[Session]:
+def sessions(recs: list[dict], tz=None) -> list[Session]:
+    """The records as sessions, dated (in `tz`, default the laptop's zone) only when the
+    unit's clock was set when they began."""
     out = []
     for r in recs:
         start = finite_number(r.get("start"))
         when = None
-        if start is not None and start <= unit_now:
-            when = host_now - timedelta(seconds=unit_now - start)
+        if start is not None and r.get("clock") is True:
+            when = datetime.fromtimestamp(start, UTC).astimezone(tz)
         steps = r.get("max_step")
         out.append(
             Session(
@@ -67,6 +73,12 @@ def sessions(recs: list[dict], unit_now: float, host_now: datetime) -> list[Sess
                 end=str(r.get("end", "")),
             )
         )
+    nxt = None
+    for row in reversed(out):  # each undated session began before the next dated one
+        if row.when is None:
+            row.before = nxt
+        else:
+            nxt = row.when
     return out
 
 
@@ -98,6 +110,14 @@ def _steps(s: Session) -> str:
     return "%d%s" % (s.highest_step, per_ch)
 
 
+def date_text(s: Session) -> str:
+    if s.when is not None:
+        return s.when.strftime("%Y-%m-%d %H:%M")
+    if s.before is not None:
+        return "unknown date (before %s)" % s.before.strftime("%Y-%m-%d %H:%M")
+    return "unknown date"
+
+
 def table(rows: list[Session]):
     from rich.table import Table
 
@@ -110,7 +130,7 @@ def table(rows: list[Session]):
     t.add_column("ended")
     for s in rows:
         t.add_row(
-            s.when.strftime("%Y-%m-%d %H:%M") if s.when else "?",
+            date_text(s),
             s.program,
             "%.1f" % s.minutes,
             _steps(s),
@@ -156,7 +176,7 @@ def main(args, dio: DeviceIO, *, host_now: datetime | None = None) -> int:
     except DeviceError as e:
         return fail(e, 2)
     try:
-        recs, unit_now = fetch(link)
+        recs, _unit_now = fetch(link)
     except CommandError as e:
         return fail(e, 1)
     except DeviceError as e:
@@ -164,7 +184,7 @@ def main(args, dio: DeviceIO, *, host_now: datetime | None = None) -> int:
     finally:
         link.close()
     now = host_now or datetime.now()
-    rows = sessions(recs, unit_now, now)
+    rows = sessions(recs)
     if args.json:
         for r in recs:
             print(json.dumps(r, separators=(",", ":")))
@@ -175,7 +195,9 @@ def main(args, dio: DeviceIO, *, host_now: datetime | None = None) -> int:
         undated = sum(1 for s in rows if s.when is None)
         if undated:
             con.print(
-                "%d session(s) from an earlier run of the unit's clock: no date" % undated,
+                "%d session(s) without a date: the unit's clock had not been set when they "
+                "began (it starts again at every power-up; stimctl sets it whenever it "
+                "connects)" % undated,
                 style="yellow",
             )
     if args.plot:

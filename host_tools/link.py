@@ -6,10 +6,23 @@
 
 A request goes out as `@ID LINE\\n`; the firmware answers with lines starting `{"r":` that carry
 the same `id`, the last one `ok` or `err`. Everything else on the console (log lines `{"t":...`,
-replies to other requests) is handed to `on_line` and otherwise skipped. The stream is anything
-with pyserial's write/readline/close (a real port from DeviceIO.serial, a virtual board's
-pseudo-terminal, or host_tools/testing/unit_serial.py's simulated unit); if it has a `clock()`, the
-reply timeout runs on that clock.
+replies to other requests) is handed to `on_line` and otherwise skipped.
+
+Before its first request the link synchronises (`sync`): a line end closes whatever half line
+the unit holds, then `time` (the laptop's clock, UTC: the unit dates its history by it) is sent
+every half second until the unit answers. Right after `stimctl flash` the firmware is still
+booting and drops what arrives before its console task runs: without this, the first command
+after a flash got no reply (reproduced on the virtual board, every time). Once synchronised,
+the link is the only writer and the unit answers lines in order, so an `err` reply without an
+id and without a command (a line the unit could not read, from a firmware that does not echo
+the id of such lines) answers the request in flight.
+
+Lines the tool refuses itself (empty, too long, not ASCII, a Ctrl-C that would interrupt the
+firmware) raise NotSent: nothing was sent, and the unit did not refuse anything.
+
+The stream is anything with pyserial's write/readline/close (a real port from DeviceIO.serial, a
+virtual board's pseudo-terminal, or host_tools/testing/unit_serial.py's simulated unit); if it
+has a `clock()`, the reply timeout runs on that clock.
 
 `stimctl send` (cli.py) is `send_main` below.
 """
@@ -19,12 +32,17 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from datetime import UTC, datetime
 
 from .device import DeviceError, DeviceIO, fail, link_lost, pick_port
 from .protocol import MAX_LINE, REPLY_PREFIX, json_line
 
 REPLY_TIMEOUT_S = 2.0
 KEEPALIVE_EVERY_S = 1.0  # well inside the firmware's 3 s keep-alive
+SYNC_TIMEOUT_S = (
+    5.0  # a Pico's firmware answers about 1 s after a reset, the virtual board's 0.5 s
+)
+SYNC_EVERY_S = 0.5
 
 NO_REPLY_HINT = (
     "check that the stimulator firmware is running on it: `stimctl logs` shows its log lines; "
@@ -42,6 +60,26 @@ class CommandError(Exception):
         self.code = str(reply.get("code", "?"))
         self.msg = str(reply.get("msg", ""))
         super().__init__("unit refused `%s`: %s (%s)" % (line, self.msg, self.code))
+
+
+class NotSent(ValueError):
+    """A command line stimctl refused itself: nothing was sent to the unit."""
+
+    def __init__(self, line: str, why: str):
+        self.line = line
+        super().__init__("not sent: `%s` %s (refused by stimctl, not by the unit)" % (line, why))
+
+
+def _unread(rep: dict) -> bool:
+    """An error reply to a line the unit could not read, without an id (older firmware, or an
+    id the unit could not read)."""
+    return rep.get("r") == "err" and rep.get("cmd") is None and "id" not in rep
+
+
+def clock_line(now: datetime | None = None) -> str:
+    """The `time` command for the laptop's clock, in UTC (docs/protocol.md)."""
+    t = (now or datetime.now(UTC)).astimezone(UTC)
+    return "time %d %d %d %d %d %d" % (t.year, t.month, t.day, t.hour, t.minute, t.second)
 
 
 class UnitLink:
@@ -63,6 +101,7 @@ class UnitLink:
         self._ids = itertools.count(1)
         self._tag = "h%x" % (int(time.time() * 1000) % 0xFFFF)  # stale replies never match
         self._buf = b""  # a line the port's read timeout cut, until the rest arrives
+        self.synced = False
 
     def _write(self, data: bytes) -> None:
         import serial
@@ -89,13 +128,71 @@ class UnitLink:
         self._buf = b""
         return text
 
-    def request(self, line: str) -> list[dict]:
-        """Send one command line; every reply line for it. CommandError if it was refused."""
+    def _rid(self) -> str:
+        return "%s%x" % (self._tag, next(self._ids) % 0xFF)
+
+    def sync(self) -> dict:
+        """Wait until the unit answers, and set its clock (see the module's docstring). The
+        unit's reply to `time`: `ok`, or `err` from firmware without the command (`unknown`)
+        or a unit that refuses it; DeviceError no_reply if nothing answers."""
+        rid = self._rid()
+        self._write(b"\n")  # ends a half line the unit holds: its error reply is not ours
+        deadline = self.clock() + SYNC_TIMEOUT_S
+        resend = self.clock()
+        while True:
+            if self.clock() >= resend:
+                self._write(("@%s %s\n" % (rid, clock_line())).encode("ascii"))
+                resend = self.clock() + SYNC_EVERY_S
+            text = self.read_line()
+            if text is None:
+                if self.clock() >= deadline:
+                    raise DeviceError(
+                        "no_reply",
+                        "%s: no reply to host commands within %.0f s"
+                        % (self.port, SYNC_TIMEOUT_S),
+                        NO_REPLY_HINT,
+                    )
+                continue
+            rep = json_line(text, REPLY_PREFIX)
+            if rep is not None and rep.get("id") == rid and rep.get("r") in ("ok", "err"):
+                self.synced = True
+                return rep
+            if self.on_line and text:
+                self.on_line(text)
+
+    def send(self, line: str) -> str:
+        """Send one command line without waiting (synchronising first if needed); its id.
+        NotSent for a line stimctl refuses itself."""
         line = " ".join(line.split())
-        rid = "%s%x" % (self._tag, next(self._ids) % 0xFF)
-        if not line or len(line) + len(rid) + 2 > MAX_LINE or not line.isascii():
-            raise CommandError(line, {"code": "bad_args", "msg": "not a command line"})
+        if not self.synced:
+            self.sync()
+        rid = self._rid()
+        if not line:
+            raise NotSent(line, "is empty")
+        if len(line) + len(rid) + 2 > MAX_LINE:
+            msg = "is %d bytes: a command line is at most %d with its id" % (
+                len(line), MAX_LINE - len(rid) - 2)  # fmt: skip
+            raise NotSent(line[:40] + "...", msg)
+        if not line.isascii():
+            raise NotSent(line, "has characters outside ASCII")
+        if "\x03" in line:
+            raise NotSent(
+                line.replace("\x03", "^C"), "has a Ctrl-C, which would interrupt the firmware"
+            )
         self._write(("@%s %s\n" % (rid, line)).encode("ascii"))
+        return rid
+
+    def match(self, rep: dict | None, rid: str) -> bool:
+        """Whether the reply `rep` (a parsed reply line, or None) answers request `rid`."""
+        if rep is None:
+            return False
+        return rep.get("id") == rid or (self.synced and _unread(rep))
+
+    def request(self, line: str) -> list[dict]:
+        """Send one command line; every reply line for it. CommandError if the unit refused
+        it, NotSent if stimctl did."""
+        line = " ".join(line.split())
+        rid = self.send(line)
         got: list[dict] = []
         deadline = self.clock() + self.timeout_s
         while True:
@@ -109,7 +206,7 @@ class UnitLink:
                     )
                 continue
             rep = json_line(text, REPLY_PREFIX)
-            if rep is None or rep.get("id") != rid:
+            if rep is None or not self.match(rep, rid):
                 if self.on_line and text:
                     self.on_line(text)
                 continue
@@ -167,6 +264,8 @@ def send_main(args, dio: DeviceIO, *, sleep=time.sleep) -> int:
     try:
         try:
             got = link.request(line)
+        except NotSent as e:
+            return fail(e, 1)
         except CommandError as e:
             if args.json:
                 print(json.dumps(e.reply, separators=(",", ":")))

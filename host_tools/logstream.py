@@ -17,8 +17,15 @@ what it reads, so older and newer firmware logs plot alike:
 - intensity: any record with a `ch` and a numeric `ma` (mA; preferred) or `step`, except
   `refused` (a step that was not applied). `stop` sets that channel to 0; `program`, `boot`,
   `interrupted`, `crash` and `outputs_off` set every channel to 0 (SR-1);
-- electrode load: any record with a `ch` and a numeric `ohm` (the `load` event); `ohm` null
-  (an open electrode) leaves a gap;
+- electrode load: any record with a `ch` and a numeric `ohm` (`load` every 10 s, `check`,
+  `electrode`, `electrode_lift`); `ohm` null (an open electrode) leaves a gap, and so does a
+  stopped channel (nothing is measured). Drawn as steps, each reading held until the next: the
+  unit reports the load every 10 s and at once when it changes (a lift, a short), so a line
+  between two readings would draw a change that happened at once as a slow ramp. Both axes
+  start at zero and the load axis reaches at least 2 kohm: a 981-988 ohm wobble stays flat;
+- faults and stops are marked and labelled on the channel's plot: `electrode` (its fault),
+  `electrode_lift` (reduce), `stop` (its reason), and for every channel `fatal`,
+  `interrupted`, `crash`, a battery `cutoff` and the end of a session;
 - the device clock `t` restarts at every boot: the plot continues across, a dotted line marks
   each restart; lines that are not JSON objects with a `t` are skipped.
 """
@@ -37,6 +44,7 @@ from .protocol import LOG_PREFIX, json_line
 LEVELS = ("debug", "info", "warn", "error")
 STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "bold red"}
 ZERO_ALL = ("program", "boot", "interrupted", "crash", "outputs_off")
+LOAD_FLOOR_OHM = 2000.0  # the load axis shows at least 0-2 kohm (good skin contact: 0.5-8 kohm)
 WAIT_KINDS = ("no_device", "open_failed")  # gone for now: wait; anything else: stop and say
 
 
@@ -239,13 +247,33 @@ def read_records(path: str | Path) -> list[dict]:
     return recs
 
 
+def _mark(rec: dict) -> str | None:
+    """The label of a fault or stop worth marking on the plot, or None."""
+    ev = rec.get("ev")
+    if ev == "electrode":
+        return "%s" % rec.get("fault", "fault")
+    if ev == "electrode_lift" and rec.get("action") == "reduce":
+        return "lift: halved"
+    if ev == "stop":
+        return "stop" + (": %s" % rec["reason"] if rec.get("reason") else "")
+    if ev in ("fatal", "interrupted", "crash"):
+        return str(ev)
+    if ev == "battery" and rec.get("state") == "cutoff":
+        return "battery cut-off"
+    if ev == "session" and rec.get("state") == "end":
+        return "session end" + (": %s" % rec["reason"] if rec.get("reason") else "")
+    return None
+
+
 def series(recs: list[dict]) -> dict:
     """Per-channel step series from the records: {"intensity": {ch: (unit, [(t, v)])},
-    "load": {ch: [(t, ohm or nan)]}, "restarts": [t], "end": t}. Times continue across boots."""
+    "load": {ch: [(t, ohm or nan)]}, "marks": [(t, ch or None, label)], "restarts": [t],
+    "end": t}. Times continue across boots."""
     offset, prev = 0.0, None
     restarts: list[float] = []
     inten: dict[int, dict[str, list]] = {}
     load: dict[int, list] = {}
+    marks: list[tuple[float, int | None, str]] = []
     t = 0.0
     for rec in recs:
         t_dev = float(rec["t"])
@@ -256,15 +284,23 @@ def series(recs: list[dict]) -> dict:
         t = offset + t_dev
         ev = rec.get("ev")
         ch = rec.get("ch")
+        is_ch = isinstance(ch, int) and not isinstance(ch, bool)
+        label = _mark(rec)
+        if label is not None:
+            marks.append((t, ch if is_ch else None, label))
         if ev in ZERO_ALL:
             for c in inten.values():
                 for pts in c.values():
                     pts.append((t, 0.0))
-        if not isinstance(ch, int) or isinstance(ch, bool):
+            for lpts in load.values():
+                lpts.append((t, math.nan))  # nothing is measured on a stopped channel
+        if not is_ch:
             continue
         if ev == "stop":
             for pts in inten.get(ch, {}).values():
                 pts.append((t, 0.0))
+            if ch in load:
+                load[ch].append((t, math.nan))
         elif ev != "refused":
             for key in ("ma", "step"):
                 v = finite_number(rec.get(key))
@@ -277,14 +313,66 @@ def series(recs: list[dict]) -> dict:
     for ch, by in inten.items():
         key = "ma" if by.get("ma") else "step"
         out_i[ch] = (key, by[key])
-    return {"intensity": out_i, "load": load, "restarts": restarts, "end": t}
+    return {"intensity": out_i, "load": load, "marks": marks, "restarts": restarts, "end": t}
+
+
+def log_figure(s: dict, title: str = "log"):
+    """The figure of a series() result: intensity and load per channel as steps, faults and
+    stops marked and labelled, axes from zero."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 6), constrained_layout=True)
+    ax_i, ax_l = fig.subplots(2, 1, sharex=True)
+    end = s["end"]
+    units = set()
+    colour = {}
+    for ch, (key, pts) in sorted(s["intensity"].items()):
+        xs = [p[0] for p in pts] + [end]
+        ys = [p[1] for p in pts] + [pts[-1][1]]
+        (line,) = ax_i.step(xs, ys, where="post", label="ch %d" % ch)
+        colour[ch] = line.get_color()
+        units.add(key)
+    ax_i.set_ylabel("intensity (%s)" % " / ".join("mA" if u == "ma" else "step" for u in units))
+    ax_i.set_title("%s: intensity and electrode load per channel" % title)
+    top_i = max((p[1] for _, pts in s["intensity"].values() for p in pts), default=0.0)
+    ax_i.set_ylim(0, max(1.0, top_i * 1.15))
+    top_l = LOAD_FLOOR_OHM
+    for ch, pts in sorted(s["load"].items()):
+        xs = [p[0] for p in pts] + [end]
+        ys = [p[1] for p in pts] + [pts[-1][1]]
+        ax_l.step(xs, ys, where="post", label="ch %d" % ch, color=colour.get(ch))
+        ax_l.plot(xs[:-1], ys[:-1], ".", color=colour.get(ch))  # the readings themselves
+        top_l = max([top_l] + [y for y in ys if y == y])
+    ax_l.set_ylim(0, top_l * 1.15)
+    ax_l.set_ylabel("electrode load (ohm)")
+    ax_l.set_xlabel("time (s, device clock; dotted: restart)")
+    at: dict[float, list[tuple[int | None, str]]] = {}  # one label per instant: no overprint
+    for t, ch, label in s["marks"]:
+        at.setdefault(t, []).append((ch, label if ch is None else "ch %d %s" % (ch, label)))
+    for t, items in at.items():
+        chs = {ch for ch, _ in items}
+        c = colour.get(next(iter(chs)), "black") if len(chs) == 1 and None not in chs else "black"
+        for ax in (ax_i, ax_l):
+            ax.axvline(t, color=c, linestyle="--", linewidth=1, alpha=0.8)
+        ax_i.annotate(
+            "; ".join(text for _, text in items), (t, 0.98), xycoords=("data", "axes fraction"),
+            rotation=90, va="top", ha="right", fontsize=8, color=c,
+        )  # fmt: skip
+    for ax in (ax_i, ax_l):
+        for r in s["restarts"]:
+            ax.axvline(r, color="grey", linestyle=":", linewidth=1)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left")
+        ax.grid(True, alpha=0.3)
+    if not s["load"]:
+        ax_l.text(0.5, 0.5, "no load records", ha="center", va="center", transform=ax_l.transAxes)
+    return fig
 
 
 def plot_log(path: str | Path, out: str | Path | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     path = Path(path)
     if not path.is_file():
@@ -296,28 +384,6 @@ def plot_log(path: str | Path, out: str | Path | None = None) -> Path:
             "plot" % path
         )
     out = Path(out) if out else path.with_suffix(".png")
-    fig, (ax_i, ax_l) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), constrained_layout=True)
-    end = s["end"]
-    units = set()
-    for ch, (key, pts) in sorted(s["intensity"].items()):
-        xs = [p[0] for p in pts] + [end]
-        ys = [p[1] for p in pts] + [pts[-1][1]]
-        ax_i.step(xs, ys, where="post", label="ch %d" % ch)
-        units.add(key)
-    ax_i.set_ylabel("intensity (%s)" % " / ".join("mA" if u == "ma" else "step" for u in units))
-    ax_i.set_title("%s: intensity and electrode load per channel" % path.name)
-    for ch, pts in sorted(s["load"].items()):
-        ax_l.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label="ch %d" % ch)
-    ax_l.set_ylabel("electrode load (ohm)")
-    ax_l.set_xlabel("time (s, device clock; dotted: restart)")
-    for ax in (ax_i, ax_l):
-        for r in s["restarts"]:
-            ax.axvline(r, color="grey", linestyle=":", linewidth=1)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper right")
-        ax.grid(True, alpha=0.3)
-    if not s["load"]:
-        ax_l.text(0.5, 0.5, "no load records", ha="center", va="center", transform=ax_l.transAxes)
+    fig = log_figure(s, path.name)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

@@ -30,9 +30,12 @@ def load_board(path="/board.json"):
 
     try:
         b = board.load(path)
-        b.pop("description", None)  # words for people: the unit never reads them (heap)
-        return b, None
     except board.BoardError as e:
         return None, e
     finally:
         forget("board")
+    # What the board is and is for, for people and the host tools (stimctl boards, flash),
+    # checked above and not needed after: not kept on the unit's heap.
+    b.pop("description")
+    b.pop("hardware")
+    return b, None

@@ -115,7 +115,7 @@ class App:
         fb = unit.player.tick()
         if fb:
             mode = unit.cfg["feedback"]
-            urgent = unit.player.urgent()
+            urgent = fb == 2  # a fault or supply pattern: whatever the setting says
             hw.feedback(
                 urgent or mode == "both" or mode == "tone",
                 urgent or mode == "both" or mode == "haptic",

@@ -21,8 +21,8 @@ _ADC = (26, 29, "an ADC pin, GPIO", "")
 _OUT = (0, 22, "an output GPIO", " (safe-off can only force GPIO 0..22 low without a board file)")
 
 _TOP = (
-    "name description sysclk_hz channels buttons status_led boost_en boost_adc battery_adc "
-    "analog intensity limits battery buzzer haptic"
+    "name description hardware sysclk_hz channels buttons status_led boost_en boost_adc "
+    "battery_adc analog intensity limits battery buzzer haptic"
 ).split()
 _CHANNEL = ("phase_a", "phase_b", "level_pwm", "sense_adc", "led")
 _BUTTONS = ("power", "mode", "plus", "minus")
@@ -160,6 +160,13 @@ def validate(obj):
     if not isinstance(v, str):
         raise BoardError(p, "expected a string, got %s" % _what(v))
     b["description"] = v
+    # What MicroPython on the hardware reports as sys.implementation._machine ("<board> with
+    # <MCU>", MICROPY_HW_BOARD_NAME of the port's board build): stimctl flash refuses a board
+    # file for other hardware.
+    v, p = _get(obj, "", "hardware")
+    if not isinstance(v, str) or not 0 < len(v) <= 64 or [c for c in v if not " " <= c <= "~"]:
+        raise BoardError(p, "expected 1-64 printable ASCII characters, got %s" % _what(v))
+    b["hardware"] = v
     _field(b, obj, "", "sysclk_hz", 48000000, 250000000, note=" (Hz)")
 
     chans = _list(_get(obj, "", "channels")[0], "channels", 1, 4, "channel objects")

@@ -106,16 +106,9 @@ class Player:
         self._q[i + 1] = count if count < 255 else 255
         self._qn += 1
 
-    def playing(self):
-        """The event playing, or -1."""
-        return self._ev
-
-    def urgent(self):
-        """A fault or supply pattern is playing: it plays whatever the setting says."""
-        return _URGENT_FROM <= self._ev <= _URGENT_TO
-
     def tick(self):
-        """One TICK_MS step: 1 while the output should be on, else 0."""
+        """One TICK_MS step: 0 while the output is off; on, 2 for a fault or supply pattern
+        (it plays whatever the setting says), 1 for any other."""
         if self._ev < 0:
             if not self._qn:
                 return 0
@@ -127,7 +120,9 @@ class Player:
             self._i = 0
             self._left = _PATTERNS[_AT[self._ev]]
         at = _AT[self._ev]
-        on = 1 if not self._i & 1 else 0
+        on = 0
+        if not self._i & 1:
+            on = 2 if _URGENT_FROM <= self._ev <= _URGENT_TO else 1
         self._left -= 1
         if self._left <= 0:
             self._i += 1

@@ -31,10 +31,11 @@ def console_stream():
 class HostLink:
     """Command lines from the host, applied to the unit (stim.unit) through its public calls."""
 
-    def __init__(self, unit, board, stream=None):
+    def __init__(self, unit, board, stream=None, clock=None):
         self.unit = unit
         self.board = board
         self.stream = stream
+        self.clock = clock  # stim.hw.set_clock: sets the unit's clock (machine.RTC)
         self.reader = hostcmd.LineReader()
         now = time.ticks_ms()
         # When the host last raised each channel: at most one step per RISE_MS (SR-2).
@@ -47,7 +48,7 @@ class HostLink:
         if got is None:
             return None
         if got != hostcmd.LINE:
-            return [hostcmd.line_error(got)]
+            return [hostcmd.line_error(got, self.reader)]
         return self.handle(self.reader.text())
 
     def handle(self, line):
@@ -126,6 +127,13 @@ class HostLink:
             raise hostcmd.HostError(hostcmd.E_IO, "could not save: %s" % e, "set", rid) from None
         log.info("settings", msg="set by host", keys=list(raw))
         return [hostcmd.reply("ok", "set", rid, unit.cfg)]
+
+    def _time(self, rid, args, now):
+        # The clock the history dates its records by; no flash write, so also during a session.
+        if self.clock is None:
+            raise hostcmd.HostError(hostcmd.E_STATE, "no clock on this unit", "time", rid)
+        self.clock(args)
+        return [hostcmd.reply("ok", "time", rid)]
 
     def _history(self, rid, args, now):
         try:

@@ -57,6 +57,7 @@ COMMANDS = {
     "settings": (0, 0),
     "set": (1, 5),
     "history": (0, 0),
+    "time": (6, 6),
 }
 SETTING_KEYS = ("program", "session_min", "channels", "feedback", "auto_off_min")
 
@@ -93,6 +94,7 @@ class LineReader:
             self.n = 0
             self.bad = None
             if bad is not None:
+                self.len = n  # for line_error: the bytes before the problem
                 return bad
             if n == 0:
                 return None
@@ -187,6 +189,24 @@ def parse(line, board):
                 raise HostError(E_ARGS, "%s given twice" % k, cmd, rid)
             out[k] = a[i + 1 :]
         return rid, cmd, out
+    if cmd == "time":
+        # UTC from the host: year month day hours minutes seconds, a real date (the port's
+        # RTC takes any numbers and rolls them over: February 30 would become March 2). The
+        # bytes: days per month, February's leap day added (every fourth year up to 2099).
+        # From 2025: the port starts its clock at 2021-01-01 at every power-up and hard reset,
+        # so a clock in 2025 or later was set by a host (stim.unit, _CLOCK_YEAR_MIN). Literal
+        # numbers: module constants would cost heap on the unit.
+        v = [_uint(a, "time", cmd, rid) for a in args]
+        y = v[0]
+        mo = v[1]
+        ok = 2025 <= y <= 2099 and 1 <= mo <= 12 and v[3] < 24
+        if ok:
+            days = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"[mo - 1]
+            ok = 1 <= v[2] <= days + (mo == 2 and y % 4 == 0) and v[4] < 60 and v[5] < 60
+        if not ok:
+            msg = "time: a UTC date and time, year 2025-2099"
+            raise HostError(E_RANGE, msg, cmd, rid)
+        return rid, cmd, v
     return rid, cmd, ()
 
 
@@ -246,10 +266,14 @@ def error_reply(e):
     return reply("err", e.cmd, e.rid, fields)
 
 
-def line_error(code):
-    """The reply to a line LineReader discarded (E_BYTES, E_LONG)."""
+def line_error(code, reader):
+    """The reply to a line `reader` discarded (E_BYTES, E_LONG), with the line's @ID when the
+    bytes before the problem held it whole (`@ID` and a space): the host can tell it is its own."""
     if code == E_LONG:
         msg = "line longer than %d bytes" % MAX_LINE
     else:
         msg = "only printable ASCII in a command line"
-    return reply("err", None, None, {"code": code, "msg": msg})
+    t = reader.text()  # what was read of the line up to its first bad byte
+    i = t.find(" ")
+    rid = t[1:i] if t[:1] == "@" and 1 < i <= _MAX_ID + 1 and _is_alnum(t[1:i]) else None
+    return reply("err", None, rid, {"code": code, "msg": msg})

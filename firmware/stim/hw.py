@@ -10,12 +10,11 @@ board dict, so the same code runs on every board in boards/.
 import time
 from array import array
 
-from machine import ADC, PWM, PWRON_RESET, WDT, WDT_RESET, Pin, reset_cause
+from machine import ADC, PWM, PWRON_RESET, RTC, WDT, WDT_RESET, Pin, reset_cause
 from micropython import const
 
 from stim.gestures import BUTTONS
 
-_CAUSES = {PWRON_RESET: "power_on", WDT_RESET: "watchdog"}
 _TONE_HZ = const(2700)  # a piezo's loudest: most small piezo discs resonate near 2.7 kHz
 _TONE_DUTY = const(32768)  # a square wave
 
@@ -23,7 +22,8 @@ _TONE_DUTY = const(32768)  # a square wave
 def reset_cause_name():
     """Why the chip last reset: "power_on", "watchdog" or "other". After a soft reset the port
     reports the last hardware cause (ports/rp2/modmachine.c keeps it)."""
-    return _CAUSES.get(reset_cause(), "other")
+    c = reset_cause()
+    return "power_on" if c == PWRON_RESET else "watchdog" if c == WDT_RESET else "other"
 
 
 _early = array("i", [0, 0])  # POWER's first press after watch_power(): ticks_ms, and 1 if seen
@@ -146,3 +146,12 @@ def start_watchdog(timeout_ms):
     """Arm the hardware watchdog (SR-8); the object returned has feed(). machine.WDT cannot
     stop it again: a deliberate way out to the REPL does that (stim.safe.watchdog_off)."""
     return WDT(timeout=timeout_ms)
+
+
+def set_clock(dt):
+    """Set the unit's clock (the host's `time`: [year, month, day, hours, minutes, seconds],
+    UTC, checked by stim.hostcmd). machine.RTC takes (year, month, day, weekday, hours, minutes,
+    seconds, subseconds) and ignores the weekday and subseconds (ports/rp2/machine_rtc.c);
+    time.time() reads the same clock. A soft reset keeps it, a power cycle or a hard reset
+    starts it again at 2021-01-01 (ports/rp2/main.c)."""
+    RTC().datetime((dt[0], dt[1], dt[2], 0, dt[3], dt[4], dt[5], 0))

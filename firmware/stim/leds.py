@@ -6,6 +6,8 @@ Each state has its own rhythm, so a wearer who cannot tell the colours apart can
 at the end of a 4-second cycle, so they never hide the state underneath.
 """
 
+from micropython import const
+
 from stim import electrode, session
 
 # Status LED colours as bits: 1 red, 2 green, 4 blue (small ints: no object per colour).
@@ -24,8 +26,10 @@ ENDED = 8
 ACK = 16
 
 CYCLE_MS = 4000
-LOCK_SLOT = (3000, 3300)  # blue blip while locked
-LOW_SLOT = (3500, 3800)  # amber blip while the battery is low
+_LOCK_FROM = const(3000)  # blue blip while locked: from, to (ms into the cycle)
+_LOCK_TO = const(3300)
+_LOW_FROM = const(3500)  # amber blip while the battery is low
+_LOW_TO = const(3800)
 
 
 def _on(t, period, width):
@@ -48,15 +52,15 @@ def status(state, t_ms, flags):
         # Battery empty: three short red flashes every 2 s; nothing can start.
         x = t_ms % 2000
         return RED if x < 900 and (x % 300) < 120 else OFF
-    if locked and LOCK_SLOT[0] <= c < LOCK_SLOT[1]:
+    if locked and _LOCK_FROM <= c < _LOCK_TO:
         return BLUE
-    if battery_low and LOW_SLOT[0] <= c < LOW_SLOT[1]:
+    if battery_low and _LOW_FROM <= c < _LOW_TO:
         return AMBER
-    if locked and LOCK_SLOT[0] - 200 <= c < LOW_SLOT[1] + 200:
+    if locked and _LOCK_FROM - 200 <= c < _LOW_TO + 200:
         # A gap around the overlays so they stand out; also before the lock blip, else while
         # running (steady) it merges with the state and "locked" shows by colour alone.
         return OFF
-    if battery_low and LOCK_SLOT[1] <= c < LOW_SLOT[1] + 200:
+    if battery_low and _LOCK_TO <= c < _LOW_TO + 200:
         return OFF
     if state == session.RUNNING:
         return GREEN  # steady

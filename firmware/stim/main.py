@@ -55,7 +55,8 @@ def build(board, held=None, console=None):
     stim = Stimulator(board, channels, hw.Boost(board), cfg["program"], now)
     unit = Unit(board, stim, cfg, now, feedback.Player())
     wearer = Wearer(unit, gestures.Gestures(held, hw.power_down_ms()))
-    return app.App(hardware, unit, wearer, HostLink(unit, board, console), hw.start_watchdog)
+    host = HostLink(unit, board, console, hw.set_clock)
+    return app.App(hardware, unit, wearer, host, hw.start_watchdog)
 
 
 def run():

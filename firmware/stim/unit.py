@@ -39,9 +39,11 @@ _FB_POWER_OFF = const(18)
 _FB_TENS = const(20)
 _FB_UNITS = const(21)
 
-KEEPALIVE_MS = hostcmd.KEEPALIVE_MS
 _ENDED_SHOW_MS = const(30_000)  # the "session finished" pattern, until a press or this long
-_SELECT = {"both": (0, 1, 2, 3), "1": (0,), "2": (1,)}
+# The rp2 port starts its clock at 2021-01-01 00:00 at every power-up and hard reset
+# (ports/rp2/main.c, before its soft-reset loop: a soft reset keeps it), and the host's `time`
+# command accepts 2025-2099 only (stim.hostcmd), so a clock in 2025 or later was set by a host.
+_CLOCK_YEAR_MIN = const(2025)
 # The pattern of each electrode fault code (stim.electrode: ok, open, short, sense, boost, lift).
 _FAULT_PATTERN = b"\x00" + bytes((_FB_OPEN, _FB_SHORT))
 
@@ -78,7 +80,10 @@ class Unit:
     def selected(self):
         """The channels (0-based) the wearer's PLUS and MINUS act on."""
         n = len(self.stim.channels)
-        return [c for c in _SELECT[self.cfg["channels"]] if c < n]
+        c = self.cfg["channels"]
+        if c == "both":
+            return list(range(n))
+        return [int(c) - 1] if int(c) <= n else []
 
     def status(self, now):
         """The unit's state as the host's `status` reply gives it (docs/protocol.md)."""
@@ -94,12 +99,8 @@ class Unit:
             "host": self.host_controlled,
             "remaining_s": s.remaining_s(now) if s.state != session.OFF else 0,
             "battery": battery.NAMES[self.battery.state],
-            "keepalive_ms": KEEPALIVE_MS,
+            "keepalive_ms": hostcmd.KEEPALIVE_MS,
         }
-
-    def signal(self, ev, count=1):
-        """Play a feedback pattern (stim.feedback)."""
-        self.player.play(ev, count)
 
     def touch(self, now):
         """A press or a host command: the unit is in use (auto-off counts from here)."""
@@ -171,8 +172,12 @@ class Unit:
         self.session.set_length(min(self.cfg["session_min"], p["session_min"]) * 60)
         self.session.start(now)
         self.stim.clear_faults()
+        t = time.time()
         self._rec = {
-            "start": time.time(),
+            "start": t,
+            # Set by a host since the last power-up: only such a record can be dated
+            # (stimctl history).
+            "clock": time.gmtime(t)[0] >= _CLOCK_YEAR_MIN,
             "program": p["id"],
             "max_step": [0] * len(self.stim.channels),
             "faults": [],
@@ -358,7 +363,7 @@ class Unit:
         self.host_controlled = True
 
     def _host_lost(self, now):
-        return self.host_controlled and time.ticks_diff(now, self._t_host) > KEEPALIVE_MS
+        return self.host_controlled and time.ticks_diff(now, self._t_host) > hostcmd.KEEPALIVE_MS
 
     # -- flash (SR-14) ------------------------------------------------------------------
     def _save(self):
@@ -410,7 +415,11 @@ class Unit:
             # SR-12: the host that controls this session went quiet: ramp the output to zero
             # and end the session, as at the end of its time.
             self.host_controlled = False
-            log.warn("host", msg="keep-alive lost: output ramps to zero", timeout_ms=KEEPALIVE_MS)
+            log.warn(
+                "host",
+                msg="keep-alive lost: output ramps to zero",
+                timeout_ms=hostcmd.KEEPALIVE_MS,
+            )
             if s.end(now, "keepalive"):
                 log.info("session", state="ending", reason="keepalive")
                 self._fade_out(now)

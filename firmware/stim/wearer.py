@@ -93,7 +93,7 @@ class Wearer:
             return
         if unit.locked:
             log.info("locked", gesture=gestures.NAMES[ev])
-            unit.signal(_FB_REFUSED)
+            unit.player.play(_FB_REFUSED)
             return
         if ev == gestures.MODE_SHORT:
             unit.next_program(now)

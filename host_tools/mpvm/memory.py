@@ -50,8 +50,10 @@ LOOP_KEYS = PROGRAMS + ("ems_strength rest",)
 STEP = 3
 SETTLE_MS = 3000
 
+# _simcal: the simulated time's calendar (gmtime, mktime), which time.py imports when first
+# needed; C code on the port like the rest of `time`.
 _SETUP = """
-import gc, json, os, time, _sim, machine, rp2, micropython
+import gc, json, os, time, _sim, machine, rp2, micropython, _simcal
 from allocmeter import measure
 """
 _BASE = """

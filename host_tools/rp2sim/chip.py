@@ -31,6 +31,9 @@ F_NULL, F_SIO, F_PWM, F_PIO0, F_PIO1 = "null", "sio", "pwm", "pio0", "pio1"
 PULL_NONE, PULL_UP, PULL_DOWN = 0, 1, 2
 
 
+RTC_POWER_ON_S = 1_609_459_200  # 2021-01-01 00:00 UTC: the port's clock at power-up and reset
+
+
 class ChipReset(BaseException):
     """Unwinds firmware code when the chip resets under it (watchdog, machine.reset()).
 
@@ -170,6 +173,11 @@ class Chip:
         self._wdt_held = 0  # cycles left when CTRL.ENABLE was cleared (the counter stops)
         self._wdt_event = None
         self.irq_disabled = 0
+        # The date clock (machine.RTC, time.time()): the port starts it at 2021-01-01 00:00 UTC
+        # at every power-up and hard reset, before its soft-reset loop (ports/rp2/main.c), so a
+        # soft reset keeps it. It reads rtc_base_s at cycle rtc_base_cycle, counting on from there.
+        self.rtc_base_s = RTC_POWER_ON_S
+        self.rtc_base_cycle = 0
         # The processor: firmware Python costs time on this clock, interrupts preempt it.
         self.cpu = Cpu(self, cpu_scale)
 
@@ -189,6 +197,14 @@ class Chip:
     @property
     def t_s(self) -> float:
         return self.now / self.sysclk_hz
+
+    def rtc_s(self) -> int:
+        """The date clock: whole seconds since 1970-01-01 UTC (the port's epoch)."""
+        return self.rtc_base_s + (self.now - self.rtc_base_cycle) // self.sysclk_hz
+
+    def rtc_set(self, seconds: int) -> None:
+        self.rtc_base_s = int(seconds)
+        self.rtc_base_cycle = self.now
 
     def schedule(self, t: int, fn: Callable, *args) -> list:
         """Run fn(*args) at cycle t (>= now). Returns a handle for `cancel`."""
@@ -434,6 +450,7 @@ class Chip:
         """
         self.generation += 1
         self.reset_cause = cause
+        self.rtc_set(RTC_POWER_ON_S)  # main() runs again: the clock starts at 2021-01-01
         self._heap = [e for e in self._heap if getattr(e[2], "_survives_reset", False)]
         heapq.heapify(self._heap)
         self.pin_irqs.clear()

@@ -10,8 +10,10 @@ exists on the chip.
 
 from __future__ import annotations
 
+import calendar as _calendar
 import io as _pyio
 import sys as _pysys
+import time as _pytime
 import types
 from array import array
 
@@ -384,6 +386,40 @@ class WDT(_Bound):
         self._live("wdt").wdt_feed()
 
 
+class RTC(_Bound):
+    """The date clock (ports/rp2/machine_rtc.c over the pico-sdk's always-on timer; the same
+    clock time.time() reads). The port's constructor takes no argument (mp_arg_check_num 0, 0;
+    the stubs list an `id`). datetime() reads (year, month, mday, weekday (Monday 0), hours,
+    minutes, seconds, 0), or sets the clock from such a tuple of exactly 8 items, ignoring the
+    weekday and subseconds and rolling over out-of-range fields as timeutils_seconds_since_epoch
+    does (February 30 is March 2). Power-up and hard reset: 2021-01-01 (Chip.rtc_s); a soft
+    reset keeps it."""
+
+    _chip_for_class: Chip
+
+    def __init__(self, id=None):
+        if id is not None:
+            raise TypeError("function takes 0 positional arguments but 1 were given")
+        self._bind(self._chip_for_class)
+
+    def datetime(self, datetimetuple=None):
+        chip = self._live()
+        if datetimetuple is None:
+            t = _pytime.gmtime(chip.rtc_s())  # tm_wday: Monday 0, as timeutils
+            return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_wday, t.tm_hour, t.tm_min, t.tm_sec, 0)
+        items = tuple(datetimetuple)
+        if len(items) != 8:
+            raise ValueError("requested length 8 but object has length %d" % len(items))
+        y, mo, d, _wd, h, mi, sec, _sub = (int(v) for v in items)
+        if not 1 <= mo <= 12:
+            # the port indexes its days-before-month table with it unchecked
+            raise ValueError("month %d: outside what the port's timeutils can take" % mo)
+        # timeutils_seconds_since_epoch: day, hours, minutes, seconds added as given, unchecked
+        first = _calendar.timegm((y, mo, 1, 0, 0, 0, 0, 0, 0))
+        chip.rtc_set(first + (d - 1) * 86400 + h * 3600 + mi * 60 + sec)
+        return None
+
+
 class _Mem32:
     """`machine.mem32` for the registers the firmware uses: the PIO blocks' IRQ, IRQ_FORCE,
     SMn_ADDR and FLEVEL, and the watchdog's CTRL and LOAD (RP2040 datasheet 2.1.2: each block
@@ -744,9 +780,10 @@ def _make_time(cpu: Cpu) -> types.ModuleType:
         return chip.now & TICKS_MAX
 
     def time_s():
+        # The date clock machine.RTC sets (Chip.rtc_s: 2021-01-01 at power-up and hard reset)
         cpu.sync()
         cpu.native("ticks")
-        return 1_700_000_000 + chip.now // chip.sysclk_hz
+        return chip.rtc_s()
 
     return _module(
         "time",
@@ -759,16 +796,16 @@ def _make_time(cpu: Cpu) -> types.ModuleType:
         sleep_ms=sleep_ms,
         sleep_us=sleep_us,
         time=time_s,
-        time_ns=lambda: (1_700_000_000 * 10**9) + chip.now * 10**9 // chip.sysclk_hz,
-        gmtime=_gmtime,
-        localtime=_gmtime,
+        time_ns=lambda: chip.rtc_s() * 10**9 + chip.now * 10**9 // chip.sysclk_hz % 10**9,
+        gmtime=lambda secs=None: _gmtime(chip.rtc_s() if secs is None else secs),
+        localtime=lambda secs=None: _gmtime(chip.rtc_s() if secs is None else secs),
     )
 
 
-def _gmtime(secs=None):
+def _gmtime(secs):
     import time as _t
 
-    tm = _t.gmtime(secs if secs is not None else 1_700_000_000)
+    tm = _t.gmtime(secs)
     return (
         tm.tm_year,
         tm.tm_mon,
@@ -973,6 +1010,7 @@ def build_modules(
         ADC=bound(ADC),
         Timer=bound(Timer),
         WDT=bound(WDT),
+        RTC=bound(RTC),
         mem32=_Mem32(chip, gen),
         freq=freq,
         reset=reset,

@@ -46,7 +46,10 @@ HERE = Path(__file__).resolve().parent
 BOARD_JS = HERE / "board.mjs"
 ROM_DIR = HERE / "rom"
 ASYNCIO_DIR = mpvm.ROOT / "host_tools" / "rp2sim" / "mplib" / "asyncio"
-MACHINE = "Raspberry Pi Pico with RP2040 (stimctl vboard)"
+# What the board reports as sys.implementation._machine: by default a Pico's, as the stock
+# RPI_PICO build does; `stimctl vboard --board B` presents the hardware B's board file is for
+# (its `hardware`), so `stimctl flash` accepts that board file and refuses others.
+MACHINE = "Raspberry Pi Pico with RP2040"
 
 
 def default_flash(board: str) -> Path:
@@ -61,6 +64,7 @@ def rom_files() -> list[tuple[str, str]]:
     files += [(n, mpvm.LIB_DIR / n) for n in ("machine.py", "rp2.py")]
     # the VM fakes' interrupt dispatch and tick arithmetic, under the board's own _sim and time
     files += [("_simcore.py", mpvm.LIB_DIR / "_sim.py"), ("_simtime.py", mpvm.LIB_DIR / "time.py")]
+    files += [("_simcal.py", mpvm.LIB_DIR / "_simcal.py")]
     files.append(("_pioasm.py", mpvm.PIOASM))
     files += [("asyncio/" + p.name, p) for p in sorted(ASYNCIO_DIR.glob("*.py"))]
     return [(n, str(p)) for n, p in files]
@@ -236,8 +240,15 @@ def main(args) -> int:
     flash = Path(args.flash) if args.flash else default_flash(args.board)
     if args.fresh and flash.exists():
         flash.unlink()
+    from .. import boards
+
     try:
-        board = VBoard(flash).start()
+        machine = boards.load_board(args.board)["hardware"]
+    except boards.BoardError as e:
+        print("stimctl: %s" % e, file=sys.stderr)
+        return 1
+    try:
+        board = VBoard(flash, machine=machine).start()
     except mpvm.VmError as e:
         print("stimctl: %s" % e, file=sys.stderr)
         return 1

@@ -180,6 +180,62 @@ def test_replies_are_one_json_object_starting_with_r():
     e = raises(hostcmd.HostError, hostcmd.parse, "@z intensity 1 x", BOARD)
     err = json.loads(hostcmd.error_reply(e))
     assert (err["r"], err["cmd"], err["id"], err["code"]) == ("err", "intensity", "z", "bad_args")
-    for code in (hostcmd.E_BYTES, hostcmd.E_LONG):
-        got = json.loads(hostcmd.line_error(code))
+    r = hostcmd.LineReader()
+    for code, line in ((hostcmd.E_BYTES, b"sta\x01tus\n"), (hostcmd.E_LONG, b"x" * 200 + b"\n")):
+        assert _feed(r, line) == [code]
+        got = json.loads(hostcmd.line_error(code, r))
         assert (got["r"], got["cmd"], got["code"]) == ("err", None, code)
+        assert "id" not in got
+
+
+def _line_error(data):
+    r = hostcmd.LineReader()
+    (code,) = _feed(r, data)
+    return json.loads(hostcmd.line_error(code, r))
+
+
+@req("FR-23")
+@req("SR-12")
+def test_a_refused_line_is_answered_with_its_id_when_the_id_was_read_whole():
+    got = _line_error(b"@h1a stat\x01us\n")
+    assert (got["id"], got["code"], got["cmd"]) == ("h1a", hostcmd.E_BYTES, None)
+    got = _line_error(b"@k9 " + b"x" * 300 + b"\n")
+    assert (got["id"], got["code"]) == ("k9", hostcmd.E_LONG)
+    got = _line_error(b"@12345678 ping\xff\n")
+    assert got["id"] == "12345678"
+    # Not readable: the bad byte inside the id or right after it, no id, or not an id at all
+    for data in (
+        b"@h\x011 status\n",
+        b"@h1\x01 status\n",
+        b"\x02@h1 status\n",
+        b"stat\x01us\n",
+        b"@123456789 ping\xff\n",
+        b"@a-b ping\xff\n",
+        b"@ ping\xff\n",
+    ):
+        assert "id" not in _line_error(data), data
+
+
+@req("FR-23")
+@req("SR-12")
+def test_time_takes_a_real_utc_date_from_2025_to_2099():
+    p = hostcmd.parse
+    assert p("@t1 time 2026 8 24 13 5 9", BOARD) == ("t1", "time", [2026, 8, 24, 13, 5, 9])
+    assert p("time 2028 2 29 0 0 0", BOARD)[2] == [2028, 2, 29, 0, 0, 0]  # a leap year
+    assert p("time 2099 12 31 23 59 59", BOARD)[2] == [2099, 12, 31, 23, 59, 59]
+    assert p("time 2025 1 1 0 0 0", BOARD)[2] == [2025, 1, 1, 0, 0, 0]
+    for bad in (
+        "time 2024 12 31 23 59 59",  # before 2025: the port's clock at power-up is 2021
+        "time 2100 1 1 0 0 0",
+        "time 2026 0 1 0 0 0",
+        "time 2026 13 1 0 0 0",
+        "time 2026 2 29 0 0 0",  # not a leap year
+        "time 2026 4 31 0 0 0",
+        "time 2026 1 0 0 0 0",
+        "time 2026 1 1 24 0 0",
+        "time 2026 1 1 0 60 0",
+        "time 2026 1 1 0 0 60",
+    ):
+        assert _code(p, bad, BOARD) == hostcmd.E_RANGE, bad
+    for bad in ("time", "time 2026 1 1 0 0", "time 2026 1 1 0 0 0 0", "time 2026 1 1 0 0 -1"):
+        assert _code(p, bad, BOARD) == hostcmd.E_ARGS, bad

@@ -31,6 +31,7 @@ OPTIONAL_TOP = {"description", "battery"}
 OPTIONAL_PINS = {"buzzer", "haptic"}  # in the result only when the board file has them
 REQUIRED_TOP = [
     "name",
+    "hardware",
     "sysclk_hz",
     "channels",
     "buttons",
@@ -712,3 +713,18 @@ def test_a_buzzer_never_shares_a_level_pwm_slice_or_a_pin():
     raw["haptic"] = 23  # not an output GPIO
     with pytest.raises(BoardError):
         fw.validate(raw)
+
+
+@pytest.mark.req("FR-4")
+def test_hardware_names_what_micropython_reports_on_the_board():
+    assert boards.load_board("pico")["hardware"] == "Raspberry Pi Pico with RP2040"
+    assert boards.load_board("wearable_v1")["hardware"] == "Wearable TENS v1 with RP2040"
+    for bad in ("", 7, None, ["Raspberry Pi Pico"], "x" * 65, "Pico\twith RP2040", "Pico é"):
+        raw = good()
+        raw["hardware"] = bad
+        with pytest.raises(fw.BoardError) as e:
+            fw.validate(raw)
+        assert e.value.key == "hardware", bad
+    raw = good()
+    raw["hardware"] = "x" * 64
+    assert fw.validate(raw)["hardware"] == "x" * 64

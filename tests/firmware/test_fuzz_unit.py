@@ -710,8 +710,8 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
     "keepalive_ignored": [
         (
             "stim/unit.py",
-            "time.ticks_diff(now, self._t_host) > KEEPALIVE_MS",
-            "time.ticks_diff(now, self._t_host) > KEEPALIVE_MS * 1000",
+            "time.ticks_diff(now, self._t_host) > hostcmd.KEEPALIVE_MS",
+            "time.ticks_diff(now, self._t_host) > hostcmd.KEEPALIVE_MS * 1000",
         )
     ],
     # SR-7: a POWER press no longer stops the output: neither its interrupt nor its first sample

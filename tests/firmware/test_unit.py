@@ -29,6 +29,7 @@ def fw(rig):
         programs = rig.import_module("stim.programs")
         stimulator = rig.import_module("stim.stimulator")
         feedback = rig.import_module("stim.feedback")
+        hostcmd = rig.import_module("stim.hostcmd")
 
     return M
 
@@ -181,10 +182,10 @@ def test_a_host_controlled_session_ramps_down_when_the_host_goes_quiet(rig, fw, 
     u.host_seen(0)
     u.start(0)
     stim.running.return_value = True
-    u.tick(fw.unit.KEEPALIVE_MS, 10)
+    u.tick(fw.hostcmd.KEEPALIVE_MS, 10)
     stim.fade_out.assert_not_called()  # exactly the keep-alive time: still alive
-    u.tick(fw.unit.KEEPALIVE_MS + 1, 10)
-    stim.fade_out.assert_called_once_with(fw.session.RAMP_DOWN_MS, fw.unit.KEEPALIVE_MS + 1)
+    u.tick(fw.hostcmd.KEEPALIVE_MS + 1, 10)
+    stim.fade_out.assert_called_once_with(fw.session.RAMP_DOWN_MS, fw.hostcmd.KEEPALIVE_MS + 1)
     assert u.state() == fw.session.ENDING and not u.host_controlled
 
 

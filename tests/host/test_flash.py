@@ -19,6 +19,8 @@ from host_tools.device import DeviceError, PortInfo
 from host_tools.rp2sim.vfs import FlashFs
 from host_tools.testing.fake_transport import FakeBoard, FakeDeviceIO
 
+WEARABLE = "Wearable TENS v1 with RP2040"  # what wearable_v1.json names as its hardware
+
 pytestmark = pytest.mark.req("FR-11")
 
 FIRMWARE = fl.FIRMWARE_DIR
@@ -105,7 +107,7 @@ def test_other_files_on_the_board_are_kept(old_fw):
 
 
 def test_other_board_file_is_installed_as_board_json():
-    b = board_with(tree(FIRMWARE))
+    b = board_with(tree(FIRMWARE), machine="Wearable TENS v1 with RP2040")
     rep = fl.flash(FakeDeviceIO([b]), board="wearable_v1")
     assert rep.written == ["/board.json"]
     assert b.fs.read("/board.json") == (fl.ROOT / "boards" / "wearable_v1.json").read_bytes()
@@ -241,7 +243,7 @@ def test_micropython_on_another_chip_is_refused():
 
 def test_filesystem_full_is_found_before_writing(old_fw):
     files = tree(old_fw)
-    b = board_with(files, capacity=sum(len(v) for v in files.values()) + 2000)
+    b = board_with(files, capacity=sum(len(v) for v in files.values()) + 2000, machine=WEARABLE)
     with pytest.raises(DeviceError) as ei:
         fl.flash(FakeDeviceIO([b]), board="wearable_v1")
     assert ei.value.kind == "fs_full"
@@ -251,7 +253,7 @@ def test_filesystem_full_is_found_before_writing(old_fw):
 
 def test_filesystem_full_while_writing_leaves_the_old_firmware(old_fw):
     files = tree(old_fw)
-    b = board_with(files, capacity=sum(len(v) for v in files.values()) + 100)
+    b = board_with(files, capacity=sum(len(v) for v in files.values()) + 100, machine=WEARABLE)
     b.fs.os_module_orig = b.fs.os_module
 
     def lying_os():  # a filesystem that reports more free space than it has (metadata, wear)
@@ -451,3 +453,38 @@ def test_manifest_puts_the_switch_over_code_first():
         "p /stim/app.py",
         "r /stim/old.py",
     ]
+
+
+@pytest.mark.req("FR-11")
+def test_a_board_file_for_other_hardware_is_refused_without_force():
+    # Issue 21: `--board wearable_v1` onto a Pico was accepted; the unit then sat in battery
+    # cut-off. The Pico reports "Raspberry Pi Pico with RP2040" (sys.implementation._machine).
+    files = tree(FIRMWARE)
+    files["/board.json"] = (fl.ROOT / "boards" / "pico.json").read_bytes()
+    b = board_with(files)
+    before = dict(b.fs.files)
+    with pytest.raises(DeviceError) as e:
+        fl.flash(FakeDeviceIO([b]), board="wearable_v1")
+    assert e.value.kind == "wrong_hardware"
+    assert "'Raspberry Pi Pico with RP2040'" in str(e.value)
+    assert "'Wearable TENS v1 with RP2040'" in str(e.value) and "--force" in e.value.hint
+    assert b.fs.files == before  # nothing written
+    assert b.events[-2:] == ["reset", "boot"]  # back into the firmware it had
+    said = []
+    rep = fl.flash(FakeDeviceIO([b]), board="wearable_v1", force=True, say=said.append)
+    assert rep.written == ["/board.json"]
+    assert any(x.startswith("warning: ") and "--force" in x for x in said)
+
+
+@pytest.mark.req("FR-11")
+def test_stimctl_flash_refuses_other_hardware_and_names_force(monkeypatch, capsys):
+    from host_tools import cli
+
+    b = board_with({}, machine="Wearable TENS v1 with RP2040")
+    monkeypatch.setattr(cli, "_dio", lambda: FakeDeviceIO([b]))
+    assert cli.main(["flash", "--board", "pico"]) == 2
+    err = capsys.readouterr().err
+    assert "is for 'Raspberry Pi Pico with RP2040'" in err and "--force" in err
+    assert managed(b.fs) == {}
+    assert cli.main(["flash", "--board", "pico", "--force"]) == 0
+    assert managed(b.fs) == tree(FIRMWARE)

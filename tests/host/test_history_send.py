@@ -5,18 +5,18 @@ a synthetic history."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from host_tools import cli, history
 from host_tools.boards import load_board
-from host_tools.link import CommandError, UnitLink
+from host_tools.link import CommandError, NotSent, UnitLink
 from host_tools.testing.unit_serial import UnitDeviceIO, UnitSerial
 
 pytestmark = pytest.mark.req("FR-23")
 
-UNIT_NOW = 1_700_000_000  # the simulated unit's clock at power-up (time.time())
+UNIT_NOW = 1_741_982_400  # 2025-03-14 20:00 UTC: a clock a host has set (time.time())
 DAY = 86400
 
 
@@ -30,6 +30,7 @@ def synthetic(days=14, skip=(3, 4, 9)):
         recs.append(
             {
                 "start": UNIT_NOW - (days - 1 - i) * DAY - 3600,
+                "clock": True,
                 "program": "tens_burst" if i % 2 else "ems_relax",
                 "max_step": [5 + i % 3, 4],
                 "faults": ["2:open"] if i == 5 else [],
@@ -74,7 +75,7 @@ def test_the_client_pairs_replies_by_id_and_passes_other_lines_on(make_unit):
     with pytest.raises(CommandError) as e:
         link.command("intensity 1 7")
     assert e.value.code == "state"
-    with pytest.raises(CommandError):
+    with pytest.raises(NotSent, match="refused by stimctl, not by the unit"):
         link.command("x" * 200)  # refused before it is sent
     link.command("start")
     unit.run_for(0.5)
@@ -176,8 +177,7 @@ def test_stimctl_history_table_and_adherence_plot_from_a_synthetic_history(
 
 def test_adherence_counts_every_day_including_the_missed_ones():
     recs = synthetic(days=14, skip=(3, 4, 9))
-    host_now = datetime(2025, 3, 14, 20, 0, 0)
-    rows = history.sessions(recs, UNIT_NOW, host_now)
+    rows = history.sessions(recs, UTC)
     assert [s.when.date() for s in rows if s.when][-1] == date(2025, 3, 14)
     days = history.per_day(rows)
     assert len(days) == 14 and days[0][0] == date(2025, 3, 1)
@@ -187,9 +187,66 @@ def test_adherence_counts_every_day_including_the_missed_ones():
     assert rows[0].highest_step == 5 and [s.faults for s in rows if s.faults] == [["2:open"]]
 
 
-def test_records_from_an_earlier_run_of_the_unit_clock_are_not_dated():
-    recs = [{"start": UNIT_NOW + 500, "program": "ems_relax", "min": 3, "max_step": [2]}]
-    rows = history.sessions(recs, UNIT_NOW, datetime(2025, 1, 1))
-    assert rows[0].when is None and history.per_day(rows) == []
+@pytest.mark.req("FR-8")
+def test_only_records_made_on_a_set_clock_are_dated():
+    power_up = 1_609_459_200  # 2021-01-01: the unit's clock after a power cycle
+    recs = [
+        {"start": UNIT_NOW, "clock": True, "program": "ems_relax", "min": 3},
+        {"start": power_up + 600, "clock": False, "program": "tens_burst", "min": 5},
+        {"start": power_up + 900, "program": "tens_burst", "min": 5},  # older firmware: no flag
+        {"start": UNIT_NOW + 2 * DAY, "clock": True, "program": "ems_relax", "min": 7},
+        {"start": power_up + 60, "clock": False, "program": "tens_burst", "min": 2},
+    ]
+    rows = history.sessions(recs, UTC)
+    assert [r.when and r.when.strftime("%Y-%m-%d %H:%M") for r in rows] == [
+        "2025-03-14 20:00",
+        None,
+        None,
+        "2025-03-16 20:00",
+        None,
+    ]
+    assert [history.date_text(r) for r in rows[1:3]] == [
+        "unknown date (before 2025-03-16 20:00)"
+    ] * 2
+    assert history.date_text(rows[4]) == "unknown date"  # nothing dated after it
+    days = history.per_day(rows)  # adherence: the dated sessions only
+    assert [(d, m) for d, m, _ in days] == [
+        (date(2025, 3, 14), 3),
+        (date(2025, 3, 15), 0),
+        (date(2025, 3, 16), 7),
+    ]
+    undated = [{"start": power_up + 5, "clock": False, "program": "ems_relax", "min": 3}]
+    assert history.per_day(history.sessions(undated)) == []
     with pytest.raises(ValueError):
-        history.plot(rows, "/nonexistent/x.png")
+        history.plot(history.sessions(undated), "/nonexistent/x.png")
+
+
+@pytest.mark.req("FR-8")
+def test_stimctl_history_across_power_cycles_dates_only_what_a_set_clock_recorded(
+    make_unit, dio_for, capsys
+):
+    """A session on a fresh unit (clock at 2021), then stimctl connects (sets the clock) and
+    another session runs: the table dates the second only."""
+    unit = unit_with(make_unit)
+    unit.press("plus", at=unit.chip.t_s + 0.1)
+    unit.run_for(3.0)
+    unit.press("minus", at=unit.chip.t_s + 0.1)
+    unit.run_for(1.0)
+    d = dio_for(unit)
+    link = UnitLink(d.serial(d.port, 0.1), d.port)
+    before = datetime.now(UTC).replace(microsecond=0)
+    link.command("start tens_burst")  # the link set the unit's clock first
+    for _ in range(3):
+        unit.run_for(0.5)
+        link.command("ping")
+    link.command("stop")
+    link.close()
+    assert cli.main(["history", "--json"]) == 0
+    recs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["clock"] for r in recs] == [False, True]
+    assert recs[0]["start"] < 1_609_459_200 + 60
+    assert before.timestamp() - 1 <= recs[1]["start"] <= before.timestamp() + 30
+    assert cli.main(["history"]) == 0
+    out = capsys.readouterr().out
+    assert "unknown" in out and "without a date" in out  # the table wraps at 80 columns
+    assert datetime.fromtimestamp(recs[1]["start"]).strftime("%Y-%m-%d") in out

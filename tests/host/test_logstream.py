@@ -229,3 +229,60 @@ def test_plot_of_a_log_without_intensity_or_load_says_so(tmp_path, capsys):
     assert cli.main(["logs", "--plot", str(p)]) == 1
     assert "no intensity" in capsys.readouterr().err
     assert cli.main(["logs", "--plot", str(tmp_path / "missing.jsonl")]) == 1
+
+
+# Issue 21: a lift at 7 s was drawn as a 4-second ramp from 1 kohm to 13.5 kohm, a 981-988 ohm
+# wobble filled the axis, faults were not marked.
+LIFT_LOG = [
+    {"t": 0.0, "lvl": "info", "ev": "boot", "cause": "power_on"},
+    {"t": 1.0, "lvl": "info", "ev": "check", "ch": 1, "result": "ok", "ohm": 981},
+    {"t": 1.0, "lvl": "info", "ev": "intensity", "ch": 1, "step": 4, "ma": 6.0},
+    {"t": 3.0, "lvl": "info", "ev": "load", "ch": 1, "ohm": 988},
+    {
+        "t": 7.0,
+        "lvl": "warn",
+        "ev": "electrode",
+        "ch": 1,
+        "fault": "open",
+        "ohm": 13500,
+        "step": 4,
+    },
+    {"t": 7.0, "lvl": "info", "ev": "intensity", "ch": 1, "step": 0, "ma": 0.0},
+    {"t": 7.0, "lvl": "info", "ev": "stop", "ch": 1, "reason": "fault"},
+    {"t": 11.0, "lvl": "info", "ev": "session", "state": "end", "reason": "fault"},
+]
+
+
+@pytest.mark.req("FR-12")
+def test_the_log_plot_draws_steps_marks_faults_and_keeps_a_fixed_floor(tmp_path):
+    s = logstream.series(logstream.read_records(_log(tmp_path, LIFT_LOG)))
+    fig = logstream.log_figure(s, "lift")
+    ax_i, ax_l = fig.axes[:2]
+    (load,) = [ln for ln in ax_l.get_lines() if ln.get_label() == "ch 1"]
+    assert load.get_drawstyle() == "steps-post"  # held until the next reading: no ramp
+    xs, ys = list(load.get_xdata()), list(load.get_ydata())
+    assert (xs[:3], ys[:3]) == ([1.0, 3.0, 7.0], [981.0, 988.0, 13500.0])
+    assert ys[3] != ys[3]  # stopped at 7 s: nothing measured after (a gap, not 13.5 kohm held)
+    # the wobble stays flat: the axis starts at zero and reaches past the highest reading
+    assert ax_l.get_ylim()[0] == 0 and ax_l.get_ylim()[1] >= 13500
+    assert ax_i.get_ylim()[0] == 0
+    (inten,) = [ln for ln in ax_i.get_lines() if ln.get_label() == "ch 1"]
+    assert inten.get_drawstyle() == "steps-post"
+    assert list(zip(inten.get_xdata(), inten.get_ydata(), strict=True))[:3] == [
+        (1.0, 6.0),
+        (7.0, 0.0),
+        (7.0, 0.0),
+    ]
+    # the fault, the stop and the session end are marked where they happened, and named
+    labels = {(t.get_text(), t.xy[0]) for t in ax_i.texts}
+    assert labels == {("ch 1 open; ch 1 stop: fault", 7.0), ("session end: fault", 11.0)}
+    marks = sorted({ln.get_xdata()[0] for ln in ax_l.get_lines() if ln.get_linestyle() == "--"})
+    assert marks == [7.0, 11.0]
+
+
+@pytest.mark.req("FR-12")
+def test_a_small_wobble_is_drawn_on_an_axis_from_zero(tmp_path):
+    recs = [{"t": float(t), "ev": "load", "ch": 1, "ohm": 981 + t % 8} for t in range(0, 60, 10)]
+    fig = logstream.log_figure(logstream.series(recs), "wobble")
+    lo, hi = fig.axes[1].get_ylim()
+    assert lo == 0 and hi >= logstream.LOAD_FLOOR_OHM  # 981-988 ohm: under half the axis' height

@@ -472,21 +472,21 @@ def test_logs_shows_host_events(running, tmp_path):
 
 def test_history_table_and_adherence_plot(running, tmp_path):
     """A history on the board's flash (put there with mpremote, as sessions would leave it):
-    `stimctl history` downloads it through the firmware, dates each session on the unit's
-    clock, prints the table, and `--plot` draws adherence."""
+    `stimctl history` downloads it through the firmware (setting the board's clock first),
+    dates each session made on a set clock, prints the table, and `--plot` draws adherence."""
     from datetime import datetime, timedelta
 
-    now = int(time.time())  # the virtual board's clock is the laptop's
+    now = int(time.time())
     day = 86400
     recs = [
-        {"start": now - 3 * day - 600, "program": "tens_burst", "max_step": [7, 5],
-         "faults": [], "min": 30.0, "end": "timer"},
-        {"start": now - day - 1200, "program": "ems_relax", "max_step": [12, 0],
+        {"start": now - 3 * day - 600, "clock": True, "program": "tens_burst",
+         "max_step": [7, 5], "faults": [], "min": 30.0, "end": "timer"},
+        {"start": now - day - 1200, "clock": True, "program": "ems_relax", "max_step": [12, 0],
          "faults": ["2:open"], "min": 12.5, "end": "stopped"},
-        {"start": now - 900, "program": "tens_conventional", "max_step": [4, 4],
+        {"start": 1_609_459_200 + 500, "clock": False, "program": "tens_burst",
+         "max_step": [3, 3], "faults": [], "min": 5.0, "end": "timer"},  # after a power cycle
+        {"start": now - 900, "clock": True, "program": "tens_conventional", "max_step": [4, 4],
          "faults": [], "min": 10.0, "end": "host"},
-        {"start": now + 10 * day, "program": "tens_burst", "max_step": [3, 3],
-         "faults": [], "min": 5.0, "end": "timer"},  # an earlier run of the unit's clock
     ]  # fmt: skip
     src = tmp_path / "history.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in recs))
@@ -505,6 +505,84 @@ def test_history_table_and_adherence_plot(running, tmp_path):
     for back in (3 * day + 600, day + 1200, 900):
         when = datetime.now() - timedelta(seconds=back)
         assert when.strftime("%Y-%m-%d") in out, (when, out)
-    assert "1 session(s) from an earlier run of the unit's clock: no date" in " ".join(out.split())
+    assert (
+        "unknown date (before %s" % (datetime.now() - timedelta(seconds=900)).strftime("%Y-%m-%d")
+        in out
+    ), out
+    assert "1 session(s) without a date" in " ".join(out.split())
     assert "wrote %s" % png in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+@pytest.mark.req("FR-23")
+def test_send_right_after_flash_and_after_logs_gets_its_reply(running, tmp_path):
+    """Issue 21: the first command after `stimctl flash` reached a firmware still booting and
+    was lost ("no reply within 2 s", every time on this board); the link now waits until the
+    unit answers. Then a logs session, and commands again, three times over."""
+    for _ in range(3):
+        r = run(STIMCTL + ["flash", "--port", running.path, "--board", "pico"], timeout=120)
+        assert r.returncode == 0, r.stderr
+        r = run(STIMCTL + ["send", "--port", running.path, "status"])
+        assert r.returncode == 0 and r.stdout.startswith("ok status"), r.stderr
+        with logs_running(running.path, tmp_path / "log.jsonl"):
+            pass
+        r = run(STIMCTL + ["history", "--port", running.path])
+        assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.req("FR-23")
+def test_send_reports_who_refused_a_line(running):
+    r = run(STIMCTL + ["send", "--port", running.path, "stat\x01us"])
+    assert r.returncode == 1
+    assert "unit refused `stat\x01us`" in r.stderr and "(bad_bytes)" in r.stderr, r.stderr
+    r = run(STIMCTL + ["send", "--port", running.path, "x" * 130])
+    assert r.returncode == 1 and "refused by stimctl, not by the unit" in r.stderr, r.stderr
+    assert "unit refused" not in r.stderr
+
+
+@pytest.mark.req("FR-23")
+def test_console_streams_the_log_and_takes_commands_on_one_connection(running):
+    """`stimctl console`: a command typed at its prompt, the log event it causes and its reply
+    come out together, in the order the unit sent them, on the port the console alone holds."""
+    p = subprocess.Popen(
+        STIMCTL + ["console", "--port", running.path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    lines: list[str] = []
+    t = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
+    t.start()
+
+    def wait_for(text: str, timeout: float = 20) -> int:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for i, x in enumerate(list(lines)):
+                if text in x:
+                    return i
+            time.sleep(0.05)
+        raise AssertionError("no %r; the console printed:\n%s" % (text, "".join(lines)))
+
+    try:
+        wait_for("type a command")
+        assert p.stdin is not None
+        p.stdin.write("set session_min=20\n")
+        p.stdin.flush()
+        i_ok = wait_for("< ok set")
+        i_cmd = wait_for("> set session_min=20")
+        i_ev = wait_for("set by host")  # the `settings` log event the command caused
+        assert i_cmd < i_ev < i_ok, lines
+        assert "session_min=20" in lines[i_ok]
+        p.stdin.write("stat\x01us\nquit\n")
+        p.stdin.flush()
+        p.wait(timeout=20)
+        assert p.returncode == 0
+        assert "(bad_bytes)" in lines[wait_for("< unit refused `stat\\x01us`")]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    r = run(STIMCTL + ["send", "--port", running.path, "set", "session_min=25"])
+    assert r.returncode == 0, r.stderr

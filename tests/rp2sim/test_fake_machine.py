@@ -271,3 +271,43 @@ def test_micropython_schedule_runs_at_the_next_boundary(chip, mods):
     mods["time"].sleep_ms(1)  # mp_event_wait_ms: pending callbacks run first
     assert ran == [(7, chip.us_to_cycles(1))]
     assert mp.const(5) == 5
+
+
+# ---- machine.RTC (ports/rp2/machine_rtc.c over the always-on timer; ports/rp2/main.c) ------
+@pytest.mark.req("FR-17")
+def test_rtc_starts_at_2021_reads_and_sets_the_8_tuple_and_time_follows(chip, mods):
+    import calendar
+
+    machine, time = mods["machine"], mods["time"]
+    rtc = machine.RTC()
+    # main.c starts the clock at 2021-01-01 00:00 (a Friday: weekday 4, Monday being 0)
+    assert rtc.datetime() == (2021, 1, 1, 4, 0, 0, 0, 0)
+    assert time.time() == calendar.timegm((2021, 1, 1, 0, 0, 0))
+    chip.advance_to(chip.now + chip.cycles(61.5))
+    assert rtc.datetime() == (2021, 1, 1, 4, 0, 1, 1, 0)
+    # Set: the weekday and subseconds given are ignored, the weekday read is computed
+    assert rtc.datetime((2026, 8, 24, 6, 13, 5, 9, 999)) is None
+    assert rtc.datetime() == (2026, 8, 24, 0, 13, 5, 9, 0)  # a Monday
+    assert time.time() == calendar.timegm((2026, 8, 24, 13, 5, 9))
+    assert time.gmtime()[:6] == (2026, 8, 24, 13, 5, 9)
+    # timeutils_seconds_since_epoch takes the fields unchecked: February 30 is March 2
+    rtc.datetime((2026, 2, 30, 0, 25, 0, 0, 0))
+    assert rtc.datetime()[:3] == (2026, 3, 3) and rtc.datetime()[4] == 1
+    with pytest.raises(ValueError):
+        rtc.datetime((2026, 8, 24, 13, 5, 9))  # exactly 8 items
+    with pytest.raises(TypeError):
+        machine.RTC(0)  # the port's constructor takes no argument
+
+
+@pytest.mark.req("FR-17")
+def test_rtc_survives_a_soft_reset_not_a_hard_reset(chip):
+    mods = build_modules(chip, FlashFs(), _Console())
+    mods["machine"].RTC().datetime((2026, 8, 24, 0, 13, 5, 9, 0))
+    # A soft reset rebuilds the modules on the same chip: the clock runs on
+    again = build_modules(chip, FlashFs(), _Console())
+    assert again["machine"].RTC().datetime()[:3] == (2026, 8, 24)
+    # A hard reset (watchdog, machine.reset()) runs main() again: 2021-01-01
+    with pytest.raises(ChipReset):
+        chip.hard_reset(port_math.WDT_RESET)
+    after = build_modules(chip, FlashFs(), _Console())
+    assert after["machine"].RTC().datetime()[:3] == (2021, 1, 1)

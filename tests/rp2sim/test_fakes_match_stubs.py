@@ -47,6 +47,7 @@ NOT_MODELLED = {
 # another class): (module, qualified name) -> what the firmware actually calls.
 NOT_USED = {
     ("rp2", "PIO.irq"): "the firmware calls StateMachine.irq; PIO-level IRQs are not modelled",
+    ("machine", "RTC.init"): "the firmware calls Pin.init; the rp2 RTC has only datetime()",
 }
 # The stubs against the port's C source (ports/rp2): the fakes follow the port.
 STUB_ERRATA = {
@@ -67,6 +68,9 @@ STUB_ERRATA = {
     ("machine", "WDT.__init__", "timeout"): "stubs make it keyword-only",
     # machine_pin.c (rp2): handler, trigger and hard are all positional-or-keyword.
     ("machine", "Pin.irq", "hard"): "stubs make it keyword-only",
+    # machine_rtc.c (rp2): RTC() takes no argument at all (mp_arg_check_num 0, 0); the stubs
+    # list other ports' `datetime` keyword (the fakes take `id` only to refuse it).
+    ("machine", "RTC.__init__", "datetime"): "not an rp2 argument (other ports)",
     # rp2.py: asm_pio(**kw) hands its keywords to PIOASMEmit, which refuses unknown ones.
     ("rp2", "asm_pio", "kw"): "stubs list PIOASMEmit's keywords instead",
 }

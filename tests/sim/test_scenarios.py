@@ -363,8 +363,8 @@ def test_corrupt_settings_give_defaults_and_the_choice_survives_a_power_cycle():
 
 
 def replies(res) -> dict:
-    """The unit's replies to host commands, by request id (a line too garbled to carry its
-    id is filed under its error code)."""
+    """The unit's replies to host commands, by request id (a line whose id the unit could not
+    read is filed under its error code)."""
     out = {}
     for r in res.of("reply"):
         rep = json.loads(r["line"])
@@ -380,13 +380,14 @@ def test_host_link_refuses_bad_lines_and_a_lost_keep_alive_ramps_to_zero():
     assert len(res.of("host")) == 11  # every line the host sent is in the trace
     rep = replies(res)
     assert [rep[k]["r"] for k in ("s1", "p1", "i2", "i3", "p2", "q1")] == ["ok"] * 6
-    codes = {k: rep[k]["code"] for k in ("r5", "c1", "u1", "bad_bytes", "too_long")}
+    codes = {k: rep[k]["code"] for k in ("r5", "c1", "u1", "b1", "l1")}
+    # b1 and l1: lines the unit could not read, answered with their id (read before the problem)
     assert codes == {
         "r5": "rise",
         "c1": "limit",
         "u1": "unknown",
-        "bad_bytes": "bad_bytes",
-        "too_long": "too_long",
+        "b1": "bad_bytes",
+        "l1": "too_long",
     }
     # The host's start went through the electrode check (weak probe pulses) and the soft start.
     first = outputs(res, 1, 3.0, 4.0)

@@ -264,6 +264,27 @@ class _Mem32:
 mem32 = _Mem32()
 
 
+class RTC:
+    """The date clock (ports/rp2/machine_rtc.c): the always-on timer time.time() reads. The
+    port's constructor takes no argument; datetime() reads (year, month, mday, weekday (Monday
+    0), hours, minutes, seconds, 0), or sets from such an 8-tuple, ignoring weekday and
+    subseconds and rolling over out-of-range fields as timeutils_seconds_since_epoch does."""
+
+    def __init__(self, id=0):
+        pass
+
+    def datetime(self, datetimetuple=None):
+        import time
+
+        if datetimetuple is None:
+            t = time.gmtime(time.time())
+            return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
+        if len(datetimetuple) != 8:
+            raise ValueError("requested length 8 but object has length %d" % len(datetimetuple))
+        d = datetimetuple
+        time._rtc_set(time.mktime((d[0], d[1], d[2], d[4], d[5], d[6], 0, 0)))
+
+
 def freq(hz=None):
     if hz is None:
         return _sim.SYSCLK_HZ

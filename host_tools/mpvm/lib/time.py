@@ -10,7 +10,11 @@ from micropython import const
 
 _TICKS_MAX = const((1 << 30) - 1)
 _TICKS_HALF = const(1 << 29)
-_EPOCH_S = 1_700_000_000
+# The rp2 port starts its clock (the always-on timer machine.RTC sets) at 2021-01-01 00:00 UTC at
+# every power-up and hard reset, before its soft-reset loop (ports/rp2/main.c): a soft reset keeps
+# it. Seconds since 1970 (the port's epoch).
+_EPOCH_S = 1_609_459_200
+_rtc_offset_s = 0  # what machine.RTC().datetime(...) moved the clock by (machine.py, _rtc_set)
 
 
 def ticks_us():
@@ -46,8 +50,32 @@ def sleep(s):
 
 
 def time():
-    return _EPOCH_S + _sim.ms // 1000
+    return _EPOCH_S + _rtc_offset_s + _sim.ms // 1000
 
 
 def time_ns():
-    return (_EPOCH_S * 1000 + _sim.ms) * 1_000_000 + _sim.sub_us * 1000
+    return ((_EPOCH_S + _rtc_offset_s) * 1000 + _sim.ms) * 1_000_000 + _sim.sub_us * 1000
+
+
+def _rtc_set(secs):
+    # machine.RTC().datetime(t): from now on time() reads secs (ports/rp2/machine_rtc.c).
+    global _rtc_offset_s
+    _rtc_offset_s += secs - time()
+
+
+def gmtime(secs=None):
+    """(year, month, mday, hour, minute, second, weekday (Monday 0), yearday), as the port's.
+    The calendar lives in _simcal, imported when first needed: on the port `time` is in flash,
+    so the simulated one should not weigh on the heap the firmware's budget is measured on."""
+    import _simcal
+
+    return _simcal.gmtime(time() if secs is None else secs)
+
+
+localtime = gmtime
+
+
+def mktime(t):
+    import _simcal
+
+    return _simcal.mktime(t)

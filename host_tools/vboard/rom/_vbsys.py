@@ -7,6 +7,7 @@ from sys import stdout as _stdout
 import _vb
 
 platform = "rp2"
+rtc_offset_s = 0  # machine.RTC's setting of the clock (rom/time.py): kept by a soft reset
 
 
 class _Implementation:

@@ -1,11 +1,23 @@
 """`time` of the rp2 port on the virtual board: ticks from the laptop's clock (since power-on,
-wrapping at 2**30 as on the port); sleeping waits in real time and stays interruptible."""
+wrapping at 2**30 as on the port); sleeping waits in real time and stays interruptible; the
+date clock starts at 2021-01-01 at power-up as the port's, until machine.RTC sets it."""
 
 import _vb
+import _vbsys
 
 # Tick arithmetic and sleeping (through _sim.advance_us, here on the real clock) are those of
 # host_tools/mpvm/lib/time.py, shipped to /rom as _simtime.
-from _simtime import sleep, sleep_ms, sleep_us, ticks_add, ticks_diff  # noqa: F401
+from _simtime import (  # noqa: F401
+    _EPOCH_S,
+    gmtime,
+    localtime,
+    mktime,
+    sleep,
+    sleep_ms,
+    sleep_us,
+    ticks_add,
+    ticks_diff,
+)
 from micropython import const
 
 _TICKS_MAX = const((1 << 30) - 1)
@@ -24,41 +36,15 @@ def ticks_cpu():
 
 
 def time():
-    return _vb.epoch_s()
+    # The port's clock: 2021-01-01 at power-up (a fresh VM), kept by a soft reset, moved by
+    # machine.RTC (ports/rp2/main.c, machine_rtc.c); the offset lives in _vbsys, which a soft
+    # reset keeps.
+    return _EPOCH_S + _vbsys.rtc_offset_s + int(_vb.now_ms()) // 1000
 
 
 def time_ns():
     return time() * 1_000_000_000
 
 
-def gmtime(secs=None):
-    if secs is None:
-        secs = time()
-    days, rem = divmod(int(secs), 86400)
-    # days since 1970-01-01 to a civil date (proleptic Gregorian)
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    wday = (days + 3) % 7
-    yday = (days - mktime((y, 1, 1, 0, 0, 0)) // 86400) + 1
-    return (y, m, d, rem // 3600, rem // 60 % 60, rem % 60, wday, yday)
-
-
-localtime = gmtime
-
-
-def mktime(t):
-    y, m, d = t[0], t[1], t[2]
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = era * 146097 + doe - 719468
-    return days * 86400 + t[3] * 3600 + t[4] * 60 + t[5]
+def _rtc_set(secs):
+    _vbsys.rtc_offset_s += secs - time()
