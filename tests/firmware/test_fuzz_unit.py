@@ -153,6 +153,12 @@ class UnitFuzz(RuleBasedStateMachine):
         self.host_since: float | None = None  # the last ok reply since then
         self.last_button = 0.0
         self.pulse_load: dict[tuple[int, float], float] = {}
+        # each channel's load over time: a pulse's energy goes to the load it began into (a
+        # lift during a pulse must not multiply its current at 1 kOhm by 1 GOhm)
+        self.load_hist: dict[int, list[tuple[float, float]]] = {
+            1: [(0.0, 1000.0)],
+            2: [(0.0, 1000.0)],
+        }
         self.logs_seen = 0  # console log records already read by one_press_one_channel
         self.faulted = {1: False, 2: False}  # stopped by an electrode fault, per the log
         self.press_group: list[int] | None = None  # channels a PLUS press just changed
@@ -234,6 +240,7 @@ class UnitFuzz(RuleBasedStateMachine):
         self._step()
         t = self._now()
         self.unit.model.set_load(ch, ohm)
+        self.load_hist[ch].append((t, ohm))
         self.events.append({"t": round(t, 6), "load_ohm": {str(ch): ohm}})
         self.changes.append(t)
         bad = ohm > 1e6 or ohm < 100
@@ -454,8 +461,13 @@ class UnitFuzz(RuleBasedStateMachine):
 
     def _on_model(self, ev: dict) -> None:
         if ev["kind"] == "pulse":
-            cm = self.unit.model.channels[ev["ch"] - 1]
-            self.pulse_load[(ev["ch"], ev["pulse"].t_a)] = cm.load_ohm
+            t_a = ev["pulse"].t_a
+            ohm = 0.0
+            for t, o in self.load_hist[ev["ch"]]:
+                if t > t_a:
+                    break
+                ohm = o
+            self.pulse_load[(ev["ch"], t_a)] = ohm
 
     def _check_window(self, ch: int, log: list, t_end: float) -> None:
         """SR-3 rms current density and average power density over the last second."""

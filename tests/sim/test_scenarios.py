@@ -405,6 +405,33 @@ def test_host_link_refuses_bad_lines_and_a_lost_keep_alive_ramps_to_zero():
     assert outputs(res, 1, 14.2) == []
 
 
+@pytest.mark.req("SR-2", "SR-6")
+def test_the_plus_that_restarts_a_lifted_channel_raises_no_other():
+    res = run("sr02_one_press_one_channel")
+    clean(res)
+    before = level_at(res, 2, 7.9)["peak_ma"]
+    assert before == pytest.approx(6 * 1.5, abs=0.2)
+    assert outputs(res, 2, 9.0, 12.9) == []  # channel 2 never changed: no output record
+    assert level_at(res, 2, 12.9)["peak_ma"] == before
+    assert [(e["ch"], e["step"]) for e in logs(res, "intensity") if 8.9 < e["sim_t"] < 12.9] == [
+        (1, 1)
+    ]
+    assert level_at(res, 1, 12.9)["peak_ma"] == pytest.approx(1.5, abs=0.2)
+    assert level_at(res, 2, 15.9)["peak_ma"] == pytest.approx(7 * 1.5, abs=0.2)  # both +1
+    assert level_at(res, 1, 15.9)["peak_ma"] == pytest.approx(2 * 1.5, abs=0.2)
+
+
+@pytest.mark.req("FR-28")
+def test_an_idle_unit_switches_itself_off_a_minute_after_its_session():
+    res = run("fr28_auto_off")
+    clean(res)
+    power = [(e["on"], e["sim_t"]) for e in logs(res, "power")]
+    assert [on for on, _t in power] == [True, False]
+    ended = [e["sim_t"] for e in logs(res, "session") if e["state"] == "end"]
+    assert ended and power[1][1] - ended[0] == pytest.approx(60.0, abs=0.5)
+    assert len(logs(res, "auto_off")) == 1
+
+
 # ---- the library itself --------------------------------------------------------------------
 def test_every_scenario_file_is_valid_and_documented():
     readme = (SCENARIOS / "README.md").read_text()
