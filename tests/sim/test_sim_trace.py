@@ -182,7 +182,9 @@ def test_output_records_are_stamped_at_the_first_pulse_of_the_new_state():
 
 
 def test_a_lift_makes_peak_zero_at_once_while_drive_stays_until_the_firmware_stops(fw_copy):
-    lift = [{"t": 6.0031, "load_ohm": {"1": "open"}}]
+    # between two pulses (2 ms before one), wherever the CPU-time model puts the pulse grid
+    t_lift = round(next_pulse(run_text(doc(6.1)), 6.0) - 0.002, 6)
+    lift = [{"t": t_lift, "load_ohm": {"1": "open"}}]
     res = run_text(doc(8, lift))
     recs = outputs(res, 1, 6.0)
     assert recs[0]["peak_ma"] == 0.0 and recs[0]["drive_ma"] > 5.0
@@ -198,7 +200,7 @@ def test_a_lift_makes_peak_zero_at_once_while_drive_stays_until_the_firmware_sto
     assert recs[-1]["drive_ma"] == 0.0 and recs[-1]["t"] - recs[0]["t"] > 0.04
     v = res.of("violation", rule="SR-6")
     assert [x["what"] for x in v] == ["output into a bad load"]
-    second = next_pulse(res, next_pulse(res, 6.0031) + 0.001)
+    second = next_pulse(res, next_pulse(res, t_lift) + 0.001)
     assert v[0]["t"] == pytest.approx(second, abs=1e-4)  # the second pulse after the lift
 
 
