@@ -172,6 +172,8 @@ class UnitView:
         self.run_since: float | None = None
         self.steps = [0] * n_channels
         self.faults: list[str | None] = [None] * n_channels
+        # The step a channel is held at by its current source's compliance limit (`limit`).
+        self.held: list[int | None] = [None] * n_channels
         self.notice: tuple[str, str] | None = None  # (text, style): the last refusal or fault
 
     def time_left_s(self, now: float) -> float | None:
@@ -190,11 +192,13 @@ class UnitView:
             self.state = "idle" if rec.get("on") else "off"
             self.steps = [0] * len(self.steps)
             self.faults = [None] * len(self.faults)
+            self.held = [None] * len(self.held)
             self.locked = False
             self.run_since = None
         elif ev == "program":
             self.program = str(rec.get("id", ""))
             self.steps = [0] * len(self.steps)
+            self.held = [None] * len(self.held)
         elif ev == "channels":
             self.selected = str(rec.get("selected", "both"))
         elif ev == "lock":
@@ -230,9 +234,15 @@ class UnitView:
             self.state = "stopped (REPL)"
         elif ev == "intensity" and i is not None:
             self.steps[i] = int(rec.get("step") or 0)
+        elif ev == "electrode" and i is not None and rec.get("fault") == "limit":
+            # Not a fault: the channel runs on, held at the step its load takes.
+            self.held[i] = self.steps[i] = int(rec.get("step") or 0)
         elif ev == "electrode" and i is not None:
             self.faults[i] = str(rec.get("fault"))
             self.steps[i] = 0
+            self.held[i] = None
+        elif ev == "stop" and i is not None:
+            self.held[i] = None
         elif ev in ("check", "start") and i is not None:
             self.faults[i] = None
         elif ev == "refused":
@@ -585,7 +595,10 @@ class SimApp:
         lit = bool(entries) and any(entries[-1][1])
         span = min(now - t0, now)
         frac = sum(lit_s.values()) / span if span > 0 else 0.0
-        if len(ons) >= 2 and frac < 0.75:
+        if len(ons) >= 2:
+            # Mostly dark: flashes and blinks; mostly lit: a steady light with short dips (a
+            # channel whose electrode is lifting, or held at its compliance limit).
+            dips = frac >= 0.75
             gaps = [y - x for x, y in zip(ons, ons[1:], strict=False)]
             period = sorted(gaps)[len(gaps) // 2]
             if now - ons[-1] <= 2 * max(gaps) + 0.2:
@@ -594,13 +607,21 @@ class SimApp:
                     if g > 2.5 * min(gaps):
                         groups.append(0)
                     groups[-1] += 1
-                if len(groups) >= 2 and groups[-2] > 1 and groups[-2] == groups[0]:
+                # the window may begin inside a group: then the second is the first whole one
+                ref = groups[1] if len(groups) >= 3 else groups[0]
+                if len(groups) >= 2 and groups[-2] > 1 and groups[-2] == ref:
                     starts = [ons[0]]
                     for g, t in zip(gaps, ons[1:], strict=False):
                         if g > 2.5 * min(gaps):
                             starts.append(t)
-                    every = (starts[-1] - starts[0]) / (len(starts) - 1)
-                    return "%d flashes every %.2g s" % (groups[0], every), colours
+                    if groups[0] != ref:
+                        starts = starts[1:]
+                    every = (starts[-1] - starts[0]) / max(1, len(starts) - 1)
+                    groups[0] = ref
+                    what = "on, %d dips every %.2g s" if dips else "%d flashes every %.2g s"
+                    return what % (groups[0], every), colours
+                if dips:
+                    return "on, dips every %.2g s" % period, colours
                 if period < 1.05:
                     return "blinks %.2g/s" % (1 / period), colours
                 return "blinks every %.2g s" % period, colours
@@ -783,6 +804,12 @@ class SimApp:
                 info.append(" - press + to check the electrode and start it again", "red")
         else:
             info.append("step %d of %s" % (v.steps[i], self.board["intensity"]["steps"]), "dim")
+            if v.held[i] is not None:
+                info.append(
+                    "  HELD at the compliance LIMIT: the load takes no more than step %d, "
+                    "+ is refused (- and p work)" % v.held[i],
+                    "bold yellow",
+                )
             if v.selected not in ("both", str(ch)):
                 info.append("  (not selected: + and - leave it alone)", style="dim")
         if compact:

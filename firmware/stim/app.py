@@ -197,5 +197,5 @@ def run(app):
     except KeyboardInterrupt:
         # SR-8: no pulse cut in half, and nothing said or done before the pins are safe:
         # stim.main re-claims them, stops the watchdog, then logs.
-        app.unit.hold_all()
+        app.unit.stim.hold_all()
         raise

@@ -9,7 +9,11 @@ phase and decays with the board's time constant afterwards; the ADC reads it thr
 divider. Right after a pulse the reading is the pulse's own peak, or the residue of the previous
 one if that was higher. Hence:
 - open: V reaches the compliance voltage (the current source cannot push the set current), or
-  V / I says more than OPEN_OHM;
+  V / I says more than OPEN_OHM. At the compliance limit a lifted electrode (no current) and a
+  high skin load at a high current (the source cannot reach the set current) read the same:
+  the pulse engine stops the channel either way, and the stimulator tells them apart (`limit`:
+  the load it had been taking at a lower current explains the limit, and a probe at 1 mA finds
+  skin, not an open; see stim.stimulator);
 - short: V / I below SHORT_OHM, or no fresh peak at all where the previous pulse left one
   (a load that fell by more than the hold's decay in one period);
 - sense fault: a reading the hardware cannot produce (above the boost voltage: ADC stuck at the
@@ -49,14 +53,17 @@ LIFT_STOP_MS = 5000  # stop if the warning lasts this long after the reduction
 _SMOOTH_MS = const(500)  # time constant of the smoothed load
 
 # Fault codes shared with the engine's interrupt handler (small ints, no allocation). BOOST and
-# LIFT are found by the stimulator (the supply did not come up; a partial lift that lasted).
+# LIFT are found by the stimulator (the supply did not come up; a partial lift that lasted), as
+# is LIMIT, a condition rather than a fault: the source at its compliance limit into a real
+# skin load, the channel held at the highest step that load takes.
 OK = 0
 OPEN = 1
 SHORT = 2
 SENSE = 3
 BOOST = 4
 LIFT = 5
-NAMES = ("ok", "open", "short", "sense", "boost", "lift")
+LIMIT = 6
+NAMES = ("ok", "open", "short", "sense", "boost", "lift", "limit")
 
 DECAY_ONE = 4096  # fixed-point 1.0 for the interrupt handler's decay factors
 

@@ -80,20 +80,20 @@ class HostLink:
         why = unit.start_refusal()
         if why is not None:
             raise hostcmd.HostError(why[0], why[1], "start", rid)
-        if pid is not None and pid != unit.program_id():
+        if pid is not None and pid != unit.stim.program["id"]:
             unit.select_program(pid, now)
         unit.host_takes_control()
         for i in range(len(self.t_rise)):
             self.t_rise[i] = now
-        log.info("host", cmd="start", program=unit.program_id())
+        log.info("host", cmd="start", program=unit.stim.program["id"])
         unit.start(now)  # step 1 on the selected channels: check, then soft start
-        fields = {"program": unit.program_id(), "length_s": unit.session.length_s}
+        fields = {"program": unit.stim.program["id"], "length_s": unit.session.length_s}
         return [hostcmd.reply("ok", "start", rid, fields)]
 
     def _intensity(self, rid, args, now):
         unit = self.unit
         ch, step = args
-        old = unit.step(ch)
+        old = unit.stim.ch[ch].step
         hostcmd.check_intensity(
             self.board,
             unit.stim.program,
@@ -108,7 +108,9 @@ class HostLink:
             unit.host_takes_control()  # the host raised it: it must keep the link alive
             self.t_rise[ch] = now
         unit.set_step(ch, step, now)
-        return [hostcmd.reply("ok", "intensity", rid, {"ch": ch + 1, "step": unit.step(ch)})]
+        return [
+            hostcmd.reply("ok", "intensity", rid, {"ch": ch + 1, "step": unit.stim.ch[ch].step})
+        ]
 
     def _settings(self, rid, args, now):
         return [hostcmd.reply("ok", "settings", rid, self.unit.cfg)]

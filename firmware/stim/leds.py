@@ -79,6 +79,9 @@ def channel(fault, lifting, active, tick):
     """A channel LED's level at a 10 ms tick: on while the channel runs, a distinct blink per
     electrode fault (stim.electrode codes; any other code blinks slowly)."""
     phase = tick % 100  # one second
+    if fault == electrode.LIMIT and active:
+        # held at the compliance limit: on, with a double dip every second
+        return 0 if phase < 8 or 16 <= phase < 24 else 1
     if fault == electrode.OPEN:
         return 1 if (tick // 12) % 2 == 0 else 0  # fast blink, 4 per second
     if fault == electrode.SHORT:

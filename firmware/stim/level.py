@@ -63,5 +63,8 @@ class Level:
         d = self.duty
         for i in range(1, len(d)):
             if duty <= d[i]:
-                return self.ua[i - 1] + ((duty - d[i - 1]) * self.ku[i - 1] >> self.su)
+                # to the nearest microamp: a floor would put a compare step's exact current
+                # (0.8 mA at 10/1250 on the pico) just under the judging threshold
+                x = (duty - d[i - 1]) * self.ku[i - 1] + (1 << self.su >> 1)
+                return self.ua[i - 1] + (x >> self.su)
         return self.ua[-1]

@@ -15,6 +15,10 @@ boost supply (stim.hw.Boost); the time comes in as `now` (time.ticks_ms()) with 
   or broken sense input; here the trip becomes intensity 0 (SR-1), a fault the LEDs show and
   a log line; a slow rise of the load over its session baseline (partial lift) first halves
   the intensity, then stops the channel;
+- a trip at the compliance limit where the load the channel had been taking explains it is
+  told apart from a lift by a probe at 1 mA: skin there means `limit`, and the channel
+  restarts (electrode check, soft start) held at the highest step that load takes, further
+  rises refused; an open there means `open`, as for any lift;
 - changing program stops every channel and sets its intensity to 0 (SR-1);
 - the boost supply is on only while a channel is checking or delivering output.
 """
@@ -29,10 +33,25 @@ RAMP_MS = 2000  # SR-2: every start ramps up from zero over this
 _BOOST_SETTLE_MS = const(20)
 _PROBE_TIMEOUT_MS = const(1000)
 _LOAD_LOG_MS = const(10_000)  # trend: the measured load of each running channel
+# The current source at its compliance limit (SR-6, `limit`). The engine stops the channel on
+# any reading at the compliance limit, within one pulse, whatever caused it. That is a limit
+# (the source cannot push the set current into a real skin load), not an open electrode, only
+# when the load the channel had been taking below the limit (the partial-lift watch's smoothed
+# load) is a plausible skin load, under _LIMIT_OHM, and at the tripping current needs at least
+# _LIMIT_NEAR_X8 / 8 of the limit voltage: the current rose into the limit, or the skin crept up
+# to it. A load that jumps to the limit from well below it at the same current is an open.
+# Even then a lifted electrode reads the same, so a probe at 1 mA decides before anything more
+# is driven: an open there is `open`; skin there is `limit`, and the channel restarts (soft
+# start) at the highest step whose current into the probe's load needs at most _LIMIT_HOLD_X8 /
+# 8 of the limit voltage.
+_LIMIT_OHM = const(12_000)
+_LIMIT_NEAR_X8 = const(6)
+_LIMIT_HOLD_X8 = const(7)
+_LIMIT_WAIT_MS = const(50)  # the peak-hold decays from the compliance voltage before the probe
 
 # What a channel's output is doing (ChannelState.state).
 STOPPED = 0
-CHECKING = 1  # boost settling, then probe pulses
+_CHECKING = const(1)  # boost settling, then probe pulses
 DELIVERING = 2
 
 # How a delivering channel's level moves (ChannelState.level_phase): _MOVING is worked out every
@@ -53,11 +72,11 @@ class ChannelState:
         self.step = 0
         self.state = STOPPED
         self.fault = electrode.OK  # the last electrode fault, shown until the next start
+        self.held = 0  # fault LIMIT: the step the channel is held at (re-checking: it reached)
         self.lift = electrode.LiftWatch()
         self.paused_step = 0  # the step a pause saved, for resume()
         self.t_start = now  # the soft start's beginning (ticks_ms)
         self.t_check = now  # the electrode check's present stage began
-        self.probing = False
         self.idle_c = 0  # SENSE before the first probe pulse
         self.n_seen = 0  # the engine's sense_n last looked at
         self.level_phase = _MOVING
@@ -99,6 +118,10 @@ class Stimulator:
         From 0, the channel is checked first and starts once its electrodes pass."""
         limits.check(self.board, self.program, step)
         c = self.ch[ch]
+        if step > c.held and c.fault == electrode.LIMIT:
+            raise limits.LimitError(
+                "limit", "the load takes no more than step %d (compliance)" % c.held
+            )
         old = c.step
         if step == old:
             return
@@ -120,7 +143,9 @@ class Stimulator:
         self.channels[ch].stop()
         c.step = 0
         c.state = STOPPED
-        c.probing = False
+        c.held = 0
+        if c.fault == electrode.LIMIT:
+            c.fault = electrode.OK  # a limit holds only while the channel runs
         if was != STOPPED:
             log.info("stop", ch=ch + 1, reason=why)
         if not self.running():
@@ -249,17 +274,18 @@ class Stimulator:
     def _begin_check(self, ch, now):
         c = self.ch[ch]
         c.fault = electrode.OK
-        c.state = CHECKING
-        c.probing = False
+        c.state = _CHECKING
         c.t_check = now
         self._boost_on(now)
 
     def _advance_check(self, ch, now):
         chan = self.channels[ch]
         c = self.ch[ch]
-        if not c.probing:
+        if not chan.running:  # boost settling; the probe starts the channel
             if time.ticks_diff(now, self._t_boost) < _BOOST_SETTLE_MS:
                 return
+            if c.fault == electrode.LIMIT and time.ticks_diff(now, c.t_check) < _LIMIT_WAIT_MS:
+                return  # the peak-hold still holds the compliance voltage: an idle reading
             boost_v = self._boost_failed(ch)
             if boost_v is None:
                 return
@@ -271,7 +297,6 @@ class Stimulator:
                 return
             c.idle_c = idle
             chan.start(electrode.PROBE_PLAN, electrode.PROBE_UA)
-            c.probing = True
             c.t_check = now
             return
         if chan.sense_n < electrode.PROBE_PULSES:
@@ -283,12 +308,34 @@ class Stimulator:
             chan.scale, c.idle_c, chan.sense_ring, ma, chan.boost_v
         )
         chan.stop()
-        c.probing = False
         if code != electrode.OK:
             self._fail(ch, code, ohm)
             return
         log.info("check", ch=ch + 1, result="ok", ohm=int(ohm))
-        c.lift.reset(ohm)
+        base = c.lift.baseline_ohm
+        if c.fault == electrode.LIMIT:
+            # Skin, not an open: hold the channel below the step that reached the limit.
+            held = int(
+                _LIMIT_HOLD_X8
+                * electrode.COMPLIANCE_FRACTION
+                * chan.boost_v
+                * 1e6
+                / (8 * ohm * self._step_ua)
+            )
+            if held >= c.held:
+                held = c.held - 1
+            if held < 1:
+                self._fail(ch, electrode.LIMIT, ohm)  # not even step 1: stop
+                return
+            c.held = held
+            if c.step > held:
+                c.step = held
+            log.warn("electrode", ch=ch + 1, fault=electrode.NAMES[electrode.LIMIT], ohm=int(ohm),
+                     step=c.step)  # fmt: skip
+            # The partial-lift watch keeps the session's baseline (a load that rose 3x is a lift).
+            c.lift.reset(base if 0 < base < ohm else ohm)
+        else:
+            c.lift.reset(ohm)
         c.state = DELIVERING
         c.level_phase = _MOVING
         c.t_start = now
@@ -301,8 +348,8 @@ class Stimulator:
         """A channel's electrodes failed: output off, intensity 0 (SR-1), fault shown."""
         c = self.ch[ch]
         step = c.step
-        c.fault = code
         self._stop_channel(ch, electrode.NAMES[code])
+        c.fault = code
         log.warn(
             "electrode",
             ch=ch + 1,
@@ -312,13 +359,31 @@ class Stimulator:
             **extra,
         )
 
-    def _on_trip(self, ch):
+    def _on_trip(self, ch, now):
         chan = self.channels[ch]
+        c = self.ch[ch]
         code = chan.trip
         ohm = electrode.load_ohm(chan.scale, chan.sense_last, chan.delivered_ma())
         if code == electrode.SHORT:
             # Everything reads like a short when the boost has collapsed: say which it is.
             if self._boost_failed(ch) is None:
+                return
+        elif code == electrode.OPEN:
+            sat_v = electrode.COMPLIANCE_FRACTION * chan.boost_v
+            was = c.lift.smooth_ohm
+            if (
+                chan.sense_last >= chan.scale.counts(sat_v)
+                and 0 < was < _LIMIT_OHM
+                and was * chan.delivered * 8 >= _LIMIT_NEAR_X8 * sat_v * 1e6
+            ):
+                # At the compliance limit, and the load it had been taking explains it: the
+                # source's limit, or an electrode lifted just then. Nothing more is driven until
+                # a probe tells which (SR-6); the output stopped at the trip.
+                step = c.step
+                chan.stop()
+                self._begin_check(ch, now)
+                c.fault = electrode.LIMIT
+                c.held = step
                 return
         self._fail(ch, code, ohm)
 
@@ -369,8 +434,8 @@ class Stimulator:
             if st == STOPPED:
                 continue
             if self.channels[i].trip:
-                self._on_trip(i)
-            elif st == CHECKING:
+                self._on_trip(i, now)
+            elif st == _CHECKING:
                 self._advance_check(i, now)
             else:
                 self._watch(i, now, dt_ms)

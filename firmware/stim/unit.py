@@ -31,6 +31,7 @@ _FB_START = const(8)
 _FB_END = const(9)
 _FB_OPEN = const(10)
 _FB_SHORT = const(11)
+_FB_LIMIT = const(12)
 _FB_FAULT = const(13)
 _FB_LOW_BATTERY = const(14)
 _FB_CUTOFF = const(15)
@@ -45,7 +46,9 @@ _ENDED_SHOW_MS = const(30_000)  # the "session finished" pattern, until a press 
 # command accepts 2025-2099 only (stim.hostcmd), so a clock in 2025 or later was set by a host.
 _CLOCK_YEAR_MIN = const(2025)
 # The pattern of each electrode fault code (stim.electrode: ok, open, short, sense, boost, lift).
-_FAULT_PATTERN = b"\x00" + bytes((_FB_OPEN, _FB_SHORT))
+# The pattern of each electrode fault code (ok, open, short, sense, boost, lift, limit): _FB_OPEN,
+# _FB_SHORT, _FB_FAULT three times, _FB_LIMIT (a literal: no object built at import).
+_FAULT_PATTERN = b"\x00\x0a\x0b\x0d\x0d\x0d\x0c"
 
 
 class Unit:
@@ -70,12 +73,6 @@ class Unit:
     # -- what it is doing ---------------------------------------------------------------
     def state(self):
         return self.session.state
-
-    def program_id(self):
-        return self.stim.program["id"]
-
-    def step(self, ch):
-        return self.stim.ch[ch].step
 
     def selected(self):
         """The channels (0-based) the wearer's PLUS and MINUS act on."""
@@ -214,14 +211,6 @@ class Unit:
         if self.session.resume(now):
             self.stim.resume(now)
             log.info("session", state="resumed")
-
-    def halt(self):
-        """From the POWER button's hard interrupt: every output stops now (SR-7)."""
-        self.stim.halt()
-
-    def hold_all(self):
-        """Ctrl-C: every channel held at a pulse boundary, nothing else (SR-4, SR-8)."""
-        self.stim.hold_all()
 
     def _finish(self, now, reason):
         rec = self._rec

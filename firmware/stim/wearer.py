@@ -33,7 +33,7 @@ class Wearer:
         # SR-7: the press itself stops the output, whatever the control loop is doing at the
         # moment (a long electrode check, a log line, a collection): hard interrupt, no
         # allocation. The next sample then pauses the session as POWER_DOWN does.
-        self.unit.halt()
+        self.unit.stim.halt()
         self._halted = 1
 
     def sample(self, bits, dt_ms):

@@ -419,6 +419,22 @@ def measure_output(board, program_id: str, load_ohm: float, judge: bool = False)
     }
 
 
+def held_step(board: dict, load_ohm: float) -> int | None:
+    """The step the whole unit holds channel 1 at when the wearer presses PLUS up to the top
+    into load_ohm (the default program, real firmware on the simulated board): the step of its
+    `electrode` `limit` line, or None if it was not held at a compliance limit."""
+    from ..sim.unit import SimulatedUnit
+
+    with SimulatedUnit(board, load_ohm={1: load_ohm, 2: load_ohm}, record_pulses=False) as u:
+        u.press("power", at=1.0, hold_s=1.7)
+        n = board["intensity"]["steps"]
+        for i in range(n):
+            u.press("plus", at=3.0 + 0.25 * i)
+        u.run_until(3.0 + 0.25 * n + 3.0)
+        held = [e["step"] for e in u.logs("electrode") if e["ch"] == 1 and e["fault"] == "limit"]
+    return held[-1] if held else None
+
+
 def output_table(boards: list[str] | None = None) -> list[dict]:
     from .. import boards as boardmod
     from ..sim.rig import FirmwareRig
@@ -427,16 +443,27 @@ def output_table(boards: list[str] | None = None) -> list[dict]:
     for name in boards or boardmod.board_names():
         b = boardmod.load_board(name)
         programs = FirmwareRig(b).import_module("stim.programs")
+        held = {r: held_step(b, r) for r in LOADS_OHM}
         for p in programs.PROGRAMS:
             for r in LOADS_OHM:
                 row = measure_output(b, p["id"], r)
                 fw = measure_output(b, p["id"], r, judge=True)
-                row["firmware"] = (
-                    "stops it (electrode check) after %d pulse%s"
-                    % (fw["pulses"], "" if fw["pulses"] == 1 else "s")
-                    if fw["tripped"]
-                    else "delivers it"
-                )
+                h = held[r]
+                row["held_step"] = h  # the whole unit's, PLUS to the top (default program)
+                if fw["tripped"] and h is not None and h < row["step"]:
+                    # the engine stops the channel at the limit; the unit tells it from a lift
+                    # and runs it on at the highest step this load takes (SR-6, `limit`)
+                    row["firmware"] = "holds it at step %d (%.1f mA): compliance limit" % (
+                        h,
+                        h * b["intensity"]["step_ma"],
+                    )
+                elif fw["tripped"]:
+                    row["firmware"] = "stops it (electrode check) after %d pulse%s" % (
+                        fw["pulses"],
+                        "" if fw["pulses"] == 1 else "s",
+                    )
+                else:
+                    row["firmware"] = "delivers it"
                 rows.append(row)
     return rows
 
@@ -606,8 +633,11 @@ def build(args) -> int:
         "acupuncture-like: 2 s); rms and power over the worst 1 s. Above the compliance "
         "voltage over the load the current source cannot push the set current. Figures are of "
         "the output stage with the engine's electrode check off; the last column says what the "
-        "unit does at that load with it on (a source at its compliance limit reads as an open "
-        "electrode, SR-6)."
+        "unit does at that load with it on: where the source reaches its compliance limit the "
+        "engine stops the channel within the pulse, and the unit, having told the limit from "
+        "a lifted electrode, runs it on held at the highest step that load takes (`limit`, "
+        "SR-6; measured with the whole unit and PLUS pressed to the top step, the default "
+        "program, and listed under each board's table)."
     )
     by_board: dict[str, list[dict]] = {}
     for r in outputs:
@@ -637,6 +667,20 @@ def build(args) -> int:
                  _pf(within_caps(r)), r["firmware"]]
                 for r in rs
             ],
+        )  # fmt: skip
+        reach = {}
+        for r in rs:
+            reach.setdefault(r["load_ohm"], r.get("held_step"))
+        d.p(
+            "Highest step the unit reaches, PLUS pressed to the top (%s): %s."
+            % (
+                rs[0]["program"],
+                "; ".join(
+                    "%g kΩ: %s" % (ohm / 1000, "the top step" if h is None else
+                                   "held at step %d (compliance limit)" % h)
+                    for ohm, h in reach.items()
+                ),
+            )
         )  # fmt: skip
 
     # pictures

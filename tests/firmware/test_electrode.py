@@ -386,3 +386,178 @@ def test_fault_benchmark_measures_at_the_load(tmp_path):
     o = bench_fault.reaction(0, 0.010, 1e9, offsets=2)
     assert o["last_current_worst_ms"] < 0.3  # an open takes no current after the lift
     assert bench_fault.missed_opens(2)["missed"] == []
+
+
+# ---- the source at its compliance limit (`limit`, not `open`) -----------------------------
+# At the top steps into a high skin load the current source reaches its compliance voltage:
+# the SENSE reads at the limit, as for a lifted electrode. The load the channel had been
+# taking and a 1 mA probe tell them apart: the channel is held at the highest step the load
+# takes instead of stopped. Expected figures from the board files (stim/stimulator.py: hold
+# at 7/8 of the limit voltage, which is COMPLIANCE_FRACTION of the boost).
+THERAPY_MA = electrode.PROBE_MA + 0.2  # driven above this: therapy, not a probe pulse
+
+
+def limit_v(board):
+    return electrode.COMPLIANCE_FRACTION * board["analog"]["compliance_v"]
+
+
+def to_the_top(make_unit, board, ohm, *, presses=None):
+    """Both channels started and PLUS pressed once per 0.25 s up to the board's top step;
+    channel 1 into `ohm`, channel 2 into 1 kΩ. Returns the unit and the time of the last press."""
+    unit = make_unit(board, load_ohm={1: ohm, 2: 1000.0})
+    unit.press("power", at=1.0, hold_s=1.7)  # the wearable's app is ready later than the pico's
+    n = presses or unit.board["intensity"]["steps"]
+    for i in range(n):
+        unit.press("plus", at=START_S + 0.25 * i)
+    t_last = START_S + 0.25 * (n - 1)
+    unit.run_until(t_last + 3.0)  # the last press, a re-check and its soft start are over
+    return unit, t_last
+
+
+def limit_events(unit, ch=1):
+    return [e for e in unit.logs("electrode") if e["ch"] == ch]
+
+
+@pytest.mark.req("SR-6", "SR-3", "SR-2")
+@pytest.mark.parametrize("board", ["pico", "wearable_v1"])
+@pytest.mark.parametrize("ohm", [2000.0, 5000.0, 10_000.0])
+def test_at_the_compliance_limit_the_channel_is_held_at_the_step_the_load_takes(
+    make_unit, board, ohm
+):
+    unit, t_last = to_the_top(make_unit, board, ohm)
+    b = unit.board
+    step_ma = b["intensity"]["step_ma"]
+    comp_v = b["analog"]["compliance_v"]
+    # One `limit`, nothing classified open: the load, measured by the probe, and the held step.
+    ev = limit_events(unit)
+    assert [e["fault"] for e in ev] == ["limit"], ev
+    assert ev[0]["ohm"] == pytest.approx(ohm, rel=0.05)
+    held = ev[0]["step"]
+    assert held * step_ma * ohm / 1000 < limit_v(b)  # under the limit voltage...
+    assert (held + 2) * step_ma * ohm / 1000 >= 7 / 8 * limit_v(b)  # ...by the margin only
+    # At the load: the channel keeps running at the held step, current flowing, the electrode
+    # voltage at or under the compliance voltage (SR-3: never above the step it holds).
+    now = unit.chip.t_s
+    pulses = driven(unit, 1, t0=now - 1.0)
+    assert len(pulses) >= 90  # 100 Hz: it runs
+    for p in pulses:
+        assert p.peak_ma > 0 and at_ma(p.peak_ma, held * step_ma)
+        assert p.peak_ma * ohm / 1000 <= comp_v + 1e-9
+        assert p.drive_ma <= held * step_ma + 1e-9
+    # Every PLUS after the hold is refused with `limit`; the step stays where it is held.
+    refused = [e for e in unit.logs("refused") if e["ch"] == 1]
+    assert refused and all(e["limit"] == "limit" and e["step"] > held for e in refused)
+    t_limit = ev[0]["sim_t"]
+    presses_after = sum(1 for i in range(60) if t_limit < START_S + 0.25 * i <= t_last)
+    assert len(refused) >= presses_after - 1  # one press may land during the re-check
+    # Channel 2, into 1 kΩ, went on to the top step.
+    ch2 = driven(unit, 2, t0=now - 0.5)
+    top = b["intensity"]["steps"] * step_ma
+    assert ch2 and all(at_ma(p.peak_ma, min(top, b["limits"]["max_peak_ma"])) for p in ch2)
+    assert unit.model.violations == []
+
+
+@pytest.mark.req("SR-6", "SR-2", "SR-1")
+def test_the_hold_restarts_through_a_probe_and_a_soft_start(make_unit):
+    unit, _ = to_the_top(make_unit, "pico", 5000.0, presses=14)
+    t_limit = limit_events(unit)[0]["sim_t"]
+    before = [p for p in driven(unit, 1, t1=t_limit) if p.drive_ma > THERAPY_MA]
+    t_trip = before[-1].end_s  # the pulse that read the compliance limit
+    assert before[-1].peak_ma * 5000 / 1000 >= 0.9 * 80.0  # at the compliance limit
+    after = driven(unit, 1, t0=t_trip + 1e-6)
+    probes = [p for p in after if p.t_a < t_limit]
+    # nothing more of the therapy until the probe has found skin (no lift can be fed)
+    assert len(probes) == electrode.PROBE_PULSES
+    assert all(p.drive_ma <= THERAPY_MA for p in probes)
+    # then a soft start from zero up to the held step (8: 12 mA) over 2 s
+    ramp = [p for p in after if p.t_a >= t_limit]
+    assert ramp[0].drive_ma < 1.0
+    assert all(b.drive_ma >= a.drive_ma - 1e-9 for a, b in zip(ramp, ramp[1:], strict=False))
+    t_full = next(p.t_a for p in ramp if at_ma(p.peak_ma, 12.0))
+    assert 1.9 <= t_full - t_limit <= 2.2
+    assert unit.logs("stop") == [] or all(e["ch"] != 1 for e in unit.logs("stop"))
+
+
+@pytest.mark.req("SR-6", "SR-1")
+@pytest.mark.parametrize(
+    ("board", "ohm", "mode_presses", "period_s", "offsets"),
+    [
+        ("pico", 5000.0, 0, 0.010, [0.0, 0.0037, 0.0081]),
+        ("wearable_v1", 2000.0, 0, 0.010, [0.0, 0.0052]),
+        ("pico", 2000.0, 1, 0.5, [0.0, 0.31]),
+    ],
+    ids=["pico-5k-100Hz", "wearable-2k-100Hz", "pico-2k-2Hz"],
+)
+def test_a_lift_while_held_at_the_limit_stops_within_one_pulse(
+    make_unit, board, ohm, mode_presses, period_s, offsets
+):
+    for off in offsets:
+        unit = make_unit(board, load_ohm={1: ohm, 2: 1000.0})
+        unit.press("power", at=1.0, hold_s=1.7)
+        for i in range(mode_presses):
+            unit.press("mode", at=START_S - 0.3 * (i + 1))
+        n = 45 if board == "wearable_v1" else 28
+        for i in range(n):
+            unit.press("plus", at=START_S + 0.1 + 0.25 * i)
+        t_held = START_S + 0.25 * n + 3.0
+        unit.run_until(t_held)
+        assert [e["fault"] for e in limit_events(unit)] == ["limit"]
+        assert driven(unit, 1, t0=t_held - 0.6)  # held and running
+        t_change = t_held + off
+        unit.at(t_change, unit.model.set_load, 1, 1e9)
+        unit.run_until(t_change + 1.5)
+        after = [p for p in driven(unit, 1, t0=t_change) if p.drive_ma > THERAPY_MA]
+        assert len([p for p in after if p.t_a >= t_change]) <= 1
+        pulse_s = max((p.end_s - p.t_a for p in after), default=0.0)
+        if after:
+            assert after[-1].end_s - t_change <= period_s + pulse_s
+        # classified open (after a probe that found no load), intensity 0 (SR-1)
+        assert [e["fault"] for e in limit_events(unit)] == ["limit", "open"]
+        unit.model.set_load(1, ohm)
+        unit.run_for(2.0)
+        assert not [p for p in driven(unit, 1, t0=t_change + period_s + 0.01)
+                    if p.drive_ma > THERAPY_MA]  # fmt: skip
+        assert unit.model.violations == []
+        unit.close()
+
+
+@pytest.mark.req("SR-6")
+def test_a_load_that_jumps_to_the_limit_at_the_same_current_is_open(make_unit):
+    # 30 mA into 1 kΩ (30 V, far below the limit), then the pad half off: 4 kΩ would need
+    # 120 V. The load it had been taking does not explain the limit: an open, at once.
+    unit = started(make_unit, steps=20)
+    unit.at(RUN_S + 2.0, unit.model.set_load, 1, 4000.0)
+    unit.run_until(RUN_S + 3.5)
+    assert faults(unit) == [(1, "open")]
+    assert not [p for p in driven(unit, 1, t0=RUN_S + 2.02)]  # no probe either
+
+
+@pytest.mark.req("SR-6", "SR-3")
+def test_skin_that_creeps_up_to_the_limit_is_held_not_stopped(make_unit):
+    # 30 mA into 2 kΩ (60 V); the skin dries and its load creeps up by a tenth a second: at
+    # the same current it reaches the limit (72 V) at 2.4 kΩ. A rise the partial-lift watch lets
+    # pass (under 1.6x its baseline), so the source's limit, not an open.
+    unit = started(make_unit, steps=20, load_ohm={1: 2000.0, 2: 1000.0})
+    for i in range(3):  # 2.2, 2.4, 2.6 kΩ
+        unit.at(RUN_S + 2.0 + i, unit.model.set_load, 1, 2000.0 * (1 + 0.1 * (i + 1)))
+    unit.run_until(RUN_S + 11.0)
+    ev = limit_events(unit)
+    assert [e["fault"] for e in ev] == ["limit"], ev
+    held = ev[0]["step"]
+    ohm = ev[0]["ohm"]
+    assert held < 20 and held * 1.5 * ohm / 1000 < 72.0
+    late = driven(unit, 1, t0=RUN_S + 10.5)
+    assert late and all(p.peak_ma > 0 and p.peak_ma * 2600 / 1000 <= 80.0 for p in late)
+
+
+@pytest.mark.req("FR-7", "SR-6")
+def test_the_led_shows_a_held_channel_distinctly(make_unit):
+    unit, _ = to_the_top(make_unit, "pico", 5000.0, presses=14)
+    t = unit.chip.t_s
+    held = led_levels(unit, 1, t, t + 2.0)
+    running = led_levels(unit, 2, t, t + 2.0)
+    assert set(running) == {1}  # channel 2 runs: steady
+    dips = sum(1 for a, b in zip(held, held[1:], strict=False) if b < a)
+    # mostly on (it runs), two short dips a second: not the lifting dip (one a second), not
+    # a fault's blink (mostly off or half off)
+    assert 3 <= dips <= 5 and sum(held) >= 0.75 * len(held)

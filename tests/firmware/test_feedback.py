@@ -93,6 +93,23 @@ def test_the_players_keep_the_feedback_modules_numbers():
         assert used and all(events[k] == v for k, v in used.items()), (mod, used)
 
 
+@pytest.mark.req("FR-26")
+def test_each_electrode_fault_has_its_pattern():
+    """stim.unit plays the fault code's pattern from a bytes literal indexed by the code."""
+    events = private_consts(FIRMWARE / "feedback.py")
+    tree = ast.parse((FIRMWARE / "unit.py").read_text())
+    table = next(
+        n.value.value  # type: ignore[attr-defined]
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_FAULT_PATTERN"
+    )
+    el = fwcore.load("stim.electrode")
+    want = {el.OPEN: "OPEN", el.SHORT: "SHORT", el.SENSE: "FAULT", el.BOOST: "FAULT",
+            el.LIFT: "FAULT", el.LIMIT: "LIMIT"}  # fmt: skip
+    assert len(table) == len(el.NAMES)
+    assert all(table[code] == events[name] for code, name in want.items())
+
+
 # ---- at the pins ---------------------------------------------------------------------------
 class Feedback:
     """The buzzer's tone (PWM duty) and the motor's pin, recorded as (t_s, on) changes."""

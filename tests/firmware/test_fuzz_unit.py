@@ -729,7 +729,7 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
     # SR-7: a POWER press no longer stops the output: neither its interrupt nor its first sample
     "power_down_ignored": [
         ("stim/wearer.py", "if unit.pause(now):", "if False:"),
-        ("stim/wearer.py", "        self.unit.halt()\n", "        pass\n"),
+        ("stim/wearer.py", "        self.unit.stim.halt()\n", "        pass\n"),
     ],
 }
 

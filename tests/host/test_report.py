@@ -43,6 +43,21 @@ def test_with_its_check_on_the_engine_stops_a_compliance_limited_channel():
     assert fw["tripped"] and fw["pulses"] == 1
 
 
+@pytest.mark.req("SR-6", "FR-22")
+def test_the_output_table_shows_the_step_the_unit_holds_at_a_compliance_limit(monkeypatch):
+    real = report.measure_output
+    monkeypatch.setattr(report, "LOADS_OHM", (500.0, 10000.0))
+    monkeypatch.setattr(report, "measure_output", lambda b, pid, r, judge=False: real(
+        b, "tens_conventional", r, judge))  # fmt: skip
+    rows = report.output_table(["pico"])
+    low = [r for r in rows if r["load_ohm"] == 500.0]
+    high = [r for r in rows if r["load_ohm"] == 10000.0]
+    assert all(r["firmware"] == "delivers it" and r["held_step"] is None for r in low)
+    # 10 kΩ: 6 mA needs 60 V, 7/8 of the 72 V limit (0.9 of the 80 V boost) less a step
+    assert all(r["held_step"] == 4 for r in high)
+    assert all(r["firmware"] == "holds it at step 4 (6.0 mA): compliance limit" for r in high)
+
+
 def test_within_caps_names_an_over_cap_row():
     r = {
         "limits": load_board("pico")["limits"],
@@ -122,6 +137,7 @@ def test_report_is_written_from_reused_results(tmp_path, monkeypatch):
         "## Output characteristics at maximum intensity",
         "### Board pico",
         "### Board wearable_v1",
+        "2 kΩ: held at step 21 (compliance limit)",
         "## Waveforms of every program",
     ):
         assert part in md, part

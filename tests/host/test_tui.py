@@ -355,3 +355,29 @@ def test_the_feedback_line_shows_what_the_wearer_feels_or_hears(app):
     app.handle_key("s")  # the status chord: program 1, both channels, step 0
     app.run_sim(3.0)
     assert pulses_ms() == [pytest.approx(x, abs=10) for x in (120, 600, 400)]
+
+
+@pytest.mark.req("SR-6")
+def test_a_channel_held_at_the_compliance_limit_is_named_not_shown_as_a_fault(app):
+    while app.model.channels[0].load_ohm != 5000.0:
+        app.handle_key("z")  # 5 kΩ skin on both channels
+    assert app.model.channels[0].load_ohm == 5000.0
+    switch_on_and_start(app)
+    for _ in range(12):  # past 14.4 mA, where 5 kΩ needs the 72 V limit
+        app.handle_key("+")
+        app.run_sim(0.3)
+    app.run_sim(3.0)
+    text = screen(app)
+    assert app.view.faults == [None, None]
+    assert app.view.held[0] == app.view.held[1] == 8
+    assert "HELD at the compliance LIMIT" in text and "FAULT" not in text
+    assert "step 8 of 40" in text
+    assert app.measure(1).active and app.measure(1).peak_ma == pytest.approx(12.0, abs=0.2)
+    assert app._led_words(app._ch_hist[0]) == "on, 2 dips every 1 s"
+    app.handle_key("+")
+    app.run_sim(0.3)
+    assert "refused" in screen(app) and "limit" in screen(app)
+    app.handle_key("1")  # lifted while held: an open electrode, the channel stops
+    app.run_sim(1.0)
+    assert app.view.faults[0] == "open" and app.view.held[0] is None
+    assert "FAULT OPEN" in screen(app)

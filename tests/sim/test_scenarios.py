@@ -250,6 +250,21 @@ def test_partial_lift_halves_the_intensity_then_stops_the_channel():
     assert level_at(res, 2, 13.9)["drive_ma"] == full  # channel 2 unaffected
 
 
+@pytest.mark.req("SR-6", "SR-3")
+def test_a_compliance_limit_holds_the_channel_and_a_lift_still_stops_it():
+    res = run("sr06_compliance_limit")
+    clean(res)
+    ev = [(e["ch"], e["fault"], e["step"]) for e in logs(res, "electrode")]
+    assert ev == [(1, "limit", 8), (1, "open", 8)]
+    refused = [e for e in logs(res, "refused") if e["ch"] == 1]
+    assert refused and all(e["limit"] == "limit" for e in refused)
+    held = level_at(res, 1, 10.9)  # output records come at each change: the one in force
+    assert held["drive_ma"] == pytest.approx(8 * STEP_MA, abs=0.1)
+    assert 0 < held["peak_ma"] <= 80.0 / 5000 * 1000  # current flows, under the compliance
+    assert zero_at(res, 1, 11.02)  # lifted: nothing more after one pulse
+    assert level_at(res, 2, 13.9)["drive_ma"] == pytest.approx(14 * STEP_MA, abs=0.2)
+
+
 @pytest.mark.req("SR-6", "SR-7")
 def test_boost_failure_is_fatal_and_a_stuck_sense_input_refuses_its_channel():
     res = run("sr06_sense_and_boost_faults")
