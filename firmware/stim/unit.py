@@ -272,12 +272,16 @@ class Unit:
                 self.player.play(_FB_STEP_UP)
                 return
         moved = False
-        for ch in sel:
+        refused = False
+        for ch in sel:  # a channel refused (a cap, a hold) does not stop the others
             step = chs[ch].step
             if delta > 0 or step > 0:
-                if not self.set_step(ch, step + delta, now):
-                    return  # refused: the top step was played
-                moved = True
+                if self.set_step(ch, step + delta, now):
+                    moved = True
+                else:
+                    refused = True
+        if refused:
+            return  # the refusal played the top step
         if not moved:
             self.player.play(_FB_BOTTOM)  # MINUS with every selected channel at 0
         elif delta > 0:

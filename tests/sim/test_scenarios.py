@@ -309,7 +309,7 @@ def test_ctrl_c_turns_the_outputs_off_at_once():
 def test_soft_reset_and_power_cycle_leave_the_outputs_off():
     res = run("sr08_soft_reset")
     clean(res)
-    for t in (7.0043, 16.0093):
+    for t in (7.0063, 16.0093):  # between two pulses of each channel (the grid of this run)
         for ch in (1, 2):
             # the soft reset: the firmware's own way out (all_off, about 0.3 ms of Python);
             # the power cycle: at once
