@@ -795,13 +795,14 @@ class SimApp:
         info = Text(" " * label_w)
         fault = v.faults[i]
         if fault:
-            info.append("FAULT %s: the firmware stopped ch%d" % (fault.upper(), ch), "bold red")
+            # Short enough for an 80-column terminal: what happened, then what to do.
+            info.append("FAULT %s: ch%d stopped" % (fault.upper(), ch), "bold red")
             keys = LIFT_KEYS if self.electrode[i] == "lifted" else SHORT_KEYS
             if self.electrode[i] != "on":
                 key = [k for k, c in keys.items() if c == ch][0]
-                info.append(" - restore the electrode (%s), then press +" % key, "red")
+                info.append("; restore the electrode (%s), then press +" % key, "red")
             else:
-                info.append(" - press + to check the electrode and start it again", "red")
+                info.append("; + checks the electrode and restarts it", "red")
         else:
             info.append("step %d of %s" % (v.steps[i], self.board["intensity"]["steps"]), "dim")
             if v.held[i] is not None:

@@ -381,3 +381,16 @@ def test_a_channel_held_at_the_compliance_limit_is_named_not_shown_as_a_fault(ap
     app.run_sim(1.0)
     assert app.view.faults[0] == "open" and app.view.held[0] is None
     assert "FAULT OPEN" in screen(app)
+
+
+@pytest.mark.req("FR-20")
+@pytest.mark.parametrize("key", ["1", "3"])
+def test_what_to_do_after_an_electrode_fault_fits_80_columns(app, key):
+    switch_on_and_start(app)
+    app.run_sim(2.0)
+    app.handle_key(key)  # channel 1 lifted (1) or shorted (3)
+    app.run_sim(2.0)
+    lines = [ln.plain for ln in app.render_lines(80, 24)]
+    fault = next(ln for ln in lines if "FAULT" in ln)
+    # the whole instruction is on the screen (the timebase note after it may be cut short)
+    assert "restore the electrode (%s), then press +" % key in fault
