@@ -24,7 +24,10 @@ class BatteryMonitor:
 
     def update(self, volts, dt_s):
         """Feed one reading; returns the new state if it changed, else None."""
-        if self.v is None:
+        if self.v is None or self.v < self.warn_v + self.hyst_v <= volts:
+            # The first reading, or one back above the warning band (a charge): taken as it
+            # is, so a charged battery is not reported low on its way up (smoothing is for
+            # the sag under pulses, which only pulls readings down).
             self.v = volts
         else:
             self.v += (volts - self.v) * dt_s / (SMOOTH_S + dt_s)

@@ -1,7 +1,8 @@
 """Event log: one JSON object per line on the USB serial console.
 
 Every line starts with `{"t":` so host tools can tell log lines from REPL chatter. `t` is seconds
-since boot with millisecond resolution; `lvl` is one of debug/info/warn/error; `ev` names the
+since boot with millisecond resolution; `lvl` is one of info/warn/error (debug is the host
+tools' level for anything quieter; the unit logs nothing at it); `ev` names the
 event; the remaining keys are the event's fields (README, "Log format").
 """
 
@@ -12,8 +13,6 @@ try:
 except ImportError:  # pragma: no cover - every MicroPython build for rp2 has json
     json = None
 
-LEVELS = ("debug", "info", "warn", "error")
-_min_level = 1
 _t0 = time.ticks_ms()
 
 
@@ -30,9 +29,6 @@ def json_value(v):
 
 
 def event(ev, lvl="info", **fields):
-    li = LEVELS.index(lvl)
-    if li < _min_level:
-        return
     ms = time.ticks_diff(time.ticks_ms(), _t0)
     parts = ['{"t":%d.%03d,"lvl":"%s","ev":"%s"' % (ms // 1000, ms % 1000, lvl, ev)]
     for k in fields:

@@ -285,6 +285,23 @@ def test_battery_cut_off_ramps_down_and_stops_and_no_session_starts(make_unit):
     assert unit.logs("refused")[-1]["limit"] == "battery"
 
 
+@pytest.mark.req("SR-10")
+def test_a_charged_battery_is_not_reported_low_on_its_way_up(make_unit):
+    """Emptied to cut-off, then charged to 3.8 V: the unit reports it ok, with no `low`
+    warning on the way up (the reading above the warning band is taken as it is)."""
+    unit = unit_on(make_unit, battery_v=3.1)
+    unit.run_until(12.0)
+    assert unit.logs("battery")[-1]["state"] == "cutoff"
+    n = len(unit.logs("battery"))
+    unit.at(12.0, unit.model.set_battery, 3.8)
+    unit.run_until(20.0)
+    after = [(e["state"], e["lvl"]) for e in unit.logs("battery")[n:]]
+    assert after == [("ok", "info")]
+    unit.press("plus", at=20.5)  # and a session starts again
+    unit.run_until(21.5)
+    assert unit.logs("session")[-1]["state"] == "start"
+
+
 # ---- SR-8: watchdog --------------------------------------------------------------------------
 @pytest.mark.req("SR-8")
 def test_a_hung_control_task_is_reset_by_the_watchdog_into_the_safe_state(make_unit, fw_copy):
