@@ -182,19 +182,24 @@ def test_output_records_are_stamped_at_the_first_pulse_of_the_new_state():
 
 
 def test_a_lift_makes_peak_zero_at_once_while_drive_stays_until_the_firmware_stops(fw_copy):
-    # between two pulses (2 ms before one), wherever the CPU-time model puts the pulse grid
-    t_lift = round(next_pulse(run_text(doc(6.1)), 6.0) - 0.002, 6)
-    lift = [{"t": t_lift, "load_ohm": {"1": "open"}}]
-    res = run_text(doc(8, lift))
-    recs = outputs(res, 1, 6.0)
+    def lift(**kw):
+        # between two pulses (2 ms before one), wherever this firmware's CPU time puts the
+        # pulse grid (a firmware that differs loads in a different time: its own grid)
+        t = round(next_pulse(run_text(doc(6.1), **kw), 6.0) - 0.002, 6)
+        return t, [{"t": t, "load_ohm": {"1": "open"}}]
+
+    t_lift, events = lift()
+    res = run_text(doc(8, events))
+    recs = outputs(res, 1, t_lift)
     assert recs[0]["peak_ma"] == 0.0 and recs[0]["drive_ma"] > 5.0
     assert recs[1]["drive_ma"] == 0.0  # the firmware tripped after that very pulse
     assert res.violations == 0
     # A firmware whose running check never trips: the source keeps driving into nothing.
     edit(fw_copy / "stim" / "engine.py", '        """Fault code for a post-pulse reading m',
          "        return electrode.OK\n        # broken\n" + '        """Fault code')  # fmt: skip
-    res = run_text(doc(8, lift), firmware_dir=fw_copy)
-    recs = outputs(res, 1, 6.0)
+    t_lift, events = lift(firmware_dir=fw_copy)
+    res = run_text(doc(8, events), firmware_dir=fw_copy)
+    recs = outputs(res, 1, t_lift)
     assert all(r["peak_ma"] == 0.0 and r["drive_ma"] > 2.0 for r in recs[:-1])
     # only the slower partial-lift watch stops it, several pulses later
     assert recs[-1]["drive_ma"] == 0.0 and recs[-1]["t"] - recs[0]["t"] > 0.04
