@@ -149,9 +149,23 @@ def cmd_plot(args) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """--version: the package and the checkout (git describe, commit), looked up only when
+    asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .identity import host_tools
+
+        print(host_tools())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stimctl", description="Host tools for the wearable TENS/EMS unit."
+    )
+    p.add_argument(
+        "--version", action=_Version, nargs=0, help="print the host tools' version and exit"
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("boards", help="list board definitions or validate one")

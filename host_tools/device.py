@@ -174,7 +174,14 @@ def enter_repl(t, port: str, soft_reset: bool = True) -> None:
     # SerialTransport prints what it received when the REPL does not answer; keep that for
     # the error message instead of the terminal.
     buf = io.StringIO()
+    # On a pseudo-terminal (a virtual board) mpremote reads byte by byte with no timeout, so a
+    # firmware that keeps running through Ctrl-C (a locked console, SR-16) and then stays quiet
+    # would hold it for ever: bound each read while entering, as a real port's polling does.
+    ser = getattr(t, "serial", None)
+    old_timeout = getattr(ser, "timeout", None)
     try:
+        if ser is not None:
+            ser.timeout = 1.0
         with contextlib.redirect_stdout(buf):
             t.enter_raw_repl(soft_reset=soft_reset)
     except TransportError as e:
@@ -183,6 +190,10 @@ def enter_repl(t, port: str, soft_reset: bool = True) -> None:
         raise not_micropython(port, detail) from None
     except OSError as e:
         raise link_lost(port, e, "while entering the REPL") from None
+    finally:
+        if ser is not None:
+            with contextlib.suppress(Exception):
+                ser.timeout = old_timeout
 
 
 def device_info(t, port: str) -> dict:
@@ -216,18 +227,87 @@ def device_info(t, port: str) -> dict:
     }
 
 
-def open_board(dio: DeviceIO, port: str | None, soft_reset: bool = True):
+def open_board(dio: DeviceIO, port: str | None, soft_reset: bool = True, say=None):
     """Pick the port, open the transport, stop the firmware, enter the raw REPL, check it is
-    MicroPython on rp2. Returns (port, transport, info); the caller closes the transport."""
+    MicroPython on rp2. Returns (port, transport, info); the caller closes the transport.
+
+    A unit whose console is locked (SR-16) keeps running its firmware through Ctrl-C and
+    answers only the host protocol: then its wearer is asked for maintenance (`say` tells the
+    person at the laptop what to press) and, once allowed, the REPL is entered again."""
     port = pick_port(dio, port)
-    t = dio.transport(port)
+    for attempt in (0, 1):
+        t = dio.transport(port)
+        try:
+            enter_repl(t, port, soft_reset=soft_reset)
+            info = device_info(t, port)
+        except DeviceError as e:
+            close_quietly(t)
+            if attempt or e.kind != "not_micropython" or not ask_maintenance(dio, port, say):
+                raise
+            continue
+        except BaseException:
+            close_quietly(t)
+            raise
+        return port, t, info
+    raise AssertionError("unreachable")
+
+
+MAINTENANCE_WAIT_S = 17.0  # the unit asks for 15 s (stim/unit.py), and the reply's way back
+
+
+def ask_maintenance(dio: DeviceIO, port: str, say=None) -> bool:
+    """SR-16: ask a locked unit's wearer for maintenance through the host protocol. False if
+    the port does not answer it (not this firmware); True once the firmware stopped for
+    maintenance; DeviceError (maintenance_refused) if the unit or its wearer said no."""
+    from .link import CommandError, UnitLink
+    from .protocol import LOG_PREFIX, json_line
+
+    answer: dict = {}
+
+    def on_line(text: str) -> None:
+        rec = json_line(text, LOG_PREFIX)
+        if rec is None:
+            return
+        if rec.get("ev") == "maintenance":
+            answer["yes"] = True
+        elif rec.get("ev") == "consent" and rec.get("state") in ("refused", "ended"):
+            answer["no"] = rec.get("reason", "")
+
     try:
-        enter_repl(t, port, soft_reset=soft_reset)
-        info = device_info(t, port)
-    except BaseException:
-        close_quietly(t)
-        raise
-    return port, t, info
+        link = UnitLink(dio.serial(port, timeout=0.2), port, on_line=on_line)
+    except DeviceError:
+        return False
+    try:
+        try:
+            link.command("maintenance")
+        except CommandError as e:
+            raise DeviceError(
+                "maintenance_refused",
+                "%s: the unit's console is locked and it refused maintenance: %s" % (port, e.msg),
+                "switch the unit on (hold POWER), stop any session and unlock its buttons, "
+                "then try again; or switch it on with MODE held (maintenance mode)",
+            ) from None
+        except DeviceError:
+            return False  # no reply to the protocol either: not a unit running its firmware
+        (say or print)(
+            "%s: the unit's console is locked (SR-16): press PLUS on the unit within 15 s to "
+            "allow maintenance (it asks with short, medium and long pulses and a blue double "
+            "blink; MINUS refuses). Its firmware then stops with every output off." % port
+        )
+        t_end = link.clock() + MAINTENANCE_WAIT_S
+        while link.clock() < t_end and not answer:
+            link.wait(0.2)
+    finally:
+        link.close()
+    if answer.get("yes"):
+        return True
+    raise DeviceError(
+        "maintenance_refused",
+        "%s: the wearer did not allow maintenance (%s); nothing was written"
+        % (port, "MINUS pressed" if answer.get("no") == "press" else "no press within 15 s"),
+        "run the command again and press PLUS on the unit when it asks, or switch the unit "
+        "on with MODE held (maintenance mode: the REPL is open, no output can start)",
+    )
 
 
 def close_quietly(t) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from . import boards
 from .device import DeviceError, DeviceIO, close_quietly, link_lost, open_board
+from .identity import VERSION_PATH, Identity, of_tree, parse_module
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_DIR = ROOT / "firmware"
@@ -84,6 +85,12 @@ def _mkdirs(d):
 def _free():
  s = os.statvfs('/')
  return s[0] * s[3]
+def _head(p):
+ try:
+  with open(p, 'rb') as f:
+   return f.read(512)
+ except OSError:
+  return b''
 """
 
 
@@ -106,6 +113,8 @@ class FlashReport:
     removed: list[str] = field(default_factory=list)
     finished_earlier: bool = False  # an interrupted switch-over found on the board and finished
     bytes_written: int = 0
+    before: Identity | None = None  # the firmware the board had (None: no identity written)
+    after: Identity | None = None  # the firmware it has now
 
 
 def board_file(board: str) -> FwFile:
@@ -127,8 +136,11 @@ def board_file(board: str) -> FwFile:
     return FwFile("/board.json", path.read_bytes())
 
 
-def firmware_files(mpy: bool = False, firmware_dir=FIRMWARE_DIR, mpy_dir=MPY_DIR) -> list[FwFile]:
-    """Everything that goes onto the board besides the board file, as device paths."""
+def firmware_files(
+    mpy: bool = False, firmware_dir=FIRMWARE_DIR, mpy_dir=MPY_DIR, ident: Identity | None = None
+) -> list[FwFile]:
+    """Everything that goes onto the board besides the board file, as device paths; `ident`:
+    the build identity written as stim/version.py (identity.py)."""
     firmware_dir, mpy_dir = Path(firmware_dir), Path(mpy_dir)
     src = firmware_dir
     if mpy:
@@ -144,7 +156,32 @@ def firmware_files(mpy: bool = False, firmware_dir=FIRMWARE_DIR, mpy_dir=MPY_DIR
             files["/" + p.relative_to(src).as_posix()] = p.read_bytes()
     for top in ("boot.py", "main.py"):  # always from source
         files.setdefault("/" + top, (firmware_dir / top).read_bytes())
+    files.pop(VERSION_PATH, None)  # a stale one in the tree: the identity below is the truth
+    files.pop(VERSION_PATH[:-3] + ".mpy", None)
+    if ident is not None:
+        if mpy:  # precompiled like the rest: a .py would be the package's only source file
+            files[VERSION_PATH[:-3] + ".mpy"] = _compiled(ident.module(), "stim/version.py")
+        else:
+            files[VERSION_PATH] = ident.module()
     return [FwFile(k, v) for k, v in sorted(files.items())]
+
+
+def _compiled(source: bytes, name: str) -> bytes:
+    import tempfile
+
+    from .dev import mpybuild
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "m.py", Path(tmp) / "m.mpy"
+        src.write_bytes(source)
+        mpybuild.compile_file(src, out, name)
+        return out.read_bytes()
+
+
+def identity_of(firmware_dir=FIRMWARE_DIR) -> Identity:
+    """The build identity of a firmware tree: its checkout's, dirty when the firmware or the
+    board files have uncommitted changes; "unknown" outside a git checkout."""
+    return of_tree(Path(firmware_dir).resolve().parent, ("firmware", "boards"))
 
 
 def _managed(path: str) -> bool:
@@ -226,9 +263,10 @@ def flash(
     force: bool = False,
 ) -> FlashReport:
     """Flash a board; see the module docstring. Raises DeviceError with a hint on failure."""
-    files = firmware_files(mpy, firmware_dir, mpy_dir) + [board_file(board)]
+    ident = identity_of(firmware_dir)
+    files = firmware_files(mpy, firmware_dir, mpy_dir, ident) + [board_file(board)]
     hardware = boards.load_board(boards.board_path(board))["hardware"]
-    port, t, info = open_board(dio, port)
+    port, t, info = open_board(dio, port, say=say)
     rep = FlashReport(port=port, info=info)
     say("%s: MicroPython %s on %s" % (port, ".".join(map(str, info["version"])), info["machine"]))
     if info["machine"] != hardware:
@@ -248,6 +286,12 @@ def flash(
         t.exec(Path(firmware_dir, "stim", "update.py").read_text())
         # A switch-over cut short under a firmware whose boot.py does not finish it: do it now.
         rep.finished_earlier = bool(t.eval("apply()"))
+        rep.before = _board_identity(t)
+        say("firmware on the board: %s" % (rep.before.version if rep.before else "no version"))
+        say(
+            "flashing %s%s"
+            % (ident.version, " (built from uncommitted changes)" if ident.dirty else "")
+        )
         remote = dict(t.eval("[(p, _sha(p)) for p in %r]" % [f.path for f in files]))
         on_board = [p for p in t.eval("_walk('/stim', [])") if _managed(p)]
         wanted = {f.path for f in files}
@@ -274,6 +318,8 @@ def flash(
                 % (port, ", ".join(bad)),
                 "run `stimctl flash` again; if it repeats, try another cable or USB port",
             )  # fmt: skip
+        rep.after = _board_identity(t)
+        say("firmware on the board now: %s" % (rep.after.version if rep.after else "?"))
         stage = "while resetting the board"
         t.exec_raw_no_follow("import time, machine; time.sleep_ms(100); machine.reset()")
     except DeviceError:
@@ -298,6 +344,16 @@ def flash(
         close_quietly(t)
     rep.written = [f.path for f in changed]
     return rep
+
+
+def _board_identity(t) -> Identity | None:
+    """The identity of the firmware on the board, from stim/version.py or its .mpy (which
+    stores the string as it is)."""
+    for path in (VERSION_PATH, VERSION_PATH[:-3] + ".mpy"):
+        got = parse_module(t.eval("_head(%r)" % path))
+        if got is not None:
+            return got
+    return None
 
 
 def _reset_quietly(t) -> None:

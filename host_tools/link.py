@@ -43,6 +43,7 @@ SYNC_TIMEOUT_S = (
     5.0  # a Pico's firmware answers about 1 s after a reset, the virtual board's 0.5 s
 )
 SYNC_EVERY_S = 0.5
+CONSENT_POLL_S = 0.5  # how often `pair` asks whether the wearer answered (and keeps alive)
 
 NO_REPLY_HINT = (
     "check that the stimulator firmware is running on it: `stimctl logs` shows its log lines; "
@@ -220,6 +221,35 @@ class UnitLink:
     def command(self, line: str) -> dict:
         return self.request(line)[-1]
 
+    def wait(self, seconds: float) -> None:
+        """Read (and hand on) the console's lines for `seconds` of the link's clock."""
+        t = self.clock()
+        while self.clock() - t < seconds:
+            text = self.read_line()
+            if text and self.on_line:
+                self.on_line(text)
+
+    def pair(self, say=lambda _text: None) -> bool:
+        """SR-15: ask the unit's wearer for control (`pair`) and wait for the answer, keeping
+        the link alive meanwhile; True once the wearer pressed PLUS. `say` tells the person at
+        the laptop what the wearer must do."""
+        rep = self.command("pair")
+        if rep.get("consent"):
+            return True
+        say(
+            "the unit asks its wearer: press PLUS on the unit within %s s to let this laptop "
+            "control it (MINUS refuses)" % rep.get("s", 15)
+        )
+        while True:
+            self.wait(CONSENT_POLL_S)
+            st = self.command("status")  # also the keep-alive the consent needs
+            if st.get("consent"):
+                say("the wearer allowed it")
+                return True
+            if not st.get("asking"):
+                say("the wearer did not allow it (MINUS, or no press within the time)")
+                return False
+
     def close(self) -> None:
         try:
             self.stream.close()
@@ -263,7 +293,13 @@ def send_main(args, dio: DeviceIO, *, sleep=time.sleep) -> int:
         return fail(e, 2)
     try:
         try:
-            got = link.request(line)
+            try:
+                got = link.request(line)
+            except CommandError as e:
+                # SR-15: a start or a rise needs the wearer's consent: ask, wait, then again.
+                if e.code != "consent" or not link.pair(lambda s: con.print("[stimctl] " + s)):
+                    raise
+                got = link.request(line)
         except NotSent as e:
             return fail(e, 1)
         except CommandError as e:

@@ -255,7 +255,7 @@ def install(
 def _to_bootloader(dio: DeviceIO, port: str, say) -> None:
     from mpremote.transport import TransportError
 
-    port, t, info = open_board(dio, port, soft_reset=False)
+    port, t, info = open_board(dio, port, soft_reset=False, say=say)
     say("%s: MicroPython %s; entering its bootloader" % (port, version_str(info["version"])))
     try:
         t.exec_raw_no_follow("import time, machine; time.sleep_ms(100); machine.bootloader()")

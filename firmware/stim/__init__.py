@@ -22,6 +22,22 @@ def forget(name):
     globals().pop(name, None)
 
 
+def firmware_version():
+    """(version, commit) of this firmware: `git describe` and the commit that `stimctl flash`
+    wrote into stim/version.py, or ("unknown", "") where it did not (a tree run from source)
+    or the file is damaged: an identity never stops the unit from starting. Read once at boot;
+    the module is forgotten again."""
+    try:
+        from stim import version  # type: ignore[attr-defined]  # written by stimctl flash
+
+        v = version.BUILD.split()  # "build <git describe> <commit>" ("-": none)
+        return v[1], "" if v[2] == "-" else v[2]
+    except Exception:  # noqa: BLE001 - missing or damaged
+        return "unknown", ""
+    finally:
+        forget("version")
+
+
 def load_board(path="/board.json"):
     """(board dict, None) from the validated board file, or (None, BoardError) if it must not
     be used (SR-3). The validator (stim.board) is forgotten again before this returns: it is

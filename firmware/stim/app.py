@@ -110,6 +110,8 @@ class App:
             flags |= leds.CUTOFF
         if unit.ended_until and time.ticks_diff(unit.ended_until, now) > 0:
             flags |= leds.ENDED
+        if unit.asking:
+            flags |= leds.ASKING
         # The feedback pattern (stim.feedback) plays on the motor and the buzzer as the setting
         # says (faults whatever it says), and shows on the status LED as white flashes.
         fb = unit.player.tick()
@@ -173,7 +175,8 @@ class App:
         return True
 
     async def watchdog(self):
-        while True:
+        # Returns (and so ends the app, stim.main) only when the wearer accepted maintenance.
+        while not self.unit.maintenance:
             await asyncio.sleep_ms(_WDT_FEED_MS)
             if self._wdt is not None and self.healthy():
                 self._wdt.feed()

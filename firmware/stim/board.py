@@ -22,7 +22,7 @@ _OUT = (0, 22, "an output GPIO", " (safe-off can only force GPIO 0..22 low witho
 
 _TOP = (
     "name description hardware sysclk_hz channels buttons status_led boost_en boost_adc "
-    "battery_adc analog intensity limits battery buzzer haptic"
+    "battery_adc analog intensity limits battery buzzer haptic console"
 ).split()
 _CHANNEL = ("phase_a", "phase_b", "level_pwm", "sense_adc", "led")
 _BUTTONS = ("power", "mode", "plus", "minus")
@@ -207,6 +207,12 @@ def validate(obj):
             if o[0] == sl:
                 m = "is on PWM slice %d with %s: its tone would set that slice's frequency"
                 raise BoardError("buzzer", m % (sl, pwm_outs[o]))
+    # SR-16: "locked" keeps the USB console to the host protocol while the firmware runs (no
+    # Ctrl-C, no REPL outside maintenance); "open", the default, is for development boards.
+    con = obj.get("console", "open")
+    if con != "open" and con != "locked":
+        raise BoardError("console", 'must be "open" or "locked", not %r' % (con,))
+    b["console"] = con
     _pin(used, b, obj, "", "boost_en", _OUT)
     _pin(used, b, obj, "", "boost_adc", _ADC)
     _pin(used, b, obj, "", "battery_adc", _ADC)

@@ -39,6 +39,7 @@ _POWER_OFF = const(18)
 _REFUSED = const(19)
 _TENS = const(20)  # counted: tens of a step (status)
 _UNITS = const(21)  # counted: units of a step (status)
+_HOST_ASKS = const(22)  # a host asks for control or maintenance (SR-15): always plays
 _URGENT_FROM = const(10)  # _OPEN.._CHARGING: faults and the supply; they always play
 _URGENT_TO = const(16)
 
@@ -67,8 +68,9 @@ _PATTERNS = (
     b"\x03\x03\x03\x03\x03\x14\x00"  # refused: three very fast
     b"\x1e\x14\x00"  # status, tens of a step: long pulses, counted
     b"\x06\x14\x00"  # status, units of a step: short pulses, counted
+    b"\x06\x0a\x0f\x0a\x28\x28\x00"  # a host asks: short, medium, long (a question)
 )
-_EVENTS = const(22)
+_EVENTS = const(23)
 _AT = bytearray(_EVENTS)  # where each event's pattern starts in _PATTERNS
 _n = 0
 for _k in range(len(_PATTERNS)):
@@ -98,7 +100,7 @@ class Player:
         if count < 1:
             count = 1
         if self._qn == _QUEUE:
-            if not _URGENT_FROM <= ev <= _URGENT_TO:
+            if not _URGENT_FROM <= ev <= _URGENT_TO and ev != _HOST_ASKS:
                 return
             self._qn -= 1
         i = 2 * ((self._qh + self._qn) % _QUEUE)
@@ -122,7 +124,9 @@ class Player:
         at = _AT[self._ev]
         on = 0
         if not self._i & 1:
-            on = 2 if _URGENT_FROM <= self._ev <= _URGENT_TO else 1
+            ev = self._ev
+            # SR-15: the wearer must notice a host asking, whatever the feedback setting says.
+            on = 2 if _URGENT_FROM <= ev <= _URGENT_TO or ev == _HOST_ASKS else 1
         self._left -= 1
         if self._left <= 0:
             self._i += 1

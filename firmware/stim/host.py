@@ -7,6 +7,9 @@ stim.hostcmd accepts to the unit (stim.unit), prints one reply line for each (do
 - Bytes go into stim.hostcmd.LineReader's fixed buffer: a flood of bytes costs no heap until a
   line ends, and at most MAX_LINE bytes are taken per scheduler round so the buttons (SR-7) and
   the control loop keep their rhythm.
+- SR-15: a host starts or raises output only with the wearer's consent: it sends `pair`, the
+  unit asks with a pattern and the wearer presses PLUS (stim.unit). Lowering, `stop` and the
+  commands that only read or configure never need it.
 - A session the host started, or whose intensity the host raised, is host-controlled: unless a
   valid command arrives every KEEPALIVE_MS, the unit ramps the output to zero and ends it.
 - Anything refused is answered with an error and changes nothing: not the output, not the
@@ -17,7 +20,15 @@ import asyncio
 import sys
 import time
 
+from micropython import const
+
 from stim import hostcmd, log, session, settings
+
+# What a host asks the wearer for (stim.unit's `asking`, same numbers: test_host_link.py).
+_ASK_CONTROL = const(1)
+_ASK_MAINTENANCE = const(2)
+
+_NO_CONSENT = "the wearer has not allowed host control: send pair, then the wearer presses PLUS"
 
 
 def console_stream():
@@ -80,6 +91,8 @@ class HostLink:
         why = unit.start_refusal()
         if why is not None:
             raise hostcmd.HostError(why[0], why[1], "start", rid)
+        if not unit.consent:
+            raise hostcmd.HostError(hostcmd.E_CONSENT, _NO_CONSENT, "start", rid)
         if pid is not None and pid != unit.stim.program["id"]:
             unit.select_program(pid, now)
         unit.host_takes_control()
@@ -105,6 +118,8 @@ class HostLink:
             rid=rid,
         )
         if step > old:
+            if not unit.consent:
+                raise hostcmd.HostError(hostcmd.E_CONSENT, _NO_CONSENT, "intensity", rid)
             unit.host_takes_control()  # the host raised it: it must keep the link alive
             self.t_rise[ch] = now
         unit.set_step(ch, step, now)
@@ -136,6 +151,34 @@ class HostLink:
             raise hostcmd.HostError(hostcmd.E_STATE, "no clock on this unit", "time", rid)
         self.clock(args)
         return [hostcmd.reply("ok", "time", rid)]
+
+    def _pair(self, rid, args, now):
+        return self._ask(_ASK_CONTROL, "pair", rid, now)
+
+    def _maintenance(self, rid, args, now):
+        # SR-16: the firmware stops and the REPL opens only when the wearer accepts, and never
+        # with a session on: maintenance never starts or keeps output.
+        st = self.unit.state()
+        if st != session.IDLE and st != session.OFF and st != session.FAULT:
+            msg = "a session is on (%s): stop first" % session.NAMES[st]
+            raise hostcmd.HostError(hostcmd.E_STATE, msg, "maintenance", rid)
+        return self._ask(_ASK_MAINTENANCE, "maintenance", rid, now)
+
+    def _ask(self, what, cmd, rid, now):
+        """SR-15: a host asks the wearer; the reply says so, the answer comes as a `consent`
+        log line (and in `status`)."""
+        unit = self.unit
+        st = unit.state()
+        if st == session.OFF or st == session.FAULT:
+            # The wearer answers with PLUS, which does nothing while off or in a fatal fault.
+            msg = "the unit is %s: the wearer must hold POWER to switch it on" % session.NAMES[st]
+            raise hostcmd.HostError(hostcmd.E_STATE, msg, cmd, rid)
+        if unit.locked:
+            raise hostcmd.HostError(hostcmd.E_LOCKED, "the unit is locked", cmd, rid)
+        if what == _ASK_CONTROL and unit.consent:
+            return [hostcmd.reply("ok", cmd, rid, {"consent": True})]
+        unit.ask(what, now)
+        return [hostcmd.reply("ok", cmd, rid, {"asking": "press PLUS on the unit", "s": 15})]
 
     def _history(self, rid, args, now):
         try:

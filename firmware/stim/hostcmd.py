@@ -46,6 +46,7 @@ E_RISE = "rise"
 E_RATE = "rate"
 E_BATTERY = "battery"
 E_IO = "io"
+E_CONSENT = "consent"
 
 # command: (least, most) arguments
 COMMANDS = {
@@ -58,6 +59,8 @@ COMMANDS = {
     "set": (1, 5),
     "history": (0, 0),
     "time": (6, 6),
+    "pair": (0, 0),
+    "maintenance": (0, 0),
 }
 SETTING_KEYS = ("program", "session_min", "channels", "feedback", "auto_off_min")
 

@@ -24,6 +24,7 @@ BATTERY_LOW = 2
 CUTOFF = 4
 ENDED = 8
 ACK = 16
+ASKING = 32
 
 CYCLE_MS = 4000
 _LOCK_FROM = const(3000)  # blue blip while locked: from, to (ms into the cycle)
@@ -47,6 +48,10 @@ def status(state, t_ms, flags):
         return RED if _on(t_ms, 200, 100) else OFF  # fast red blink: fatal fault
     if flags & ACK:
         return WHITE  # a brief flash on every press
+    if flags & ASKING:
+        # A host asks for the wearer's consent (SR-15): blue double flash every second.
+        x = t_ms % 1000
+        return BLUE if x < 400 and (x % 200) < 100 else OFF
     c = t_ms % CYCLE_MS
     if flags & CUTOFF:
         # Battery empty: three short red flashes every 2 s; nothing can start.

@@ -2,6 +2,11 @@
 app, and make the outputs safe on every way out (SR-8), including Ctrl-C from the host, before
 the REPL gets control.
 
+SR-16: on a board whose `console` is "locked" the USB console carries only the host protocol
+while the app runs (Ctrl-C is data: micropython.kbd_intr(-1)), a crash makes the outputs safe
+and resets the chip instead of returning to the REPL, and the REPL opens only in maintenance:
+MODE held at power-up, or a host's `maintenance` that the wearer accepted with a press.
+
 The only place that builds the hardware layer (stim.hw, stim.engine) and hands it to the logic
 (stimulator, unit, wearer, host link, app): nothing below this module makes its own pins.
 
@@ -12,7 +17,7 @@ loaded from a .mpy file (README, "Memory").
 
 import time
 
-from stim import load_board, log, safe
+from stim import firmware_version, load_board, log, safe
 
 
 def _raw_board():
@@ -26,7 +31,7 @@ def _raw_board():
         return None
 
 
-def build(board, held=None, console=None):
+def build(board, held=None, console=None, version=("unknown", "")):
     """The app for a validated board: hardware built here and handed in. `held`: the buttons
     held at boot (ignored until released, SR-11); `console`: the host's byte stream or None."""
     from stim import app, feedback, gestures, hw, settings
@@ -53,7 +58,7 @@ def build(board, held=None, console=None):
     now = time.ticks_ms()
     # The saved program from the start: one `program` log line at boot, not two.
     stim = Stimulator(board, channels, hw.Boost(board), cfg["program"], now)
-    unit = Unit(board, stim, cfg, now, feedback.Player())
+    unit = Unit(board, stim, cfg, now, feedback.Player(), version)
     wearer = Wearer(unit, gestures.Gestures(held, hw.power_down_ms()))
     host = HostLink(unit, board, console, hw.set_clock)
     return app.App(hardware, unit, wearer, host, hw.start_watchdog)
@@ -62,10 +67,12 @@ def build(board, held=None, console=None):
 def run():
     board = None
     fatal = None  # a board file we cannot trust: show the fault LED once outputs are off
+    locked = False  # SR-16: no way back to the REPL but maintenance
     try:
         from stim import hw
 
-        log.info("boot", cause=hw.reset_cause_name())
+        version = firmware_version()
+        log.info("boot", cause=hw.reset_cause_name(), version=version[0], commit=version[1])
         board, e = load_board("/board.json")  # the validator is dropped again after use
         if e is not None:
             fatal = _raw_board() or {}
@@ -82,7 +89,20 @@ def run():
         from stim import app
         from stim.host import console_stream
 
-        app.run(build(board, held, console_stream()))
+        locked = board["console"] == "locked"
+        if locked:
+            import micropython
+
+            micropython.kbd_intr(-1)  # SR-16: Ctrl-C is data for the host link, not an exit
+        app.run(build(board, held, console_stream(), version))
+        # The app ends only when the wearer accepted maintenance (SR-16): no output was on.
+        safe.all_off(board)
+        safe.watchdog_off()  # nothing feeds it in the REPL
+        locked = False
+        import micropython
+
+        micropython.kbd_intr(3)
+        log.warn("maintenance", msg="accepted on the unit: app stopped, REPL open until reset")
     except KeyboardInterrupt:
         safe.all_off(board)  # SR-8: outputs first, words after
         safe.watchdog_off()  # a deliberate exit to the REPL: nothing feeds the watchdog now
@@ -101,3 +121,7 @@ def run():
         if fatal is not None:
             safe.fault_led(fatal)
     log.info("outputs_off")
+    if locked:
+        # SR-16: a locked unit never returns to the REPL: after a crash (outputs already
+        # safe, logged) the chip restarts into the firmware.
+        safe.reset()

@@ -13,75 +13,105 @@ Keys:
   cycle:  {"on_s", "off_s", "ramp_up_s", "ramp_down_s"}: EMS work/rest cycles with ramps
 """
 
+from micropython import const
+
 from stim import modulation
 
 DEFAULT_GAP_US = 20
 
-PROGRAMS = (
-    {
-        "id": "tens_conventional",
-        "name": "TENS conventional",
-        "kind": "tens",
-        "rate_hz": 100,
-        "phase_us": 100,
-        "gap_us": DEFAULT_GAP_US,
-        "session_min": 30,
-    },
-    {
-        "id": "tens_acupuncture",
-        "name": "TENS acupuncture-like",
-        "kind": "tens",
-        "rate_hz": 2,
-        "phase_us": 200,
-        "gap_us": DEFAULT_GAP_US,
-        "session_min": 30,
-    },
-    {
-        "id": "tens_burst",
-        "name": "TENS burst",
-        "kind": "tens",
-        "rate_hz": 100,
-        "phase_us": 200,
-        "gap_us": DEFAULT_GAP_US,
-        "burst": {"pulses": 7, "rate_hz": 2},
-        "session_min": 30,
-    },
-    {
-        "id": "tens_modulated",
-        "name": "TENS modulated",
-        "kind": "tens",
-        "rate_hz": 80,
-        "phase_us": 200,
-        "gap_us": DEFAULT_GAP_US,
-        "sweep": {
-            "param": "phase_us",
-            "min": 200,
-            "max": 330,
-            "period_s": 1.0,
-            "shape": "triangle",
-        },
-        "session_min": 30,
-    },
-    {
-        "id": "ems_relax",
-        "name": "EMS relax (massage)",
-        "kind": "ems",
-        "rate_hz": 8,
-        "phase_us": 250,
-        "gap_us": DEFAULT_GAP_US,
-        "session_min": 30,
-    },
-    {
-        "id": "ems_strength",
-        "name": "EMS strength",
-        "kind": "ems",
-        "rate_hz": 50,
-        "phase_us": 300,
-        "gap_us": DEFAULT_GAP_US,
-        "cycle": {"on_s": 5.0, "off_s": 10.0, "ramp_up_s": 1.5, "ramp_down_s": 1.0},
-        "session_min": 20,
-    },
-)
+
+# The built-ins, each built as a dict when it is asked for (PROGRAMS[i], by_id): the code that
+# builds them runs from flash (ROMFS or frozen), where six dicts kept alive from import would take
+# about 1.3 KB of the heap; only the selected program's dict stays alive.
+def _program(i):
+    if i == 0:
+        return {
+            "id": "tens_conventional",
+            "name": "TENS conventional",
+            "kind": "tens",
+            "rate_hz": 100,
+            "phase_us": 100,
+            "gap_us": DEFAULT_GAP_US,
+            "session_min": 30,
+        }
+    if i == 1:
+        return {
+            "id": "tens_acupuncture",
+            "name": "TENS acupuncture-like",
+            "kind": "tens",
+            "rate_hz": 2,
+            "phase_us": 200,
+            "gap_us": DEFAULT_GAP_US,
+            "session_min": 30,
+        }
+    if i == 2:
+        return {
+            "id": "tens_burst",
+            "name": "TENS burst",
+            "kind": "tens",
+            "rate_hz": 100,
+            "phase_us": 200,
+            "gap_us": DEFAULT_GAP_US,
+            "burst": {"pulses": 7, "rate_hz": 2},
+            "session_min": 30,
+        }
+    if i == 3:
+        return {
+            "id": "tens_modulated",
+            "name": "TENS modulated",
+            "kind": "tens",
+            "rate_hz": 80,
+            "phase_us": 200,
+            "gap_us": DEFAULT_GAP_US,
+            "sweep": {
+                "param": "phase_us",
+                "min": 200,
+                "max": 330,
+                "period_s": 1.0,
+                "shape": "triangle",
+            },
+            "session_min": 30,
+        }
+    if i == 4:
+        return {
+            "id": "ems_relax",
+            "name": "EMS relax (massage)",
+            "kind": "ems",
+            "rate_hz": 8,
+            "phase_us": 250,
+            "gap_us": DEFAULT_GAP_US,
+            "session_min": 30,
+        }
+    if i == 5:
+        return {
+            "id": "ems_strength",
+            "name": "EMS strength",
+            "kind": "ems",
+            "rate_hz": 50,
+            "phase_us": 300,
+            "gap_us": DEFAULT_GAP_US,
+            "cycle": {"on_s": 5.0, "off_s": 10.0, "ramp_up_s": 1.5, "ramp_down_s": 1.0},
+            "session_min": 20,
+        }
+    raise IndexError(i)
+
+
+_N = const(6)
+
+
+class _Table:
+    """PROGRAMS: the built-in programs in order, each a fresh dict (len, index, iterate)."""
+
+    def __len__(self):
+        return _N
+
+    def __getitem__(self, i):
+        if i < 0:
+            i += _N
+        return _program(i)
+
+
+PROGRAMS = _Table()
 
 
 class ProgramError(ValueError):
@@ -102,7 +132,8 @@ def prepare(p, max_session_min=120, whole=False):
     PROGRAMS, checked whole by the tests) is only checked against the board's session limit
     unless `whole`; any other goes through stim.progcheck, loaded for the check and forgotten
     again (its rules and messages need not stay on the heap, nor cost a boot)."""
-    if not whole and p in PROGRAMS:
+    i = -1 if whole or not isinstance(p, dict) else index_of(p.get("id"))
+    if i >= 0 and PROGRAMS[i] == p:
         if p["session_min"] > max_session_min:
             raise ProgramError(
                 "session_min", "%s outside 1..%s" % (p["session_min"], max_session_min)
@@ -122,14 +153,14 @@ def prepare(p, max_session_min=120, whole=False):
 
 
 def by_id(pid):
-    for p in PROGRAMS:
-        if p["id"] == pid:
-            return p
+    i = index_of(pid)
+    if i >= 0:
+        return PROGRAMS[i]
     raise ProgramError("id", "no program %r" % (pid,))
 
 
 def index_of(pid):
-    for i, p in enumerate(PROGRAMS):
-        if p["id"] == pid:
+    for i in range(_N):
+        if _program(i)["id"] == pid:
             return i
     return -1

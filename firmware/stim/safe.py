@@ -6,7 +6,7 @@ output of the board is designed to be safe when low (boards/README.md), so when 
 cannot be trusted we drive every user GPIO low instead.
 """
 
-from machine import Pin, mem32
+from machine import Pin, mem32, reset  # noqa: F401 - reset: stim.main (SR-16)
 from micropython import const
 
 # RP2040 datasheet 4.7.6: WATCHDOG_BASE 0x40058000, CTRL at offset 0 with ENABLE in bit 30;

@@ -6,6 +6,8 @@ Every call takes `now` (time.ticks_ms()). The unit owns:
 - the settings in force (program, channel selection, session length) and when they are written:
   only while every output is off (SR-14);
 - the lock, and whether a host controls the running session (its keep-alive, SR-12);
+- the wearer's consent to host control and to maintenance (SR-15): asked by the host, answered
+  by a press, never stored;
 - the control cycle (tick): the stimulator's tick, the session timer (SR-9), a session every
   channel has left, the host's keep-alive, a boost that failed.
 
@@ -37,8 +39,16 @@ _FB_LOW_BATTERY = const(14)
 _FB_CUTOFF = const(15)
 _FB_POWER_ON = const(17)
 _FB_POWER_OFF = const(18)
+_FB_REFUSED = const(19)
 _FB_TENS = const(20)
 _FB_UNITS = const(21)
+_FB_HOST_ASKS = const(22)
+
+# What a host asks the wearer for (SR-15, `asking`): control of the output, or maintenance
+# (the firmware stops and the USB console opens, SR-16). stim.host uses the same numbers.
+_ASK_CONTROL = const(1)
+_ASK_MAINTENANCE = const(2)
+_ASK_MS = const(15_000)  # the wearer's time to answer; no answer is a refusal
 
 _ENDED_SHOW_MS = const(30_000)  # the "session finished" pattern, until a press or this long
 # The rp2 port starts its clock at 2021-01-01 00:00 at every power-up and hard reset
@@ -51,9 +61,14 @@ _CLOCK_YEAR_MIN = const(2025)
 _FAULT_PATTERN = b"\x00\x0a\x0b\x0d\x0d\x0d\x0c"
 
 
+def _what(ask):
+    return "maintenance" if ask == _ASK_MAINTENANCE else "control"
+
+
 class Unit:
-    def __init__(self, board, stim, cfg, now, player):
+    def __init__(self, board, stim, cfg, now, player, version=("unknown", "")):
         self.stim = stim
+        self.version = version  # (git describe, commit) of this firmware
         self.player = player  # stim.feedback.Player: what the wearer feels or hears
         self.cfg = cfg
         self.battery = battery.BatteryMonitor(board["battery"])
@@ -61,6 +76,10 @@ class Unit:
         self.session = session.Session(cfg["session_min"] * 60)
         self.locked = False
         self.host_controlled = False  # the session's keep-alive is watched (SR-12)
+        self.consent = False  # SR-15: the wearer let a host start and raise output
+        self.asking = 0  # what a host asks the wearer for (1 control, 2 maintenance), 0: nothing
+        self._ask_until = 0
+        self.maintenance = False  # the wearer accepted maintenance: the app stops (stim.app)
         self._t_host = now  # the host's last valid command
         self._t_active = now  # the last press, host command or session end (auto-off)
         self.ended_until = 0  # ticks_ms until which the "session finished" pattern shows
@@ -94,6 +113,10 @@ class Unit:
             "channels": self.cfg["channels"],
             "locked": self.locked,
             "host": self.host_controlled,
+            "consent": self.consent,
+            "asking": self.asking,
+            "version": self.version[0],
+            "commit": self.version[1],
             "remaining_s": s.remaining_s(now) if s.state != session.OFF else 0,
             "battery": battery.NAMES[self.battery.state],
             "keepalive_ms": hostcmd.KEEPALIVE_MS,
@@ -141,9 +164,39 @@ class Unit:
             return hostcmd.E_BATTERY, "battery empty: charge it"
         return None
 
+    # -- consent (SR-15) -----------------------------------------------------------------
+    def ask(self, what, now):
+        """A host asks the wearer for control (1) or maintenance (2): the question plays (and
+        shows on the status LED) until PLUS accepts, MINUS refuses or _ASK_MS pass."""
+        self.asking = what
+        self._ask_until = time.ticks_add(now, _ASK_MS)
+        log.info("consent", state="asked", what=_what(what), timeout_ms=_ASK_MS)
+        self.player.play(_FB_HOST_ASKS)
+
+    def answer(self, yes, why):
+        """The wearer's answer (PLUS: yes; MINUS or the time running out: no)."""
+        what = self.asking
+        self.asking = 0
+        if yes:
+            if what == _ASK_MAINTENANCE:
+                self.maintenance = True
+            else:
+                self.consent = True
+        log.info("consent", state="accepted" if yes else "refused", what=_what(what), reason=why)
+        self.player.play(_FB_UNLOCKED if yes else _FB_REFUSED)
+
+    def end_consent(self, reason):
+        """SR-15: consent (and a question not yet answered) ends at power-off, at a POWER
+        press, at keep-alive loss and on a fault; a host must ask again."""
+        if self.consent or self.asking:
+            self.consent = False
+            self.asking = 0
+            log.info("consent", state="ended", reason=reason)
+
     # -- switching and sessions ---------------------------------------------------------
     def switch(self, now):
         """POWER held: off from any state (output stopped, session ended), on from off."""
+        self.end_consent("power")
         if self.session.state != session.OFF:
             self.stim.stop_all()
             self._finish(now, "power_off")
@@ -176,6 +229,7 @@ class Unit:
             # (stimctl history).
             "clock": time.gmtime(t)[0] >= _CLOCK_YEAR_MIN,
             "program": p["id"],
+            "fw": self.version[0],
             "max_step": [0] * len(self.stim.channels),
             "faults": [],
         }
@@ -408,6 +462,7 @@ class Unit:
             # SR-12: the host that controls this session went quiet: ramp the output to zero
             # and end the session, as at the end of its time.
             self.host_controlled = False
+            self.end_consent("keepalive")
             log.warn(
                 "host",
                 msg="keep-alive lost: output ramps to zero",
@@ -422,6 +477,7 @@ class Unit:
             if s.state in (session.RUNNING, session.PAUSED, session.ENDING):
                 self._finish(now, "fault")
             s.fatal(now)
+            self.end_consent("fault")
             stim.pause()
             stim.forget_pause()
             log.error("fatal", reason="boost", msg="high-voltage supply failed: switch off")
@@ -432,6 +488,10 @@ class Unit:
             # power-off pattern, so a forgotten unit does not drain its battery.
             log.info("auto_off", idle_min=self.cfg["auto_off_min"])
             self.switch(now)
+        if self.asking and time.ticks_diff(now, self._ask_until) >= 0:
+            self.answer(False, "timeout")  # SR-15: no answer is a refusal
+        elif self.consent and hostcmd.KEEPALIVE_MS < time.ticks_diff(now, self._t_host):
+            self.end_consent("keepalive")  # SR-15: the host that was allowed went quiet
         if self._unsaved or self._unwritten is not None:
             self._write_flash()  # SR-14: once every output is off
 
@@ -461,6 +521,7 @@ class Unit:
             noted[i] = f
             if not f:
                 continue
+            self.end_consent("fault")  # SR-15: after a fault the wearer decides again
             self.player.play(_FAULT_PATTERN[f] if f < len(_FAULT_PATTERN) else _FB_FAULT)
             rec = self._rec
             if rec is not None:

@@ -59,7 +59,8 @@ class Wearer:
         if ev == gestures.POWER_DOWN:
             # SR-7: output to zero on the first sample that sees POWER, in every state. The
             # release then decides: a short press leaves the session paused, a long one
-            # switches the unit off.
+            # switches the unit off. A POWER press also takes back any host's consent (SR-15).
+            unit.end_consent("power")
             if unit.pause(now):
                 self._paused_by_press = True
             return
@@ -90,6 +91,11 @@ class Wearer:
             return
         if ev == gestures.STATUS:
             unit.play_status(now)  # tells, changes nothing: also while locked
+            return
+        if unit.asking and (ev == gestures.PLUS or ev == gestures.MINUS):
+            # SR-15: a host asks; this press answers it and does nothing else. Never while
+            # locked (the host is refused then): a press on a locked keypad cannot consent.
+            unit.answer(ev == gestures.PLUS, "press")
             return
         if unit.locked:
             log.info("locked", gesture=gestures.NAMES[ev])

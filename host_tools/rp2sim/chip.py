@@ -167,6 +167,9 @@ class Chip:
         self.pin_irqs: dict[int, tuple[int, Callable, bool]] = {}
         self.pio_irq_handlers: dict[tuple[int, int], tuple[Callable, bool]] = {}
         self.irq_serviced = 0  # counts interrupt handlers run; cpu.idle() returns when it moves
+        # micropython.kbd_intr's character (3: Ctrl-C, -1: none). pyexec sets Ctrl-C before it
+        # runs boot.py and main.py (shared/runtime/pyexec.c, parse_compile_execute).
+        self.interrupt_char = 3
         self.wdt_deadline: int | None = None
         self.wdt_timeout_cycles = 0
         self.wdt_enabled = False

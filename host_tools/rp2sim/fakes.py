@@ -829,6 +829,12 @@ def _make_micropython(chip: Chip) -> types.ModuleType:
         state["heap_locked"] += 1
         return state["heap_locked"] - 1
 
+    def kbd_intr(c):
+        # micropython.kbd_intr: the character the USB CDC receive callback turns into a
+        # KeyboardInterrupt (shared/tinyusb/mp_usbd_cdc.c: `data_char == mp_interrupt_char`);
+        # -1: none, every byte goes to stdin.
+        chip.interrupt_char = int(c)
+
     def heap_unlock():
         state["heap_locked"] = max(0, state["heap_locked"] - 1)
         return state["heap_locked"]
@@ -845,7 +851,7 @@ def _make_micropython(chip: Chip) -> types.ModuleType:
         alloc_emergency_exception_buf=lambda n: None,
         mem_info=lambda *a: None,
         opt_level=lambda *a: 0,
-        kbd_intr=lambda c: None,
+        kbd_intr=kbd_intr,
     )
 
 

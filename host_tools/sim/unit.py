@@ -27,6 +27,14 @@ from .board_model import BoardModel
 USB_PACKET = 64  # bytes per full-speed bulk packet, one per 1 ms frame
 
 
+# What the rp2 port's friendly REPL prints when main.py has ended (pyexec_friendly_repl: the
+# banner, its build date left out here, and the prompt).
+REPL_BANNER = (
+    "MicroPython v1.29.0; Raspberry Pi Pico with RP2040\r\n"
+    'Type "help()" for more information.\r\n>>> '
+)
+
+
 class _External:
     """A scheduled stimulus from outside the chip: survives resets of the chip."""
 
@@ -175,9 +183,11 @@ class SimulatedUnit:
         )
         self.state = "boot"
         try:
+            self.chip.interrupt_char = 3  # pyexec: Ctrl-C interrupts each file it runs
             self._run_file("boot.py", "boot")
             if run_main:
                 self.state = "main"
+                self.chip.interrupt_char = 3
                 self._run_file("main.py", "__main__")
         except (ChipReset, _SoftReset, _RawSoftReset, _Shutdown):
             raise
@@ -225,8 +235,12 @@ class SimulatedUnit:
         cpu.spend("print_byte", len(text))
 
     def _idle(self) -> None:
-        """The REPL waiting for input: hardware keeps running, nothing else happens."""
+        """The REPL waiting for input: hardware keeps running, nothing else happens. It greets
+        the host as the port's friendly REPL does (pyexec_friendly_repl) and reads Ctrl-C as a
+        character of its own (a new prompt)."""
         chip = self.chip
+        chip.interrupt_char = 3  # the sim's REPL takes Ctrl-C through the same path
+        self.console.write(REPL_BANNER)
         while True:
             try:
                 chip.cpu.sleep_cycles(chip.cycles(3600))
@@ -293,6 +307,22 @@ class SimulatedUnit:
         """Schedule a stimulus (any callable) at simulated time t_s."""
         self.chip.schedule(self.chip.cycles(t_s), _External(fn, *args))
 
+    def answer_hosts(self, button: str | None = "plus", after_s: float = 1.0) -> None:
+        """A wearer who answers every host's question (the unit's `consent` log line, state
+        `asked`, SR-15) with a press of `button` (plus: yes, minus: no) `after_s` later; None:
+        stop answering."""
+
+        def answer(_line: str, rec: dict | None) -> None:
+            if rec and rec.get("ev") == "consent" and rec.get("state") == "asked":
+                self.press(button, at=self.chip.t_s + after_s)
+
+        old = getattr(self, "_answerer", None)
+        if old is not None:
+            self.console.listeners.remove(old)
+        self._answerer = answer if button else None
+        if button:
+            self.console.listeners.append(answer)
+
     def press(self, name: str, at: float | None = None, hold_s: float = 0.1) -> None:
         t = self.chip.t_s if at is None else at
         self.at(t, self.model.press, name)
@@ -308,7 +338,8 @@ class SimulatedUnit:
         (default now) as USB full-speed does: one packet of up to USB_PACKET bytes per 1 ms
         frame, each raising the USB interrupt (a CPU waiting in poll wakes). A Ctrl-C byte
         (0x03) does what the rp2 port's CDC receive callback does while code runs: it empties
-        the receive buffer and raises KeyboardInterrupt."""
+        the receive buffer and raises KeyboardInterrupt, unless the firmware turned that off
+        (micropython.kbd_intr(-1)): then it is a byte like any other."""
         b = data.encode() if isinstance(data, str) else bytes(data)
         t = self.chip.t_s if at is None else at
         for i in range(0, len(b), USB_PACKET):
@@ -317,7 +348,7 @@ class SimulatedUnit:
     def _usb_rx(self, packet: bytes) -> None:
         self.chip.irq_serviced += 1
         for c in packet:
-            if c == 3:
+            if c == self.chip.interrupt_char:
                 self.usb_rx.clear()
                 self.chip.cpu.raise_async(KeyboardInterrupt)
                 return

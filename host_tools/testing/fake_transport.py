@@ -270,6 +270,13 @@ class FakeSerial:
         self.disconnect_at_end = disconnect_at_end
         self.closed = False
         self.on_close = on_close
+        self.written = bytearray()  # what the host sent (a log stream answers nothing)
+
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise serial.SerialException("port closed")
+        self.written += data
+        return len(data)
 
     def readline(self) -> bytes:
         if self.closed:

@@ -21,6 +21,7 @@ def parts(mocker, rig):
     hw.buttons_down.return_value = 0b0100  # PLUS down
     unit = mocker.Mock(name="unit")
     unit.locked = False
+    unit.asking = 0  # no host asks for consent (SR-15)
     unit.ended_until = 0
     unit.battery.state = 0
     unit.state.return_value = 2  # running

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BOARD_PY = ROOT / "firmware" / "stim" / "board.py"
 PICO_RAW = json.loads((boards.BOARDS_DIR / "pico.json").read_text())
 
-OPTIONAL_TOP = {"description", "battery"}
+OPTIONAL_TOP = {"description", "battery", "console"}
 OPTIONAL_PINS = {"buzzer", "haptic"}  # in the result only when the board file has them
 REQUIRED_TOP = [
     "name",

@@ -79,6 +79,7 @@ HOST_LINES = (
     "ping",
     "status",
     "start",
+    "pair",
     "start tens_burst",
     "start ems_strength",
     "@a1 intensity 1 2",
@@ -326,6 +327,10 @@ class UnitFuzz(RuleBasedStateMachine):
         silent for the keep-alive time and the fade: the output must be back at zero
         (host_session_fades_without_keep_alive)."""
         self._step()
+        # SR-15: the host asks, the wearer lets it with PLUS, then it starts.
+        self._host(b"pair\n", 0.2)
+        self._press("plus", self._now() + 0.05, 0.1)
+        self.unit.run_for(0.3)
         self._host(b"@s start\n", 2.6)
         for k in range(raises):
             self._host(b"intensity 1 %d\n" % (k + 2), 0.45)

@@ -16,78 +16,24 @@ from hypothesis import strategies as st
 
 from host_tools.boards import load_board
 from host_tools.sim.rig import FirmwareRig
-
-pytestmark = pytest.mark.req("FR-23")
-
-ON_S = 0.5  # POWER held from here for 1.7 s: the unit is on at 2.2 s
-READY_S = 2.5
-STEP_MA = 1.5
-KEEPALIVE_S = 3.0
-RAMP_DOWN_S = 2.0
+from host_tools.testing.hostproto import (
+    KEEPALIVE_S,
+    ON_S,
+    RAMP_DOWN_S,
+    READY_S,
+    STEP_MA,
+    err,
+    keep_alive,
+    ok,
+    peak,
+    pulses,
+    send,
+    unit_on,
+)
 
 _hostcmd = FirmwareRig("pico").import_module("stim.hostcmd")
 
-
-def unit_on(make_unit, board="pico", settings_text=None, **kw):
-    files = None
-    b = load_board(board) if isinstance(board, str) else board
-    if settings_text is not None or not isinstance(board, str):
-        files = {"/board.json": json.dumps(b)}
-        if settings_text is not None:
-            files["/settings.json"] = settings_text
-    unit = make_unit(b, load_ohm={1: 1000.0, 2: 1000.0}, files=files, **kw)
-    unit.press("power", at=ON_S, hold_s=1.7)
-    unit.run_until(READY_S)
-    return unit
-
-
-def send(unit, line, wait_s=1.0):
-    """Send one line; the reply lines it got (all of them, `rec` lines included), waiting as a
-    host does: until the final reply (`ok` or `err`), at most wait_s. The unit takes its time:
-    its Python runs at the port's speed (a `status` about 10 ms) and a `set` writes the flash
-    (an erase masks interrupts for 45 ms)."""
-    n = len(unit.console.replies)
-    unit.send(line if isinstance(line, bytes) else line + "\n")
-    t_end = unit.chip.t_s + wait_s
-    while unit.chip.t_s < t_end:
-        unit.run_for(0.005)
-        if any(r["r"] in ("ok", "err") for r in unit.console.replies[n:]):
-            unit.run_for(0.01)  # anything else the line might wrongly have caused
-            break
-    return unit.console.replies[n:]
-
-
-def ok(unit, line, wait_s=1.0):
-    got = send(unit, line, wait_s)
-    assert got and got[-1]["r"] == "ok", (line, got)
-    return got[-1]
-
-
-def err(unit, line, wait_s=1.0):
-    got = send(unit, line, wait_s)
-    assert len(got) == 1 and got[0]["r"] == "err", (line, got)
-    return got[0]
-
-
-def pulses(unit, ch=1, t0=0.0, t1=1e9):
-    return [
-        p
-        for p in unit.model.channels[ch - 1].pulse_log
-        if t0 <= p.t_a < t1 and max(p.peak_a_ma, p.peak_b_ma, p.drive_ma) >= 0.05
-    ]
-
-
-def peak(unit, ch=1, t0=0.0, t1=1e9):
-    return max((p.peak_a_ma for p in pulses(unit, ch, t0, t1)), default=0.0)
-
-
-def keep_alive(unit, until_s, every_s=1.0):
-    """A host that pings every every_s until until_s."""
-    t = unit.chip.t_s
-    while t + every_s < until_s:
-        t += every_s
-        unit.send("ping\n", at=t)
-    unit.run_until(until_s)
+pytestmark = pytest.mark.req("FR-23")
 
 
 def host_session(unit, step=1, program=None):
@@ -287,7 +233,8 @@ def test_power_press_stops_a_host_session_within_20_ms_and_the_host_cannot_resum
     for ch in (1, 2):
         late = [p for p in pulses(unit, ch) if p.end_s > t + 0.020]
         assert not late, "ch%d pulsing %.1f ms after the press" % (ch, (late[0].end_s - t) * 1e3)
-    assert ok(unit, "status")["state"] == "paused"
+    st = ok(unit, "status")
+    assert st["state"] == "paused" and st["consent"] is False  # the press took it back (SR-15)
     assert err(unit, "intensity 1 1")["code"] == "state"
     assert err(unit, "start")["code"] == "state"
     keep_alive(unit, t + 3.0, every_s=0.3)

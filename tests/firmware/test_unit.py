@@ -273,5 +273,6 @@ def test_status_gives_every_field_the_protocol_names(rig, fw, stim):
     assert st["state"] == "idle" and st["steps"] == [0, 0] and st["faults"] == ["ok", "ok"]
     assert set(st) == {
         "state", "program", "steps", "max_step", "faults", "channels", "locked", "host",
-        "remaining_s", "battery", "keepalive_ms",
+        "remaining_s", "battery", "keepalive_ms", "consent", "asking", "version", "commit",
     }  # fmt: skip
+    assert (st["consent"], st["asking"], st["version"]) == (False, 0, "unknown")

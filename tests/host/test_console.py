@@ -36,6 +36,7 @@ class Typed:
 def unit_on(make_unit):
     files = {"/board.json": json.dumps(load_board("pico"))}
     unit = make_unit("pico", load_ohm={1: 1000.0, 2: 1000.0}, files=files)
+    unit.answer_hosts("plus")  # a wearer who lets the laptop control the unit (SR-15)
     unit.press("power", at=0.5, hold_s=1.7)
     unit.run_until(2.5)
     return unit
@@ -61,7 +62,8 @@ def test_commands_and_the_events_they_cause_appear_together(make_unit, tmp_path)
         unit,
         [
             (3.0, "status"),
-            (3.5, "start ems_relax"),
+            (3.2, "pair"),  # the wearer answers with PLUS a second later (SR-15)
+            (4.5, "start ems_relax"),
             (5.0, "intensity 1 2"),
             (9.0, "stop"),
             (10.0, "quit"),
@@ -112,7 +114,7 @@ def test_every_kind_of_refusal_is_reported_as_what_it_is(make_unit):
 
 def test_leaving_stops_the_session_the_console_kept_alive(make_unit):
     unit = unit_on(make_unit)
-    rc, out = console(unit, [(3.0, "start"), (6.0, None)])
+    rc, out = console(unit, [(3.0, "pair"), (4.5, "start"), (7.0, None)])
     assert rc == 0
     assert "stopped the session this console kept alive" in out[-1]
     st = [r for r in unit.logs("session") if r.get("state") == "end"]

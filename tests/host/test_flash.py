@@ -28,7 +28,8 @@ BOARD_JSON = (fl.ROOT / "boards" / "pico.json").read_bytes()
 
 
 def tree(fw_dir: Path, board: bytes = BOARD_JSON, mpy=False, mpy_dir=None) -> dict[str, bytes]:
-    files = fl.firmware_files(mpy=mpy, firmware_dir=fw_dir, mpy_dir=mpy_dir or fl.MPY_DIR)
+    ident = fl.identity_of(fw_dir)  # stim/version.py, as flash writes it
+    files = fl.firmware_files(mpy, fw_dir, mpy_dir or fl.MPY_DIR, ident)
     t = {f.path: f.data for f in files}
     t["/board.json"] = board
     return t
@@ -93,7 +94,8 @@ def test_unchanged_board_is_not_written():
 def test_only_changed_files_are_written_and_retired_files_removed(old_fw):
     b = board_with(tree(old_fw))
     rep = fl.flash(FakeDeviceIO([b]))
-    assert rep.written == ["/stim/app.py"]
+    # app.py, and the build identity (the old tree is no checkout: "unknown")
+    assert rep.written == ["/stim/app.py", "/stim/version.py"]
     assert rep.removed == ["/stim/retired.py"]
     assert managed(b.fs) == tree(FIRMWARE)
 

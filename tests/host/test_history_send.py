@@ -46,6 +46,7 @@ def unit_with(make_unit, recs=None, on=True):
     if recs is not None:
         files["/history.jsonl"] = "".join(json.dumps(r) + "\n" for r in recs)
     unit = make_unit("pico", load_ohm={1: 1000.0, 2: 1000.0}, files=files)
+    unit.answer_hosts("plus")  # a wearer who lets the laptop control the unit (SR-15)
     if on:
         unit.press("power", at=0.5, hold_s=1.7)
     unit.run_until(2.5)
@@ -77,6 +78,7 @@ def test_the_client_pairs_replies_by_id_and_passes_other_lines_on(make_unit):
     assert e.value.code == "state"
     with pytest.raises(NotSent, match="refused by stimctl, not by the unit"):
         link.command("x" * 200)  # refused before it is sent
+    assert link.pair()  # the wearer pressed PLUS (SR-15)
     link.command("start")
     unit.run_for(0.5)
     assert any(json.loads(x).get("ev") == "session" for x in seen if x.startswith('{"t":'))
@@ -142,6 +144,7 @@ def test_stimctl_history_shows_a_session_run_on_the_unit(make_unit, dio_for, cap
     unit = unit_with(make_unit)
     d = dio_for(unit)
     link = UnitLink(d.serial(d.port, 0.1), d.port)
+    assert link.pair()  # the wearer pressed PLUS (SR-15)
     link.command("start tens_burst")
     for _ in range(4):
         unit.run_for(0.5)
@@ -235,6 +238,7 @@ def test_stimctl_history_across_power_cycles_dates_only_what_a_set_clock_recorde
     d = dio_for(unit)
     link = UnitLink(d.serial(d.port, 0.1), d.port)
     before = datetime.now(UTC).replace(microsecond=0)
+    assert link.pair()  # the wearer pressed PLUS (SR-15)
     link.command("start tens_burst")  # the link set the unit's clock first
     for _ in range(3):
         unit.run_for(0.5)

@@ -44,8 +44,13 @@ def run(cmd: list[str], timeout: float = 60, env=None) -> subprocess.CompletedPr
 
 
 def firmware_files() -> dict[str, bytes]:
-    """What `stimctl flash` installs, as device path -> contents."""
-    return {vm: Path(host).read_bytes() for vm, host in mpvm.firmware_files(FIRMWARE, "pico")}
+    """What `stimctl flash` installs, as device path -> contents: the tree, the board file and
+    the build identity (stim/version.py)."""
+    from host_tools import flash
+
+    out = {vm: Path(host).read_bytes() for vm, host in mpvm.firmware_files(FIRMWARE, "pico")}
+    out["/stim/version.py"] = flash.identity_of(FIRMWARE).module()
+    return out
 
 
 @contextlib.contextmanager
@@ -586,3 +591,51 @@ def test_console_streams_the_log_and_takes_commands_on_one_connection(running):
             p.kill()
     r = run(STIMCTL + ["send", "--port", running.path, "set", "session_min=25"])
     assert r.returncode == 0, r.stderr
+
+
+# ---- a locked console on the real VM (SR-16, SR-15) --------------------------------------------
+@pytest.mark.req("SR-16", "SR-15")
+def test_a_locked_unit_on_micropython_ignores_ctrl_c_and_is_not_flashed_without_maintenance(
+    tmp_path,
+):
+    """The wearable's board file (console locked) flashed onto a virtual board reporting the
+    wearable's hardware: the firmware runs on MicroPython's VM with micropython.kbd_intr(-1),
+    so Ctrl-C and the raw-REPL bytes are data for its host link; the unit asks its wearer when a
+    host asks while it is off; `stimctl flash` asks for maintenance, says what to do on the
+    unit, and writes nothing without it."""
+    from host_tools.boards import load_board
+
+    hardware = load_board("wearable_v1")["hardware"]
+    b = VBoard(tmp_path / "flash.json", machine=hardware).start()
+    try:
+        r = None
+        for _ in range(50):
+            r = run(MPREMOTE + ["connect", b.path, "exec", "print('up')"], timeout=20)
+            if r.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert r is not None and r.returncode == 0, r and r.stderr
+        r = run(STIMCTL + ["flash", "--port", b.path, "--board", "wearable_v1"], timeout=120)
+        assert r.returncode == 0, r.stderr + r.stdout
+        assert firmware_answers(b), "the flashed firmware does not answer"
+        link = Link(b.path)
+        try:
+            # Ctrl-C, raw REPL, raw paste, soft reset: one unreadable line for the host link.
+            rep = link.raw(b"\x03\x03\x01\x05A\x01\x04\x02status\n")
+            assert rep["r"] == "err" and rep["code"] == "bad_bytes", rep
+            assert link.status()["state"] == "off"  # the firmware runs on
+            assert link.raw(b"pair\n")["code"] == "state"  # off: PLUS could not answer
+            assert link.raw(b"start\n")["code"] == "state"
+        finally:
+            link.close()
+        before = flash_contents(b.flash)
+        r = run(STIMCTL + ["flash", "--port", b.path, "--board", "wearable_v1"], timeout=120)
+        # Switched off (this board has no buttons to press): the unit refuses to ask, and the
+        # tool says what to do on the unit.
+        out = r.stdout + r.stderr
+        assert r.returncode != 0
+        assert "console is locked" in out and "hold POWER" in out and "MODE held" in out, out
+        assert flash_contents(b.flash) == before  # nothing written
+        assert firmware_answers(b)  # and the firmware still runs
+    finally:
+        b.close()

@@ -392,9 +392,9 @@ def replies(res) -> dict:
 def test_host_link_refuses_bad_lines_and_a_lost_keep_alive_ramps_to_zero():
     res = run("sr12_host_link")
     clean(res)
-    assert len(res.of("host")) == 11  # every line the host sent is in the trace
+    assert len(res.of("host")) == 12  # every line the host sent is in the trace
     rep = replies(res)
-    assert [rep[k]["r"] for k in ("s1", "p1", "i2", "i3", "p2", "q1")] == ["ok"] * 6
+    assert [rep[k]["r"] for k in ("a1", "s1", "p1", "i2", "i3", "p2", "q1")] == ["ok"] * 7
     codes = {k: rep[k]["code"] for k in ("r5", "c1", "u1", "b1", "l1")}
     # b1 and l1: lines the unit could not read, answered with their id (read before the problem)
     assert codes == {
