@@ -112,6 +112,12 @@ def cmd_console(args) -> int:
     return console.run_console(args, _dio())
 
 
+def cmd_program(args) -> int:
+    from . import progtool
+
+    return progtool.main(args, _dio())
+
+
 def cmd_history(args) -> int:
     from . import history
 
@@ -221,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--event", action="append", metavar="EV", help="only these events (repeat, or a,b,c)"
     )
     s.set_defaults(fn=cmd_console)
+    s = sub.add_parser("program", help="custom programs on the unit: add FILE, list, remove ID")
+    s.add_argument("--port", help=port_help)
+    ps = s.add_subparsers(dest="op", required=True)
+    a = ps.add_parser("add", help="install a program file (JSON, the built-ins' fields)")
+    a.add_argument("file", metavar="FILE")
+    ps.add_parser("list", help="the installed programs")
+    r = ps.add_parser("remove", help="remove an installed program")
+    r.add_argument("id", metavar="ID")
+    s.set_defaults(fn=cmd_program)
+
     s = sub.add_parser("history", help="the unit's session history; --plot draws adherence")
     s.add_argument("--port", help=port_help)
     s.add_argument("--plot", metavar="PNG", help="draw minutes per day into this PNG")

@@ -31,6 +31,7 @@ from rich.text import Text
 
 from .logstream import format_record
 from .protocol import BUTTONS, LOCK_MS, MODE_LONG_MS, POWER_LONG_MS, REPEAT_DELAY_MS, REPEAT_MS
+from .sim import patterns
 from .sim.board_model import DRIVE_MIN_MA, OPEN_OHM, SHORT_OHM, Pulse
 from .sim.unit import FIRMWARE_DIR, SimulatedUnit
 
@@ -75,7 +76,7 @@ BUTTON_KEYS: dict[str, tuple[tuple[str, ...], float]] = {
 }
 LIFT_KEYS = {"1": 1, "2": 2}
 SHORT_KEYS = {"3": 1, "4": 2}
-OTHER_KEYS = ("z", "b", "B", "[", "]", "t", " ", "q", "CTRL-C")
+OTHER_KEYS = ("z", "b", "B", "c", "[", "]", "t", " ", "q", "CTRL-C")
 
 # The help line: (keys as shown, what they do, the same shorter).
 HELP: tuple[tuple[str, str, str], ...] = (
@@ -90,6 +91,7 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("3 4", "short electrode", "short"),
     ("z", "skin Ω", "skin"),
     ("b B", "battery -/+", "battery"),
+    ("c", "charger in/out", "charger"),
     ("[ ]", "slower/faster", "speed"),
     ("t", "timebase", "timebase"),
     ("space", "pause", "pause"),
@@ -326,7 +328,8 @@ class SimApp:
                 pulses.append("%d" % round((end - t) * 1000))
         if not pulses:
             return "%s: quiet" % name
-        return "%s: %s ms" % (name, " ".join(pulses[-8:]))
+        what = patterns.name_of([int(x) for x in pulses])
+        return "%s: %s ms%s" % (name, " ".join(pulses[-8:]), " (%s)" % what if what else "")
 
     def _on_pin(self, pin: int, level: int, t: int) -> None:
         if pin in self.fb_pins:
@@ -424,6 +427,17 @@ class SimApp:
                 "battery %.2f V (warning below %.2f V, cut-off below %.2f V; the firmware smooths "
                 "the reading over ~2 s)" % (v, bat["warn_v"], bat["cutoff_v"])
             )
+        elif k == "c":
+            if "charge_detect" not in self.board:
+                self._say("this board has no charger signal (charge_detect): nothing to plug in")
+            else:
+                on = not self.model.charger_on
+                self.model.set_charger(on)
+                self._say(
+                    "charger plugged in: no stimulation while it charges (SR-17)"
+                    if on
+                    else "charger unplugged"
+                )
         elif k in ("[", "]"):
             step = 1 if k == "]" else -1
             self.speed_i = min(max(self.speed_i + step, 0), len(SPEEDS) - 1)

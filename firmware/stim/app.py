@@ -69,6 +69,7 @@ class App:
         now = time.ticks_ms()
         dt = time.ticks_diff(now, self._t_control)
         self._t_control = now
+        self.unit.charger(self.hw.charging(), now)  # SR-17: before anything can start
         self.unit.tick(now, dt if 0 < dt < 1000 else CONTROL_MS)  # the time that really passed
 
     async def control(self):

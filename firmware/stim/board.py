@@ -22,7 +22,7 @@ _OUT = (0, 22, "an output GPIO", " (safe-off can only force GPIO 0..22 low witho
 
 _TOP = (
     "name description hardware sysclk_hz channels buttons status_led boost_en boost_adc "
-    "battery_adc analog intensity limits battery buzzer haptic console"
+    "battery_adc analog intensity limits battery buzzer haptic console charge_detect"
 ).split()
 _CHANNEL = ("phase_a", "phase_b", "level_pwm", "sense_adc", "led")
 _BUTTONS = ("power", "mode", "plus", "minus")
@@ -207,6 +207,13 @@ def validate(obj):
             if o[0] == sl:
                 m = "is on PWM slice %d with %s: its tone would set that slice's frequency"
                 raise BoardError("buzzer", m % (sl, pwm_outs[o]))
+    # SR-17: the charger's "charging" signal (an input; `active`: the level that means it).
+    if "charge_detect" in obj:
+        s = _section(_get(obj, "", "charge_detect")[0], "charge_detect", ("pin", "active"))
+        cd = b["charge_detect"] = {}
+        _pin(used, cd, s, "charge_detect", "pin")
+        v, p = _get(s, "charge_detect", "active")
+        cd["active"] = _int(v, p, 0, 1, "the level that means charging,")
     # SR-16: "locked" keeps the USB console to the host protocol while the firmware runs (no
     # Ctrl-C, no REPL outside maintenance); "open", the default, is for development boards.
     con = obj.get("console", "open")

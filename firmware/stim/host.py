@@ -48,6 +48,7 @@ class HostLink:
         self.stream = stream
         self.clock = clock  # stim.hw.set_clock: sets the unit's clock (machine.RTC)
         self.reader = hostcmd.LineReader()
+        self.pending = None  # a custom program being sent (`program set`), or None
         now = time.ticks_ms()
         # When the host last raised each channel: at most one step per RISE_MS (SR-2).
         self.t_rise = [time.ticks_add(now, -hostcmd.RISE_MS)] * len(unit.stim.channels)
@@ -65,11 +66,15 @@ class HostLink:
     def handle(self, line):
         """The reply lines to one command line."""
         now = time.ticks_ms()
+        rid = None
         try:
             rid, cmd, args = hostcmd.parse(line, self.board)
             out = getattr(self, "_" + cmd)(rid, args, now)
         except hostcmd.HostError as e:
             return [hostcmd.error_reply(e)]
+        except Exception as e:  # noqa: BLE001 - a fault in one command must not end the link
+            log.error("host", msg="command failed: %r" % e)
+            return [hostcmd.error_reply(hostcmd.HostError(hostcmd.E_IO, "failed", None, rid))]
         self.unit.host_seen(now)  # only a valid command keeps a host session alive
         return out
 
@@ -179,6 +184,66 @@ class HostLink:
             return [hostcmd.reply("ok", cmd, rid, {"consent": True})]
         unit.ask(what, now)
         return [hostcmd.reply("ok", cmd, rid, {"asking": "press PLUS on the unit", "s": 15})]
+
+    def _program(self, rid, args, now):
+        """Custom programs (stim.custom): `program set k=v ...`, `program add`, `program list`,
+        `program remove ID`, `program clear` (drops a program half sent)."""
+        import stim
+        from stim import custom
+
+        try:
+            return [hostcmd.reply("ok", "program", rid, self._custom(custom, args, now))]
+        except hostcmd.HostError as e:
+            e.cmd, e.rid = "program", rid
+            raise
+        except custom.programs.ProgramError as e:
+            raise hostcmd.HostError(hostcmd.E_RANGE, str(e), "program", rid) from None
+        except OSError as e:
+            raise hostcmd.HostError(
+                hostcmd.E_IO, "could not save: %s" % e, "program", rid
+            ) from None
+        finally:
+            stim.forget("custom")
+
+    def _custom(self, custom, args, now):
+        op = args[0]
+        ps = custom.programs._custom
+        if op == "list":
+            return {"custom": [p["id"] for p in ps], "max": custom.MAX}
+        if op == "clear":
+            self.pending = None
+            return {}
+        unit = self.unit
+        st = unit.state()
+        if st != session.IDLE and st != session.OFF:
+            raise hostcmd.HostError(hostcmd.E_STATE, "a session is on: stop first", "program")
+        if not unit.consent:  # SR-15: what the wearer can be given needs the wearer's yes
+            raise hostcmd.HostError(hostcmd.E_CONSENT, _NO_CONSENT, "program")
+        if op == "set":
+            if self.pending is None:
+                self.pending = {}
+            custom.put(self.pending, args[1:])
+            return {"keys": len(self.pending)}
+        if op == "add" and len(args) == 1:
+            p, self.pending = self.pending, None
+            if p is None:
+                raise hostcmd.HostError(hostcmd.E_ARGS, "nothing to add: program set first")
+            custom.check(self.board, p, [q["id"] for q in ps])
+            if len(ps) >= custom.MAX:
+                raise hostcmd.HostError(hostcmd.E_RANGE, "%d installed already" % custom.MAX)
+            custom.save_all(self.board, ps + [p])
+            log.info("program_added", id=p["id"])
+            return {"program": p["id"], "n": len(ps) + 1}
+        if op == "remove" and len(args) == 2:
+            left = [q for q in ps if q["id"] != args[1]]
+            if len(left) == len(ps):
+                raise hostcmd.HostError(hostcmd.E_RANGE, "no installed program %s" % args[1][:24])
+            if unit.stim.program["id"] == args[1]:
+                unit.select_program(custom.programs.PROGRAMS[0]["id"], now)
+            custom.save_all(self.board, left)
+            log.info("program_removed", id=args[1])
+            return {"n": len(left)}
+        raise hostcmd.HostError(hostcmd.E_ARGS, "program set|add|list|remove ID|clear")
 
     def _history(self, rid, args, now):
         try:

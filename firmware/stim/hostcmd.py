@@ -47,6 +47,7 @@ E_RATE = "rate"
 E_BATTERY = "battery"
 E_IO = "io"
 E_CONSENT = "consent"
+E_CHARGING = "charging"
 
 # command: (least, most) arguments
 COMMANDS = {
@@ -61,6 +62,7 @@ COMMANDS = {
     "time": (6, 6),
     "pair": (0, 0),
     "maintenance": (0, 0),
+    "program": (1, 7),
 }
 SETTING_KEYS = ("program", "session_min", "channels", "feedback", "auto_off_min")
 
@@ -210,6 +212,8 @@ def parse(line, board):
             msg = "time: a UTC date and time, year 2025-2099"
             raise HostError(E_RANGE, msg, cmd, rid)
         return rid, cmd, v
+    if cmd == "program":
+        return rid, cmd, args  # the words as sent: stim.custom reads them
     return rid, cmd, ()
 
 

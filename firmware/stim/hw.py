@@ -79,11 +79,23 @@ class Hardware:
         h = board.get("haptic")
         self._haptic = None if h is None else Pin(h, Pin.OUT, value=0)
         self._fb = 0  # bit 0: tone on, bit 1: motor on
+        # The charger's signal (SR-17), pulled to its idle level: no charger reads as none.
+        cd = board.get("charge_detect")
+        self._charge = None
+        if cd is not None:
+            pull = Pin.PULL_DOWN if cd["active"] else Pin.PULL_UP
+            self._charge = Pin(cd["pin"], Pin.IN, pull)
+            self._charge_active = cd["active"]
 
     def on_power_press(self, handler):
         """Run handler(pin) from a hard interrupt on the POWER button's press (falling edge):
         the stop comes from the press itself, not from the next poll of the loop (SR-7)."""
         self._buttons[0].irq(handler, Pin.IRQ_FALLING, hard=True)
+
+    def charging(self):
+        """True while the charger says it charges (False on a board without its signal)."""
+        c = self._charge
+        return c is not None and c.value() == self._charge_active
 
     def buttons_down(self):
         """Bit n set while button BUTTONS[n] is pressed (active low)."""

@@ -45,6 +45,7 @@ def build(board, held=None, console=None, version=("unknown", "")):
 
     log.info("app_start", board=board["name"], channels=len(board["channels"]))
     hardware = hw.Hardware(board)
+    _install_programs(board)  # before the settings: the saved program may be an installed one
     cfg, problems = settings.load(board)
     if problems == ["missing"]:
         log.info("settings", msg="no settings file: defaults")
@@ -62,6 +63,20 @@ def build(board, held=None, console=None, version=("unknown", "")):
     wearer = Wearer(unit, gestures.Gestures(held, hw.power_down_ms()))
     host = HostLink(unit, board, console, hw.set_clock)
     return app.App(hardware, unit, wearer, host, hw.start_watchdog)
+
+
+def _install_programs(board):
+    import stim
+    from stim import custom
+
+    try:
+        ids, why = custom.boot(board)
+    finally:
+        stim.forget("custom")  # boot-time only, as the validators
+    if why:
+        log.warn("programs", msg="stored programs not used: %s" % why)
+    elif ids:
+        log.info("programs", custom=ids)
 
 
 def run():

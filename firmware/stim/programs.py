@@ -99,15 +99,34 @@ def _program(i):
 _N = const(6)
 
 
+_custom = []  # installed programs (stim.custom), after the built-ins
+
+
+def install(ps):
+    """The custom programs (checked by stim.custom) from now on, after the built-ins."""
+    global _custom
+    _custom = ps
+
+
+def is_builtin(pid):
+    for i in range(_N):
+        if _program(i)["id"] == pid:
+            return True
+    return False
+
+
 class _Table:
-    """PROGRAMS: the built-in programs in order, each a fresh dict (len, index, iterate)."""
+    """PROGRAMS: the built-in programs in order, each a fresh dict, then the installed ones
+    (len, index, iterate)."""
 
     def __len__(self):
-        return _N
+        return _N + len(_custom)
 
     def __getitem__(self, i):
         if i < 0:
-            i += _N
+            i += len(self)
+        if i >= _N:
+            return _custom[i - _N]
         return _program(i)
 
 
@@ -130,7 +149,8 @@ def prepare(p, max_session_min=120, whole=False):
     """(program, plan): the program checked and its pulse plan (stim.modulation.plan) built
     once; a program is only valid if the engine can play it. A built-in program (one of
     PROGRAMS, checked whole by the tests) is only checked against the board's session limit
-    unless `whole`; any other goes through stim.progcheck, loaded for the check and forgotten
+    unless `whole` (an installed one was checked whole when installed, stim.custom); any other
+    goes through stim.progcheck, loaded for the check and forgotten
     again (its rules and messages need not stay on the heap, nor cost a boot)."""
     i = -1 if whole or not isinstance(p, dict) else index_of(p.get("id"))
     if i >= 0 and PROGRAMS[i] == p:
@@ -163,4 +183,7 @@ def index_of(pid):
     for i in range(_N):
         if _program(i)["id"] == pid:
             return i
+    for i in range(len(_custom)):
+        if _custom[i]["id"] == pid:
+            return _N + i
     return -1

@@ -130,7 +130,7 @@ def load(board, path=SETTINGS_PATH):
     return check(board, data)
 
 
-def _write_atomic(path, text):
+def write_atomic(path, text):
     _writable()
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -139,7 +139,7 @@ def _write_atomic(path, text):
 
 
 def save(settings, path=SETTINGS_PATH):
-    _write_atomic(path, json.dumps(settings))
+    write_atomic(path, json.dumps(settings))
 
 
 def append_history(record, path=HISTORY_PATH, limit=HISTORY_MAX):
@@ -155,7 +155,7 @@ def append_history(record, path=HISTORY_PATH, limit=HISTORY_MAX):
     # appending would glue the new record onto it): rewrite with the good lines.
     lines = lines[max(0, len(lines) - limit + 1) :]
     lines.append(line)
-    _write_atomic(path, "\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def read_history_lines(path=HISTORY_PATH):

@@ -37,6 +37,7 @@ _FB_LIMIT = const(12)
 _FB_FAULT = const(13)
 _FB_LOW_BATTERY = const(14)
 _FB_CUTOFF = const(15)
+_FB_CHARGING = const(16)
 _FB_POWER_ON = const(17)
 _FB_POWER_OFF = const(18)
 _FB_REFUSED = const(19)
@@ -80,6 +81,7 @@ class Unit:
         self.asking = 0  # what a host asks the wearer for (1 control, 2 maintenance), 0: nothing
         self._ask_until = 0
         self.maintenance = False  # the wearer accepted maintenance: the app stops (stim.app)
+        self.charging = False  # SR-17: the charger is connected: no output
         self._t_host = now  # the host's last valid command
         self._t_active = now  # the last press, host command or session end (auto-off)
         self.ended_until = 0  # ticks_ms until which the "session finished" pattern shows
@@ -162,6 +164,8 @@ class Unit:
             return hostcmd.E_LOCKED, "the unit is locked"
         if self.battery.state == battery.CUTOFF:
             return hostcmd.E_BATTERY, "battery empty: charge it"
+        if self.charging:
+            return hostcmd.E_CHARGING, "charging: no stimulation until the charger is unplugged"
         return None
 
     # -- consent (SR-15) -----------------------------------------------------------------
@@ -214,6 +218,11 @@ class Unit:
 
     def start(self, now):
         """A session on the selected channels: step 1 on each, checked, then a soft start."""
+        if self.charging:
+            # SR-17: electrodes on the body and a mains charger never together.
+            log.warn("refused", msg="charging", limit="charging")
+            self.player.play(_FB_REFUSED)
+            return
         if self.battery.state == battery.CUTOFF:
             log.warn("refused", msg="battery empty", limit="battery")
             self.player.play(_FB_CUTOFF)
@@ -494,6 +503,20 @@ class Unit:
             self.end_consent("keepalive")  # SR-15: the host that was allowed went quiet
         if self._unsaved or self._unwritten is not None:
             self._write_flash()  # SR-14: once every output is off
+
+    def charger(self, on, now):
+        """SR-17: the charger connected (on) or unplugged. Connected, a session ramps down and
+        ends (recorded as `charging`) and none can start until it is unplugged."""
+        if on == self.charging:
+            return
+        self.charging = on
+        if on:
+            log.warn("charging", on=True, msg="no stimulation while charging")
+            self.player.play(_FB_CHARGING)
+            if self.session.end(now, "charging"):
+                self._fade_out(now)
+        else:
+            log.info("charging", on=False)
 
     def battery_reading(self, volts, dt_s, now):
         """A battery reading; at cut-off the output ramps down and the session ends (SR-10).

@@ -30,6 +30,7 @@ LAYERS = (
             "stim",
             "stim.board",
             "stim.battery",
+            "stim.custom",
             "stim.electrode",
             "stim.feedback",
             "stim.gestures",

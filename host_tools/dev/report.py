@@ -349,6 +349,15 @@ def draw_programs(out_dir: Path, board: str = "pico") -> list[tuple[str, str, st
 
 
 # ---- 5. output table ----------------------------------------------------------------------------
+def install_examples(programs):
+    """The firmware's programs module with the example custom programs (programs/*.json)
+    installed after the built-ins, as `stimctl program add` installs them on a unit: the table
+    covers what a clinician can add as well."""
+    examples = sorted((Path(__file__).resolve().parents[2] / "programs").glob("*.json"))
+    programs.install([json.loads(p.read_text()) for p in examples])
+    return programs
+
+
 def measure_output(board, program_id: str, load_ohm: float, judge: bool = False) -> dict:
     """One program at its maximum step on channel 1 of `board`, into `load_ohm`.
 
@@ -361,7 +370,7 @@ def measure_output(board, program_id: str, load_ohm: float, judge: bool = False)
 
     rig = FirmwareRig(board, load_ohm={1: load_ohm})
     b = rig.board
-    programs = rig.import_module("stim.programs")
+    programs = install_examples(rig.import_module("stim.programs"))
     modulation = rig.import_module("stim.modulation")
     limits = rig.import_module("stim.limits")
     prog = programs.by_id(program_id)
@@ -441,7 +450,7 @@ def output_table(boards: list[str] | None = None) -> list[dict]:
     rows = []
     for name in boards or boardmod.board_names():
         b = boardmod.load_board(name)
-        programs = FirmwareRig(b).import_module("stim.programs")
+        programs = install_examples(FirmwareRig(b).import_module("stim.programs"))
         held = {r: held_step(b, r) for r in LOADS_OHM}
         for p in programs.PROGRAMS:
             for r in LOADS_OHM:

@@ -118,6 +118,7 @@ class BoardModel:
         self.battery_divider = an["battery_divider"]
         self.record_pulses = record_pulses
         self.battery_v = battery_v
+        self.charger_on = False  # set_charger
         self.rng = random.Random(seed)
         self.adc_noise_v = 0.0  # rms noise at the ADC pin
         self.adc_faults: dict[int, float] = {}  # adc channel -> stuck voltage
@@ -178,6 +179,15 @@ class BoardModel:
 
     def set_battery(self, volts: float) -> None:
         self.battery_v = float(volts)
+
+    def set_charger(self, on: bool) -> None:
+        """The charger plugged in (on) or out: drives the board's charge_detect input to its
+        active level, or leaves it to the pull (a board without one has no such input)."""
+        cd = self.board.get("charge_detect")
+        if cd is None:
+            return
+        self.charger_on = bool(on)
+        self.chip.drive_external(cd["pin"], cd["active"] if on else None)
 
     # ---- physics ------------------------------------------------------------------------
     def level_ma(self, duty: float) -> float:

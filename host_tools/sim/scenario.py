@@ -5,7 +5,7 @@ Format (scenarios/README.md has an example per feature):
 
     {"board": "pico", "duration_s": 120, "description": "...",
      "initial": {"load_ohm": {"1": 1000, "2": 1000}, "battery_v": 3.9,
-                 "settings": "<settings file text>" or {...}},
+                 "settings": "<settings file text>" or {...}, "programs": [{...}, ...]},
      "events": [{"t": 0.5, "press": "power", "hold_s": 1.6},
                 {"t": 3, "press": "plus", "times": 10, "gap_s": 0.3},
                 {"t": 30, "load_ohm": {"1": "open"}}, {"t": 50, "battery_v": 3.2}]}
@@ -19,6 +19,7 @@ Each event has `t` (simulated seconds) and exactly one action:
 - `ctrl_c`: true: Ctrl-C from the host; `soft_reset`: true: Ctrl-D (soft reset);
 - `power_cycle`: true: the battery out and in again (a power-on reset; flash kept);
 - `boost_fault`: true/false: the high-voltage supply fails to come up / works again;
+- `charger`: true/false: the charger plugged in / unplugged (boards with `charge_detect`);
 - `sense_stuck_v`: {channel: volts or null}: a channel's SENSE ADC pin stuck at a voltage;
 - `host`: text the host sends on the USB serial console, byte for byte (characters U+0000 to
   U+00FF are the bytes 0-255; a command needs its "\n"; "\u0003" is Ctrl-C). Protocol:
@@ -51,7 +52,7 @@ LOAD_WORDS = {"open": OPEN_OHM, "short": SHORT_OHM}
 STEP_S = 0.5  # the runner hands control back this often (overdue stops, trace writing)
 
 _TOP_KEYS = ("board", "duration_s", "description", "initial", "events")
-_INITIAL_KEYS = ("load_ohm", "battery_v", "settings")
+_INITIAL_KEYS = ("load_ohm", "battery_v", "settings", "programs")
 _ACTIONS = (
     "press",
     "load_ohm",
@@ -60,6 +61,7 @@ _ACTIONS = (
     "soft_reset",
     "power_cycle",
     "boost_fault",
+    "charger",
     "sense_stuck_v",
     "host",
 )
@@ -96,6 +98,7 @@ class Scenario:
     battery_v: float
     settings: str | None
     description: str = ""
+    programs: str | None = None  # /programs.json: installed custom programs
     source: str = "<scenario>"
     board_name: str = "pico"
 
@@ -103,6 +106,8 @@ class Scenario:
         f: dict[str, bytes | str] = {"/board.json": json.dumps(self.board)}
         if self.settings is not None:
             f["/settings.json"] = self.settings
+        if self.programs is not None:
+            f["/programs.json"] = self.programs
         return f
 
 
@@ -194,6 +199,7 @@ def parse(text: str, source: str = "<scenario>", board: str | None = None) -> Sc
     loads_ohm = {i + 1: DEFAULT_LOAD_OHM for i in range(n_ch)}
     battery_v = DEFAULT_BATTERY_V
     settings = None
+    progs = None
     if "initial" in top:
         ini = v.obj(top["initial"], top.key_line["initial"], "initial", _INITIAL_KEYS)
         if "load_ohm" in ini:
@@ -208,6 +214,11 @@ def parse(text: str, source: str = "<scenario>", board: str | None = None) -> Sc
                 settings = s
             else:
                 v.fail(ini.key_line["settings"], "initial.settings", "must be text or an object")
+        if "programs" in ini:
+            ps = ini["programs"]
+            if not isinstance(ps, LList):
+                v.fail(ini.key_line["programs"], "initial.programs", "must be a list of programs")
+            progs = json.dumps(ps)
 
     evs = top["events"]
     if not isinstance(evs, LList):
@@ -258,7 +269,7 @@ def parse(text: str, source: str = "<scenario>", board: str | None = None) -> Sc
             if e[act] is not True:
                 v.fail(aline, _join(key, act), "must be true")
             ev.value = True
-        elif act == "boost_fault":
+        elif act == "boost_fault" or act == "charger":
             ev.value = v.flag(e, act, key)
         elif act == "host":
             text = e[act]
@@ -284,6 +295,7 @@ def parse(text: str, source: str = "<scenario>", board: str | None = None) -> Sc
         load_ohm=loads_ohm,
         battery_v=battery_v,
         settings=settings,
+        programs=progs,
         description=description,
         source=source,
         board_name=board_dict["name"],
@@ -357,6 +369,8 @@ def schedule(unit: SimulatedUnit, tracer: Tracer, ev: Event) -> None:
         unit.at(ev.t, unit.chip.hard_reset, PWRON_RESET)
     elif ev.action == "boost_fault":
         unit.at(ev.t, setattr, model, "boost_fault", ev.value)
+    elif ev.action == "charger":
+        unit.at(ev.t, model.set_charger, ev.value)
     elif ev.action == "sense_stuck_v":
         for ch, volts in ev.value.items():
             unit.at(ev.t, _stick_sense, model, ch, volts)

@@ -25,6 +25,8 @@ power-on) and `kind`, in time order:
     The first record of a train gets its rate from the train's first period (it is written
     once the second pulse arrives, or with rate_hz null if none does).
 - `led` (`name`: status_r/g/b, ch1, ch2..., `state` 0/1) on every LED pin change;
+- `feedback` (`name`: buzzer or haptic, `state` 0/1) when the buzzer's tone (PWM duty) or the
+  motor's pin turns on or off: what the wearer feels or hears;
 - `log` (`line`) for every line the firmware writes to its console, apart from
   `reply` (`line`): the unit's replies to host commands (docs/protocol.md);
 - `host` (`sent`): bytes the host sent on the console (a scenario's `host` event);
@@ -182,6 +184,8 @@ class Tracer:
         for i, ch in enumerate(board["channels"]):
             self.leds[ch["led"]] = "ch%d" % (i + 1)
         self._led_state: dict[int, int] = {}
+        self.fb: dict[int, str] = {board[k]: k for k in ("buzzer", "haptic") if k in board}
+        self._fb_state: dict[int, int] = {}
         self.violation_count = 0
         self._reported: dict[tuple, int] = {}
         self.model.listeners.append(self._on_model)
@@ -214,7 +218,17 @@ class Tracer:
     def host_sent(self, text: str) -> None:
         self.writer.add({"t": round(self.chip.t_s, 6), "kind": "host", "sent": text})
 
+    def _feedback(self, pin: int, on: int, t: int) -> None:
+        if self._fb_state.get(pin, 0) != on:
+            self._fb_state[pin] = on
+            self.writer.add(
+                {"t": round(t / self.f, 6), "kind": "feedback", "name": self.fb[pin], "state": on}
+            )
+
     def _on_pin(self, pin: int, level: int, t: int) -> None:
+        if pin in self.fb:
+            self._feedback(pin, 1 if self.chip.analog_level(pin) > 0.2 else 0, t)
+            return
         name = self.leds.get(pin)
         if name is None or self._led_state.get(pin, 0) == level:
             return
@@ -222,6 +236,9 @@ class Tracer:
         self.writer.add({"t": round(t / self.f, 6), "kind": "led", "name": name, "state": level})
 
     def _on_analog(self, pin: int, t: int) -> None:
+        if pin in self.fb:
+            self._feedback(pin, 1 if self.chip.analog_level(pin) > 0.2 else 0, t)
+            return
         c = self._by_level.get(pin)
         if c is not None:
             if c.train and self.model.drive_ma(c.cm, t) < DRIVE_MIN_MA:

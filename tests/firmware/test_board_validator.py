@@ -28,7 +28,7 @@ BOARD_PY = ROOT / "firmware" / "stim" / "board.py"
 PICO_RAW = json.loads((boards.BOARDS_DIR / "pico.json").read_text())
 
 OPTIONAL_TOP = {"description", "battery", "console"}
-OPTIONAL_PINS = {"buzzer", "haptic"}  # in the result only when the board file has them
+OPTIONAL_PINS = {"buzzer", "haptic", "charge_detect"}  # only when the board file has them
 REQUIRED_TOP = [
     "name",
     "hardware",
@@ -728,3 +728,20 @@ def test_hardware_names_what_micropython_reports_on_the_board():
     raw = good()
     raw["hardware"] = "x" * 64
     assert fw.validate(raw)["hardware"] == "x" * 64
+
+
+@pytest.mark.req("SR-17", "FR-4")
+def test_the_charger_signal_is_checked_like_every_pin():
+    raw = json.loads((boards.BOARDS_DIR / "wearable_v1.json").read_text())
+    assert fw.validate(raw)["charge_detect"] == {"pin": 18, "active": 0}
+    for bad, key in (
+        ({"pin": 18, "active": 2}, "charge_detect.active"),
+        ({"pin": 18, "active": True}, "charge_detect.active"),
+        ({"pin": 10, "active": 0}, "charge_detect.pin"),  # a bridge pin already
+        ({"pin": 18}, "charge_detect.active"),
+        ({"pin": 18, "active": 0, "level": 1}, "charge_detect.level"),
+        (18, "charge_detect"),
+    ):
+        with pytest.raises(BoardError) as e:
+            fw.validate({**raw, "charge_detect": bad})
+        assert e.value.key == key, bad

@@ -26,8 +26,7 @@ from host_tools.testing.hostproto import ok, pulses, unit_on
 
 LINES = int(os.environ.get("FUZZ_HOST_LINES", "2500"))
 SEED = random.randrange(1 << 30) if os.environ.get("FUZZ_RANDOM") not in (None, "", "0") else 15
-STEP_MA = 1.5  # both boards' step (boards/*.json intensity.step_ma)
-TOL_MA = 0.3  # the level DAC's resolution and the load model's rounding
+TOL_MA = 0.3  # under one step on either board: the level DAC's resolution, the model's rounding
 PROMPT = REPL_BANNER.splitlines()[0]
 
 WORDS = ("start", "pair", "maintenance", "intensity", "stop", "status", "ping", "set",
@@ -76,7 +75,7 @@ def run(make_unit, board: str, wearer_step: int, seed: int, lines: int):
         unit.run_for(0.6 * wearer_step + 3.0)
         assert ok(unit, "status")["steps"] == [wearer_step] * 2
     t_host = unit.chip.t_s
-    allowed_ma = wearer_step * STEP_MA + TOL_MA
+    allowed_ma = wearer_step * unit.board["intensity"]["step_ma"] + TOL_MA
     sent = 0
     step = 0
     while sent < lines:

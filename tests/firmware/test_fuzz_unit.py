@@ -22,7 +22,9 @@ are checked, never the firmware's own variables:
   a battery below cut-off has had time to be seen and the fade is over; SR-11: holds up to a
   stuck button and the lock chord are among the steps; SR-12: a host-started session with no
   valid command for the keep-alive time and its fade delivers nothing (and every invariant
-  above holds for host-driven output as for the wearer's).
+  above holds for host-driven output as for the wearer's); SR-15: the host's sessions begin
+  with `pair` and the wearer's PLUS; SR-17: nothing from the fade after the charger is plugged
+  in (the fuzz's pico has a charger signal on GP21) until it is unplugged.
 
 Budget: FUZZ_EXAMPLES runs of up to FUZZ_STEPS steps (`make test`: 100 x 30, derandomised;
 `make fuzz`: 1000 x 40, a fresh random seed each time, FUZZ_EXAMPLES/FUZZ_STEPS override).
@@ -50,12 +52,16 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from host_tools.boards import load_board
 from host_tools.sim.board_model import Pulse
 from host_tools.sim.unit import FIRMWARE_DIR, SimulatedUnit
 
 ROOT = Path(__file__).resolve().parents[2]
 FAIL_DIR = ROOT / "build" / "fuzz"
-BOARD = "pico"
+# The pico with a charger signal on its free GP21 (the pico's own board file has none: its USB
+# is always plugged in during development), so the charging lockout (SR-17) is fuzzed too.
+BOARD = {**load_board("pico"), "charge_detect": {"pin": 21, "active": 1}}
+CHARGE_SEEN_S = 2.0 + 0.1  # the ramp down after the charger is seen (a control cycle)
 BUTTONS = ("power", "mode", "plus", "minus")
 # Holds: taps, short presses, MODE long (1 s), POWER long (1.5 s), past the lock time, and
 # (rarely, one of fourteen) a button stuck for longer than STUCK_MS (20 s).
@@ -145,6 +151,7 @@ class UnitFuzz(RuleBasedStateMachine):
         self.changes: list[float] = []  # load and battery changes: net charge may differ there
         self.resets: list[float] = []  # Ctrl-C and soft reset instants
         self.cutoff_since: float | None = None
+        self.charging_since: float | None = None  # the charger plugged in (SR-17)
         self.seen = {1: 0, 2: 0}  # pulses of pulse_log already checked
         self.last_pulse: dict[int, Pulse | None] = {1: None, 2: None}
         self.ramp_from: dict[int, float | None] = {1: None, 2: None}
@@ -260,6 +267,19 @@ class UnitFuzz(RuleBasedStateMachine):
                 self.cutoff_since = t
         elif v > self.cutoff_v + self.hyst_v:
             self.cutoff_since = None
+        self.unit.run_for(0.5)
+
+    @rule(on=st.booleans())
+    def charger(self, on):
+        self._step()
+        t = self._now()
+        self.unit.model.set_charger(on)
+        self.events.append({"t": round(t, 6), "charger": on})
+        self.changes.append(t)
+        if on and self.charging_since is None:
+            self.charging_since = t
+        elif not on:
+            self.charging_since = None
         self.unit.run_for(0.5)
 
     @rule(s=st.sampled_from((0.2, 0.5, 2.0)))
@@ -588,6 +608,24 @@ class UnitFuzz(RuleBasedStateMachine):
                 assert not judged, "ch%d drove %.1f mA into a bad load" % (ch, judged[0].drive_ma)
 
     @invariant()
+    def nothing_while_charging(self):
+        """SR-17: from the ramp down after the charger is plugged in, no therapy pulse."""
+        t_in = self.charging_since
+        if t_in is None or self.unit.chip.t_s < t_in + CHARGE_SEEN_S:
+            return
+        for ch in self.channels:
+            late = [
+                p
+                for p in self.unit.model.driven(ch, t_in + CHARGE_SEEN_S)
+                if p.drive_ma > THERAPY_MA
+            ]
+            assert not late, "ch%d drove %.1f mA while charging since %.1f s" % (
+                ch,
+                late[0].drive_ma,
+                t_in,
+            )
+
+    @invariant()
     def nothing_after_battery_cut_off(self):
         t_cut = self.cutoff_since
         if t_cut is None or self.unit.chip.t_s < t_cut + BATTERY_SEEN_S:
@@ -606,12 +644,15 @@ class UnitFuzz(RuleBasedStateMachine):
 
 
 def write_scenario(run: dict, message: str, out_dir: Path = FAIL_DIR) -> Path:
-    """The run as a scenario file (stimctl sim --scenario): the unit starts switched off."""
+    """The run as a scenario file (stimctl sim --scenario), with the fuzz's board file beside
+    it: the unit starts switched off."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ("fuzz-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
+    board = out_dir / (path.stem + "-board.json")
+    board.write_text(json.dumps(BOARD, indent=1) + "\n")
     scenario = {
         "description": "fuzz failure: " + message.splitlines()[0][:300],
-        "board": BOARD,
+        "board": str(board),
         "duration_s": math.ceil(run.get("duration_s", 0) + 1),
         "initial": {"load_ohm": {"1": 1000.0, "2": 1000.0}, "battery_v": 3.9},
         "events": run.get("events", []),
@@ -681,6 +722,8 @@ class FuzzFailure(AssertionError):
     "SR-10",
     "SR-11",
     "SR-12",
+    "SR-15",
+    "SR-17",
     "FR-28",
 )
 def test_fuzz_the_whole_unit(capsys):
@@ -731,6 +774,15 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
             "time.ticks_diff(now, self._t_host) > hostcmd.KEEPALIVE_MS * 1000",
         )
     ],
+    # SR-17: the charger is noticed, but neither ends a session nor blocks a start
+    "charging_ignored": [
+        ("stim/unit.py", 'if self.session.end(now, "charging"):', "if False:"),
+        (
+            "stim/unit.py",
+            "        if self.charging:\n            # SR-17",
+            "        if False:\n            # SR-17",
+        ),
+    ],
     # SR-7: a POWER press no longer stops the output: neither its interrupt nor its first sample
     "power_down_ignored": [
         ("stim/wearer.py", "if unit.pause(now):", "if False:"),
@@ -768,7 +820,7 @@ def test_the_fuzz_catches_a_broken_firmware(broken, fw_copy, tmp_path):
         )
     text = Path(ei.value.path).read_text()
     scenario = json.loads(text)
-    assert scenario["board"] == BOARD and scenario["events"]
+    assert json.loads(Path(scenario["board"]).read_text()) == BOARD and scenario["events"]
     assert scenario["events"][0] == {"t": 0.5, "press": "power", "hold_s": 1.7}
     assert all("t" in ev for ev in scenario["events"])
     # the scenario runner takes it as it is

@@ -50,6 +50,8 @@ def test_the_output_table_shows_the_step_the_unit_holds_at_a_compliance_limit(mo
     monkeypatch.setattr(report, "measure_output", lambda b, pid, r, judge=False: real(
         b, "tens_conventional", r, judge))  # fmt: skip
     rows = report.output_table(["pico"])
+    # six built-ins and the example custom program (programs/, FR-30), at each load
+    assert len(rows) == (6 + 1) * 2
     low = [r for r in rows if r["load_ohm"] == 500.0]
     high = [r for r in rows if r["load_ohm"] == 10000.0]
     assert all(r["firmware"] == "delivers it" and r["held_step"] is None for r in low)

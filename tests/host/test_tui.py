@@ -345,7 +345,9 @@ def test_the_feedback_line_shows_what_the_wearer_feels_or_hears(app):
     def pulses_ms():
         words = app.feedback_words()
         assert words.startswith("buzzer: ")  # the pico's feedback output
-        return [int(x) for x in words.split(": ")[1].split()[:-1]] if words[-2:] == "ms" else []
+        if "ms" not in words:
+            return []
+        return [int(x) for x in words.split(": ")[1].split(" ms")[0].split()]
 
     assert "buzzer: quiet" in screen(app)  # nothing played yet
     app.handle_key("P")
@@ -355,6 +357,10 @@ def test_the_feedback_line_shows_what_the_wearer_feels_or_hears(app):
     app.handle_key("s")  # the status chord: program 1, both channels, step 0
     app.run_sim(3.0)
     assert pulses_ms() == [pytest.approx(x, abs=10) for x in (120, 600, 400)]
+    assert app.feedback_words().endswith("(bottom (step 0))")  # the pattern named, last one
+    app.handle_key("+")  # PLUS from idle: a session starts
+    app.run_sim(1.5)
+    assert app.feedback_words().endswith("(session start)")
 
 
 @pytest.mark.req("SR-6")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tools.sim import scenario
+from host_tools.sim import patterns, scenario
 from host_tools.sim.trace import TIMING_REL
 
 pytestmark = pytest.mark.req("FR-24")
@@ -200,11 +200,14 @@ def test_caps_hold_at_the_top_step_and_presses_beyond_are_refused():
 def test_lift_and_short_stop_the_channel_within_one_pulse():
     res = run("sr06_lift_and_short")
     clean(res)
-    lift = outputs(res, 1, 7.0031, 10.0)
+    # The lift (7.0081 s) and the short (8.0052 s) fall between pulses (channel 1's start at
+    # x.xx31 s, channel 2's at x.xx84 s with this firmware's boot time): a load that changes
+    # during a pulse leaves that one pulse unbalanced, which clean() would rightly report.
+    lift = outputs(res, 1, 7.0081, 10.0)
     # The first pulse after the lift reaches nothing (peak 0) while the source still drives;
     # the firmware's zero follows at the end of that very pulse.
     assert lift[0]["peak_ma"] == 0.0 and lift[0]["drive_ma"] > 5.0
-    assert lift[0]["t"] - 7.0031 <= 0.0101
+    assert lift[0]["t"] - 7.0081 <= 0.0101
     assert lift[1]["drive_ma"] == 0.0 and lift[1]["t"] - lift[0]["t"] < 0.001
     short = outputs(res, 2, 8.0052, 10.0)
     assert short[-1]["drive_ma"] == 0.0 and short[-1]["t"] - 8.0052 <= 0.0202
@@ -351,6 +354,23 @@ def test_low_battery_warns_and_cut_off_fades_and_blocks_a_start():
     assert any(r["state"] for r in res.of("led", name="status_r") if r["t"] > 7.0)  # amber/red
 
 
+@pytest.mark.req("SR-17")
+def test_the_charger_fades_a_session_out_and_blocks_a_start_until_unplugged():
+    res = run("sr17_charging")
+    clean(res)
+    assert [e["on"] for e in logs(res, "charging")] == [True, False]
+    t_in = logs(res, "charging")[0]["sim_t"]
+    assert 7.0 <= t_in < 7.05  # seen within a control cycle
+    assert level_at(res, 1, 6.9)["peak_ma"] > 3.5  # step 4 of 1.0 mA on the wearable
+    fade = outputs(res, 1, t_in, t_in + 2.5)
+    assert fade[-1]["drive_ma"] == 0.0 and fade[-1]["t"] <= t_in + 2.1
+    assert not outputs(res, 1, t_in + 2.5, 13.0) and not outputs(res, 2, t_in + 2.5, 13.0)
+    assert logs(res, "refused")[-1]["limit"] == "charging"
+    end = [e for e in logs(res, "session") if e["state"] == "end"][0]
+    assert end["reason"] == "charging"
+    assert outputs(res, 1, 14.0)  # unplugged: PLUS starts a session again
+
+
 @pytest.mark.req("SR-11")
 def test_held_and_stuck_buttons_never_raise_intensity():
     res = run("sr11_buttons")
@@ -445,6 +465,69 @@ def test_an_idle_unit_switches_itself_off_a_minute_after_its_session():
     ended = [e["sim_t"] for e in logs(res, "session") if e["state"] == "end"]
     assert ended and power[1][1] - ended[0] == pytest.approx(60.0, abs=0.5)
     assert len(logs(res, "auto_off")) == 1
+
+
+def felt(res, t0: float, t1: float) -> list[tuple[float, int]]:
+    """(start s, length ms) of each buzz or motor pulse that began between t0 and t1."""
+    out, on = [], None
+    for r in res.of("feedback"):
+        if r["state"]:
+            on = r["t"]
+        elif on is not None:
+            if t0 <= on < t1:
+                out.append((on, round((r["t"] - on) * 1000)))
+            on = None
+    return out
+
+
+def lengths(res, t0: float, t1: float) -> list[int]:
+    return [ms for _t, ms in felt(res, t0, t1)]
+
+
+@pytest.mark.req("FR-26")
+def test_the_wearer_feels_each_confirmation_by_its_rhythm():
+    res = run("fr26_feedback")
+    clean(res)
+    assert all(r["name"] == "haptic" for r in res.of("feedback"))  # the wearable's motor
+    near = functools.partial(pytest.approx, abs=15)
+    assert lengths(res, 1.5, 3.0) == [near(500)]  # power on
+    assert lengths(res, 3.5, 5.0) == [near(60), near(60), near(300)]  # session start
+    assert lengths(res, 6.5, 7.5) == [near(40)]  # step up
+    assert lengths(res, 8.0, 9.0) == [near(150)]  # step down
+    assert lengths(res, 10.0, 11.0) == [near(50)] * 5  # open electrode
+    assert lengths(res, 13.5, 16.0) == [near(500), near(500)]  # power off
+    assert patterns.name_of(lengths(res, 3.5, 5.0)) == "session start"
+    assert patterns.name_of(lengths(res, 10.0, 11.0)) == "open electrode"
+
+
+@pytest.mark.req("FR-27")
+def test_the_session_length_and_the_status_are_told_on_the_unit():
+    res = run("fr27_status_and_length")
+    clean(res)
+    assert [e["min"] for e in logs(res, "session_length")] == [10, 20]
+    near = functools.partial(pytest.approx, abs=15)
+    assert lengths(res, 3.5, 5.0) == [near(120)]  # 10 minutes: one medium pulse
+    assert lengths(res, 5.5, 7.0) == [near(120)] * 2  # 20 minutes
+    assert lengths(res, 8.0, 9.5) == [near(120)] * 2  # program 2
+    # The chord: program 2 (two medium), both channels (very long), step 0 (long).
+    assert lengths(res, 11.0, 14.0) == [near(120), near(120), near(600), near(400)]
+    assert [e["id"] for e in logs(res, "program")][-1] == "tens_acupuncture"
+    assert not outputs(res, 1) and not outputs(res, 2)  # nothing started
+
+
+@pytest.mark.req("FR-30")
+def test_an_installed_program_follows_the_built_ins_and_starts_as_they_do():
+    res = run("fr30_custom_program")
+    clean(res)
+    assert [e for e in logs(res, "programs") if e.get("custom") == ["gentle_mod"]]
+    assert [e["id"] for e in logs(res, "program")][-1] == "gentle_mod"
+    start = [e for e in logs(res, "session") if e["state"] == "start"][0]
+    assert start["program"] == "gentle_mod" and start["length_s"] == 20 * 60
+    first = outputs(res, 1, 7.0, 7.5)
+    assert first and first[0]["drive_ma"] < 1.0  # the electrode check's weak probe first
+    late = outputs(res, 1, 9.0, 12.0)
+    assert late and all(r["rate_hz"] == pytest.approx(60, rel=0.01) for r in late if r["rate_hz"])
+    assert max(r["phase_us"] for r in late) <= 251
 
 
 # ---- the library itself --------------------------------------------------------------------
