@@ -69,7 +69,6 @@ class App:
         now = time.ticks_ms()
         dt = time.ticks_diff(now, self._t_control)
         self._t_control = now
-        self.unit.charger(self.hw.charging(), now)  # SR-17: before anything can start
         self.unit.tick(now, dt if 0 < dt < 1000 else CONTROL_MS)  # the time that really passed
 
     async def control(self):
@@ -85,6 +84,9 @@ class App:
         while True:
             v = self.hw.battery_v()
             now = time.ticks_ms()
+            # SR-17: the charger, at the battery's pace (a second): a session then fades out
+            # over 2 s anyway, and the control cycle keeps its time for the pulses.
+            unit.charger(self.hw.charging(), now)
             new = unit.battery_reading(v, _BATTERY_MS / 1000, now)
             if new is not None:
                 lvl = "warn" if new else "info"

@@ -207,7 +207,7 @@ class HostLink:
 
     def _custom(self, custom, args, now):
         op = args[0]
-        ps = custom.programs._custom
+        ps = custom.programs.installed()
         if op == "list":
             return {"custom": [p["id"] for p in ps], "max": custom.MAX}
         if op == "clear":

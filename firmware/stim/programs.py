@@ -108,6 +108,10 @@ def install(ps):
     _custom = ps
 
 
+def installed():
+    return _custom
+
+
 def is_builtin(pid):
     for i in range(_N):
         if _program(i)["id"] == pid:

@@ -138,7 +138,7 @@ def test_cli_runs_a_scenario_writes_the_trace_and_exits_0(tmp_path, capsys):
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     ts = [r["t"] for r in recs]
     assert ts == sorted(ts)
-    assert {r["kind"] for r in recs} == {"log", "led", "output", "summary"}
+    assert {r["kind"] for r in recs} == {"log", "led", "feedback", "output", "summary"}
     assert [r["ch"] for r in recs if r["kind"] == "summary"] == [1, 2]
     said = capsys.readouterr().out
     assert "violations: none" in said and "6 s simulated on board pico" in said
@@ -317,3 +317,30 @@ def test_a_pulse_cut_short_leaves_charge_the_account_reports_once():
     clean = run_text(doc(9, [{"t": round(t_cut, 6), "ctrl_c": True}]))
     assert clean.violations == 0
     assert all(abs(s["net_charge_nc"]) < 1e-6 for s in clean.summary)
+
+
+@pytest.mark.req("SR-4")
+def test_a_look_at_the_account_between_a_pulses_phases_is_no_cut():
+    # The account is read between the scenario's steps; one read may fall into a pulse's
+    # interphase gap, where phase A is in the account and B is yet to come. That is a pulse in
+    # progress, not a cut: nothing may be reported (the trace once reported such a read as a
+    # pulse cut short, and went on miscounting every later one).
+    from host_tools.sim.trace import Tracer, TraceWriter
+    from host_tools.sim.unit import SimulatedUnit
+
+    t_gap = next_pulse(run_text(doc(7.5)), 7.0) + 0.000100 + 0.000010  # 100 us A, 20 us gap
+    sc = scenario.parse(doc(8))
+    unit = SimulatedUnit(sc.board, load_ohm=dict(sc.load_ohm), files=sc.files())
+    tracer = Tracer(unit, TraceWriter(keep=True))
+    try:
+        for ev in sc.events:
+            scenario.schedule(unit, tracer, ev)
+        unit.run_until(t_gap)
+        cm = unit.model.channels[0]
+        assert cm.phase == 0 and "a_end" in cm._cur and "b_end" not in cm._cur  # in the gap
+        tracer.poll()
+        unit.run_until(7.9)
+        tracer.poll()
+        assert tracer.violation_count == 0
+    finally:
+        unit.close()
