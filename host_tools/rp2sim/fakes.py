@@ -30,7 +30,7 @@ from .chip import (
     Chip,
     ChipReset,
 )
-from .cpu import Cpu
+from .cpu import Cpu, native_cycles
 
 
 def _module(name: str, **attrs) -> types.ModuleType:
@@ -60,9 +60,9 @@ class _Bound:
             raise ChipReset("stale object from before a reset")
         cpu = chip.cpu
         cpu.sync()
-        cpu.invalidate()  # the call may change what the peripherals do next
+        cpu._nxt_ok = False  # cpu.invalidate(): the call may change what the peripherals do next
         if cost is not None:
-            cpu.native(cost)
+            cpu._room -= native_cycles(cost)  # cpu.native(cost)
         return chip
 
 

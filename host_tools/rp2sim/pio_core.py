@@ -1088,6 +1088,7 @@ class StateMachineCore:
         self._rp_done = None
         self._rp_lim = self._time(ks)
         self._rp_ev = self._time(evk)
+        self.block._ff_solo = self
         return True
 
     def _ff_replay(self, limit: int) -> None:
@@ -1151,6 +1152,8 @@ class StateMachineCore:
         where the chip had run the SM (a loop cut there is cut as the interpreter cuts it)."""
         rp = self._rp
         self._rp = None
+        if self.block._ff_solo is self:
+            self.block._ff_solo = None
         done = self._rp_done
         if rp is not None and done is not None:
             i, base = done
@@ -1220,6 +1223,9 @@ class PioBlock:
         # switches it on, `Chip.fast_forward`).
         self.fast_forward = False
         self.ff_calls = 0  # times a replayed loop ran instead of the interpreter (tests)
+        # The SM replaying a loop, when it is the only runnable one (which the fast-forward
+        # requires: any other starting ends the replay): scheduling need not look at the rest.
+        self._ff_solo: StateMachineCore | None = None
         self.sms = [StateMachineCore(self, i) for i in range(4)]
 
     def _ff_break(self, keep: StateMachineCore | None = None) -> None:
@@ -1319,6 +1325,9 @@ class PioBlock:
                 s._unblock(t)
 
     def next_event_time(self) -> int | None:
+        solo = self._ff_solo
+        if solo is not None:
+            return solo._rp_ev
         best = None
         for s in self.sms:
             if s._blocked or not (s.enabled or s._xp is not None):
@@ -1337,6 +1346,16 @@ class PioBlock:
         sms = self.sms
         try:
             while True:
+                solo = self._ff_solo
+                if solo is not None:
+                    # What the loop below does when only this SM can run.
+                    self._resched = False
+                    if solo.t_next > t_limit:
+                        break
+                    solo._run(t_limit)
+                    if self.yield_now:
+                        break
+                    continue
                 self._resched = False
                 # The SM with the earliest next instruction runs first (ties: lower index, so
                 # that a higher SM's pin write in the same cycle wins)...
