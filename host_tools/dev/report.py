@@ -292,9 +292,12 @@ def bench_rows(res: dict) -> list[list]:
 
 
 # ---- 3. scenarios -------------------------------------------------------------------------------
+def scenario_files() -> list[Path]:
+    return sorted((ROOT / "scenarios").glob("*.json"))
+
+
 def run_scenarios(out_dir: Path) -> tuple[list[list], str]:
-    sdir = ROOT / "scenarios"
-    files = sorted(sdir.glob("*.json"))
+    files = scenario_files()
     stimctl = [sys.executable, "-m", "host_tools"]
     tdir = out_dir / "scenarios"
     tdir.mkdir(parents=True, exist_ok=True)
