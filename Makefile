@@ -39,9 +39,10 @@ test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite on every core (CPython 
 trace: $(STAMP) ## Requirement -> tests -> last result (build/traceability.md); fails on gaps
 	$(BIN)/python -m host_tools.dev.traceability
 
-fuzz: $(STAMP) ## Longer whole-unit fuzz (FUZZ_EXAMPLES=1000 FUZZ_STEPS=40, fresh seed)
+fuzz: $(STAMP) ## Longer whole-unit fuzz on every core (FUZZ_EXAMPLES=1000 FUZZ_STEPS=40, fresh seed)
 	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),1000) FUZZ_STEPS=$(or $(FUZZ_STEPS),40) \
-		$(BIN)/pytest tests/firmware/test_fuzz_unit.py -k whole_unit
+		FUZZ_SHARDS=$(or $(FUZZ_SHARDS),20) \
+		$(BIN)/pytest -n auto tests/firmware/test_fuzz_unit.py -k whole_unit
 
 report: $(STAMP) $(NODE_STAMP) ## Tests, benchmarks, scenarios, waveforms, output table: report/
 	$(BIN)/python -m host_tools.dev.report

@@ -39,6 +39,7 @@ import os
 import time
 from pathlib import Path
 
+import hypothesis
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -114,6 +115,9 @@ HOST_FADE_S = 2.0  # the ramp to zero when the keep-alive is lost
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 STEPS = int(os.environ.get("FUZZ_STEPS", "30"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") not in ("", "0")
+# The budget is shared by this many tests (shards), so that pytest-xdist spreads the fuzz over
+# the cores; each shard draws its own runs (a seed per shard when derandomised).
+SHARDS = max(1, int(os.environ.get("FUZZ_SHARDS", "4")))
 # One run in this many (the first, the 11th, ...) is repeated on a second unit that interprets
 # every PIO instruction instead of replaying steady loops, and the two must agree to the cycle
 # (the fast-forward is exact: host_tools/testing/bothways.py). 0: none.
@@ -655,6 +659,7 @@ def run_fuzz(
     shrink: bool = True,
     out_dir: Path = FAIL_DIR,
     both_ways_every: int = BOTH_WAYS_EVERY,
+    seed: int | None = None,
 ) -> dict:
     """Run the state machine; on a failure write the (shrunk) run as a scenario and re-raise
     with its path in the message. Returns the counts (runs, steps, simulated seconds)."""
@@ -677,6 +682,8 @@ def run_fuzz(
         (UnitFuzz,),
         {"firmware_dir": firmware_dir, "both_ways_every": both_ways_every},
     )
+    if seed is not None and not randomise:
+        hypothesis.seed(seed)(machine)
     for k in STATS:
         STATS[k] = 0
     LAST_RUN.clear()
@@ -713,15 +720,19 @@ class FuzzFailure(AssertionError):
     "SR-12",
     "FR-28",
 )
-def test_fuzz_the_whole_unit(capsys):
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_fuzz_the_whole_unit(shard, capsys):
+    examples = EXAMPLES // SHARDS + (1 if shard < EXAMPLES % SHARDS else 0)
     try:
-        stats = run_fuzz()
+        stats = run_fuzz(examples, seed=shard if SHARDS > 1 else None)
     finally:
         with capsys.disabled():
             print(
-                "\nfuzz: %d runs, %d steps, %.0f s simulated, %d pulses above the probe current,"
-                " %d runs repeated without fast-forward, in %.1f s"
+                "\nfuzz shard %d of %d: %d runs, %d steps, %.0f s simulated, %d pulses above the"
+                " probe current, %d runs repeated without fast-forward, in %.1f s"
                 % (
+                    shard + 1,
+                    SHARDS,
                     STATS["examples"],
                     STATS["steps"],
                     STATS["sim_s"],
@@ -732,9 +743,12 @@ def test_fuzz_the_whole_unit(capsys):
             )
     stats["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
     stats["budget"] = {"examples": EXAMPLES, "steps": STEPS, "random": RANDOM}
+    stats["shard"], stats["shards"] = shard, SHARDS
     FAIL_DIR.mkdir(parents=True, exist_ok=True)
-    (FAIL_DIR / "last-run.json").write_text(json.dumps(stats, indent=1) + "\n")
-    assert stats["steps"] >= EXAMPLES * STEPS // 2
+    # one file per shard; the report adds them up (host_tools/dev/report.py fuzz_stats)
+    out = FAIL_DIR / ("last-run-%d-of-%d.json" % (shard + 1, SHARDS))
+    out.write_text(json.dumps(stats, indent=1) + "\n")
+    assert stats["steps"] >= examples * STEPS // 2
 
 
 BROKEN = {  # name: the edits, each (file, old text, new text)
