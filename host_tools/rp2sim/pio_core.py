@@ -76,6 +76,30 @@ def _span(base: int, count: int) -> int:
     return _rotl((1 << count) - 1, base % 32) if count else 0
 
 
+# Reset values of an SM's configuration registers (RP2040 datasheet, PIO register list), as
+# StateMachineCore.configure takes them.
+RESET_CONFIG = dict(
+    wrap_target=0,
+    wrap=31,
+    sideset_count=0,
+    sideset_opt=False,
+    sideset_pindirs=False,
+    set_base=0,
+    set_count=5,
+    out_base=0,
+    out_count=0,
+    in_base=0,
+    jmp_pin=0,
+    in_shift_right=True,
+    out_shift_right=True,
+    autopush=False,
+    autopull=False,
+    push_thresh=32,
+    pull_thresh=32,
+    fifo_join=0,
+)
+
+
 class StateMachineCore:
     """One state machine: registers, FIFOs, configuration and the interpreter loop."""
 
@@ -173,27 +197,7 @@ class StateMachineCore:
         self._busy = False
         self._ff_reset()
         self._fifo_join = 0
-        # Reset values of the SM registers (RP2040 datasheet, PIO register list).
-        self.configure(
-            wrap_target=0,
-            wrap=31,
-            sideset_count=0,
-            sideset_opt=False,
-            sideset_pindirs=False,
-            set_base=0,
-            set_count=5,
-            out_base=0,
-            out_count=0,
-            in_base=0,
-            jmp_pin=0,
-            in_shift_right=True,
-            out_shift_right=True,
-            autopush=False,
-            autopull=False,
-            push_thresh=32,
-            pull_thresh=32,
-            fifo_join=0,
-        )
+        self.configure(**RESET_CONFIG)
 
     # ---- configuration -------------------------------------------------------------------
     def configure(
@@ -970,8 +974,9 @@ class StateMachineCore:
         ):
             self._rec = []
 
-    def _ff_ev_k(self) -> int | None:
-        """The tick `_event_time` shows the chip in the present state (None: idle for ever)."""
+    def _event_k(self) -> int | None:
+        """The tick of this SM's next observable event (see `_event_time`; None: idle for
+        ever): its next instruction, or the exit of the countdown loop it is in."""
         pc = self.pc
         w = self.block.instr_mem[pc]
         d = self._dcache.get(w) or self._decode(w)
@@ -1050,7 +1055,7 @@ class StateMachineCore:
             ops.append((3, dv, dm))
         if ss_now:
             ops.append((3 if d[7] else 2, d[6], d[5]))
-        evk = self._ff_ev_k()
+        evk = self._event_k()
         rec = self._rec
         if evk is None or rec is None or len(rec) >= self._FF_MAX_STEPS:
             self._ff_abort()
@@ -1185,23 +1190,10 @@ class StateMachineCore:
             return self._rp_ev
         if self._xp is not None:
             return self.t_next
-        pc = self.pc
-        w = self.block.instr_mem[pc]
-        d = self._dcache.get(w) or self._decode(w)
-        if d[0] != K_JMP or d[2] != pc or (d[5] and not self._in_loop):
-            return self.t_next
-        cond = d[1]
-        if cond == 2 or cond == 4:
-            r = self.x if cond == 2 else self.y
-            return self._time(self._k + (r + 1) * (1 + d[4]))
-        if (
-            cond == 0
-            or (cond == 1 and self.x == 0)
-            or (cond == 3 and self.y == 0)
-            or (cond == 5 and self.x != self.y)
-        ):
+        k = self._event_k()
+        if k is None:
             return None  # idle forever (until the CPU intervenes)
-        return self.t_next
+        return self.t_next if k == self._k else self._time(k)
 
 
 class PioBlock:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from host_tools.rp2sim import pio_core
-from host_tools.rp2sim.pio_core import M32, PioBlock
+from host_tools.rp2sim.pio_core import M32, RESET_CONFIG, PioBlock
 from host_tools.rp2sim.pioasm import PIO, asm_pio
 
 
@@ -84,26 +84,8 @@ class Io:
 
 
 def _config(n: int, wrap_target: int = 0, **over) -> dict:
-    c = dict(
-        wrap_target=wrap_target,
-        wrap=n - 1,
-        sideset_count=0,
-        sideset_opt=False,
-        sideset_pindirs=False,
-        set_base=0,
-        set_count=2,
-        out_base=0,
-        out_count=2,
-        in_base=0,
-        jmp_pin=0,
-        in_shift_right=True,
-        out_shift_right=True,
-        autopush=False,
-        autopull=False,
-        push_thresh=32,
-        pull_thresh=32,
-        fifo_join=0,
-    )
+    """The reset configuration, wrapping over n words, two SET and two OUT pins from GPIO 0."""
+    c = dict(RESET_CONFIG, wrap_target=wrap_target, wrap=n - 1, set_count=2, out_count=2)
     c.update(over)
     return c
 
