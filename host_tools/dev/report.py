@@ -279,6 +279,11 @@ def bench_rows(res: dict) -> list[list]:
                 sim.get("load_avg_1min"), sim.get("cores")),
              sim["wall_s"], "< %g" % sim["target_wall_s"], _pf(sim["pass"]["wall"])]
         )  # fmt: skip
+        if "cpu" in sim["pass"]:
+            rows.append(
+                ["the same, CPU s on one core (speedup x%s)" % sim.get("cpu_speedup"),
+                 sim["cpu_s"], ">= x%g" % sim["target_cpu_speedup"], _pf(sim["pass"]["cpu"])]
+            )  # fmt: skip
     host = res.get("host")
     if isinstance(host, dict) and "flash_full_s" in host:
         rows += [
