@@ -193,10 +193,19 @@ class Chip:
         self.cpu = Cpu(self, cpu_scale)
 
     def _new_pio(self) -> list[PioBlock]:
+        # replays made by the blocks a reset replaces (ff_calls: tests)
+        self._ff_calls_before = getattr(self, "_ff_calls_before", 0) + sum(
+            b.ff_calls for b in getattr(self, "pio", ())
+        )
         blocks = [PioBlock(0, _PioIo(self)), PioBlock(1, _PioIo(self))]
         for b in blocks:
             b.fast_forward = self.fast_forward
         return blocks
+
+    @property
+    def ff_calls(self) -> int:
+        """How often a replayed PIO loop ran instead of the interpreter, since power-on."""
+        return self._ff_calls_before + sum(b.ff_calls for b in self.pio)
 
     # ---- time ---------------------------------------------------------------------------
     def cycles(self, seconds: float) -> int:

@@ -471,8 +471,7 @@ class _Mem32:
         if off == 0x030:  # IRQ
             return pio.irq_flags
         if 0x0D4 <= off < 0x0D4 + 4 * 0x18 and (off - 0x0D4) % 0x18 == 0:  # SMn_ADDR
-            pio.materialize()  # a replayed loop's PC (pio_core: fast-forward)
-            return pio.sms[(off - 0x0D4) // 0x18].pc
+            return pio.sm_pc((off - 0x0D4) // 0x18)  # also while a loop is replayed
         if off == 0x00C:  # FLEVEL
             v = 0
             for i, sm in enumerate(pio.sms):

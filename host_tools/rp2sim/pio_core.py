@@ -1151,6 +1151,43 @@ class StateMachineCore:
             self._rp_ev = t0 + (((last_base + evs[last_i]) * D) >> 8)
         self.t_next = t0 + (((base + starts[i]) * D) >> 8)
 
+    _FF_FIELDS = (
+        "pc",
+        "x",
+        "y",
+        "isr",
+        "isr_count",
+        "osr",
+        "osr_count",
+        "_stall",
+        "_in_loop",
+        "_k",
+        "t_next",
+        "_rec",
+        "_rec_seen",
+        "_rec_loop_k",
+        "_ff_read",
+        "_ff_write",
+        "_rp",
+        "_rp_i",
+        "_rp_base",
+        "_rp_done",
+        "_rp_lim",
+        "_rp_ev",
+    )
+
+    def _ff_peek_pc(self) -> int:
+        """The PC as the interpreter would have it now, leaving the replay running: reading
+        SMn_ADDR changes nothing, and the firmware reads it before every LEVEL change."""
+        saved = [getattr(self, f) for f in self._FF_FIELDS]
+        solo = self.block._ff_solo
+        self._ff_materialize()  # interprets nothing but countdown loops: no effects
+        pc = self.pc
+        for f, v in zip(self._FF_FIELDS, saved, strict=True):
+            setattr(self, f, v)
+        self.block._ff_solo = solo
+        return pc
+
     def _ff_materialize(self) -> None:
         """The interpreter's state as if it had run every replayed step: the state after the
         last one that is not a countdown loop, then the loops after it, interpreted up to
@@ -1236,6 +1273,11 @@ class PioBlock:
     def materialize(self) -> None:
         """The exact interpreter state of every SM (before a register is read from outside)."""
         self._ff_break()
+
+    def sm_pc(self, i: int) -> int:
+        """SMn_ADDR: SM i's program counter (a replayed loop keeps running)."""
+        sm = self.sms[i]
+        return sm.pc if sm._rp is None else sm._ff_peek_pc()
 
     # ---- instruction memory --------------------------------------------------------------
     def add_program(self, words) -> int:

@@ -137,9 +137,11 @@ def run(words, conf, init, actions, ff: bool, loopback: bool = False, io_cls=Io)
         _advance(blk, io.log, t)
         if act == "run":
             continue
-        if act == "pc":  # machine.mem32 on SMn_ADDR
+        if act == "pc":  # machine.mem32 on SMn_ADDR: the replay goes on
+            io.log.append(("pc", blk.sm_pc(0), t))
+        elif act == "state":  # every register, read by a test: the replay stops
             blk.materialize()
-            io.log.append(("pc", sm.pc, t))
+            io.log.append(("state", _state(sm), t))
         elif act == "put":
             sm.put(arg[1], t)
         elif act == "force":
@@ -275,7 +277,7 @@ def scenarios(draw):
     gap = st.integers(0, 20_000)
     action = st.one_of(
         st.tuples(st.just("run"), gap),
-        st.tuples(st.just("pc"), gap),
+        st.tuples(st.sampled_from(["pc", "pc", "state"]), gap),
         st.tuples(st.just("put"), st.tuples(gap, st.one_of(small, u32))),
         st.tuples(st.sampled_from(["force", "clear"]), st.tuples(gap, st.integers(1, 255))),
         st.tuples(st.just("exec"), st.tuples(gap, st.sampled_from([0xA042, 0xE001, 0xE000]))),
