@@ -76,6 +76,21 @@ def _span(base: int, count: int) -> int:
     return _rotl((1 << count) - 1, base % 32) if count else 0
 
 
+# The fast-forward's state in a StateMachineCore (see "steady-loop fast-forward").
+_FF_SLOTS = (
+    "_rec",
+    "_rec_seen",
+    "_rec_loop_k",
+    "_ff_read",
+    "_ff_write",
+    "_rp",
+    "_rp_i",
+    "_rp_base",
+    "_rp_done",
+    "_rp_lim",
+    "_rp_ev",
+)
+
 # Reset values of an SM's configuration registers (RP2040 datasheet, PIO register list), as
 # StateMachineCore.configure takes them.
 RESET_CONFIG = dict(
@@ -157,18 +172,7 @@ class StateMachineCore:
         "_ap_from",
         "_in_loop",
         "_busy",
-        # fast-forward (see "steady-loop fast-forward" below)
-        "_rec",
-        "_rec_seen",
-        "_rec_loop_k",
-        "_ff_read",
-        "_ff_write",
-        "_rp",
-        "_rp_i",
-        "_rp_base",
-        "_rp_done",
-        "_rp_lim",
-        "_rp_ev",
+        *_FF_SLOTS,  # fast-forward (see "steady-loop fast-forward" below)
     )
 
     def __init__(self, block: PioBlock, index: int):
@@ -1151,29 +1155,11 @@ class StateMachineCore:
             self._rp_ev = t0 + (((last_base + evs[last_i]) * D) >> 8)
         self.t_next = t0 + (((base + starts[i]) * D) >> 8)
 
+    # What materialising changes: the interpreter's registers and the fast-forward's state.
     _FF_FIELDS = (
-        "pc",
-        "x",
-        "y",
-        "isr",
-        "isr_count",
-        "osr",
-        "osr_count",
-        "_stall",
-        "_in_loop",
-        "_k",
-        "t_next",
-        "_rec",
-        "_rec_seen",
-        "_rec_loop_k",
-        "_ff_read",
-        "_ff_write",
-        "_rp",
-        "_rp_i",
-        "_rp_base",
-        "_rp_done",
-        "_rp_lim",
-        "_rp_ev",
+        ("pc", "x", "y", "isr", "isr_count", "osr", "osr_count", "_stall", "_in_loop", "_k")
+        + ("t_next",)
+        + _FF_SLOTS
     )
 
     def _ff_peek_pc(self) -> int:
