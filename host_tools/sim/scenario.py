@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -394,8 +395,11 @@ def run(
     keep: bool = False,
     firmware_dir: Path = FIRMWARE_DIR,
     record_pulses: bool = False,
+    on_unit: Callable[[SimulatedUnit], None] | None = None,
+    fast_forward: bool | None = None,
 ) -> RunResult:
-    """Run a scenario to its end; trace to `out` (JSON Lines) and/or keep the records."""
+    """Run a scenario to its end; trace to `out` (JSON Lines) and/or keep the records.
+    `on_unit` sees the unit before it starts (a test installs its own observers)."""
     wall0 = time.perf_counter()
     unit = SimulatedUnit(
         scenario.board,
@@ -404,9 +408,12 @@ def run(
         battery_v=scenario.battery_v,
         firmware_dir=firmware_dir,
         record_pulses=record_pulses,
+        fast_forward=fast_forward,
     )
     writer = TraceWriter(out, keep=keep)
     tracer = Tracer(unit, writer)
+    if on_unit is not None:
+        on_unit(unit)
     try:
         for ev in scenario.events:
             schedule(unit, tracer, ev)

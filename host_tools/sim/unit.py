@@ -107,9 +107,11 @@ class SimulatedUnit:
         record_pulses: bool = True,
         seed: int = 0,
         stall_timeout_s: float = 60.0,
+        fast_forward: bool | None = None,
     ):
         self.board = load_board(board) if isinstance(board, str | Path) else board
-        self.chip = Chip(self.board["sysclk_hz"])
+        # fast_forward: replay steady PIO loops (None: RP2SIM_FAST_FORWARD, default on)
+        self.chip = Chip(self.board["sysclk_hz"], fast_forward=fast_forward)
         self.model = BoardModel(
             self.chip,
             self.board,

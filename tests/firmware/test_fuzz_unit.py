@@ -41,6 +41,7 @@ import os
 import time
 from pathlib import Path
 
+import hypothesis
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -55,6 +56,7 @@ from hypothesis.stateful import (
 from host_tools.boards import load_board
 from host_tools.sim.board_model import Pulse
 from host_tools.sim.unit import FIRMWARE_DIR, SimulatedUnit
+from host_tools.testing import bothways
 
 ROOT = Path(__file__).resolve().parents[2]
 FAIL_DIR = ROOT / "build" / "fuzz"
@@ -120,23 +122,41 @@ HOST_FADE_S = 2.0  # the ramp to zero when the keep-alive is lost
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 STEPS = int(os.environ.get("FUZZ_STEPS", "30"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") not in ("", "0")
+# The budget is shared by this many tests (shards), so that pytest-xdist spreads the fuzz over
+# the cores; each shard draws its own runs (a seed per shard when derandomised).
+SHARDS = max(1, int(os.environ.get("FUZZ_SHARDS", "4")))
+# One run in this many (the first, the 11th, ...) is repeated on a second unit that interprets
+# every PIO instruction instead of replaying steady loops, and the two must agree to the cycle
+# (the fast-forward is exact: host_tools/testing/bothways.py). 0: none.
+BOTH_WAYS_EVERY = int(os.environ.get("FUZZ_BOTH_WAYS", "10"))
 
-STATS = {"examples": 0, "steps": 0, "sim_s": 0.0, "pulses": 0}
+STATS = {"examples": 0, "steps": 0, "sim_s": 0.0, "pulses": 0, "both_ways": 0}
 LAST_RUN: dict = {}
 
 
 class UnitFuzz(RuleBasedStateMachine):
     firmware_dir = FIRMWARE_DIR  # a test may point this at a deliberately broken copy
+    both_ways_every = BOTH_WAYS_EVERY
 
     # ---- set-up ----------------------------------------------------------------------------
-    @initialize()
-    def boot(self):
-        self.unit = SimulatedUnit(
+    def _new_unit(self, fast_forward: bool | None) -> SimulatedUnit:
+        return SimulatedUnit(
             BOARD,
             load_ohm={1: 1000.0, 2: 1000.0},
             record_pulses=True,
             firmware_dir=self.firmware_dir,
+            fast_forward=fast_forward,
         )
+
+    @initialize()
+    def boot(self):
+        every = self.both_ways_every
+        self.both_ways = every > 0 and STATS["examples"] % every == 0
+        self.unit = self._new_unit(True if self.both_ways else None)
+        self.driving: bothways.Driving | None = None
+        if self.both_ways:
+            bothways.observe(self.unit)
+            self.driving = bothways.Driving(self.unit)
         b = self.unit.board
         self.lim = b["limits"]
         self.step_ma = b["intensity"]["step_ma"]
@@ -184,6 +204,20 @@ class UnitFuzz(RuleBasedStateMachine):
             len(self.unit.model.driven(ch, min_ma=THERAPY_MA)) for ch in self.channels
         )
         self.unit.close()
+        if self.driving is not None:
+            self._same_without_fast_forward(self.driving)
+
+    def _same_without_fast_forward(self, driving: bothways.Driving) -> None:
+        """The same run on a unit that interprets every PIO instruction: no difference."""
+        slow = self._new_unit(False)
+        bothways.observe(slow)
+        try:
+            driving.replay(slow)
+        finally:
+            slow.close()
+        STATS["both_ways"] += 1
+        diff = bothways.differences(bothways.fingerprint(slow), bothways.fingerprint(self.unit))
+        assert diff == [], "fast-forward changed the run: %s" % "; ".join(diff)
 
     # ---- stimulus ---------------------------------------------------------------------------
     def _now(self) -> float:
@@ -674,6 +708,8 @@ def run_fuzz(
     randomise: bool = RANDOM,
     shrink: bool = True,
     out_dir: Path = FAIL_DIR,
+    both_ways_every: int = BOTH_WAYS_EVERY,
+    seed: int | None = None,
 ) -> dict:
     """Run the state machine; on a failure write the (shrunk) run as a scenario and re-raise
     with its path in the message. Returns the counts (runs, steps, simulated seconds)."""
@@ -691,7 +727,13 @@ def run_fuzz(
         print_blob=randomise,
         report_multiple_bugs=False,  # one failure, shrunk: the scenario file is that run
     )
-    machine = type("UnitFuzzRun", (UnitFuzz,), {"firmware_dir": firmware_dir})
+    machine = type(
+        "UnitFuzzRun",
+        (UnitFuzz,),
+        {"firmware_dir": firmware_dir, "both_ways_every": both_ways_every},
+    )
+    if seed is not None and not randomise:
+        hypothesis.seed(seed)(machine)
     for k in STATS:
         STATS[k] = 0
     LAST_RUN.clear()
@@ -730,27 +772,35 @@ class FuzzFailure(AssertionError):
     "SR-17",
     "FR-28",
 )
-def test_fuzz_the_whole_unit(capsys):
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_fuzz_the_whole_unit(shard, capsys):
+    examples = EXAMPLES // SHARDS + (1 if shard < EXAMPLES % SHARDS else 0)
     try:
-        stats = run_fuzz()
+        stats = run_fuzz(examples, seed=shard if SHARDS > 1 else None)
     finally:
         with capsys.disabled():
             print(
-                "\nfuzz: %d runs, %d steps, %.0f s simulated, %d pulses above the probe current,"
-                " in %.1f s"
+                "\nfuzz shard %d of %d: %d runs, %d steps, %.0f s simulated, %d pulses above the"
+                " probe current, %d runs repeated without fast-forward, in %.1f s"
                 % (
+                    shard + 1,
+                    SHARDS,
                     STATS["examples"],
                     STATS["steps"],
                     STATS["sim_s"],
                     STATS["pulses"],
+                    STATS["both_ways"],
                     STATS.get("wall_s", 0.0),
                 )
             )
     stats["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
     stats["budget"] = {"examples": EXAMPLES, "steps": STEPS, "random": RANDOM}
+    stats["shard"], stats["shards"] = shard, SHARDS
     FAIL_DIR.mkdir(parents=True, exist_ok=True)
-    (FAIL_DIR / "last-run.json").write_text(json.dumps(stats, indent=1) + "\n")
-    assert stats["steps"] >= EXAMPLES * STEPS // 2
+    # one file per shard; the report adds them up (host_tools/dev/report.py fuzz_stats)
+    out = FAIL_DIR / ("last-run-%d-of-%d.json" % (shard + 1, SHARDS))
+    out.write_text(json.dumps(stats, indent=1) + "\n")
+    assert stats["steps"] >= examples * STEPS // 2
 
 
 BROKEN = {  # name: the edits, each (file, old text, new text)
@@ -823,6 +873,7 @@ def test_the_fuzz_catches_a_broken_firmware(broken, fw_copy, tmp_path):
             randomise=False,
             shrink=broken == SHRUNK,
             out_dir=tmp_path,
+            both_ways_every=0,  # the checks catch it; a repeat without fast-forward adds nothing
         )
     text = Path(ei.value.path).read_text()
     scenario = json.loads(text)

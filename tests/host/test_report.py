@@ -125,6 +125,12 @@ def test_report_is_written_from_reused_results(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "measure_output", lambda b, pid, r, judge=False: real(
         b, "tens_conventional", r, judge))  # fmt: skip
     monkeypatch.setattr(report, "draw_programs", lambda out: [("p", "P", "img/p.png")])
+    # three scenarios run through `stimctl sim --scenario` (a subprocess each) stand for all
+    # (tests/sim/test_scenarios.py checks every one of them; `make report` runs them all)
+    keep = ("program_tens_conventional", "sr06_lift_and_short", "sr07_stop")
+    files = [f for f in report.scenario_files() if f.stem in keep]
+    assert len(files) == len(keep)
+    monkeypatch.setattr(report, "scenario_files", lambda: files)
     out = tmp_path / "rep"
     report.main(["--tests", "reuse", "--bench", "reuse", "--out", str(out)])
     md = (out / "index.md").read_text()

@@ -53,7 +53,7 @@ from hypothesis import strategies as st
 from pioemu import State, emulate
 from pioemu.shift_register import ShiftRegister
 
-from host_tools.rp2sim.pio_core import PioBlock
+from host_tools.rp2sim.pio_core import RESET_CONFIG, PioBlock
 from host_tools.rp2sim.pioasm import PIO, PIOASMError, asm_pio, asm_pio_encode
 
 pytestmark = pytest.mark.req("FR-17")
@@ -159,26 +159,8 @@ class RecIo:
 
 
 def cfg(**over):
-    c = dict(
-        wrap_target=0,
-        wrap=31,
-        sideset_count=0,
-        sideset_opt=False,
-        sideset_pindirs=False,
-        set_base=0,
-        set_count=1,
-        out_base=0,
-        out_count=32,
-        in_base=0,
-        jmp_pin=0,
-        in_shift_right=False,
-        out_shift_right=True,
-        autopush=False,
-        autopull=False,
-        push_thresh=32,
-        pull_thresh=32,
-        fifo_join=0,
-    )
+    """The reset configuration with one SET pin, 32 OUT pins and IN shifting left."""
+    c = dict(RESET_CONFIG, set_count=1, out_count=32, in_shift_right=False)
     c.update(over)
     return c
 
