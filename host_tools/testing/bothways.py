@@ -96,7 +96,7 @@ class Driving:
     """
 
     UNIT = ("press", "send", "interrupt", "soft_reset", "run_until")
-    MODEL = ("set_load", "set_battery")
+    MODEL = ("set_load", "set_battery", "set_charger")
 
     def __init__(self, unit: SimulatedUnit):
         self.calls: list[tuple[str, str, tuple, dict]] = []
