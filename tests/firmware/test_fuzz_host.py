@@ -22,7 +22,7 @@ import random
 import pytest
 
 from host_tools.sim.unit import REPL_BANNER
-from host_tools.testing.hostproto import ok, pulses, unit_on
+from host_tools.testing.hostproto import ok, pulses, send, unit_on
 
 LINES = int(os.environ.get("FUZZ_HOST_LINES", "2500"))
 SEED = random.randrange(1 << 30) if os.environ.get("FUZZ_RANDOM") not in (None, "", "0") else 15
@@ -100,6 +100,7 @@ def run(make_unit, board: str, wearer_step: int, seed: int, lines: int):
     assert not any(PROMPT in x for x in unit.console.lines) or not locked
     # Still itself at the end: answers, off or idle or the wearer's session, no host session.
     unit.run_for(4.0)  # past any question (15 s is not needed: nobody may answer)
+    send(unit, b"\n")  # ends a half line the last burst left (as a host's link does first)
     st = ok(unit, "status")
     assert st["consent"] is False and st["host"] is False
     if wearer_step == 0:
