@@ -75,6 +75,7 @@ QUIET_S = SLOWEST_PERIOD_S + 0.2  # no bridge pulse for this long: output has st
 PROBE_MA = 1.0  # stim/electrode.py: the electrode check's probe pulses
 DRIVE_TOL_MA = 0.2  # LEVEL PWM quantisation and calibration rounding
 THERAPY_MA = PROBE_MA + DRIVE_TOL_MA  # driven above this: therapy, not an electrode-check probe
+JUDGE_MA = 0.8  # stim/electrode.py MIN_JUDGE_MA: pulses below it are not judged (SR-6)
 SOFT_START_S = 2.0  # stim/stimulator.py RAMP_MS: level <= target * t / 2 s after a start
 RAMP_S = 1.5  # the steepest rise otherwise: EMS strength's ramp up, full scale in 1.5 s
 PRESS_GAP_S = 0.3  # the fastest press rate a step of this fuzz makes (PLUS repeat is 0.4 s)
@@ -636,11 +637,21 @@ class UnitFuzz(RuleBasedStateMachine):
         now = unit.chip.t_s
         for ch in self.channels:
             t_bad = self.bad_load_since[ch]
-            if t_bad is not None and now - t_bad > SLOWEST_PERIOD_S + 0.05:
+            if t_bad is None:
+                continue
+            # SR-6 judges a pulse only from JUDGE_MA on (stim/electrode.py MIN_JUDGE_MA: below
+            # it the reading is noise and the output too weak to matter), so the firmware can
+            # first know of the bad load at the first such pulse into it (a soft start may
+            # still be below it when the load goes bad): one slowest period from there.
+            first = next((p for p in unit.model.driven(ch, t_bad) if p.drive_ma >= JUDGE_MA), None)
+            if first is None:
+                continue
+            t0 = max(t_bad, first.t_a)
+            if now - t0 > SLOWEST_PERIOD_S + 0.05:
                 # a PLUS press may start a new check: its probe pulses are 1 mA at most
                 judged = [
                     p
-                    for p in unit.model.driven(ch, t_bad + SLOWEST_PERIOD_S + 0.01)
+                    for p in unit.model.driven(ch, t0 + SLOWEST_PERIOD_S + 0.01)
                     if p.drive_ma > THERAPY_MA
                 ]
                 assert not judged, "ch%d drove %.1f mA into a bad load" % (ch, judged[0].drive_ma)
@@ -835,6 +846,15 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
             "stim/unit.py",
             "        if self.charging:\n            # SR-17",
             "        if False:\n            # SR-17",
+        ),
+    ],
+    # SR-6: a running channel no longer stops for a short (the pre-start check still sees one)
+    "short_ignored": [
+        ("stim/electrode.py", "    if m <= short_c:\n        return SHORT\n", "    pass\n"),
+        (
+            "stim/electrode.py",
+            "        # while the residue still reads above SHORT_OHM.\n        return SHORT\n",
+            "        # while the residue still reads above SHORT_OHM.\n        return OK\n",
         ),
     ],
     # SR-7: a POWER press no longer stops the output: neither its interrupt nor its first sample
