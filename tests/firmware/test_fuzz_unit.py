@@ -475,7 +475,10 @@ class UnitFuzz(RuleBasedStateMachine):
         assert cut or abs(p.width_a_s - p.width_b_s) <= TICK_S * 1.01, "%s: widths differ" % tag
         if not cut and not self._near(self.changes, p.t_a, p.end_s, 1e-4):
             q = max(p.charge_a_c, p.charge_b_c)
-            assert abs(p.net_charge_c) <= 1e-4 * q + 1e-15, "%s: net charge %.3g nC" % (
+            # 1 pC absolute: into an open electrode (1 GOhm) the source is at its compliance
+            # limit and its few pC per phase follow the boost voltage as it settles, 0.1 % apart
+            # (a random run found -7.9 fC); a pulse the engine unbalances is nC or more.
+            assert abs(p.net_charge_c) <= 1e-4 * q + 1e-12, "%s: net charge %.3g nC" % (
                 tag,
                 p.net_charge_c * 1e9,
             )
