@@ -71,15 +71,9 @@ def load_file(path: str | Path) -> dict:
     return p
 
 
-def _consented(link: UnitLink, say) -> bool:
-    if link.command("status").get("consent"):
-        return True
-    return link.pair(say)
-
-
 def add(link: UnitLink, p: dict, say=print) -> dict:
     lines = set_lines(p)
-    if not _consented(link, say):
+    if not link.pair(say):  # already allowed: at once
         raise CommandError(
             "program add", {"code": "consent", "msg": "the wearer did not allow it"}
         )
@@ -90,7 +84,7 @@ def add(link: UnitLink, p: dict, say=print) -> dict:
 
 
 def remove(link: UnitLink, pid: str, say=print) -> dict:
-    if not _consented(link, say):
+    if not link.pair(say):  # already allowed: at once
         raise CommandError(
             "program remove", {"code": "consent", "msg": "the wearer did not allow it"}
         )

@@ -94,8 +94,8 @@ def put(pending, pairs):
         raise programs.ProgramError("<program>", "too many keys")
 
 
-def save_all(board, ps):
-    """Write the set (atomic, SR-13; refused while output can run, SR-14) and install it."""
-    _check_all(board, ps)
+def save_all(ps):
+    """Write the set, each program already checked (check(), or boot()), atomically (SR-13;
+    refused while output can run, SR-14), and install it."""
     settings.write_atomic(PATH, json.dumps(ps))
     programs.install(ps)

@@ -137,11 +137,7 @@ class HostLink:
 
     def _set(self, rid, raw, now):
         unit = self.unit
-        st = unit.state()
-        if st in (session.RUNNING, session.PAUSED, session.ENDING):
-            raise hostcmd.HostError(
-                hostcmd.E_STATE, "a session is on (%s): stop first" % session.NAMES[st], "set", rid
-            )
+        self._no_session("set", rid)
         new = hostcmd.check_settings(self.board, unit.cfg, raw, rid=rid)
         try:
             unit.replace_settings(new, now)  # atomic: the old file or the new one (SR-13)
@@ -157,16 +153,20 @@ class HostLink:
         self.clock(args)
         return [hostcmd.reply("ok", "time", rid)]
 
+    def _no_session(self, cmd, rid):
+        """Refuse `cmd` while a session is on (running, paused or fading out)."""
+        st = self.unit.state()
+        if st in (session.RUNNING, session.PAUSED, session.ENDING):
+            msg = "a session is on (%s): stop first" % session.NAMES[st]
+            raise hostcmd.HostError(hostcmd.E_STATE, msg, cmd, rid)
+
     def _pair(self, rid, args, now):
         return self._ask(_ASK_CONTROL, "pair", rid, now)
 
     def _maintenance(self, rid, args, now):
         # SR-16: the firmware stops and the REPL opens only when the wearer accepts, and never
         # with a session on: maintenance never starts or keeps output.
-        st = self.unit.state()
-        if st != session.IDLE and st != session.OFF and st != session.FAULT:
-            msg = "a session is on (%s): stop first" % session.NAMES[st]
-            raise hostcmd.HostError(hostcmd.E_STATE, msg, "maintenance", rid)
+        self._no_session("maintenance", rid)
         return self._ask(_ASK_MAINTENANCE, "maintenance", rid, now)
 
     def _ask(self, what, cmd, rid, now):
@@ -231,7 +231,7 @@ class HostLink:
             custom.check(self.board, p, [q["id"] for q in ps])
             if len(ps) >= custom.MAX:
                 raise hostcmd.HostError(hostcmd.E_RANGE, "%d installed already" % custom.MAX)
-            custom.save_all(self.board, ps + [p])
+            custom.save_all(ps + [p])
             log.info("program_added", id=p["id"])
             return {"program": p["id"], "n": len(ps) + 1}
         if op == "remove" and len(args) == 2:
@@ -240,7 +240,7 @@ class HostLink:
                 raise hostcmd.HostError(hostcmd.E_RANGE, "no installed program %s" % args[1][:24])
             if unit.stim.program["id"] == args[1]:
                 unit.select_program(custom.programs.PROGRAMS[0]["id"], now)
-            custom.save_all(self.board, left)
+            custom.save_all(left)
             log.info("program_removed", id=args[1])
             return {"n": len(left)}
         raise hostcmd.HostError(hostcmd.E_ARGS, "program set|add|list|remove ID|clear")

@@ -17,6 +17,8 @@ loaded from a .mpy file (README, "Memory").
 
 import time
 
+import micropython
+
 from stim import firmware_version, load_board, log, safe
 
 
@@ -106,16 +108,12 @@ def run():
 
         locked = board["console"] == "locked"
         if locked:
-            import micropython
-
             micropython.kbd_intr(-1)  # SR-16: Ctrl-C is data for the host link, not an exit
         app.run(build(board, held, console_stream(), version))
         # The app ends only when the wearer accepted maintenance (SR-16): no output was on.
         safe.all_off(board)
         safe.watchdog_off()  # nothing feeds it in the REPL
         locked = False
-        import micropython
-
         micropython.kbd_intr(3)
         log.warn("maintenance", msg="accepted on the unit: app stopped, REPL open until reset")
     except KeyboardInterrupt:

@@ -418,8 +418,10 @@ class Unit:
         """The host started the session or raised an intensity: it must keep the link alive."""
         self.host_controlled = True
 
-    def _host_lost(self, now):
-        return self.host_controlled and time.ticks_diff(now, self._t_host) > hostcmd.KEEPALIVE_MS
+    def _host_quiet(self, now):
+        """No valid host command for KEEPALIVE_MS: a host-controlled session ends (SR-12) and
+        the wearer's consent with it (SR-15)."""
+        return time.ticks_diff(now, self._t_host) > hostcmd.KEEPALIVE_MS
 
     # -- flash (SR-14) ------------------------------------------------------------------
     def _save(self):
@@ -467,7 +469,7 @@ class Unit:
             reason = "fault" if stim.any_fault() else "intensity"
             s.stopped(now, reason)
             self._finish(now, reason)
-        elif self._host_lost(now):
+        elif self.host_controlled and self._host_quiet(now):
             # SR-12: the host that controls this session went quiet: ramp the output to zero
             # and end the session, as at the end of its time.
             self.host_controlled = False
@@ -499,7 +501,7 @@ class Unit:
             self.switch(now)
         if self.asking and time.ticks_diff(now, self._ask_until) >= 0:
             self.answer(False, "timeout")  # SR-15: no answer is a refusal
-        elif self.consent and hostcmd.KEEPALIVE_MS < time.ticks_diff(now, self._t_host):
+        elif self.consent and self._host_quiet(now):
             self.end_consent("keepalive")  # SR-15: the host that was allowed went quiet
         if self._unsaved or self._unwritten is not None:
             self._write_flash()  # SR-14: once every output is off

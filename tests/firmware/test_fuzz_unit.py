@@ -662,36 +662,23 @@ class UnitFuzz(RuleBasedStateMachine):
     @invariant()
     def nothing_while_charging(self):
         """SR-17: from the ramp down after the charger is plugged in, no therapy pulse."""
-        t_in = self.charging_since
-        if t_in is None or self.unit.chip.t_s < t_in + CHARGE_SEEN_S:
-            return
-        for ch in self.channels:
-            late = [
-                p
-                for p in self.unit.model.driven(ch, t_in + CHARGE_SEEN_S)
-                if p.drive_ma > THERAPY_MA
-            ]
-            assert not late, "ch%d drove %.1f mA while charging since %.1f s" % (
-                ch,
-                late[0].drive_ma,
-                t_in,
-            )
+        self._no_therapy_from(self.charging_since, CHARGE_SEEN_S, "while charging")
 
     @invariant()
     def nothing_after_battery_cut_off(self):
-        t_cut = self.cutoff_since
-        if t_cut is None or self.unit.chip.t_s < t_cut + BATTERY_SEEN_S:
+        self._no_therapy_from(self.cutoff_since, BATTERY_SEEN_S, "with the battery cut off")
+
+    def _no_therapy_from(self, t0, seen_s, what):
+        """No pulse above the probe current from seen_s after t0 (None: nothing to check)."""
+        if t0 is None or self.unit.chip.t_s < t0 + seen_s:
             return
         for ch in self.channels:
-            late = [
-                p
-                for p in self.unit.model.driven(ch, t_cut + BATTERY_SEEN_S)
-                if p.drive_ma > THERAPY_MA
-            ]
-            assert not late, "ch%d drove %.1f mA with the battery cut off since %.1f s" % (
+            late = [p for p in self.unit.model.driven(ch, t0 + seen_s) if p.drive_ma > THERAPY_MA]
+            assert not late, "ch%d drove %.1f mA %s since %.1f s" % (
                 ch,
                 late[0].drive_ma,
-                t_cut,
+                what,
+                t0,
             )
 
 

@@ -12,7 +12,7 @@ import pytest
 from host_tools import cli, history
 from host_tools.boards import load_board
 from host_tools.link import CommandError, NotSent, UnitLink
-from host_tools.testing.unit_serial import UnitDeviceIO, UnitSerial
+from host_tools.testing.unit_serial import UnitSerial
 
 pytestmark = pytest.mark.req("FR-23")
 
@@ -51,16 +51,6 @@ def unit_with(make_unit, recs=None, on=True):
         unit.press("power", at=0.5, hold_s=1.7)
     unit.run_until(2.5)
     return unit
-
-
-@pytest.fixture
-def dio_for(monkeypatch):
-    def use(unit):
-        d = UnitDeviceIO(unit)
-        monkeypatch.setattr(cli, "_dio", lambda: d)
-        return d
-
-    return use
 
 
 # ---- the client -------------------------------------------------------------------------------

@@ -10,21 +10,10 @@ import pytest
 
 from host_tools import cli, progtool
 from host_tools.testing.hostproto import unit_on
-from host_tools.testing.unit_serial import UnitDeviceIO
 
 pytestmark = pytest.mark.req("FR-30")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "programs" / "example_gentle.json"
-
-
-@pytest.fixture
-def dio_for(monkeypatch):
-    def use(unit):
-        d = UnitDeviceIO(unit)
-        monkeypatch.setattr(cli, "_dio", lambda: d)
-        return d
-
-    return use
 
 
 def test_add_list_remove_with_the_wearers_press(make_unit, dio_for, capsys):
