@@ -305,6 +305,19 @@ class SimApp:
         self.chip.pin_observers.append(self._on_pin)
         self.model.listeners.append(self._on_model)
         self.unit.console.listeners.append(self._on_line)
+        # The CPU's busy share and the battery drain (host_tools/sim/power.py) over the last
+        # second or so of simulated time, for the title line.
+        from .boards import board_path
+        from .sim.power import PowerMeter, power_keys
+
+        try:
+            keys = power_keys(str(board_path(board)), self.board)
+        except (OSError, ValueError):
+            keys = (500.0, 0.8)
+        self.meter = PowerMeter(self.unit, *keys)
+        self.busy_pct = 0.0
+        self.drain_ma = 0.0
+        self._meter_t = 0.0
         self.unit.run_for(0.001)  # boot: the firmware's first log lines
 
     # ---- observation hooks (called on the firmware thread, while this one waits) -----------
@@ -487,6 +500,11 @@ class SimApp:
         for p in self._led_pins:
             self._lit_now[p] = self.chip.level(p)
         self.unit.run_for(dt)
+        if self.chip.t_s - self._meter_t >= 1.0:
+            r = self.meter.read()
+            self._meter_t = self.chip.t_s
+            self.busy_pct = 100 * r.busy
+            self.drain_ma = r.ma()
         self._lit = dict(self._lit_now)
         horizon = self.chip.t_s - max(TIMEBASES_S[-1], 3.0) - 1.0
         for q in self.pulses:
@@ -884,6 +902,7 @@ class SimApp:
         title.append(" %s, %d channels   " % (self.board["name"], self.n_ch))
         title.append("t %s.%d" % (fmt_mmss(now), int(now * 10) % 10), style="bold")
         title.append("   speed x%g" % self.speed)
+        title.append("   CPU %.1f %%  %.1f mA" % (self.busy_pct, self.drain_ma))
         if self.speed > 1.5 and self.achieved < 0.8 * self.speed and not self.paused:
             title.append(" (this machine manages x%.2g)" % self.achieved, style="yellow")
         if self.paused:

@@ -1,14 +1,13 @@
-"""The app: the unit's asyncio tasks, wired to what stim.main built and handed in. One task
-per concern:
+"""The app: the unit's asyncio tasks, wired to what stim.main built and handed in.
 
-- `buttons`: samples the buttons every POLL_MS and hands them to the wearer (stim.wearer);
-- `control`: the unit's control cycle (stim.unit: the stimulator's checks, soft start,
-  envelope and trips, the session timer, the host's keep-alive); its completed cycles are what
-  feeds the watchdog;
-- `leds`: status and channel LEDs (stim.leds);
-- `battery`: reads the battery every second (stim.battery through the unit);
-- `watchdog`: feeds the hardware watchdog only while every other task keeps completing cycles
-  (SR-8);
+- `cycle`, every 10 ms: the buttons (stim.wearer: a sample only when a button is down or on its
+  way, else nothing to decode), the unit's control cycle (stim.unit: the stimulator's checks,
+  soft start, envelope and trips, the session timer, the host's keep-alive; every 100 ms while
+  every level stands), and the LEDs and feedback pattern (stim.leds, stim.feedback). One task
+  for the three: each wake of the asyncio loop costs the CPU about as much as a sample.
+  Switched off with nothing to do, it sleeps the chip between POWER presses (`_sleep`).
+- `battery`: reads the battery and the charger every second (stim.battery through the unit);
+- `watchdog`: feeds the hardware watchdog only while both tasks keep completing cycles (SR-8);
 - `host`: command lines from the USB serial console (stim.host, docs/protocol.md, SR-12); it
   waits for input, so it is not one of the tasks the watchdog checks.
 
@@ -26,12 +25,13 @@ from stim.stimulator import STOPPED
 
 POLL_MS = gestures.POLL_MS
 CONTROL_MS = 10
-_LED_MS = const(10)
+_CONTROL_STEADY_MS = const(100)  # levels standing: the lift watch and timers need no more
+_SLEEP_MS = const(250)  # one lightsleep when off: well inside the watchdog's 2 s (SR-8)
 _BATTERY_MS = const(1000)
 _BATTERY_LOG_MS = const(60_000)
 _WDT_TIMEOUT_MS = const(2000)
 _WDT_FEED_MS = const(500)
-_TASKS = const(4)  # tasks whose cycles the watchdog checks: buttons, control, leds, battery
+_TASKS = const(2)  # tasks whose cycles the watchdog checks: cycle, battery
 
 
 class App:
@@ -47,21 +47,25 @@ class App:
         self._beats = [0] * _TASKS
         self._due = [now] * _TASKS  # when each task's present cycle began
         self._fed = [0] * _TASKS
+        # What the lights and feedback outputs show, as last written (stim.hw builds them off).
+        self._fb_on = 0
+        self._fb_off = 0  # the feedback outputs were off before the last cycle began
+        self._status_c = 0
+        self._ch_lit = 0  # bit i: channel i's LED
         hw.on_power_press(wearer.on_power_irq)
 
     # -- buttons ------------------------------------------------------------------------
     def buttons_cycle(self):
-        """One sample of the buttons and whatever gestures it completes."""
+        """One sample of the buttons and whatever gestures it completes; nothing when no
+        button is down or being decoded (the POWER press still stops the output from its
+        interrupt, SR-7, and the next cycle samples it)."""
         now = time.ticks_ms()
         dt = time.ticks_diff(now, self._t_buttons)
         self._t_buttons = now
-        self.wearer.sample(self.hw.buttons_down(), dt if 0 < dt < 1000 else POLL_MS)
-
-    async def buttons(self):
-        while True:
-            self.buttons_cycle()
-            self._beats[0] += 1
-            await asyncio.sleep_ms(self._delay(0, POLL_MS))
+        bits = self.hw.buttons_down()
+        if self.wearer.quiet(bits):
+            return
+        self.wearer.sample(bits, dt if 0 <= dt < 1000 else POLL_MS)
 
     # -- control ------------------------------------------------------------------------
     def control_cycle(self):
@@ -71,11 +75,39 @@ class App:
         self._t_control = now
         self.unit.tick(now, dt if 0 < dt < 1000 else CONTROL_MS)  # the time that really passed
 
-    async def control(self):
+    async def cycle(self):
+        tick = 0
+        unit = self.unit
         while True:
-            self.control_cycle()
-            self._beats[1] += 1
-            await asyncio.sleep_ms(self._delay(1, CONTROL_MS))
+            tick += 1
+            self.buttons_cycle()
+            period = _CONTROL_STEADY_MS if unit.stim.steady() else CONTROL_MS
+            if time.ticks_diff(time.ticks_ms(), self._t_control) >= period:
+                self.control_cycle()
+            self.leds_cycle(tick)
+            self._beats[0] += 1
+            # Asleep only a cycle after the feedback was switched off: a PWM compare value takes
+            # effect at the slice's next wrap, and lightsleep stops its clock (SR-8).
+            if self._fb_off and unit.may_sleep() and self.wearer.quiet(self.hw.buttons_down()):
+                self._sleep()
+            self._fb_off = not self._fb_on
+            await asyncio.sleep_ms(self._delay(0, POLL_MS))
+
+    def _sleep(self):
+        """Switched off with nothing to do: the chip sleeps until POWER goes down, a host
+        sends a line, or _SLEEP_MS passes (then the tasks run one cycle and it sleeps again).
+        Every output is off (may_sleep: SR-8). The next sample counts a hold from the wake,
+        the instant of the press, so the gestures keep their timing (SR-11)."""
+        t0 = time.ticks_ms()
+        self.hw.sleep(_SLEEP_MS)
+        now = time.ticks_ms()
+        self._t_buttons = now
+        if time.ticks_diff(now, t0) >= _SLEEP_MS:
+            # Slept its time: the next cycle at once (tasks that came due run first), so the
+            # chip is soon asleep again.
+            self._due[0] = time.ticks_add(now, -POLL_MS)
+        else:
+            self._due[0] = now  # a press or a host woke it: a poll period for them to run
 
     # -- battery ------------------------------------------------------------------------
     async def battery_task(self):
@@ -94,7 +126,7 @@ class App:
             elif time.ticks_diff(now, t_log) >= _BATTERY_LOG_MS:
                 t_log = now  # type: ignore[assignment]  # ticks are small ints on the port
                 log.info("battery", v=v, state=battery.NAMES[unit.battery.state])
-            self._beats[2] += 1
+            self._beats[1] += 1
             await asyncio.sleep_ms(_BATTERY_MS)
 
     # -- lights -------------------------------------------------------------------------
@@ -125,28 +157,35 @@ class App:
                 urgent or mode == "both" or mode == "tone",
                 urgent or mode == "both" or mode == "haptic",
             )
+            self._fb_on = 1
             flags |= leds.ACK
-        else:
+        elif self._fb_on:
+            self._fb_on = 0
             hw.feedback(0, 0)
         if self.wearer.acknowledging(now):
             flags |= leds.ACK
         state = unit.state()
+        # Only a change reaches the pins: most cycles the lights stay as they are.
         c = leds.status(state, now, flags)
-        hw.status_led(c & 1, (c >> 1) & 1, (c >> 2) & 1)
-        on = state != session.OFF
-        chs = unit.stim.ch
-        for i in range(len(chs)):
-            c = chs[i]
-            level = leds.channel(c.fault, c.lift.warning, c.state != STOPPED, tick)
-            hw.channel_led(i, level if on else 0)
-
-    async def leds(self):
-        tick = 0
-        while True:
-            tick += 1
-            self.leds_cycle(tick)
-            self._beats[3] += 1
-            await asyncio.sleep_ms(self._delay(3, _LED_MS))
+        if c != self._status_c:
+            self._status_c = c
+            hw.status_led(c & 1, (c >> 1) & 1, (c >> 2) & 1)
+        lit = 0
+        if state != session.OFF:
+            bit = 1
+            for c in unit.stim.ch:  # no range(len()): each builtin costs a look-up
+                if leds.channel(c.fault, c.lift.warning, c.state != STOPPED, tick):
+                    lit |= bit
+                bit <<= 1
+        changed = lit ^ self._ch_lit
+        if changed:
+            self._ch_lit = lit
+            i = 0
+            while changed:
+                if changed & 1:
+                    hw.channel_led(i, lit >> i & 1)
+                changed >>= 1
+                i += 1
 
     def _delay(self, task, period_ms):
         """How long task `task` sleeps to start its next cycle period_ms after its last one
@@ -188,9 +227,7 @@ class App:
 
     async def main(self):
         self.start_watchdog()
-        asyncio.create_task(self.buttons())
-        asyncio.create_task(self.control())
-        asyncio.create_task(self.leds())
+        asyncio.create_task(self.cycle())
         asyncio.create_task(self.battery_task())
         if self.host.stream is not None:
             asyncio.create_task(self.host.run())

@@ -29,14 +29,14 @@ _BUTTONS = ("power", "mode", "plus", "minus")
 _RGB = ("r", "g", "b")
 _ANALOG = (
     "adc_vref_v level_pwm_hz level_full_scale_ma level_calibration sense_divider "
-    "sense_hold_tau_ms compliance_v boost_divider boost_rise_ms battery_divider"
+    "sense_hold_tau_ms compliance_v boost_divider boost_rise_ms battery_divider boost_efficiency"
 ).split()
 _INTENSITY = ("steps", "step_ma")
 _LIMITS = (
     "max_peak_ma max_charge_per_phase_uc min_electrode_area_cm2 max_rms_ma_per_cm2 "
     "max_power_w_per_cm2 max_session_min default_session_min"
 ).split()
-_BATTERY = ("full_v", "warn_v", "cutoff_v", "hysteresis_v")
+_BATTERY = ("full_v", "warn_v", "cutoff_v", "hysteresis_v", "capacity_mah")
 
 
 class BoardError(ValueError):
@@ -237,6 +237,8 @@ def validate(obj):
     _field(a, s, "analog", "boost_divider", 1.0, lo_open=True)
     _field(a, s, "analog", "boost_rise_ms", 0.0, lo_open=True, default=2.0)
     _field(a, s, "analog", "battery_divider", 1.0)
+    # For the host's power model only (host_tools/sim/power.py): checked, not kept on the unit.
+    _field({}, s, "analog", "boost_efficiency", 0.0, 1.0, True, 0.8)
 
     s = _section(_get(obj, "", "intensity")[0], "intensity", _INTENSITY)
     a = b["intensity"] = {}
@@ -263,6 +265,7 @@ def validate(obj):
     _field(a, s, "battery", "warn_v", 2.5, 4.35, default=3.5)
     _field(a, s, "battery", "cutoff_v", 2.5, 4.35, default=3.3)
     _field(a, s, "battery", "hysteresis_v", 0.0, 0.5, True, 0.05)
+    _field({}, s, "battery", "capacity_mah", 10, 100_000, default=500)  # host power model only
     for lo, hi in (("cutoff_v", "warn_v"), ("warn_v", "full_v")):
         if a[lo] >= a[hi]:
             m = "must be below battery.%s (%g), got %g"

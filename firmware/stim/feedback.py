@@ -108,6 +108,9 @@ class Player:
         self._q[i + 1] = count if count < 255 else 255
         self._qn += 1
 
+    def playing(self):
+        return self._ev >= 0 or self._qn > 0
+
     def tick(self):
         """One TICK_MS step: 0 while the output is off; on, 2 for a fault or supply pattern
         (it plays whatever the setting says), 1 for any other."""

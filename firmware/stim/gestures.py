@@ -149,6 +149,15 @@ class Gestures:
             self._held_ms[B_POWER] = 0
             self._fired[B_POWER] = 0
 
+    def idle(self, bits):
+        """No button down (`bits`, a sample) or on its way, stuck ones aside, and no event
+        waiting: a sample now would change nothing, so the loop may skip it."""
+        return (
+            not (bits | self._raw | self._stable) & ~self._stuck
+            and not self._qn
+            and not self._first
+        )
+
     def next_event(self):
         """The next queued event (0 if none), without a new sample."""
         if not self._qn:

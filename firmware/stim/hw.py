@@ -10,13 +10,35 @@ board dict, so the same code runs on every board in boards/.
 import time
 from array import array
 
-from machine import ADC, PWM, PWRON_RESET, RTC, WDT, WDT_RESET, Pin, reset_cause
+from machine import (
+    ADC,
+    PWM,
+    PWRON_RESET,
+    RTC,
+    WDT,
+    WDT_RESET,
+    Pin,
+    freq,
+    lightsleep,
+    mem32,
+    reset_cause,
+)
 from micropython import const
 
 from stim.gestures import BUTTONS
 
 _TONE_HZ = const(2700)  # a piezo's loudest: most small piezo discs resonate near 2.7 kHz
 _TONE_DUTY = const(32768)  # a square wave
+_GPIO_IN = const(0xD0000004)  # SIO GPIO_IN: every pad's level in one read (datasheet 2.3.1.7)
+
+
+def use_clock(hz):
+    """Run the chip at the board's system clock (`sysclk_hz`): the PIO and PWM dividers are
+    worked out from it (stim.pulse, stim.level), and the clock sets what the processor draws
+    from the battery. machine.freq() re-locks the system PLL (ports/rp2/modmachine.c,
+    set_sys_clock_khz); at the clock already running nothing changes."""
+    if freq() != hz:
+        freq(hz)
 
 
 def reset_cause_name():
@@ -69,6 +91,11 @@ class Hardware:
         an = board["analog"]
         self._battery_v_per_count = an["adc_vref_v"] * an["battery_divider"] / 65535
         self._buttons = [Pin(board["buttons"][name], Pin.IN, Pin.PULL_UP) for name in BUTTONS]
+        self._button_gp = [board["buttons"][name] for name in BUTTONS]
+        m = 0
+        for n in self._button_gp:
+            m |= 1 << n
+        self._button_mask = m
         led = board["status_led"]
         self._status = [Pin(led[c], Pin.OUT, value=0) for c in ("r", "g", "b")]
         self._ch_leds = [Pin(ch["led"], Pin.OUT, value=0) for ch in board["channels"]]
@@ -92,17 +119,32 @@ class Hardware:
         the stop comes from the press itself, not from the next poll of the loop (SR-7)."""
         self._buttons[0].irq(handler, Pin.IRQ_FALLING, hard=True)
 
+    def sleep(self, ms):
+        """Sleep up to ms with the clocks stopped (machine.lightsleep: ports/rp2/modmachine.c
+        runs the chip from the 12 MHz crystal with only the timer clocked). A press of POWER
+        ends it at once: its pin has a hard handler (on_power_press), and a pin interrupt with
+        a handler wakes a timed lightsleep (micropython issue #7035); so do bytes from a host
+        that has the USB device configured (its clock is kept). PIO and PWM stop where they
+        are, so the caller sleeps only with every output off (SR-8). The watchdog keeps
+        counting: ms must stay well below its timeout."""
+        lightsleep(ms)
+
     def charging(self):
         """True while the charger says it charges (False on a board without its signal)."""
         c = self._charge
         return c is not None and c.value() == self._charge_active
 
     def buttons_down(self):
-        """Bit n set while button BUTTONS[n] is pressed (active low)."""
+        """Bit n set while button BUTTONS[n] is pressed (active low). One read of every pad:
+        with all four up, as nearly always, that is the whole cost (it runs every 10 ms)."""
+        v = mem32[_GPIO_IN]
+        m = self._button_mask
+        if v & m == m:
+            return 0
         bits = 0
-        buttons = self._buttons
+        gp = self._button_gp
         for i in range(4):  # no enumerate(): the steady loop allocates nothing
-            if not buttons[i].value():
+            if not (v >> gp[i]) & 1:
                 bits |= 1 << i
         return bits
 

@@ -96,6 +96,7 @@ def run():
             safe.all_off(None)
             log.error("board_invalid", key=e.key, msg=str(e))
             return
+        hw.use_clock(board["sysclk_hz"])  # before any PIO or PWM divider is worked out
         hw.watch_power(board)  # then the buttons down now: a press from here on is one
         held = hw.buttons_held(board)
         if held & 2:

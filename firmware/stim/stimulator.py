@@ -220,6 +220,21 @@ class Stimulator:
                 return True
         return False
 
+    def steady(self):
+        """True when no level can move and no check is under way: every running channel past
+        its soft start at a standing level, no envelope, no fade, no trip to follow up. The
+        control cycle can then run at its slow rate."""
+        if self._fade_ms or self._cycle_ms is not None:
+            return False
+        i = 0
+        for c in self.ch:  # no range(len()): it runs every 10 ms
+            if c.state != STOPPED and (
+                c.state != DELIVERING or c.level_phase != _STEADY or self.channels[i].trip
+            ):
+                return False
+            i += 1
+        return True
+
     def running(self):
         """True while any channel is checking or delivering output."""
         for c in self.ch:

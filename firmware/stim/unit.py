@@ -95,6 +95,18 @@ class Unit:
     def state(self):
         return self.session.state
 
+    def may_sleep(self):
+        """Switched off with nothing left to do until a press or a host: nothing asked, no
+        pattern playing, nothing waiting for the flash (SR-14), no output possible (SR-8)."""
+        return (
+            self.session.state == session.OFF
+            and not self.asking
+            and not self.player.playing()
+            and not self._unsaved
+            and self._unwritten is None
+            and not self.stim.output_possible()
+        )
+
     def selected(self):
         """The channels (0-based) the wearer's PLUS and MINUS act on."""
         n = len(self.stim.channels)

@@ -50,6 +50,11 @@ class Wearer:
             self.on_gesture(ev, g.button, time.ticks_ms())
             ev = g.next_event()
 
+    def quiet(self, bits):
+        """True when a sample of `bits` would do nothing: no button down, none being decoded,
+        and no press seen by the POWER interrupt still to follow up."""
+        return not self._halted and self.gestures.idle(bits)
+
     def acknowledging(self, now):
         return time.ticks_diff(self.ack_until, now) > 0
 

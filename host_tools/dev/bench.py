@@ -13,7 +13,7 @@ are measured from those raw edges, never from the firmware's own numbers, for
 Net charge comes from the board model (current into the load integrated over each phase).
 
 The results file is shared: other benchmarks write other sections (fault, stop, ramp, flash,
-host, sim).
+host, sim, battery: host_tools/dev/bench_battery.py, CPU busy and hours per charge).
 This one replaces only `timing`, and `memory` (host_tools/dev/bench_memory.py: heap and flash on
 MicroPython's VM), and `sim` (host_tools/dev/bench_sim.py: simulator speed), and keeps every other
 key.
@@ -298,6 +298,7 @@ def print_timing(t: dict, console=None) -> None:
 
 def _sections() -> dict:
     """name -> (measure, print, passed): every section `make bench` writes, in order."""
+    from .bench_battery import measure_battery, print_battery
     from .bench_fault import measure_fault, print_fault
     from .bench_host import measure_host, print_host
     from .bench_memory import measure_memory, print_memory
@@ -321,10 +322,11 @@ def _sections() -> dict:
         "memory": (measure_memory, print_memory, all_passed),
         "sim": (measure_sim, print_sim, all_passed),
         "host": (measure_host, print_host, all_passed),
+        "battery": (measure_battery, print_battery, all_passed),
     }
 
 
-SECTIONS = ("timing", "fault", "stop", "ramp", "flash", "memory", "sim", "host")
+SECTIONS = ("timing", "fault", "stop", "ramp", "flash", "memory", "sim", "host", "battery")
 
 
 def main(argv: list[str] | None = None) -> int:

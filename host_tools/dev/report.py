@@ -284,6 +284,21 @@ def bench_rows(res: dict) -> list[list]:
                 ["the same, CPU s on one core (speedup x%s)" % sim.get("cpu_speedup"),
                  sim["cpu_s"], ">= x%g" % sim["target_cpu_speedup"], _pf(sim["pass"]["cpu"])]
             )  # fmt: skip
+    bat = res.get("battery")
+    if isinstance(bat, dict) and "standby" in bat:
+        tg, ok = bat["targets"], bat["pass"]
+        conv = bat["programs"]["tens_conventional"]
+        rows += [
+            ["CPU busy, TENS conventional on two channels (%)", conv["busy_pct"],
+             "<= %g" % tg["busy_running_pct"], _pf(ok["busy_running"])],
+            ["CPU busy, switched off (%)", bat["standby"]["busy_pct"],
+             "<= %g" % tg["busy_off_pct"], _pf(ok["busy_off"])],
+            ["therapy per charge, TENS conventional at %g mA into %g kΩ (h)"
+             % (bat["intensity_ma"], bat["load_ohm"] / 1000), conv["hours"],
+             "%g mAh cell" % bat["capacity_mah"], "reported"],
+            ["standby per charge, switched off (days)", bat["standby"]["days"],
+             "%g mAh cell" % bat["capacity_mah"], "reported"],
+        ]  # fmt: skip
     host = res.get("host")
     if isinstance(host, dict) and "flash_full_s" in host:
         rows += [
@@ -374,6 +389,69 @@ def draw_programs(out_dir: Path, board: str = "pico") -> list[tuple[str, str, st
         plot.plot_program(p["id"], path, board=board, window_s=PICTURE_WINDOWS_S.get(p["id"], 1.0))
         out.append((p["id"], p["name"], "img/%s.png" % p["id"]))
     return out
+
+
+def draw_battery(out_dir: Path, bat: dict) -> str | None:
+    """The 30-minute session's drain by component (bench `battery` section), stacked."""
+    s = bat.get("session") if isinstance(bat, dict) else None
+    if not s or not s.get("bins"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    cols = s["columns"]
+    t_min = [b[0] / 60 for b in s["bins"]]
+    series = [[b[i] for b in s["bins"]] for i in range(1, len(cols))]
+    fig = Figure(figsize=(8, 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.stackplot(t_min, series, labels=cols[1:], step="post")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("drain from the cell (mA)")
+    ax.set_title(
+        "%s at %g mA, both channels, board %s: %.1f mAh in all"
+        % (s["program"], s["intensity_ma"], bat["board"], s["mah"])
+    )
+    ax.legend(loc="upper right")
+    img = out_dir / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(img / "battery_drain.png", dpi=100)
+    return "img/battery_drain.png"
+
+
+def battery_section(d, out_dir: Path, bat: dict) -> None:
+    if not isinstance(bat, dict) or "programs" not in bat:
+        return
+    d.h(2, "Battery life")
+    d.p(
+        "Board %s at %g MHz, %g mAh cell, boost efficiency %g: the whole firmware on the "
+        "simulated chip, %g kΩ on both channels, raised with PLUS to %g mA; drain from the "
+        "power model (host_tools/sim/power.py: measured Pico currents by clock and sleep state, "
+        "the boost refilling each pulse's charge from the compliance rail, lights and "
+        "feedback), averaged over %g s once the soft starts are over."
+        % (bat["board"], bat["sysclk_mhz"], bat["capacity_mah"], bat["boost_efficiency"],
+           bat["load_ohm"] / 1000, bat["intensity_ma"], bat["window_s"])
+    )  # fmt: skip
+    rows = []
+    for pid, p in bat["programs"].items():
+        c = p["by_component_ma"]
+        rows.append([pid, p["peak_ma"], p["busy_pct"], c["cpu"], c["output"], c["lights"],
+                     p["drain_ma"], p["hours"]])  # fmt: skip
+    s = bat["standby"]
+    c = s["by_component_ma"]
+    rows.append(["switched off (asleep %g %% of the time)" % s["asleep_pct"], 0, s["busy_pct"],
+                 c["cpu"], c["output"], c["lights"], s["drain_ma"],
+                 "%g days" % s["days"]])  # fmt: skip
+    d.table(
+        ["program", "peak mA", "CPU busy %", "CPU mA", "output mA", "lights mA", "total mA",
+         "hours per charge"],
+        rows,
+    )  # fmt: skip
+    src = draw_battery(out_dir, bat)
+    if src:
+        d.img(src, "drain over a 30-minute session by component")
 
 
 # ---- 5. output table ----------------------------------------------------------------------------
@@ -719,6 +797,8 @@ def build(args) -> int:
                 ),
             )
         )  # fmt: skip
+
+    battery_section(d, out, bench.get("battery"))
 
     # pictures
     d.h(2, "Waveforms of every program")

@@ -302,6 +302,33 @@ class Chip:
                 t = tb
         return t
 
+    def running_clocked(self) -> list[str]:
+        """What a machine.lightsleep() would freeze mid-flight: every enabled PIO state
+        machine and every enabled PWM slice driving a pin with a non-zero compare value. The
+        rp2 port gates their clocks during the sleep (sleep_en0 = 0), so a pulse being driven
+        would hold its level: DC on the electrodes."""
+        out = []
+        for b in self.pio:
+            for s in b.sms:
+                if s.enabled:
+                    out.append("PIO%d SM%d running" % (b.index, s.index))
+        for sl in self.pwm:
+            if not sl.enabled:
+                continue
+            for ch in (0, 1):
+                # A compare value written since the last wrap is not in force yet (4.5.2.3):
+                # a sleep now would freeze the old one.
+                pend = sl._pending[ch]
+                if sl.cc_at(ch, self.now) or (pend is not None and pend[1]):
+                    pin = [
+                        n
+                        for n in range(NUM_GPIO)
+                        if self.gpio[n].func == F_PWM and (n >> 1) & 7 == sl.index and n & 1 == ch
+                    ]
+                    if pin:
+                        out.append("PWM%d%s driving GP%d" % (sl.index, "AB"[ch], pin[0]))
+        return out
+
     # ---- interrupts ---------------------------------------------------------------------
     def dispatch_irq(self, handler: Callable, arg, hard: bool) -> None:
         """An interrupt fired: the CPU runs its handler now (hard) or queues it for the VM's

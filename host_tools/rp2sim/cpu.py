@@ -69,7 +69,11 @@ NATIVE_US = {
     "json_dumps": 40.0,  # json.dumps(): port None 52, True 87, 1 92, "two" 172, 3.5 265 us,
     "json_loads": 95.0,  # [1, 2] 99, a 3-key settings dict 316; json.loads of it 397
     "json_loads_char": 4.3,
-    "gc_collect": 12_000.0,  # gc.collect(): 8.3 ms at 77 KB in use, 15 ms in a session
+    "gc_collect": 12_000.0,
+    # machine.lightsleep(ms) around the sleep itself (modmachine.c): clocks switched to the
+    # crystal and the PLLs stopped before it, runtime_init_clocks (PLL re-lock) after it. An
+    # estimate from the SDK calls it makes, not a measurement.
+    "lightsleep": 80.0,  # gc.collect(): 8.3 ms at 77 KB in use, 15 ms in a session
     # Loading a module from its .mpy, per byte of the .mpy (the import also runs the module's
     # top level, charged as it runs): engine 49.0 ms, stimulator 50.5, app 42.0, hostcmd 26.8,
     # settings 21.3 ms from .mpy files of about 4.5, 4.3, 3.0, 3.3, 1.8 KB on the port
@@ -120,6 +124,8 @@ class Cpu:
         self.busy_cycles = 0
         self.idle_cycles = 0
         self.irq_cycles = 0  # time spent in hard interrupt handlers (entry included)
+        self.asleep_cycles = 0  # machine.lightsleep(): clocks stopped, neither busy nor idle
+        self.lightsleeps = 0
         self.soft_dropped = 0
         self.console = None  # where an uncaught exception in a handler is printed
         # Optional observer of every hard handler: fn(handler, t_fired, t_done) in cycles.
@@ -430,6 +436,55 @@ class Cpu:
             self._idle_account(t0, busy0)
         self._room = self._room0 = 0
 
+    def lightsleep(self, ms: int | None) -> None:
+        """machine.lightsleep(ms) as ports/rp2/modmachine.c does it. Interrupts are masked
+        (MICROPY_BEGIN_ATOMIC_SECTION), clk_sys drops to the 12 MHz crystal and only the timer
+        keeps its clock (sleep_en1 = CLK_SYS_TIMER): PIO, PWM and the ADC stop where they are.
+        A pending interrupt ends the WFI early: the timer alarm at the deadline, a pin whose
+        irq() has a handler (the port needs a timeout and a handler for that: micropython
+        issue #7035), the USB controller while a host has the device configured (its clock is
+        kept then). The handlers run after the clocks are back. The watchdog keeps counting
+        (the port points the PSM's watchdog reset at the ROSC for that case), so a sleep longer
+        than its timeout resets the chip.
+
+        Not modelled, and refused loudly: a sleep while a PIO state machine runs or a PWM
+        output drives a pin (their clocks would stop mid-pulse), and lightsleep() without a
+        time (DORMANT: the port sets no wake source but raw registers)."""
+        chip = self.chip
+        if ms is None:
+            raise NotImplementedError("lightsleep() without a time (DORMANT) is not modelled")
+        ms = int(ms)
+        if ms <= 1:
+            self.sleep_cycles(chip.us_to_cycles(ms * 1000))  # the port: mp_hal_delay_ms
+            return
+        self.sync()
+        frozen = chip.running_clocked()
+        if frozen:
+            raise NotImplementedError(
+                "lightsleep with clocked outputs (their clocks stop mid-flight): "
+                + ", ".join(frozen)
+            )
+        self.work(self._scaled(native_cycles("lightsleep") // 2))
+        self.lightsleeps += 1
+        chip.irq_disabled += 1
+        t0 = chip.now
+        end = t0 + chip.us_to_cycles(ms * 1000)
+        pending = len(self.hard_pending)
+        mark = chip.irq_serviced
+        while chip.now < end and len(self.hard_pending) == pending and chip.irq_serviced == mark:
+            nxt = chip.next_event_time()
+            if nxt is None or nxt >= end:
+                chip.advance_to(end)
+                break
+            chip.advance_to(nxt)
+        self.asleep_cycles += chip.now - t0
+        self._nxt_ok = False
+        self._room = self._room0 = 0
+        self.work(self._scaled(native_cycles("lightsleep") - native_cycles("lightsleep") // 2))
+        chip.irq_disabled -= 1
+        self.unmask()
+        self.handle_pending()
+
     def idle(self, timeout_us: int | None) -> None:
         """The CPU waits for an event (asyncio's poll, a blocking read): until the timeout or
         until an interrupt has been serviced, whichever comes first."""
@@ -464,5 +519,5 @@ class Cpu:
 
     def busy_fraction(self) -> float:
         """Busy cycles (task code and interrupt handlers) over all cycles counted."""
-        total = self.busy_cycles + self.idle_cycles
+        total = self.busy_cycles + self.idle_cycles + self.asleep_cycles
         return self.busy_cycles / total if total else 0.0

@@ -433,11 +433,14 @@ class RTC(_Bound):
 
 class _Mem32:
     """`machine.mem32` for the registers the firmware uses: the PIO blocks' IRQ, IRQ_FORCE,
-    SMn_ADDR and FLEVEL, and the watchdog's CTRL and LOAD (RP2040 datasheet 2.1.2: each block
-    also answers at +0x1000 XOR, +0x2000 SET and +0x3000 CLR). Anything else is refused."""
+    SMn_ADDR and FLEVEL, the watchdog's CTRL and LOAD (RP2040 datasheet 2.1.2: each block
+    also answers at +0x1000 XOR, +0x2000 SET and +0x3000 CLR), and the SIO's GPIO_IN (every
+    pad's input level in one word, 2.3.1.7: what Pin.value() reads for one pin). Anything else
+    is refused."""
 
     _PIO_BASES = {0x50200000: 0, 0x50300000: 1}
     _WATCHDOG = 0x40058000
+    _SIO_GPIO_IN = 0xD0000004
 
     def __init__(self, chip: Chip, gen: int):
         self._chip, self._gen = chip, gen
@@ -459,8 +462,13 @@ class _Mem32:
         return chip.pio[self._PIO_BASES[base]], off, alias
 
     def __getitem__(self, addr: int) -> int:
-        pio, off, _alias = self._decode(addr)
         chip = self._chip
+        if addr == self._SIO_GPIO_IN and chip.generation == self._gen:
+            chip.cpu.sync()
+            chip.cpu.native("mem32")
+            chip.cpu.settle()  # the pads as they are at this instant (PIO outputs included)
+            return chip.read_gpio(chip.now) & 0x3FFFFFFF
+        pio, off, _alias = self._decode(addr)
         if pio is None:
             if off == 0x000:  # CTRL
                 return chip.wdt_ctrl()
@@ -597,9 +605,15 @@ class StateMachine(_Bound):
             shiftctrl = (shiftctrl & ~(0x1F << 20)) | ((push_thresh & 0x1F) << 20)
         if pull_thresh is not None:
             shiftctrl = (shiftctrl & ~(0x1F << 25)) | ((pull_thresh & 0x1F) << 25)
-        out_init = prog[pioasm._PROG_OUT_PINS]
-        set_init = prog[pioasm._PROG_SET_PINS]
-        side_init = prog[pioasm._PROG_SIDESET_PINS]
+        # rp2_pio.c asm_pio_get_pins: one pin may be given as a bare value, several as a tuple.
+        out_init, set_init, side_init = (
+            (v,) if isinstance(v, int) else v
+            for v in (
+                prog[pioasm._PROG_OUT_PINS],
+                prog[pioasm._PROG_SET_PINS],
+                prog[pioasm._PROG_SIDESET_PINS],
+            )
+        )
         side_en = bool(execctrl >> 30 & 1)
         sideset_count = (len(side_init) if side_init else 0) + (1 if side_en else 0)
         div_int, div_frac = port_math.sm_freq_to_clkdiv(chip.sysclk_hz, freq)
@@ -1011,7 +1025,16 @@ def build_modules(
     def freq(hz=None):
         if hz is None:
             return chip.sysclk_hz
+        if int(hz) == chip.sysclk_hz:
+            cpu.native("timer_init")  # set_sys_clock_khz: the PLL left as it is
+            return None
+        # The simulated chip runs at the clock it was built with (a board's sysclk_hz): a
+        # change while running (PLL re-lock, flash divider, every peripheral's clock) is not
+        # modelled.
         raise NotImplementedError("changing machine.freq() is not modelled")
+
+    def lightsleep(time_ms=None):
+        cpu.lightsleep(time_ms)
 
     def reset():
         # machine.reset() reboots through the watchdog, so reset_cause() reads WDT_RESET after it.
@@ -1037,7 +1060,7 @@ def build_modules(
         disable_irq=disable_irq,
         enable_irq=enable_irq,
         idle=lambda: cpu.idle(None),
-        lightsleep=lambda ms=None: cpu.sleep_cycles(chip.us_to_cycles((ms or 0) * 1000)),
+        lightsleep=lightsleep,
         PWRON_RESET=port_math.PWRON_RESET,
         WDT_RESET=port_math.WDT_RESET,
     )

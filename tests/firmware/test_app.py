@@ -30,6 +30,7 @@ def parts(mocker, rig):
     unit.stim.ch = [stimulator.ChannelState(0), stimulator.ChannelState(0)]
     wearer = mocker.Mock(name="wearer")
     wearer.acknowledging.return_value = False
+    wearer.quiet.return_value = False  # a button is down: the sample counts
     host = mocker.Mock(name="host")
     start_watchdog = mocker.Mock(name="start_watchdog")  # arms it; returns the watchdog
     return hw, unit, wearer, host, start_watchdog
@@ -56,6 +57,16 @@ def test_a_buttons_cycle_hands_the_sample_and_the_time_since_the_last_one(app, p
     assert wearer.sample.call_args.args[1] == rig.import_module("stim.gestures").POLL_MS
 
 
+def test_a_buttons_cycle_with_nothing_down_or_on_its_way_samples_nothing(app, parts, rig):
+    hw, _unit, wearer, _host, _wd = parts
+    hw.buttons_down.return_value = 0
+    wearer.quiet.return_value = True
+    rig.run_for(0.010)
+    app.buttons_cycle()
+    wearer.quiet.assert_called_once_with(0)
+    wearer.sample.assert_not_called()
+
+
 def test_a_control_cycle_ticks_the_unit_with_the_time_that_really_passed(app, parts, rig):
     _hw, unit, _wearer, _host, _wd = parts
     rig.run_for(0.023)
@@ -71,13 +82,11 @@ def test_the_watchdog_is_fed_only_while_every_task_completes_cycles(app, parts):
     app.start_watchdog()  # armed once
     start_watchdog.assert_called_once_with(2000)
     assert not app.healthy()  # no task has run yet
-    for i in range(4):
+    for i in range(2):  # the 10 ms cycle and the battery task
         app._beats[i] += 1
     assert app.healthy()
     app._fed[:] = app._beats
-    app._beats[1] += 1  # all but the control task ran again
-    for i in (0, 2):
-        app._beats[i] += 1
+    app._beats[0] += 1  # the cycle ran again, the battery task did not
     assert not app.healthy()
 
 

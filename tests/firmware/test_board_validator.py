@@ -745,3 +745,25 @@ def test_the_charger_signal_is_checked_like_every_pin():
         with pytest.raises(BoardError) as e:
             fw.validate({**raw, "charge_detect": bad})
         assert e.value.key == key, bad
+
+
+# ---- the power model's keys (host_tools/sim/power.py) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("battery.capacity_mah", 0), ("battery.capacity_mah", 2.5e5), ("battery.capacity_mah", 500.5),
+     ("analog.boost_efficiency", 0.0), ("analog.boost_efficiency", 1.2),
+     ("analog.boost_efficiency", "high")],
+)  # fmt: skip
+def test_the_power_models_keys_are_checked(path, value):
+    bad(path, value)
+
+
+def test_the_power_models_keys_are_checked_but_not_kept_on_the_unit():
+    """Only the host's power model reads them (from the file): the unit's RAM keeps none."""
+    b = good()
+    b["battery"]["capacity_mah"] = 800
+    b["analog"]["boost_efficiency"] = 0.7
+    v = boards.validate(b)
+    assert "capacity_mah" not in v["battery"] and "boost_efficiency" not in v["analog"]

@@ -307,13 +307,13 @@ def test_a_charged_battery_is_not_reported_low_on_its_way_up(make_unit):
 def test_a_hung_control_task_is_reset_by_the_watchdog_into_the_safe_state(make_unit, fw_copy):
     app = fw_copy / "stim" / "app.py"
     text = app.read_text()
-    old = "            self.control_cycle()\n"
+    old = "                self.control_cycle()\n"
     assert old in text
     app.write_text(
         text.replace(
             old,
-            old + "            if self.unit.session.elapsed_ms(time.ticks_ms()) > 3000:\n"
-            "                await asyncio.sleep_ms(10**8)  # hangs: never completes a cycle\n",
+            old + "                if self.unit.session.elapsed_ms(time.ticks_ms()) > 3000:\n"
+            "                    await asyncio.sleep_ms(10**8)  # hangs: no cycle completes\n",
         )
     )
     unit = make_unit("pico", firmware_dir=fw_copy, load_ohm={1: 1000.0, 2: 1000.0})

@@ -400,3 +400,26 @@ def test_what_to_do_after_an_electrode_fault_fits_80_columns(app, key):
     fault = next(ln for ln in lines if "FAULT" in ln)
     # the whole instruction is on the screen (the timebase note after it may be cut short)
     assert "restore the electrode (%s), then press +" % key in fault
+
+
+def test_the_title_shows_the_cpu_busy_share_and_the_battery_drain(app):
+    """From the simulated chip's cycle counts and the power model (host_tools/sim/power.py):
+    switched off the chip sleeps (a few mA), running both channels it draws tens of mA."""
+    import re
+
+    def figures():
+        title = screen(app).splitlines()[0]
+        m = re.search(r"CPU ([\d.]+) %\s+([\d.]+) mA", title)
+        assert m, title
+        return float(m.group(1)), float(m.group(2))
+
+    app.run_sim(3.0)
+    busy_off, ma_off = figures()
+    assert busy_off <= 2.0 and 0.5 < ma_off < 5.0
+    switch_on_and_start(app)
+    for _ in range(8):
+        app.handle_key("+")
+        app.run_sim(0.4)
+    app.run_sim(4.0)
+    busy_on, ma_on = figures()
+    assert busy_on > busy_off and ma_on > 5 * ma_off

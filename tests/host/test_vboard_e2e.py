@@ -206,6 +206,9 @@ def test_flash_then_verify_by_hash(board):
 
 
 def test_reflash_unchanged_copies_nothing(board):
+    # flashed once here too: pytest-xdist may run this test on a board of its own
+    r = run(STIMCTL + ["flash", "--port", board.path, "--board", "pico"], timeout=120)
+    assert r.returncode == 0, r.stderr + r.stdout
     before = board.flash.stat().st_mtime_ns
     r = run(STIMCTL + ["flash", "--port", board.path, "--board", "pico"], timeout=60)
     assert r.returncode == 0, r.stderr + r.stdout
@@ -218,6 +221,10 @@ def test_reflash_unchanged_copies_nothing(board):
 def test_logs_stream_and_ctrl_c_makes_outputs_safe(board, tmp_path):
     """The flashed firmware runs; `stimctl logs` shows its records live; a Ctrl-C from the host
     stops it with the outputs off first; a soft reset starts it again."""
+    # The firmware on the board whatever ran before here (pytest-xdist may give this test a
+    # worker, and so a board, of its own): copying an unchanged tree writes nothing.
+    r = run(STIMCTL + ["flash", "--port", board.path, "--board", "pico"], timeout=120)
+    assert r.returncode == 0, r.stderr + r.stdout
     save = tmp_path / "log.jsonl"
     with logs_running(board.path, save) as lines:
         # Ctrl-C: main.py's handler turns the outputs off; then a soft reset in the friendly

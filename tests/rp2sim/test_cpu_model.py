@@ -306,3 +306,69 @@ def test_the_watchdog_stops_when_its_enable_bit_is_cleared(tmp_path):
     m.mem32[0x40058000 + 0x2000] = 1 << 30  # set again: it counts on
     with pytest.raises(ChipReset):
         chip.advance_to(chip.now + chip.cycles(1.0))
+
+
+# ---- machine.lightsleep (ports/rp2/modmachine.c) ---------------------------------------------
+_SLEEPER = """
+import machine
+woke = []
+def on_pin(p):
+    woke.append(1)
+def nap(ms):
+    machine.lightsleep(ms)
+"""
+
+
+def test_lightsleep_lasts_its_time_asleep_neither_busy_nor_idle(tmp_path):
+    chip, _mods, m = runtime(tmp_path, _SLEEPER)
+    b0, i0 = chip.cpu.busy_cycles, chip.cpu.idle_cycles
+    t = us_of(chip, m.nap, 200)
+    assert t == pytest.approx(200_000, abs=200)  # the deadline, plus the clock switches
+    assert chip.cpu.asleep_cycles == pytest.approx(200_000 * MHZ, rel=0.001)
+    assert chip.cpu.idle_cycles == i0
+    assert (chip.cpu.busy_cycles - b0) / MHZ < 200  # the call and the clock switches only
+    assert chip.cpu.lightsleeps == 1
+
+
+def test_a_pin_interrupt_with_a_handler_ends_lightsleep_and_runs_after_the_clocks(tmp_path):
+    """micropython issue #7035: on RP2040 a Pin.irq() wakes a timed lightsleep when it has a
+    handler; interrupts are masked during the sleep, so the handler runs after the wake."""
+    chip, mods, m = runtime(tmp_path, _SLEEPER)
+    pin = mods["machine"].Pin(10, mods["machine"].Pin.IN, mods["machine"].Pin.PULL_UP)
+    pin.irq(m.on_pin, mods["machine"].Pin.IRQ_FALLING, True)
+    chip.schedule(chip.now + 30_000 * MHZ, chip.drive_external, 10, 0)  # pressed 30 ms in
+    t = us_of(chip, m.nap, 250)
+    assert t == pytest.approx(30_000, abs=200)
+    assert m.woke == [1]
+
+
+def test_lightsleep_refuses_to_freeze_a_running_state_machine(tmp_path):
+    """The port stops the PIO's clock in lightsleep: a pulse under way would hold its level.
+    The simulated chip does not model a frozen PIO and says so instead of pretending."""
+    src = _SLEEPER + textwrap.dedent("""
+        import rp2
+        from machine import Pin
+        @rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
+        def blink():
+            set(pins, 1)
+            set(pins, 0)
+        def start():
+            sm = rp2.StateMachine(0, blink, freq=2000, set_base=Pin(2))
+            sm.active(1)
+            return sm
+        """)
+    _chip, _mods, m = runtime(tmp_path, src)
+    sm = m.start()
+    with pytest.raises(NotImplementedError, match="PIO0 SM0 running"):
+        m.nap(100)
+    sm.active(0)
+    m.nap(100)  # stopped: fine
+
+
+def test_the_watchdog_keeps_counting_through_lightsleep(tmp_path):
+    """RP2040: the port points the PSM's watchdog reset at the ROSC before it sleeps, because
+    the watchdog can still fire: a sleep longer than its timeout resets the chip."""
+    chip, mods, m = runtime(tmp_path, _SLEEPER)
+    mods["machine"].WDT(timeout=500)
+    with pytest.raises(ChipReset):
+        m.nap(800)

@@ -44,8 +44,9 @@ def _step(dt_us):
     sub_us = s % 1000
 
 
-def advance_us(dt_us):
-    """Move the virtual clock on by dt_us, firing every Timer that falls due on the way."""
+def advance_us(dt_us, rx=False):
+    """Move the virtual clock on by dt_us, firing every Timer that falls due on the way (`rx`:
+    on the virtual board, return when the host's bytes arrive; here nothing arrives)."""
     end = total_us() + max(0, int(dt_us))
     while True:
         nxt = None

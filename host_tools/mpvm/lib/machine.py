@@ -251,10 +251,21 @@ class WDT:
         self.fed_ms = _sim.ms
 
 
+_SIO_GPIO_IN = const(0xD0000004)
+
+
 class _Mem32:
-    """machine.mem32 over a plain register file; rp2's StateMachine keeps the PC registers."""
+    """machine.mem32 over a plain register file; rp2's StateMachine keeps the PC registers.
+    SIO GPIO_IN reads every pad's input level, as Pin.value() does for one."""
 
     def __getitem__(self, addr):
+        if addr == _SIO_GPIO_IN:
+            v = 0
+            for n in range(_NUM_GPIO):
+                x = external[n]
+                if levels[n] if x is None else x:
+                    v |= 1 << n
+            return v
         return _sim.pio_mem.get(addr, 0)
 
     def __setitem__(self, addr, value):
@@ -288,7 +299,11 @@ class RTC:
 def freq(hz=None):
     if hz is None:
         return _sim.SYSCLK_HZ
-    raise ValueError("changing the clock is not simulated")
+    # The port re-locks the PLL (set_sys_clock_khz) or raises "cannot change frequency"; the
+    # VM keeps no real clock, only the figure the other fakes compute dividers from.
+    if not 48_000_000 <= hz <= 250_000_000 or hz % 1000:
+        raise ValueError("cannot change frequency")
+    _sim.SYSCLK_HZ = hz
 
 
 def reset_cause():
@@ -309,6 +324,15 @@ def enable_irq(state):
 
 def idle():
     _sim.advance_us(1000)
+
+
+def lightsleep(time_ms=None):
+    """The clock moves on by the sleep, or until the host's bytes arrive on the virtual board
+    (the port keeps the USB clock while a host has the device configured, and its interrupt
+    ends the sleep). Pin interrupts do not end it here: nothing presses the VM's buttons."""
+    if time_ms is None:
+        raise ValueError("lightsleep() without a time (DORMANT) is not simulated")
+    _sim.advance_us(time_ms * 1000, True)
 
 
 def reset():
