@@ -35,7 +35,7 @@ venv: $(STAMP) ## Create .venv with the pinned dependencies
 test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite on every core (CPython and the MicroPython VM)
 	$(BIN)/pytest -n auto
 
-.PHONY: trace fuzz report
+.PHONY: trace fuzz report mutate
 trace: $(STAMP) ## Requirement -> tests -> last result (build/traceability.md); fails on gaps
 	$(BIN)/python -m host_tools.dev.traceability
 
@@ -45,6 +45,10 @@ fuzz: $(STAMP) ## Longer fuzz on every core: whole unit (1000 x 40 steps), hosti
 		$(BIN)/pytest -n auto tests/firmware/test_fuzz_unit.py -k whole_unit
 	FUZZ_RANDOM=1 FUZZ_HOST_LINES=$(or $(FUZZ_HOST_LINES),25000) \
 		$(BIN)/pytest -n auto tests/firmware/test_fuzz_host.py
+
+mutate: $(STAMP) $(NODE_STAMP) ## Mutation tests of the safety modules (resumable; MUTANTS=n samples): build/mutation.md
+	$(BIN)/python -m host_tools.dev.mutate $(if $(MUTANTS),--sample $(MUTANTS)) \
+		$(if $(MODULES),--modules $(MODULES))
 
 report: $(STAMP) $(NODE_STAMP) ## Tests, benchmarks, scenarios, waveforms, output table: report/
 	$(BIN)/python -m host_tools.dev.report

@@ -391,6 +391,29 @@ def draw_programs(out_dir: Path, board: str = "pico") -> list[tuple[str, str, st
     return out
 
 
+def mutation_section(d) -> None:
+    """The last `make mutate` run's table (build/mutation/results.json), if there is one."""
+    from . import mutate
+
+    res = mutate.load_results()
+    if not res:
+        return
+    rows = [r for r in mutate.summarise(res, list(mutate.SAFETY_MODULES)) if r["mutants"]]
+    d.h(2, "Mutation testing (make mutate)")
+    d.p(
+        "Mutants of the safety modules run so far against the tests that execute their line "
+        "(host_tools/dev/mutate.py; build/mutation.md lists every survivor). Score = killed / "
+        "(killed + survived + not covered); reviewed equivalent mutants "
+        "(tests/mutation_equivalent.txt) count neither way."
+    )
+    d.table(
+        ["module", "mutants run", "killed", "survived", "not covered", "equivalent", "score"],
+        [[r["module"], r["mutants"], r["killed"], r["survived"], r["not covered"],
+          r["equivalent"], "-" if r["score"] is None else "%.1f %%" % r["score"]]
+         for r in rows],
+    )  # fmt: skip
+
+
 def draw_battery(out_dir: Path, bat: dict) -> str | None:
     """The 30-minute session's drain by component (bench `battery` section), stacked."""
     s = bat.get("session") if isinstance(bat, dict) else None
@@ -799,6 +822,7 @@ def build(args) -> int:
         )  # fmt: skip
 
     battery_section(d, out, bench.get("battery"))
+    mutation_section(d)
 
     # pictures
     d.h(2, "Waveforms of every program")

@@ -258,6 +258,8 @@ class SimulatedUnit:
         (soft_timer_deinit): their callbacks belong to the old heap (fakes.Timer checks the
         generation), and the VM's scheduler starts empty.
         """
+        # ports/rp2/main.c, soft_reset_exit: the banner first, then the peripherals' deinit.
+        self.console.write("MPY: soft reboot\n")
         chip = self.chip
         chip.generation += 1
         chip.cpu.reset()

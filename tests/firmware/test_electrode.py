@@ -62,6 +62,22 @@ def test_probe_calls_a_stuck_sense_input_a_fault_never_ok():
 
 
 @pytest.mark.req("SR-6")
+@pytest.mark.parametrize("at", [0, 3, 7])
+def test_one_probe_reading_at_the_rail_is_a_sense_fault(at):
+    """A good load's readings but one of the eight at the ADC rail: no electrode can give that
+    reading, so the input is broken, whichever pulse it came after."""
+    scale = electrode.Scale(BOARD)
+    ma = electrode.PROBE_MA
+    good = counts_for(1000, ma, scale)
+    rail = electrode.thresholds(scale, ma, 80.0)[2]
+    samples = [good] * 8
+    samples[at] = rail
+    assert electrode.probe_verdict(scale, 0, samples, ma, 80.0)[0] == electrode.SENSE
+    samples[at] = rail - 1  # just below: a reading a load could give, judged by the rest
+    assert electrode.probe_verdict(scale, 0, samples, ma, 80.0)[0] == electrode.OK
+
+
+@pytest.mark.req("SR-6")
 def test_a_load_is_judged_only_above_the_minimum_current():
     scale = electrode.Scale(BOARD)
     assert electrode.load_ohm(scale, 1000, electrode.RELEASE_JUDGE_MA / 2) is None
@@ -235,6 +251,35 @@ def test_open_or_short_stops_the_channel_within_one_pulse_period(
         unit.close()
 
 
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(
+    ("mode_presses", "pulse_k"),
+    # TENS burst (7 pulses at 100 Hz, twice a second): a short after its 1st, 3rd and 6th
+    # pulse; TENS modulated (80 Hz, its width sweeping): two points part-way through the sweep
+    [(2, 1), (2, 3), (2, 6), (3, 20), (3, 45)],
+)
+def test_a_short_part_way_through_a_burst_or_a_sweep_stops_at_the_next_pulse(
+    make_unit, mode_presses, pulse_k
+):
+    """Each pulse is judged against its own plan entry (the interval since the previous one,
+    the hold's decay over it): wherever in the train the short comes, the next pulse's
+    reading stops the channel. A first run finds the train's pulses; an identical second run
+    shorts the load just after pulse k."""
+    unit = started(make_unit, mode_presses=mode_presses, steps=10)
+    unit.run_until(RUN_S + 1.2)
+    starts = [p.t_a for p in driven(unit, 1, t0=RUN_S)]
+    # the train's first pulse: the one after the longest gap (between bursts, or the slowest
+    # point of the sweep)
+    k0 = max(range(1, len(starts)), key=lambda k: starts[k] - starts[k - 1])
+    assert len(starts) > k0 + pulse_k
+    t_change = starts[k0 + pulse_k - 1] + 0.001  # just after pulse k of the train
+    unit2 = started(make_unit, mode_presses=mode_presses, steps=10)
+    unit2.at(t_change, unit2.model.set_load, 1, 1.0)
+    unit2.run_until(t_change + 1.0)
+    assert len(driven(unit2, 1, t0=t_change)) <= 1, "more than one pulse after the short"
+    assert faults(unit2) == [(1, "short")]
+
+
 @pytest.mark.req("SR-6", "SR-1", "SR-2")
 def test_after_recontact_the_wearer_raises_intensity_again_from_zero(make_unit):
     unit = lift_case(make_unit, 0, RUN_S + 0.003, 1e9)
@@ -297,7 +342,12 @@ def test_a_stuck_sense_input_is_a_fault_not_ok(make_unit, adc_v, fault):
 
 
 @pytest.mark.req("SR-6")
-@pytest.mark.parametrize(("adc_v", "fault"), [(3.3, "sense"), (0.0, "short")])
+@pytest.mark.parametrize(
+    ("adc_v", "fault"),
+    # 3.25 V: above what the boost's compliance (80 V, 1.2 x: 3.2 V at the pin) can give, below
+    # the ADC's full scale
+    [(3.3, "sense"), (3.25, "sense"), (0.0, "short")],
+)
 def test_a_sense_input_that_sticks_while_running_stops_the_channel(make_unit, adc_v, fault):
     unit = started(make_unit, steps=10)
     unit.at(RUN_S, unit.model.adc_faults.__setitem__, 0, adc_v)

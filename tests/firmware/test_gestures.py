@@ -440,6 +440,18 @@ def test_status_chord_released_early_gives_nothing():
 
 
 @pytest.mark.req("SR-11")
+@pytest.mark.parametrize("keep", [UP, DN])
+def test_the_lock_chord_ends_when_either_button_is_released(keep):
+    """PLUS and MINUS together 1 s, then one of them released: the other one held on alone,
+    however long, never locks or unlocks the unit."""
+    d = idle_driver()
+    d.hold(UP | DN, 1000)
+    d.hold(keep, G.LOCK_MS + 1000)
+    d.hold(0, 300)
+    assert G.LOCK not in d.kinds()
+
+
+@pytest.mark.req("SR-11")
 def test_two_chords_give_two_locks():
     d = idle_driver()
     for _ in range(2):

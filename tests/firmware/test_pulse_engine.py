@@ -597,3 +597,75 @@ def test_us_to_cycles_rounds_to_nearest():
     assert pulse.us_to_cycles(1, 66_500_000) == 67  # 66.5 rounds up
     assert pulse.us_to_cycles(20.004, 125_000_000) == 2501  # 2500.5 -> 2501
     assert pulse.us_to_cycles(20.003, 125_000_000) == 2500
+
+
+# ---- a trip, then a stop once the state machine waits at its gate ---------------------------
+@pytest.mark.req("SR-6", "SR-8")
+def test_stopping_a_tripped_channel_that_already_waits_at_its_gate_returns_at_once():
+    """A short trips the channel (the gate is forced: no further pulse starts); the state
+    machine finishes its rest and comes round to wait at the gate. stop() then must see that
+    it is at a boundary and return, not wait for a boundary that never comes (the watchdog
+    would then reset the unit with the fault never logged)."""
+    from host_tools.sim.board_model import SHORT_OHM
+
+    rig = FirmwareRig("pico", load_ohm={1: 1000.0})
+    rig.boost(True)
+    ch = rig.channel(0)
+    block = rig.chip.pio[ch.sm_id // 4]
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
+    rig.run_for(0.1)
+    rig.model.set_load(1, SHORT_OHM)
+    for _ in range(200):
+        rig.run_for(0.001)
+        if ch.trip and block.sm_pc(ch.sm_id % 4) - ch._offset == 7:
+            break
+    assert ch.trip, "the short did not trip the channel"
+    rig.run_for(0.003)
+    assert block.sm_pc(ch.sm_id % 4) - ch._offset == 7  # waiting at the gate (wait 0 irq)
+    rig.chip.wdt_start(200)  # a stop() that never returns would end in a watchdog reset
+    t0 = rig.chip.now
+    ch.stop()
+    assert rig.chip.now - t0 < rig.chip.us_to_cycles(500)
+    b = rig.board["channels"][0]
+    assert rig.chip.level(b["phase_a"]) == rig.chip.level(b["phase_b"]) == 0
+    assert not ch.running
+
+
+# ---- an interrupt in the middle of a level change -------------------------------------------
+@pytest.mark.req("SR-6")
+def test_a_pulse_done_interrupt_during_a_level_change_never_takes_half_its_limits():
+    """The pulse-done interrupt puts a prepared level in force together with its open and
+    short limits. On the chip (and on this simulated CPU) it can fire between any two
+    statements of a level change in task code: whenever it fires, the limits in force must be
+    the ones worked out for the current in force, never a mix of an old and a new level's."""
+    rig = FirmwareRig("pico", load_ohm={1: 1000.0})
+    rig.boost(True)
+    ch = rig.channel(0)
+    el = rig.import_module("stim.electrode")
+    f = rig.board["sysclk_hz"]
+    fired: list[int] = []
+    mixed: list[tuple] = []
+
+    def after_handler(_handler, t_fired, _t_done):
+        fired.append(t_fired)
+        ua = ch.delivered
+        want = (el.open_counts(ch.scale, ua, ch._sat_c), el.short_counts(ch.scale, ua))
+        if (ch._open_c, ch._short_c) != want:
+            mixed.append((t_fired, ua, (ch._open_c, ch._short_c), want))
+
+    rig.chip.cpu.irq_observer = after_handler
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), 10_000)
+    rig.run_for(0.1)
+    period = f // 100
+    # Two changes in a row, the first close enough to the pulse's end to be left to the
+    # interrupt (each takes about 300 us of Python here), the second's preparation then
+    # sweeping across the interrupt's instant, 3 us later at every trial.
+    for k in range(150):
+        call_at = fired[-1] + period - rig.chip.us_to_cycles(800 - 3 * k)
+        rig.run_for((call_at - rig.chip.now) / f)
+        ua = 10_000 + 1_000 * (k % 3)
+        ch.set_level_ua(ua + 500)
+        ch.set_level_ua(ua)
+        rig.run_for(0.005)
+    assert len(fired) > 150
+    assert mixed == []

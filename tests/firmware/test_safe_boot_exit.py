@@ -94,9 +94,10 @@ def test_ctrl_c_makes_outputs_safe_before_the_repl(make_unit, fw_copy, recorder)
     assert rec.level_at_index(pa, i) == 0
 
 
-def test_unhandled_exception_makes_outputs_safe(make_unit, fw_copy):
+def test_unhandled_exception_makes_outputs_safe(make_unit, fw_copy, recorder):
     stand_in(fw_copy, "crash")
     unit = make_unit("pico", firmware_dir=fw_copy)
+    rec = recorder(unit)
     t = run_until_on(unit)
     unit.run_until(t + 0.4)
     assert outputs(unit) == ON
@@ -105,6 +106,31 @@ def test_unhandled_exception_makes_outputs_safe(make_unit, fw_copy):
     crash = unit.logs("crash")
     assert crash and crash[0]["type"] == "RuntimeError" and crash[0]["lvl"] == "error"
     assert unit.state == "repl"
+    # Outputs low before anything is said about the crash, as on the Ctrl-C path ("before
+    # anything else"), and every state machine stopped, not merely overridden at the pins.
+    i = rec.index_of_line('"ev":"crash"')
+    b = unit.board
+    for pin in (b["channels"][0]["phase_a"], b["boost_en"]):
+        assert rec.level_at_index(pin, i) == 0
+    assert not any(sm.enabled for block in unit.chip.pio for sm in block.sms)
+
+
+def test_a_soft_reset_leaves_the_firmware_with_the_outputs_already_safe(
+    make_unit, fw_copy, recorder
+):
+    """A soft reset (SystemExit through main.py) is a way out like any other: the outputs are
+    low when the firmware has ended, before the port's soft reset path ("MPY: soft reboot")
+    stops the state machines and long before boot.py runs again."""
+    stand_in(fw_copy, "sleep")
+    unit = make_unit("pico", firmware_dir=fw_copy)
+    t = run_until_on(unit)
+    rec = recorder(unit)
+    unit.soft_reset(at=t)
+    unit.run_until(t + 0.3)
+    i = rec.index_of_line("MPY: soft reboot")
+    b = unit.board
+    for pin in (b["channels"][0]["phase_a"], b["boost_en"]):
+        assert rec.level_at_index(pin, i, initial=1) == 0
 
 
 def test_outputs_stay_on_while_nothing_goes_wrong(make_unit, fw_copy):

@@ -1,0 +1,443 @@
+"""Mutation testing of the safety modules (`make mutate`): would the tests notice if the code
+were subtly wrong?
+
+    python -m host_tools.dev.mutate [--modules engine,safe] [--sample N] [--seed S]
+                                     [--timeout S] [--fresh]
+
+Each mutant is one small change to one line of `firmware/stim/<module>.py` (or `boot.py`,
+`main.py`): a comparison flipped (`<` and `<=`, `>` and `>=`, `==` and `!=`), a boolean
+operator swapped, a `not` dropped, a small integer constant moved by one or set to 0, a call or
+an assignment statement deleted (`pass` instead), a `return` of a value replaced by a bare
+`return`. The tests that execute the mutated line run against it; the mutant is *killed* when
+any of them fails (or the run exceeds its time: a hang is a detection too), and *survives*
+when all pass.
+
+Why a driver of its own rather than mutmut or cosmic-ray: the firmware is not imported by the
+tests the usual way. The simulated chip compiles it from `firmware/` with a cost charged per
+statement (host_tools/rp2sim/cpucost.py), the MicroPython VM and the virtual board load the
+files themselves, and mutmut's trampolines (imports of mutmut inside the mutated source)
+would run on neither. Here a mutant is a real edit of a copy of the tree.
+
+How:
+- a working copy of the project (build/mutation/work: sources, tests, boards; the venv and
+  node_modules are shared), so the tree you edit is never touched;
+- which tests execute which line: coverage.py over each test file once, every thread traced
+  (the simulated unit runs its firmware on a thread of its own), kept in
+  build/mutation/coverage.json and reused while the tests and firmware are unchanged; lines run
+  only on the MicroPython VM or the virtual board are not seen by coverage and their mutants
+  are reported as "not covered";
+- each mutant: the covering test files, `pytest -x`, a time limit (--timeout, default 600 s);
+- results in build/mutation/results.json, keyed by the mutant and a hash of its module, so an
+  interrupted run resumes where it stopped and a changed module is tested again;
+- tests/mutation_equivalent.txt lists reviewed equivalent mutants (`id  reason`): they count
+  neither way, and the table says how many;
+- build/mutation.md: per module, mutants, killed, survived, not covered, equivalent, score
+  (killed / (killed + survived)), and every survivor; `make report` shows the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "build" / "mutation"
+WORK = OUT / "work"
+RESULTS = OUT / "results.json"
+COVERAGE = OUT / "coverage.json"
+TABLE = ROOT / "build" / "mutation.md"
+EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+SAFETY_MODULES = (
+    "safe", "limits", "electrode", "stimulator", "engine", "gestures", "session", "battery",
+    "hostcmd", "host", "settings", "app", "main",
+)  # fmt: skip
+COPY = ("firmware", "host_tools", "tests", "boards", "programs", "scenarios", "pyproject.toml")
+_CMP_SWAP = {
+    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+}  # fmt: skip
+
+
+@dataclass
+class Mutant:
+    module: str  # "engine", or "boot" / "main" for the top-level files
+    line: int
+    col: int
+    op: str  # what kind of change
+    before: str  # the source segment replaced
+    after: str  # its replacement
+
+    @property
+    def id(self) -> str:
+        return "%s:%d:%d:%s" % (self.module, self.line, self.col, self.op)
+
+
+def module_path(module: str, root: Path = ROOT) -> Path:
+    if module in ("boot", "main_py"):
+        return root / "firmware" / ("boot.py" if module == "boot" else "main.py")
+    return root / "firmware" / "stim" / ("%s.py" % module)
+
+
+def _span(node: ast.AST) -> tuple[int, int, int, int]:
+    n: ast.expr = node  # type: ignore[assignment]  # every mutated node has a position
+    return n.lineno, n.col_offset, n.end_lineno or n.lineno, n.end_col_offset or n.col_offset
+
+
+def _replace(source: str, span: tuple[int, int, int, int], text: str) -> str:
+    lines = source.splitlines(keepends=True)
+    l0, c0, l1, c1 = span
+    # col offsets are in UTF-8 bytes
+    head = lines[l0 - 1].encode()[:c0].decode()
+    tail = lines[l1 - 1].encode()[c1:].decode()
+    return "".join(lines[: l0 - 1]) + head + text + tail + "".join(lines[l1:])
+
+
+def _in_const_or_docstring(node: ast.AST, parents: dict) -> bool:
+    p = parents.get(node)
+    while p is not None:
+        if isinstance(p, ast.Call) and getattr(p.func, "id", None) == "const":
+            return True
+        p = parents.get(p)
+    return False
+
+
+def mutants_of(module: str, source: str) -> list[Mutant]:
+    """Every mutant of one module's source, in source order."""
+    tree = ast.parse(source)
+    parents: dict = {}
+    for n in ast.walk(tree):
+        for c in ast.iter_child_nodes(n):
+            parents[c] = n
+    seg_of = lambda n: ast.get_source_segment(source, n) or ""  # noqa: E731
+    out: list[Mutant] = []
+
+    def add(node: ast.AST, op: str, new_node: ast.AST | None = None, text: str | None = None):
+        before = seg_of(node)
+        after = text if text is not None else ast.unparse(new_node)  # type: ignore[arg-type]
+        if before and after != before:
+            out.append(Mutant(module, node.lineno, node.col_offset, op, before, after))  # type: ignore[attr-defined]
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            swap = _CMP_SWAP.get(type(node.ops[0]))
+            if swap is not None:
+                add(node, "cmp", ast.Compare(node.left, [swap()], node.comparators))
+        elif isinstance(node, ast.BoolOp):
+            other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+            add(node, "boolop", ast.BoolOp(other, node.values))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            add(node, "not", text=seg_of(node.operand))
+        elif (
+            isinstance(node, ast.Constant)
+            and type(node.value) is int
+            and not _in_const_or_docstring(node, parents)
+            and abs(node.value) < 1 << 20
+        ):
+            v = node.value
+            for new in sorted({v + 1, v - 1, 0} - {v}):
+                add(node, "const%+d" % (new - v) if new else "const0", text=repr(new))
+        elif isinstance(node, ast.Return) and node.value is not None:
+            add(node, "return", text="return")
+        if isinstance(node, (ast.Expr, ast.Assign, ast.AugAssign)) and not (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        ):
+            if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Call):
+                continue
+            value: ast.expr = node.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "const":
+                continue  # a name every use of which would fail: nothing a test must catch
+            add(node, "delete", text="pass")
+    out.sort(key=lambda m: (m.line, m.col, m.op))
+    return out
+
+
+def apply(m: Mutant, source: str) -> str:
+    """The module's source with mutant m applied (found again by position and text)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) == m.line and getattr(node, "col_offset", None) == m.col:
+            seg = ast.get_source_segment(source, node)
+            if seg == m.before:
+                return _replace(source, _span(node), m.after)
+    raise ValueError("mutant %s no longer matches its module" % m.id)
+
+
+# ---- the working copy --------------------------------------------------------------------------
+def _tree_hash(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for top in paths:
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*.py") if p.is_file())
+        for p in files:
+            h.update(str(p.relative_to(ROOT)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def prepare_work() -> Path:
+    """A fresh copy of the project to mutate (the venv and node_modules are shared)."""
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    WORK.mkdir(parents=True)
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, WORK / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, WORK / name)
+    if (ROOT / "node_modules").exists():
+        (WORK / "node_modules").symlink_to(ROOT / "node_modules")
+    return WORK
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(WORK) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["HYPOTHESIS_PROFILE"] = env.get("HYPOTHESIS_PROFILE", "default")
+    return env
+
+
+def test_files() -> list[str]:
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py"))
+
+
+# ---- which test files run which firmware lines ------------------------------------------------
+def coverage_map(jobs: int = 2, fresh: bool = False) -> dict[str, dict[str, list[int]]]:
+    """{test file: {firmware file (relative): [lines]}} from coverage.py, one run per test
+    file on the working copy; cached while the firmware and the tests are unchanged."""
+    key = _tree_hash([ROOT / "firmware", ROOT / "tests", ROOT / "host_tools"])
+    if not fresh and COVERAGE.exists():
+        data = json.loads(COVERAGE.read_text())
+        if data.get("key") == key:
+            return data["files"]
+    work = prepare_work()
+    rc = work / "build" / "covrc"
+    rc.parent.mkdir(parents=True, exist_ok=True)
+    rc.write_text(
+        "[run]\nconcurrency = thread\nsource = %s\nparallel = false\n" % (work / "firmware")
+    )
+    files: dict[str, dict[str, list[int]]] = {}
+    todo = test_files()
+    procs: list[tuple[str, subprocess.Popen, Path]] = []
+
+    def finish(tf: str, p: subprocess.Popen, data: Path) -> None:
+        p.wait()
+        jf = data.with_suffix(".json")
+        subprocess.run(
+            [sys.executable, "-m", "coverage", "json", "--data-file", str(data), "-o", str(jf),
+             "--rcfile", str(rc), "-q"],
+            cwd=work, env=_env(), capture_output=True,
+        )  # fmt: skip
+        if jf.exists():
+            rep = json.loads(jf.read_text())
+            files[tf] = {
+                str((work / f).resolve().relative_to(work)): sorted(v["executed_lines"])
+                for f, v in rep.get("files", {}).items()
+            }
+        print("coverage: %s (%d firmware files)" % (tf, len(files.get(tf, {}))), flush=True)
+
+    for tf in todo:
+        while len(procs) >= jobs:
+            for item in procs:
+                if item[1].poll() is not None:
+                    procs.remove(item)
+                    finish(*item)
+                    break
+            else:
+                time.sleep(0.2)
+        data = work / "build" / ("cov-%s" % tf.replace("/", "_"))
+        cmd = [sys.executable, "-m", "coverage", "run", "--rcfile", str(rc), "--data-file",
+               str(data), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+               tf]  # fmt: skip
+        p = subprocess.Popen(cmd, cwd=work, env=_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+        procs.append((tf, p, data))
+    for item in procs:
+        finish(*item)
+    COVERAGE.parent.mkdir(parents=True, exist_ok=True)
+    COVERAGE.write_text(json.dumps({"key": key, "files": files}))
+    return files
+
+
+def covering(m: Mutant, cov: dict) -> list[str]:
+    rel = str(module_path(m.module, Path(".")))
+    return sorted(tf for tf, fl in cov.items() if m.line in fl.get(rel, ()))
+
+
+# ---- running mutants --------------------------------------------------------------------------
+def equivalents() -> dict[str, str]:
+    out = {}
+    if EQUIVALENT.exists():
+        for line in EQUIVALENT.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                mid, _, why = line.partition(" ")
+                out[mid] = why.strip()
+    return out
+
+
+def run_mutant(m: Mutant, tests: list[str], timeout_s: float) -> tuple[str, float, str]:
+    """("killed" | "survived" | "timeout", seconds, first failing test or "")."""
+    path = module_path(m.module, WORK)
+    original = path.read_text()
+    path.write_text(apply(m, original))
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p",
+             "no:xdist", *tests],
+            cwd=WORK, env=_env(), capture_output=True, text=True, timeout=timeout_s,
+        )  # fmt: skip
+        status = "survived" if r.returncode == 0 else "killed"
+        failed = next(
+            (ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("FAILED")), ""
+        )
+    except subprocess.TimeoutExpired:
+        status, failed = "timeout", ""
+    finally:
+        path.write_text(original)
+    return status, time.monotonic() - t0, failed
+
+
+def module_hash(module: str) -> str:
+    return hashlib.sha256(module_path(module).read_bytes()).hexdigest()[:16]
+
+
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save_results(res: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=1, sort_keys=True))
+    tmp.replace(RESULTS)
+
+
+def select(modules: list[str], sample: int | None, seed: int) -> list[Mutant]:
+    ms: list[Mutant] = []
+    for mod in modules:
+        ms += mutants_of(mod, module_path(mod).read_text())
+    if sample is not None and sample < len(ms):
+        ms = random.Random(seed).sample(ms, sample)
+        ms.sort(key=lambda m: (m.module, m.line, m.col, m.op))
+    return ms
+
+
+def summarise(res: dict, modules: list[str]) -> list[dict]:
+    eq = equivalents()
+    rows = []
+    for mod in modules:
+        h = module_hash(mod)
+        rs = {k: v for k, v in res.items() if v["module"] == mod and v["hash"] == h}
+        count = {"killed": 0, "survived": 0, "not covered": 0, "equivalent": 0}
+        survivors = []
+        for mid, r in sorted(rs.items()):
+            if mid in eq:
+                count["equivalent"] += 1
+            elif r["status"] in ("killed", "timeout"):
+                count["killed"] += 1
+            elif r["status"] == "not covered":
+                count["not covered"] += 1
+            else:
+                count["survived"] += 1
+                survivors.append(r)
+        judged = count["killed"] + count["survived"] + count["not covered"]
+        score = 100.0 * count["killed"] / judged if judged else None
+        rows.append({"module": mod, "mutants": len(rs), **count, "score": score,
+                     "survivors": survivors})  # fmt: skip
+    return rows
+
+
+def write_table(rows: list[dict], path: Path = TABLE) -> None:
+    lines = [
+        "# Mutation testing of the safety modules",
+        "",
+        "`make mutate` (host_tools/dev/mutate.py). Score = killed / (killed + survived + not "
+        "covered); reviewed equivalent mutants (tests/mutation_equivalent.txt) count neither "
+        "way. Only the mutants run so far are counted.",
+        "",
+        "| module | mutants run | killed | survived | not covered | equivalent | score |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = "-" if r["score"] is None else "%.1f %%" % r["score"]
+        lines.append(
+            "| %s | %d | %d | %d | %d | %d | %s |"
+            % (r["module"], r["mutants"], r["killed"], r["survived"], r["not covered"],
+               r["equivalent"], s)
+        )  # fmt: skip
+    surv = [s for r in rows for s in r["survivors"]]
+    if surv:
+        lines += ["", "## Survivors", ""]
+        for s in surv:
+            lines.append(
+                "- `%s`: `%s` -> `%s` (%d test files ran)"
+                % (s["id"], s["before"], s["after"], len(s["tests"]))
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m host_tools.dev.mutate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--modules", default=",".join(SAFETY_MODULES))
+    ap.add_argument("--sample", type=int, default=None, help="this many mutants, drawn at random")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant")
+    ap.add_argument("--jobs", type=int, default=2, help="coverage runs in parallel")
+    ap.add_argument("--fresh", action="store_true", help="forget earlier results and coverage")
+    ap.add_argument("--list", action="store_true", help="list the mutants and stop")
+    args = ap.parse_args(argv)
+    modules = [m.strip() for m in args.modules.split(",") if m.strip()]
+    mutants = select(modules, args.sample, args.seed)
+    if args.list:
+        for m in mutants:
+            print("%s  %s -> %s" % (m.id, m.before, m.after))
+        print("%d mutants" % len(mutants))
+        return 0
+    res = {} if args.fresh else load_results()
+    cov = coverage_map(args.jobs, args.fresh)
+    prepare_work()
+    eq = equivalents()
+    for i, m in enumerate(mutants):
+        h = module_hash(m.module)
+        old = res.get(m.id)
+        if old and old["hash"] == h and old["before"] == m.before and old["after"] == m.after:
+            continue  # done on this very source: resume
+        tests = covering(m, cov)
+        if m.id in eq:
+            status, secs, failed = "equivalent", 0.0, ""
+        elif not tests:
+            status, secs, failed = "not covered", 0.0, ""
+        else:
+            status, secs, failed = run_mutant(m, tests, args.timeout)
+        res[m.id] = {**asdict(m), "id": m.id, "hash": h, "status": status,
+                     "seconds": round(secs, 1), "tests": tests, "failed": failed}  # fmt: skip
+        save_results(res)
+        print("[%d/%d] %-42s %-11s %5.1f s %s" % (i + 1, len(mutants), m.id, status, secs, failed),
+              flush=True)  # fmt: skip
+    rows = summarise(res, modules)
+    write_table(rows)
+    for r in rows:
+        s = "-" if r["score"] is None else "%.1f %%" % r["score"]
+        print("%-11s %3d run: %3d killed, %3d survived, %3d not covered, %3d equivalent: %s"
+              % (r["module"], r["mutants"], r["killed"], r["survived"], r["not covered"],
+                 r["equivalent"], s))  # fmt: skip
+    print("table: %s" % TABLE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

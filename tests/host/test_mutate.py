@@ -1,0 +1,104 @@
+"""The mutation-testing driver (host_tools/dev/mutate.py, `make mutate`): the mutants it makes,
+that each one is a valid edit of one spot, and that it tells a killed mutant from a survivor."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from host_tools.dev import mutate
+
+SRC = '''
+from micropython import const
+
+_LIMIT = const(7)
+
+
+def f(a, b):
+    """A docstring with 3 in it."""
+    if a <= _LIMIT and not b:
+        log(a)
+        return a + 1
+    x = 2
+    return x
+'''
+
+
+def test_each_kind_of_mutant_is_made_once_per_spot():
+    ms = mutate.mutants_of("demo", SRC)
+    by_op = {}
+    for m in ms:
+        by_op.setdefault(m.op, []).append((m.line, m.before, m.after))
+    assert by_op["cmp"] == [(9, "a <= _LIMIT", "a < _LIMIT")]
+    assert by_op["boolop"] == [(9, "a <= _LIMIT and not b", "a <= _LIMIT or not b")]
+    assert by_op["not"] == [(9, "not b", "b")]
+    assert ("delete", 10, "log(a)", "pass") in [(m.op, m.line, m.before, m.after) for m in ms]
+    assert (12, "x = 2", "pass") in by_op["delete"]
+    assert by_op["return"] == [(11, "return a + 1", "return"), (13, "return x", "return")]
+    consts = {(m.line, m.after) for m in ms if m.op.startswith("const")}
+    assert consts == {(11, "2"), (11, "0"), (12, "3"), (12, "1"), (12, "0")}  # not in const()
+    assert len({m.id for m in ms}) == len(ms)
+
+
+def test_every_mutant_of_every_safety_module_is_valid_python_and_changes_one_spot():
+    for mod in mutate.SAFETY_MODULES:
+        src = mutate.module_path(mod).read_text()
+        n_lines = len(src.splitlines())
+        for m in mutate.mutants_of(mod, src):
+            out = mutate.apply(m, src)
+            ast.parse(out)  # still compiles
+            assert out != src
+            assert len(out.splitlines()) == n_lines or "\n" in m.before, m.id
+
+
+def test_a_mutant_that_no_longer_matches_its_module_is_refused():
+    m = next(m for m in mutate.mutants_of("demo", SRC) if m.op == "cmp")
+    with pytest.raises(ValueError):
+        mutate.apply(m, SRC.replace("a <= _LIMIT", "a  <=  _LIMIT"))
+
+
+def test_the_table_counts_equivalents_neither_way(tmp_path, monkeypatch):
+    monkeypatch.setattr(mutate, "module_hash", lambda mod: "h")
+    eq = tmp_path / "eq.txt"
+    eq.write_text("# reviewed\nsafe:1:0:cmp  the same either way for the values it sees\n")
+    monkeypatch.setattr(mutate, "EQUIVALENT", eq)
+
+    def r(mid, status):
+        return {"id": mid, "module": "safe", "hash": "h", "status": status, "before": "a",
+                "after": "b", "tests": ["t"]}  # fmt: skip
+
+    res = {
+        "safe:1:0:cmp": r("safe:1:0:cmp", "survived"),
+        "safe:2:0:cmp": r("safe:2:0:cmp", "killed"),
+        "safe:3:0:cmp": r("safe:3:0:cmp", "timeout"),
+        "safe:4:0:cmp": r("safe:4:0:cmp", "survived"),
+    }
+    rows = mutate.summarise(res, ["safe"])
+    assert rows[0]["equivalent"] == 1 and rows[0]["killed"] == 2 and rows[0]["survived"] == 1
+    assert rows[0]["score"] == pytest.approx(200 / 3)
+    out = tmp_path / "m.md"
+    mutate.write_table(rows, out)
+    text = out.read_text()
+    assert "| safe | 4 | 2 | 1 | 0 | 1 | 66.7 % |" in text and "safe:4:0:cmp" in text
+
+
+def test_a_mutant_is_run_against_its_tests_on_a_copy_of_the_tree(tmp_path, monkeypatch):
+    """End to end on a pure module: SR-3's check of a negative step weakened to refuse step 0
+    too is killed by the limits tests and survives tests that never use the module; the
+    project's own firmware/ is never touched."""
+    monkeypatch.setattr(mutate, "WORK", tmp_path / "work")
+    original = mutate.module_path("limits").read_text()
+    mutate.prepare_work()
+    ms = {m.before: m for m in mutate.mutants_of("limits", original) if m.op == "cmp"}
+    tests = ["tests/core/test_core_limits.py"]
+    status, _secs, failed = mutate.run_mutant(ms["step < 0"], tests, 300)
+    assert status == "killed" and failed.startswith("tests/core/test_core_limits.py")
+    status, _secs, failed = mutate.run_mutant(
+        ms["step < 0"], ["tests/core/test_core_pulse.py"], 300
+    )
+    assert status == "survived" and failed == ""
+    assert mutate.module_path("limits").read_text() == original
+    assert mutate.module_path("limits", mutate.WORK).read_text() == original
+    assert json.dumps(status)
