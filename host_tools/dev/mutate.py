@@ -61,7 +61,10 @@ SAFETY_MODULES = (
     "safe", "limits", "electrode", "stimulator", "engine", "gestures", "session", "battery",
     "hostcmd", "host", "settings", "app", "main",
 )  # fmt: skip
-COPY = ("firmware", "host_tools", "tests", "boards", "programs", "scenarios", "pyproject.toml")
+# Not copied into the working copy: history, environments, what is built (node_modules is
+# linked: the MicroPython VM's tests need it).
+SKIP = {".git", ".venv", "node_modules", "build", "report", ".pytest_cache", ".ruff_cache",
+        ".hypothesis", "stim_host_tools.egg-info"}  # fmt: skip
 _CMP_SWAP = {
     ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
     ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
@@ -174,10 +177,15 @@ def apply(m: Mutant, source: str) -> str:
 
 # ---- the working copy --------------------------------------------------------------------------
 def _tree_hash(paths: list[Path]) -> str:
+    """What decides which lines the tests run: the firmware, the tests and the simulator
+    (host_tools, but not its developer tools, this driver among them)."""
     h = hashlib.sha256()
+    dev = ROOT / "host_tools" / "dev"
     for top in paths:
         files = [top] if top.is_file() else sorted(p for p in top.rglob("*.py") if p.is_file())
         for p in files:
+            if dev in p.parents:
+                continue
             h.update(str(p.relative_to(ROOT)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -188,8 +196,10 @@ def prepare_work() -> Path:
     if WORK.exists():
         shutil.rmtree(WORK)
     WORK.mkdir(parents=True)
-    for name in COPY:
-        src = ROOT / name
+    for src in sorted(ROOT.iterdir()):
+        name = src.name
+        if name in SKIP:
+            continue
         if src.is_dir():
             shutil.copytree(src, WORK / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
@@ -228,10 +238,12 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict[str, dict[str, list
     )
     files: dict[str, dict[str, list[int]]] = {}
     todo = test_files()
-    procs: list[tuple[str, subprocess.Popen, Path]] = []
+    procs: list[tuple[str, subprocess.Popen, Path, float]] = []
+    seconds: dict[str, float] = {}
 
-    def finish(tf: str, p: subprocess.Popen, data: Path) -> None:
+    def finish(tf: str, p: subprocess.Popen, data: Path, t0: float) -> None:
         p.wait()
+        seconds[tf] = round(time.monotonic() - t0, 1)
         jf = data.with_suffix(".json")
         subprocess.run(
             [sys.executable, "-m", "coverage", "json", "--data-file", str(data), "-o", str(jf),
@@ -261,17 +273,24 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict[str, dict[str, list
                tf]  # fmt: skip
         p = subprocess.Popen(cmd, cwd=work, env=_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)  # fmt: skip
-        procs.append((tf, p, data))
+        procs.append((tf, p, data, time.monotonic()))
     for item in procs:
         finish(*item)
+    files["_seconds"] = seconds  # type: ignore[assignment]
     COVERAGE.parent.mkdir(parents=True, exist_ok=True)
     COVERAGE.write_text(json.dumps({"key": key, "files": files}))
     return files
 
 
 def covering(m: Mutant, cov: dict) -> list[str]:
+    """The test files that run the mutant's line: the module's own tests first (test_<module>,
+    test_core_<module>: the likeliest to fail, so pytest -x stops early), then the rest,
+    quickest first (their coverage run's time, when it was recorded)."""
     rel = str(module_path(m.module, Path(".")))
-    return sorted(tf for tf, fl in cov.items() if m.line in fl.get(rel, ()))
+    files = [tf for tf, fl in cov.items() if tf != "_seconds" and m.line in fl.get(rel, ())]
+    secs = cov.get("_seconds", {})
+    own = ("test_%s.py" % m.module, "test_core_%s.py" % m.module)
+    return sorted(files, key=lambda tf: (Path(tf).name not in own, secs.get(tf, 0.0), tf))
 
 
 # ---- running mutants --------------------------------------------------------------------------
@@ -286,8 +305,28 @@ def equivalents() -> dict[str, str]:
     return out
 
 
+_BASELINE: dict[str, bool] = {}  # test id -> it passes on the unmutated working copy
+
+
+def passes_unmutated(test_id: str, timeout_s: float) -> bool:
+    """A failure counts as a kill only if the same test passes without the mutant (a test that
+    fails in the working copy anyway says nothing about the mutant)."""
+    if test_id not in _BASELINE:
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                 "no:xdist", test_id],
+                cwd=WORK, env=_env(), capture_output=True, text=True, timeout=timeout_s,
+            )  # fmt: skip
+            _BASELINE[test_id] = r.returncode == 0
+        except subprocess.TimeoutExpired:
+            _BASELINE[test_id] = False
+    return _BASELINE[test_id]
+
+
 def run_mutant(m: Mutant, tests: list[str], timeout_s: float) -> tuple[str, float, str]:
-    """("killed" | "survived" | "timeout", seconds, first failing test or "")."""
+    """("killed" | "survived" | "timeout" | "error", seconds, first failing test or ""):
+    "error" when the failing test fails without the mutant too."""
     path = module_path(m.module, WORK)
     original = path.read_text()
     path.write_text(apply(m, original))
@@ -306,7 +345,10 @@ def run_mutant(m: Mutant, tests: list[str], timeout_s: float) -> tuple[str, floa
         status, failed = "timeout", ""
     finally:
         path.write_text(original)
-    return status, time.monotonic() - t0, failed
+    secs = time.monotonic() - t0
+    if status == "killed" and failed and not passes_unmutated(failed, timeout_s):
+        status = "error"
+    return status, secs, failed
 
 
 def module_hash(module: str) -> str:
@@ -349,6 +391,8 @@ def summarise(res: dict, modules: list[str]) -> list[dict]:
                 count["killed"] += 1
             elif r["status"] == "not covered":
                 count["not covered"] += 1
+            elif r["status"] == "error":
+                continue  # its test fails without the mutant too: the run says nothing
             else:
                 count["survived"] += 1
                 survivors.append(r)
@@ -399,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="coverage runs in parallel")
     ap.add_argument("--fresh", action="store_true", help="forget earlier results and coverage")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
+    ap.add_argument("--table", action="store_true", help="only write the table of what ran")
     args = ap.parse_args(argv)
     modules = [m.strip() for m in args.modules.split(",") if m.strip()]
     mutants = select(modules, args.sample, args.seed)
@@ -408,8 +453,11 @@ def main(argv: list[str] | None = None) -> int:
         print("%d mutants" % len(mutants))
         return 0
     res = {} if args.fresh else load_results()
-    cov = coverage_map(args.jobs, args.fresh)
-    prepare_work()
+    if args.table:
+        mutants = []
+    cov = coverage_map(args.jobs, args.fresh) if mutants else {}
+    if mutants:
+        prepare_work()
     eq = equivalents()
     for i, m in enumerate(mutants):
         h = module_hash(m.module)
