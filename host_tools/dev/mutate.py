@@ -324,31 +324,43 @@ def passes_unmutated(test_id: str, timeout_s: float) -> bool:
     return _BASELINE[test_id]
 
 
-def run_mutant(m: Mutant, tests: list[str], timeout_s: float) -> tuple[str, float, str]:
-    """("killed" | "survived" | "timeout" | "error", seconds, first failing test or ""):
-    "error" when the failing test fails without the mutant too."""
-    path = module_path(m.module, WORK)
-    original = path.read_text()
-    path.write_text(apply(m, original))
-    t0 = time.monotonic()
+def _pytest(tests: list[str], deselect: list[str], timeout_s: float) -> tuple[str, str]:
+    args = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    for t in deselect:
+        args += ["--deselect", t]
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p",
-             "no:xdist", *tests],
-            cwd=WORK, env=_env(), capture_output=True, text=True, timeout=timeout_s,
-        )  # fmt: skip
-        status = "survived" if r.returncode == 0 else "killed"
-        failed = next(
-            (ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("FAILED")), ""
+            args + tests, cwd=WORK, env=_env(), capture_output=True, text=True, timeout=timeout_s
         )
     except subprocess.TimeoutExpired:
-        status, failed = "timeout", ""
+        return "timeout", ""
+    failed = next((ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("FAILED")), "")
+    if r.returncode == 0 or r.returncode == 5:  # 5: every test deselected
+        return "survived", ""
+    return "killed", failed
+
+
+def run_mutant(m: Mutant, tests: list[str], timeout_s: float) -> tuple[str, float, str]:
+    """("killed" | "survived" | "timeout" | "error", seconds, the failing test or ""). A test
+    that fails without the mutant too (the working copy is not a git checkout, for one) is
+    left out and the rest run again; "error" when that happens more than a few times."""
+    path = module_path(m.module, WORK)
+    original = path.read_text()
+    t0 = time.monotonic()
+    deselect: list[str] = []
+    status, failed = "error", ""
+    try:
+        for _ in range(5):
+            path.write_text(apply(m, original))
+            status, failed = _pytest(tests, deselect, timeout_s)
+            path.write_text(original)
+            if status != "killed" or not failed or passes_unmutated(failed, timeout_s):
+                break
+            deselect.append(failed)
+            status, failed = "error", ""
     finally:
         path.write_text(original)
-    secs = time.monotonic() - t0
-    if status == "killed" and failed and not passes_unmutated(failed, timeout_s):
-        status = "error"
-    return status, secs, failed
+    return status, time.monotonic() - t0, failed
 
 
 def module_hash(module: str) -> str:
@@ -462,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, m in enumerate(mutants):
         h = module_hash(m.module)
         old = res.get(m.id)
-        if old and old["hash"] == h and old["before"] == m.before and old["after"] == m.after:
+        same = old and old["hash"] == h and old["before"] == m.before and old["after"] == m.after
+        if same and old["status"] != "error":
             continue  # done on this very source: resume
         tests = covering(m, cov)
         if m.id in eq:
