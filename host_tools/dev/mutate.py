@@ -394,13 +394,17 @@ def summarise(res: dict, modules: list[str]) -> list[dict]:
     for mod in modules:
         h = module_hash(mod)
         rs = {k: v for k, v in res.items() if v["module"] == mod and v["hash"] == h}
-        count = {"killed": 0, "survived": 0, "not covered": 0, "equivalent": 0}
+        count = {"killed": 0, "survived": 0, "not covered": 0, "equivalent": 0, "timeout": 0}
         survivors = []
         for mid, r in sorted(rs.items()):
             if mid in eq:
                 count["equivalent"] += 1
-            elif r["status"] in ("killed", "timeout"):
+            elif r["status"] == "killed":
                 count["killed"] += 1
+            elif r["status"] == "timeout":
+                # A hang the mutant caused, or covering tests slower than the limit: the run
+                # cannot tell, so it counts neither way (a longer --timeout decides it).
+                count["timeout"] += 1
             elif r["status"] == "not covered":
                 count["not covered"] += 1
             elif r["status"] == "error":
@@ -421,17 +425,19 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
         "",
         "`make mutate` (host_tools/dev/mutate.py). Score = killed / (killed + survived + not "
         "covered); reviewed equivalent mutants (tests/mutation_equivalent.txt) count neither "
-        "way. Only the mutants run so far are counted.",
+        "way, nor do mutants whose tests ran past the time limit (a hang, or slow tests: a "
+        "longer --timeout decides). Only the mutants run so far are counted.",
         "",
-        "| module | mutants run | killed | survived | not covered | equivalent | score |",
-        "|---|---|---|---|---|---|---|",
+        "| module | mutants run | killed | survived | not covered | equivalent | timed out "
+        "| score |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = "-" if r["score"] is None else "%.1f %%" % r["score"]
         lines.append(
-            "| %s | %d | %d | %d | %d | %d | %s |"
+            "| %s | %d | %d | %d | %d | %d | %d | %s |"
             % (r["module"], r["mutants"], r["killed"], r["survived"], r["not covered"],
-               r["equivalent"], s)
+               r["equivalent"], r["timeout"], s)
         )  # fmt: skip
     surv = [s for r in rows for s in r["survivors"]]
     if surv:

@@ -407,9 +407,10 @@ def mutation_section(d) -> None:
         "(tests/mutation_equivalent.txt) count neither way."
     )
     d.table(
-        ["module", "mutants run", "killed", "survived", "not covered", "equivalent", "score"],
+        ["module", "mutants run", "killed", "survived", "not covered", "equivalent",
+         "timed out", "score"],
         [[r["module"], r["mutants"], r["killed"], r["survived"], r["not covered"],
-          r["equivalent"], "-" if r["score"] is None else "%.1f %%" % r["score"]]
+          r["equivalent"], r["timeout"], "-" if r["score"] is None else "%.1f %%" % r["score"]]
          for r in rows],
     )  # fmt: skip
 

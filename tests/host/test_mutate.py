@@ -76,12 +76,13 @@ def test_the_table_counts_equivalents_neither_way(tmp_path, monkeypatch):
         "safe:4:0:cmp": r("safe:4:0:cmp", "survived"),
     }
     rows = mutate.summarise(res, ["safe"])
-    assert rows[0]["equivalent"] == 1 and rows[0]["killed"] == 2 and rows[0]["survived"] == 1
-    assert rows[0]["score"] == pytest.approx(200 / 3)
+    assert rows[0]["equivalent"] == 1 and rows[0]["killed"] == 1 and rows[0]["survived"] == 1
+    assert rows[0]["timeout"] == 1
+    assert rows[0]["score"] == pytest.approx(50.0)
     out = tmp_path / "m.md"
     mutate.write_table(rows, out)
     text = out.read_text()
-    assert "| safe | 4 | 2 | 1 | 0 | 1 | 66.7 % |" in text and "safe:4:0:cmp" in text
+    assert "| safe | 4 | 1 | 1 | 0 | 1 | 1 | 50.0 % |" in text and "safe:4:0:cmp" in text
 
 
 def test_a_mutant_is_run_against_its_tests_on_a_copy_of_the_tree(tmp_path, monkeypatch):
