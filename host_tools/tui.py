@@ -311,9 +311,9 @@ class SimApp:
         from .sim.power import PowerMeter, power_keys
 
         try:
-            keys = power_keys(str(board_path(board)), self.board)
+            keys = power_keys(str(board_path(board)))
         except (OSError, ValueError):
-            keys = (500.0, 0.8)
+            keys = power_keys(None)  # no board file to read: the validator's defaults
         self.meter = PowerMeter(self.unit, *keys)
         self.busy_pct = 0.0
         self.drain_ma = 0.0

@@ -90,10 +90,14 @@ class Hardware:
     def __init__(self, board):
         an = board["analog"]
         self._battery_v_per_count = an["adc_vref_v"] * an["battery_divider"] / 65535
-        self._buttons = [Pin(board["buttons"][name], Pin.IN, Pin.PULL_UP) for name in BUTTONS]
+        # The buttons are read from SIO GPIO_IN (buttons_down); their Pin objects only set the
+        # pull-ups, and POWER's carries its interrupt.
         self._button_gp = [board["buttons"][name] for name in BUTTONS]
         m = 0
         for n in self._button_gp:
+            pin = Pin(n, Pin.IN, Pin.PULL_UP)
+            if not m:
+                self._power = pin
             m |= 1 << n
         self._button_mask = m
         led = board["status_led"]
@@ -117,7 +121,7 @@ class Hardware:
     def on_power_press(self, handler):
         """Run handler(pin) from a hard interrupt on the POWER button's press (falling edge):
         the stop comes from the press itself, not from the next poll of the loop (SR-7)."""
-        self._buttons[0].irq(handler, Pin.IRQ_FALLING, hard=True)
+        self._power.irq(handler, Pin.IRQ_FALLING, hard=True)
 
     def sleep(self, ms):
         """Sleep up to ms with the clocks stopped (machine.lightsleep: ports/rp2/modmachine.c

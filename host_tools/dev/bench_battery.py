@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 
+from .. import fwcore
 from ..boards import board_path, load_board
 from ..sim.power import COMPONENTS, PowerMeter, power_keys
 from ..sim.unit import SimulatedUnit
@@ -33,14 +34,6 @@ BIN_S = 30.0
 SESSION_MIN = 30
 TARGET_BUSY_RUNNING = 0.15
 TARGET_BUSY_OFF = 0.02
-PROGRAMS = (
-    "tens_conventional",
-    "tens_acupuncture",
-    "tens_burst",
-    "tens_modulated",
-    "ems_relax",
-    "ems_strength",
-)
 
 
 CLOCKS_MHZ = (48, 64, 100, 125)
@@ -56,7 +49,7 @@ def _unit(program: str | None = None, session_min: int = SESSION_MIN, sysclk_hz:
             {"program": program, "session_min": session_min, "channels": "both"}
         )
     unit = SimulatedUnit(b, files=files, load_ohm={1: LOAD_OHM, 2: LOAD_OHM})
-    cap, eff = power_keys(str(board_path(BOARD)), b)
+    cap, eff = power_keys(str(board_path(BOARD)))
     return unit, PowerMeter(unit, cap, eff)
 
 
@@ -143,8 +136,9 @@ def measure_session() -> dict:
 def measure_battery() -> dict:
     wall0 = time.perf_counter()
     b = load_board(BOARD)
-    cap, eff = power_keys(str(board_path(BOARD)), b)
-    programs = {pid: measure_program(pid) for pid in PROGRAMS}
+    cap, eff = power_keys(str(board_path(BOARD)))
+    built_in = [p["id"] for p in fwcore.load("stim.programs").PROGRAMS]
+    programs = {pid: measure_program(pid) for pid in built_in}
     clocks = {}
     for mhz in CLOCKS_MHZ:
         r = measure_program("tens_conventional", sysclk_hz=mhz * 1_000_000)

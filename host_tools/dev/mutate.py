@@ -105,7 +105,7 @@ def _replace(source: str, span: tuple[int, int, int, int], text: str) -> str:
     return "".join(lines[: l0 - 1]) + head + text + tail + "".join(lines[l1:])
 
 
-def _in_const_or_docstring(node: ast.AST, parents: dict) -> bool:
+def _in_const(node: ast.AST, parents: dict) -> bool:
     p = parents.get(node)
     while p is not None:
         if isinstance(p, ast.Call) and getattr(p.func, "id", None) == "const":
@@ -143,7 +143,7 @@ def mutants_of(module: str, source: str) -> list[Mutant]:
         elif (
             isinstance(node, ast.Constant)
             and type(node.value) is int
-            and not _in_const_or_docstring(node, parents)
+            and not _in_const(node, parents)
             and abs(node.value) < 1 << 20
         ):
             v = node.value
@@ -222,14 +222,15 @@ def test_files() -> list[str]:
 
 
 # ---- which test files run which firmware lines ------------------------------------------------
-def coverage_map(jobs: int = 2, fresh: bool = False) -> dict[str, dict[str, list[int]]]:
-    """{test file: {firmware file (relative): [lines]}} from coverage.py, one run per test
-    file on the working copy; cached while the firmware and the tests are unchanged."""
+def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
+    """{"files": {test file: {firmware file (relative): [lines]}}, "seconds": {test file: its
+    run's time}} from coverage.py, one run per test file on the working copy; cached while
+    the firmware, the tests and the simulator are unchanged."""
     key = _tree_hash([ROOT / "firmware", ROOT / "tests", ROOT / "host_tools"])
     if not fresh and COVERAGE.exists():
         data = json.loads(COVERAGE.read_text())
         if data.get("key") == key:
-            return data["files"]
+            return data
     work = prepare_work()
     rc = work / "build" / "covrc"
     rc.parent.mkdir(parents=True, exist_ok=True)
@@ -276,10 +277,10 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict[str, dict[str, list
         procs.append((tf, p, data, time.monotonic()))
     for item in procs:
         finish(*item)
-    files["_seconds"] = seconds  # type: ignore[assignment]
+    data = {"key": key, "files": files, "seconds": seconds}
     COVERAGE.parent.mkdir(parents=True, exist_ok=True)
-    COVERAGE.write_text(json.dumps({"key": key, "files": files}))
-    return files
+    COVERAGE.write_text(json.dumps(data))
+    return data
 
 
 def covering(m: Mutant, cov: dict) -> list[str]:
@@ -287,8 +288,8 @@ def covering(m: Mutant, cov: dict) -> list[str]:
     test_core_<module>: the likeliest to fail, so pytest -x stops early), then the rest,
     quickest first (their coverage run's time, when it was recorded)."""
     rel = str(module_path(m.module, Path(".")))
-    files = [tf for tf, fl in cov.items() if tf != "_seconds" and m.line in fl.get(rel, ())]
-    secs = cov.get("_seconds", {})
+    files = [tf for tf, fl in cov["files"].items() if m.line in fl.get(rel, ())]
+    secs = cov.get("seconds", {})
     own = ("test_%s.py" % m.module, "test_core_%s.py" % m.module)
     return sorted(files, key=lambda tf: (Path(tf).name not in own, secs.get(tf, 0.0), tf))
 

@@ -70,7 +70,7 @@ def rail_to_cell(ma_3v3: float) -> float:
     return ma_3v3 * RAIL_V / REGULATOR_EFF / BATTERY_V
 
 
-def power_keys(board_file: str | None, board: dict) -> tuple[float, float]:
+def power_keys(board_file: str | None) -> tuple[float, float]:
     """(capacity_mah, boost_efficiency) from the board file: keys the unit itself never keeps
     (stim.board checks them and drops them), so they are read from the file here."""
     raw = {}
@@ -115,7 +115,7 @@ class PowerMeter:
         self._haptic = b.get("haptic")
         self._buzzer = b.get("buzzer")
         self._boost = b["boost_en"]
-        self._on_since: dict[int, int] = {}  # pin -> cycle it went on
+        self._on_since: dict[int, tuple[str, int]] = {}  # pin -> (its kind, cycle it went on)
         self._on_cycles: dict[str, int] = {"led": 0, "haptic": 0, "buzzer": 0, "boost": 0}
         chip.pin_observers.append(self._on_pin)
         chip.analog_observers.append(self._on_analog)
@@ -129,25 +129,26 @@ class PowerMeter:
             return "haptic"
         if n == self._boost:
             return "boost"
+        if n == self._buzzer:
+            return "buzzer"
         return None
 
-    def _on_pin(self, n: int, level: int, t: int) -> None:
+    def _switched(self, n: int, on: bool, t: int) -> None:
         kind = self._kind(n)
         if kind is None:
             return
-        if level and n not in self._on_since:
-            self._on_since[n] = t
-        elif not level and n in self._on_since:
-            self._on_cycles[kind] += t - self._on_since.pop(n)
+        if on and n not in self._on_since:
+            self._on_since[n] = (kind, t)
+        elif not on and n in self._on_since:
+            self._on_cycles[kind] += t - self._on_since.pop(n)[1]
+
+    def _on_pin(self, n: int, level: int, t: int) -> None:
+        if n != self._buzzer:  # its pin toggles with the tone: the duty says whether it plays
+            self._switched(n, bool(level), t)
 
     def _on_analog(self, n: int, t: int) -> None:
-        if n != self._buzzer:
-            return
-        on = self.chip.analog_level(n, t) > 0
-        if on and n not in self._on_since:
-            self._on_since[n] = t
-        elif not on and n in self._on_since:
-            self._on_cycles["buzzer"] += t - self._on_since.pop(n)
+        if n == self._buzzer:
+            self._switched(n, self.chip.analog_level(n, t) > 0, t)
 
     def _charge(self) -> float:
         """Charge through the loads so far, both phases counted (the board model's account)."""
@@ -166,11 +167,9 @@ class PowerMeter:
         now = chip.now
         f = chip.sysclk_hz
         # lights and feedback still on count up to now
-        for n, since in list(self._on_since.items()):
-            kind = "buzzer" if n == self._buzzer else self._kind(n)
-            if kind is not None:
-                self._on_cycles[kind] += now - since
-                self._on_since[n] = now
+        for n, (kind, since) in self._on_since.items():
+            self._on_cycles[kind] += now - since
+            self._on_since[n] = (kind, now)
         span = now - self._t0
         busy = cpu.busy_cycles - self._cpu0[0]
         asleep = cpu.asleep_cycles - self._cpu0[2]

@@ -115,24 +115,6 @@ def test_unhandled_exception_makes_outputs_safe(make_unit, fw_copy, recorder):
     assert not any(sm.enabled for block in unit.chip.pio for sm in block.sms)
 
 
-def test_a_soft_reset_leaves_the_firmware_with_the_outputs_already_safe(
-    make_unit, fw_copy, recorder
-):
-    """A soft reset (SystemExit through main.py) is a way out like any other: the outputs are
-    low when the firmware has ended, before the port's soft reset path ("MPY: soft reboot")
-    stops the state machines and long before boot.py runs again."""
-    stand_in(fw_copy, "sleep")
-    unit = make_unit("pico", firmware_dir=fw_copy)
-    t = run_until_on(unit)
-    rec = recorder(unit)
-    unit.soft_reset(at=t)
-    unit.run_until(t + 0.3)
-    i = rec.index_of_line("MPY: soft reboot")
-    b = unit.board
-    for pin in (b["channels"][0]["phase_a"], b["boost_en"]):
-        assert rec.level_at_index(pin, i, initial=1) == 0
-
-
 def test_outputs_stay_on_while_nothing_goes_wrong(make_unit, fw_copy):
     """The control for the tests above: the stand-in really does hold the output stage on."""
     stand_in(fw_copy, "sleep")
@@ -142,19 +124,24 @@ def test_outputs_stay_on_while_nothing_goes_wrong(make_unit, fw_copy):
     assert outputs(unit) == ON
 
 
-def test_boot_py_makes_outputs_safe_after_a_soft_reset(make_unit, fw_copy, recorder):
+def test_a_soft_reset_makes_outputs_safe_on_the_way_out_and_again_at_boot(
+    make_unit, fw_copy, recorder
+):
+    """A soft reset (SystemExit through main.py) is a way out like any other: the outputs are
+    low when the firmware has ended, before the port's soft reset path ("MPY: soft reboot")
+    stops the state machines. That path leaves PIO and PWM pins where they were (it does not
+    touch the pads), so boot.py brings them down again before main.py starts."""
     stand_in(fw_copy, "sleep")
     unit = make_unit("pico", firmware_dir=fw_copy)
     t = run_until_on(unit)
-    # A soft reset leaves PIO and PWM pins where they were (the port stops the state machines
-    # and PWM slices but does not touch the pads): boot.py has to bring them down.
     rec = recorder(unit)
     unit.soft_reset(at=t)
     unit.run_until(t + 0.3)
-    i_boot = rec.index_of_line('"ev":"boot"')
-    pa = unit.board["channels"][0]["phase_a"]
-    assert rec.level_at_index(pa, i_boot, initial=1) == 0, "PHASE_A still high when main starts"
-    assert rec.level_at_index(unit.board["boost_en"], i_boot, initial=1) == 0
+    b = unit.board
+    for line in ("MPY: soft reboot", '"ev":"boot"'):
+        i = rec.index_of_line(line)
+        for pin in (b["channels"][0]["phase_a"], b["boost_en"]):
+            assert rec.level_at_index(pin, i, initial=1) == 0, (line, pin)
     assert unit.boots == 2
 
 

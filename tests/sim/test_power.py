@@ -27,15 +27,14 @@ def test_the_cpu_currents_are_the_measured_ones_at_the_measured_clocks():
 
 
 def test_the_board_files_give_capacity_and_boost_efficiency():
-    b = load_board("wearable_v1")
-    assert power.power_keys(str(board_path("wearable_v1")), b) == (600.0, 0.85)
-    assert power.power_keys(None, b) == (500.0, 0.8)  # the validator's defaults
+    assert power.power_keys(str(board_path("wearable_v1"))) == (600.0, 0.85)
+    assert power.power_keys(None) == (500.0, 0.8)  # the validator's defaults
 
 
 def _running(ma_steps: int):
     b = load_board("pico")
     unit = SimulatedUnit(b, files={"/board.json": json.dumps(b)}, load_ohm={1: 1000.0, 2: 1000.0})
-    meter = power.PowerMeter(unit, *power.power_keys(str(board_path("pico")), b))
+    meter = power.PowerMeter(unit, *power.power_keys(str(board_path("pico"))))
     unit.press("power", at=2.0, hold_s=1.7)
     for k in range(ma_steps):
         unit.press("plus", at=4.5 + 0.25 * k)
