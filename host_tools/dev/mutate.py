@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -121,7 +122,7 @@ def mutants_of(module: str, source: str) -> list[Mutant]:
     for n in ast.walk(tree):
         for c in ast.iter_child_nodes(n):
             parents[c] = n
-    seg_of = lambda n: ast.get_source_segment(source, n) or ""  # noqa: E731
+    seg_of = _segments(source)
     out: list[Mutant] = []
 
     def add(node: ast.AST, op: str, new_node: ast.AST | None = None, text: str | None = None):
@@ -164,15 +165,65 @@ def mutants_of(module: str, source: str) -> list[Mutant]:
     return out
 
 
+def _segments(source: str):
+    """seg(node): the node's source text, as ast.get_source_segment gives it, from lines split
+    once (get_source_segment splits the whole source at every call)."""
+    lines = [ln.encode() for ln in source.splitlines(keepends=True)]
+
+    def seg(node: ast.AST) -> str:
+        end_line = getattr(node, "end_lineno", None)
+        end_col = getattr(node, "end_col_offset", None)
+        if end_line is None or end_col is None:
+            return ""
+        l0, c0 = node.lineno - 1, node.col_offset  # type: ignore[attr-defined]
+        l1 = end_line - 1
+        if l0 == l1:
+            return lines[l0][c0:end_col].decode()
+        parts = [lines[l0][c0:]] + lines[l0 + 1 : l1] + [lines[l1][:end_col]]
+        return b"".join(parts).decode()
+
+    return seg
+
+
+@functools.lru_cache(maxsize=4)
+def _positions(source: str) -> dict:
+    """{(line, col): [(segment, span)]} of every node of a module's source."""
+    seg = _segments(source)
+    out: dict = {}
+    for node in ast.walk(ast.parse(source)):
+        if hasattr(node, "end_col_offset"):
+            key = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+            out.setdefault(key, []).append((seg(node), _span(node)))
+    return out
+
+
 def apply(m: Mutant, source: str) -> str:
-    """The module's source with mutant m applied (found again by position and text)."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if getattr(node, "lineno", None) == m.line and getattr(node, "col_offset", None) == m.col:
-            seg = ast.get_source_segment(source, node)
-            if seg == m.before:
-                return _replace(source, _span(node), m.after)
+    """The module's source with mutant m applied (found again by position and text). Raises
+    ValueError if m no longer matches the source, SyntaxError if the result does not parse
+    (a mutant that cannot even be imported must not count as killed)."""
+    for seg, span in _positions(source).get((m.line, m.col), ()):
+        if seg == m.before:
+            out = _replace(source, span, m.after)
+            ast.parse(out)
+            return out
     raise ValueError("mutant %s no longer matches its module" % m.id)
+
+
+def invalid(mutants: list[Mutant]) -> list[str]:
+    """The ids of mutants that do not apply to their module as it stands or do not parse:
+    checked before anything runs, since a mutant that cannot be imported would fail every test
+    and count as killed."""
+    sources: dict[str, str] = {}
+    bad = []
+    for m in mutants:
+        src = sources.get(m.module)
+        if src is None:
+            src = sources[m.module] = module_path(m.module).read_text()
+        try:
+            apply(m, src)
+        except (ValueError, SyntaxError):
+            bad.append(m.id)
+    return bad
 
 
 # ---- the working copy --------------------------------------------------------------------------
@@ -471,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
             print("%s  %s -> %s" % (m.id, m.before, m.after))
         print("%d mutants" % len(mutants))
         return 0
+    bad = invalid(mutants)
+    if bad:
+        print("mutants that are not valid Python (a fault of this driver): %s" % ", ".join(bad))
+        return 2
     res = {} if args.fresh else load_results()
     if args.table:
         mutants = []

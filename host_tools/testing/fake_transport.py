@@ -263,11 +263,16 @@ class FakeTransport(Transport):
 class FakeSerial:
     """A log stream: lines from a list, then (optionally) the cable is pulled."""
 
-    def __init__(self, lines, disconnect_at_end: bool = True, on_close=None):
+    def __init__(self, lines, disconnect_at_end: bool = True, on_close=None, timeout: float = 0.2):
         # str lines are whole lines (CR LF added, as the console sends them); bytes are sent
         # as given, so a test can split a line the way a read timeout does.
         self._lines = [ln if isinstance(ln, bytes) else (ln + "\r\n").encode() for ln in lines]
         self.disconnect_at_end = disconnect_at_end
+        # A read that finds nothing waits for the port's timeout, as pyserial's does: on a
+        # clock of its own (UnitLink times replies on `clock()` when the stream has one), so a
+        # reply that never comes costs the test no wall time and no busy loop.
+        self.timeout = timeout
+        self._now = 0.0
         self.closed = False
         self.on_close = on_close
         self.written = bytearray()  # what the host sent (a log stream answers nothing)
@@ -288,7 +293,11 @@ class FakeSerial:
                 "device reports readiness to read but returned no data "
                 "(device disconnected or multiple access on port?)"
             )
+        self._now += self.timeout
         return b""
+
+    def clock(self) -> float:
+        return self._now
 
     def close(self) -> None:
         self.closed = True
@@ -331,7 +340,7 @@ class FakeDeviceIO(DeviceIO):
         self.serial_opens.append(port)
         self._check_open(port)
         if not self.serial_script:
-            return FakeSerial([], disconnect_at_end=False)
+            return FakeSerial([], disconnect_at_end=False, timeout=timeout)
         s = self.serial_script.pop(0)
         if isinstance(s, BaseException):
             raise s

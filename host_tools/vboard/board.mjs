@@ -23,8 +23,8 @@
 // standard asyncio, which blocks in asyncio.run exactly as on the board.
 //
 // REPL: the port's event-driven REPL (friendly, paste and raw mode, as pyexec.c). Raw-paste mode
-// (Ctrl-E A Ctrl-A) is answered here, because the port's answer claims support and then never
-// reads the code. Soft reset (Ctrl-D at an empty prompt, or SystemExit) starts a fresh VM, as
+// (Ctrl-E A Ctrl-A, which the rp2 port supports and mpremote uses) is done here, with the
+// port's flow control, because the WebAssembly port's event-driven REPL does not read the code. Soft reset (Ctrl-D at an empty prompt, or SystemExit) starts a fresh VM, as
 // the board's soft reset clears the heap, and runs boot.py (and main.py in the friendly REPL).
 // machine.reset() is a hard reset: a fresh VM in the friendly REPL, boot.py and main.py.
 import fs from "node:fs";
@@ -364,6 +364,50 @@ async function boot() {
 }
 
 const pollTimers = () => py("_vboard_poll()");
+
+// Raw-paste mode, as shared/runtime/pyexec.c does it (mp_reader_new_stdin, window half of
+// MICROPY_REPL_STDIN_BUFFER_MAX = 256): "R\x01", the window size (2 bytes, little-endian) and
+// \x01 for a second window; then \x01 each time a window's bytes were read; Ctrl-D (or Ctrl-C)
+// ends the code and is acknowledged with \x04. The host sends at the pace the board reads (no
+// fixed 10 ms pauses as in the plain raw REPL). The code then runs as a raw-REPL command whose
+// "OK" is not sent: the output, \x04, any error, \x04 and the prompt follow as in raw mode.
+const PASTE_WINDOW = 128;
+function rawPaste() {
+  send("R\x01" + String.fromCharCode(PASTE_WINDOW & 0xff, PASTE_WINDOW >> 8, 1));
+  flush();
+  const code = [];
+  let remain = PASTE_WINDOW;
+  for (;;) {
+    if (!rxq.length) {
+      waitInput(20);
+      continue;
+    }
+    const b = rxq.shift();
+    if (b === 3 || b === 4) {
+      send("\x04");
+      flush();
+      if (b === 3) {
+        // pyexec raises KeyboardInterrupt from the reader: reported as a raw-REPL error
+        send("\x04KeyboardInterrupt: \r\n\x04>");
+        flush();
+        return;
+      }
+      break;
+    }
+    code.push(b);
+    if (--remain === 0) {
+      send("\x01");
+      flush();
+      remain = PASTE_WINDOW;
+    }
+  }
+  // The raw REPL runs it: its line buffer takes the code, Ctrl-D executes it.
+  mute = 2; // "OK": raw-paste mode does not send it
+  const after = rxq.splice(0, rxq.length); // what the host sent since: after the command
+  for (const b of code) rxq.push(b);
+  rxq.push(4);
+  for (const b of after) rxq.push(b);
+}
 let paste = false;
 
 async function run() {
@@ -388,8 +432,12 @@ async function run() {
         while (rxq.length < 2 && performance.now() - t < 100) waitInput(10);
         if (rxq[0] === 0x41 && rxq[1] === 1) {
           rxq.splice(0, 2);
-          send("R\x00"); // not supported: the host falls back to the plain raw REPL
-          flush();
+          if (rawMode) {
+            rawPaste();
+          } else {
+            send("R\x00"); // only the raw REPL takes it: the host falls back
+            flush();
+          }
           continue;
         }
       }
