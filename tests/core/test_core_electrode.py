@@ -1,7 +1,7 @@
 """The pulse judgement (stim/electrode.py judge), run by pytest and on MicroPython's VM alike:
 the same integers the pulse-done interrupt compares, on both interpreters."""
 
-from coreenv import electrode, req
+from coreenv import BOARD, electrode, req
 
 RAIL, OPEN, SHORT = 60000, 30000, 400  # counts: impossible, open and short limits
 
@@ -34,3 +34,135 @@ def test_a_missing_fresh_peak_is_a_short_only_against_a_fair_reference():
 def test_the_judgement_is_a_small_int_for_every_reading():
     for m in range(0, 65536, 997):
         assert judge(m) in (electrode.OK, electrode.OPEN, electrode.SHORT, electrode.SENSE)
+
+
+# ---- the probe and the slower checks: each threshold exactly on its boundary ------------------
+SCALE = electrode.Scale(BOARD)
+PROBE_MA = electrode.PROBE_MA
+BOOST_V = BOARD["analog"]["compliance_v"]
+
+
+def probe(idle, samples, level_ma=PROBE_MA):
+    return electrode.probe_verdict(SCALE, idle, samples, level_ma, BOOST_V)[0]
+
+
+def limits_at_probe():
+    return electrode.thresholds(SCALE, PROBE_MA, BOOST_V)
+
+
+@req("SR-6")
+def test_probe_rail_and_open_and_short_limits_are_inclusive():
+    open_c, short_c, rail = limits_at_probe()
+    good = (open_c + short_c) // 2  # a plausible skin reading at the probe current
+    assert probe(0, [good] * 8) == electrode.OK
+    # one reading at the rail, wherever it falls among the eight, is a sense fault
+    assert probe(0, [good] * 7 + [rail]) == electrode.SENSE
+    assert probe(0, [good] * 7 + [rail - 1]) == electrode.OK
+    assert probe(rail, [good] * 8) == electrode.SENSE
+    # the median (the fifth of eight sorted readings) against the open and short limits
+    assert probe(0, [good] * 3 + [open_c] * 5) == electrode.OPEN
+    assert probe(0, [good] * 4 + [open_c] * 4) == electrode.OPEN
+    assert probe(0, [good] * 5 + [open_c] * 3) == electrode.OK
+    assert probe(0, [good] * 3 + [open_c - 1] * 5) == electrode.OK
+    assert probe(0, [short_c] * 5 + [good] * 3) == electrode.SHORT
+    assert probe(0, [short_c] * 4 + [good] * 4) == electrode.OK
+    assert probe(0, [short_c + 1] * 5 + [good] * 3) != electrode.SHORT
+    assert probe(0, []) == electrode.SENSE  # no reading at all: nothing to trust
+
+
+@req("SR-6")
+def test_probe_idle_limit_is_exclusive():
+    # An idle SENSE above a tenth of the boost cannot be a decayed hold: a stuck input.
+    open_c, short_c, rail = limits_at_probe()
+    idle_max = SCALE.counts(electrode.IDLE_MAX_FRACTION * BOOST_V)
+    high = open_c - 1  # the pulses lift the reading clearly above either idle value
+    assert probe(idle_max, [high] * 8) == electrode.OK
+    assert probe(idle_max + 1, [high] * 8) == electrode.SENSE
+
+
+@req("SR-6")
+def test_probe_pulses_must_lift_the_reading_by_a_quarter_or_16_counts():
+    open_c, short_c, rail = limits_at_probe()
+    idle_max = SCALE.counts(electrode.IDLE_MAX_FRACTION * BOOST_V)
+    mid = min(open_c - 1, idle_max)  # large: a quarter of it is the margin
+    need = max(16, mid // 4)
+    assert need == mid // 4
+    assert probe(mid - need, [mid] * 8) == electrode.OK
+    assert probe(mid - need + 1, [mid] * 8) == electrode.SENSE
+    # small readings (a weak probe): 16 counts is the margin
+    weak_ma = 0.7
+    short_weak = electrode.thresholds(SCALE, weak_ma, BOOST_V)[1]
+    small = short_weak + 4
+    assert small // 4 < 16
+    assert probe(small - 16, [small] * 8, weak_ma) == electrode.OK
+    assert probe(small - 15, [small] * 8, weak_ma) == electrode.SENSE
+
+
+def test_rail_is_a_fifth_above_the_higher_of_boost_and_compliance_and_at_most_65000():
+    comp = SCALE.compliance_v
+    assert electrode.thresholds(SCALE, 1.0, comp)[2] == SCALE.counts(1.2 * comp)
+    assert electrode.thresholds(SCALE, 1.0, comp / 2)[2] == SCALE.counts(1.2 * comp)
+    assert electrode.thresholds(SCALE, 1.0, comp * 1.1)[2] == min(
+        SCALE.counts(1.2 * comp * 1.1), 65000
+    )
+    assert electrode.thresholds(SCALE, 1.0, 1000.0)[2] == 65000
+
+
+def test_judging_starts_at_its_release_current_exactly():
+    assert electrode.ohm_factor_ua(SCALE, electrode.RELEASE_JUDGE_UA) == (
+        SCALE.ohm_k // electrode.RELEASE_JUDGE_UA
+    )
+    assert electrode.ohm_factor_ua(SCALE, electrode.RELEASE_JUDGE_UA - 1) == 0
+    assert electrode.load_ohm(SCALE, 1000, electrode.RELEASE_JUDGE_MA) is not None
+    assert electrode.load_ohm(SCALE, 1000, electrode.RELEASE_JUDGE_MA - 0.001) is None
+
+
+def test_open_limit_is_the_compliance_limit_when_that_is_lower():
+    ua = 10_000
+    o = (ua * SCALE.open_q8) >> 8
+    assert electrode.open_counts(SCALE, ua, o + 1) == o
+    assert electrode.open_counts(SCALE, ua, o) == o
+    assert electrode.open_counts(SCALE, ua, o - 1) == o - 1
+
+
+def lift(baseline, ohm, ms=0, warned=False):
+    w = electrode.LiftWatch()
+    w.reset(baseline)
+    w.smooth_ohm = ohm  # the smoothed load has settled there
+    w.warning = warned
+    w.warn_ms = ms
+    return w
+
+
+@req("SR-6")
+def test_partial_lift_thresholds_are_exact():
+    base = 1000
+    # stop at 3.0x the baseline, warn (reduce) at 2.0x, the warning ends below 1.6x
+    assert lift(base, 3000).update(3000, 0) == "stop"
+    assert lift(base, 2999).update(2999, 0) == "reduce"
+    assert lift(base, 2000).update(2000, 0) == "reduce"
+    assert lift(base, 1999).update(1999, 0) is None
+    assert lift(base, 1600, warned=True).update(1600, 0) is None
+    assert lift(base, 1599, warned=True).update(1599, 0) == "clear"
+    # a warning that lasts LIFT_STOP_MS stops the channel, not a millisecond earlier
+    stop_ms = electrode.LIFT_STOP_MS
+    assert lift(base, 2500, ms=stop_ms - 10, warned=True).update(2500, 10) == "stop"
+    assert lift(base, 2500, ms=stop_ms - 11, warned=True).update(2500, 10) is None
+
+
+@req("SR-6")
+def test_the_first_load_reading_is_taken_as_it_is_not_smoothed_from_zero():
+    # A watch with no reading yet: the first one is the baseline itself, so a steady load is
+    # never mistaken for a lift from a near-zero smoothed start.
+    w = electrode.LiftWatch()
+    assert w.update(1000, 10) is None
+    assert w.smooth_ohm == 1000 and w.baseline_ohm == 1000
+    for _ in range(200):
+        assert w.update(1000, 10) is None
+
+
+def test_a_zero_load_is_no_lift():
+    # 0 ohm is a short's business (the pulse judgement), not a partial lift's
+    w = electrode.LiftWatch()
+    for _ in range(10):
+        assert w.update(0, 10) is None

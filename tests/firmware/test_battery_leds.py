@@ -165,6 +165,57 @@ def test_battery_state_agrees_with_thresholds(volts):
         prev = m.state
 
 
+# ---- every battery threshold exactly on its boundary (SR-10) ---------------------------------
+def held_at_on(board, state, v):
+    """A monitor in `state` whose smoothed voltage is exactly v, fed v again (dt 0: the
+    smoothing leaves v as it is). Returns the state after that reading."""
+    mon = battery.BatteryMonitor(cfg(board))
+    mon.state, mon.v = state, v
+    mon.update(v, 0.0)
+    return mon.state
+
+
+@pytest.mark.req("SR-10")
+@pytest.mark.parametrize("board", BOARDS)
+def test_battery_thresholds_exactly_on_each_boundary(board):
+    c = cfg(board)
+    warn, cut, hyst = c["warn_v"], c["cutoff_v"], c["hysteresis_v"]
+    below = lambda v: v - 1e-6  # noqa: E731
+    OK, LOW, CUTOFF = battery.OK, battery.LOW, battery.CUTOFF
+
+    def held_at(state, v):
+        return held_at_on(board, state, v)
+
+    # the cut-off itself is not below it; the warning level itself is not low
+    assert held_at(OK, cut) == LOW and held_at(OK, below(cut)) == CUTOFF
+    assert held_at(OK, warn) == OK and held_at(OK, below(warn)) == LOW
+    # CUTOFF is left at cut-off + hysteresis exactly, not below
+    assert held_at(CUTOFF, cut + hyst) == LOW
+    assert held_at(CUTOFF, below(cut + hyst)) == CUTOFF
+    # LOW (or CUTOFF) back to OK at warning + hysteresis exactly, not below
+    assert held_at(LOW, warn + hyst) == OK and held_at(LOW, below(warn + hyst)) == LOW
+    assert held_at(CUTOFF, warn + hyst) == OK
+    assert held_at(CUTOFF, below(warn + hyst)) == LOW
+
+
+@pytest.mark.req("SR-10")
+def test_a_reading_exactly_at_warning_plus_hysteresis_is_taken_as_a_charge():
+    c = cfg()
+    mon = battery.BatteryMonitor(c)
+    mon.update(c["cutoff_v"] + 0.01, DT)  # the first reading: low
+    assert mon.state == battery.LOW
+    back = c["warn_v"] + c["hysteresis_v"]
+    assert mon.update(back, DT) == battery.OK  # taken as it is, not smoothed from the low one
+    assert mon.v == back
+
+
+def test_battery_state_names_are_the_logs_and_the_protocols():
+    assert battery.NAMES[battery.OK] == "ok"
+    assert battery.NAMES[battery.LOW] == "low"
+    assert battery.NAMES[battery.CUTOFF] == "cutoff"
+    assert len(battery.NAMES) == 3
+
+
 # ---- LEDs ----------------------------------------------------------------------------------
 ON_STATES = (session.IDLE, session.RUNNING, session.PAUSED, session.ENDING)
 OVERLAYS = (0, leds.LOCKED, leds.BATTERY_LOW, leds.LOCKED | leds.BATTERY_LOW)

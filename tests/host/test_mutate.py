@@ -121,3 +121,18 @@ def test_a_mutant_is_run_against_its_tests_on_a_copy_of_the_tree(tmp_path, monke
     assert mutate.module_path("limits").read_text() == original
     assert mutate.module_path("limits", mutate.WORK).read_text() == original
     assert json.dumps(status)
+
+
+def test_every_reviewed_equivalent_is_a_mutant_of_the_code_as_it_stands_with_a_reason():
+    # Ids carry line numbers: an edit of the module moves them, and a stale line would quietly
+    # stop counting. Then the mutant must be found again and its reason reviewed.
+    eq = mutate.equivalents()
+    assert eq, "tests/mutation_equivalent.txt lists none"
+    ids: dict[str, set[str]] = {}
+    for mid, why in eq.items():
+        mod = mid.split(":")[0]
+        if mod not in ids:
+            src = mutate.module_path(mod).read_text()
+            ids[mod] = {m.id for m in mutate.mutants_of(mod, src)}
+        assert mid in ids[mod], "%s is no longer a mutant of %s: review it again" % (mid, mod)
+        assert len(why) >= 20, "%s: say why no test can tell it apart" % mid
