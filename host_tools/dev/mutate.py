@@ -26,7 +26,10 @@ How:
   build/mutation/coverage.json and reused while the tests and firmware are unchanged; lines run
   only on the MicroPython VM or the virtual board are not seen by coverage and their mutants
   are reported as "not covered";
-- each mutant: the covering test files, `pytest -x`, a time limit (--timeout, default 600 s);
+- each mutant: the covering test files, `pytest -x`, a time limit: HANG_FACTOR times what
+  those files took in the coverage run plus HANG_MARGIN_S (a run past it is a hang, counted
+  as killed), never more than --timeout (default 600 s; past that with no recorded time, the
+  mutant counts neither way);
 - results in build/mutation/results.json, keyed by the mutant and a hash of its module, so an
   interrupted run resumes where it stopped and a changed module is tested again;
 - tests/mutation_equivalent.txt lists reviewed equivalent mutants (`id  reason`): they count
@@ -345,6 +348,24 @@ def covering(m: Mutant, cov: dict) -> list[str]:
     return sorted(files, key=lambda tf: (Path(tf).name not in own, secs.get(tf, 0.0), tf))
 
 
+# A mutant's tests may take this many times what their coverage run took (which is itself slower
+# than a plain run: coverage traces every line), plus a margin for start-up, before the run is
+# called a hang: the mutant made the tests loop or wait, and that is a detection.
+HANG_FACTOR = 3.0
+HANG_MARGIN_S = 30.0
+
+
+def time_limit(tests: list[str], cov: dict, cap_s: float) -> tuple[float, bool]:
+    """(seconds, from_baseline): the time the mutant's covering tests may take. From their
+    recorded coverage times when every one has one (a run past it is a hang: killed), else
+    cap_s (--timeout; a run past it counts neither way, since slow tests and a hang look
+    alike). Never more than cap_s."""
+    secs = cov.get("seconds", {})
+    if tests and all(tf in secs for tf in tests):
+        return min(cap_s, HANG_FACTOR * sum(secs[tf] for tf in tests) + HANG_MARGIN_S), True
+    return cap_s, False
+
+
 # ---- running mutants --------------------------------------------------------------------------
 def equivalents() -> dict[str, str]:
     out = {}
@@ -451,11 +472,11 @@ def summarise(res: dict, modules: list[str]) -> list[dict]:
         for mid, r in sorted(rs.items()):
             if mid in eq:
                 count["equivalent"] += 1
-            elif r["status"] == "killed":
-                count["killed"] += 1
+            elif r["status"] in ("killed", "hung"):
+                count["killed"] += 1  # hung: past HANG_FACTOR times its tests' own time
             elif r["status"] == "timeout":
-                # A hang the mutant caused, or covering tests slower than the limit: the run
-                # cannot tell, so it counts neither way (a longer --timeout decides it).
+                # Past --timeout with no recorded time for some covering test: a hang or slow
+                # tests, the run cannot tell, so it counts neither way.
                 count["timeout"] += 1
             elif r["status"] == "not covered":
                 count["not covered"] += 1
@@ -476,9 +497,10 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
         "# Mutation testing of the safety modules",
         "",
         "`make mutate` (host_tools/dev/mutate.py). Score = killed / (killed + survived + not "
-        "covered); reviewed equivalent mutants (tests/mutation_equivalent.txt) count neither "
-        "way, nor do mutants whose tests ran past the time limit (a hang, or slow tests: a "
-        "longer --timeout decides). Only the mutants run so far are counted.",
+        "covered); a mutant whose tests ran past 3 times their recorded time is a hang and "
+        "counts as killed; reviewed equivalent mutants (tests/mutation_equivalent.txt) count "
+        "neither way, nor do mutants past --timeout whose tests have no recorded time. Only "
+        "the mutants run so far are counted.",
         "",
         "| module | mutants run | killed | survived | not covered | equivalent | timed out "
         "| score |",
@@ -545,7 +567,17 @@ def main(argv: list[str] | None = None) -> int:
         elif not tests:
             status, secs, failed = "not covered", 0.0, ""
         else:
-            status, secs, failed = run_mutant(m, tests, args.timeout)
+            limit_s, measured = time_limit(tests, cov, args.timeout)
+            status, secs, failed = run_mutant(m, tests, limit_s)
+            if status == "timeout" and measured:
+                status, failed = (
+                    "hung",
+                    "over %.0f s (%.0fx its tests' time)"
+                    % (
+                        limit_s,
+                        HANG_FACTOR,
+                    ),
+                )
         res[m.id] = {**asdict(m), "id": m.id, "hash": h, "status": status,
                      "seconds": round(secs, 1), "tests": tests, "failed": failed}  # fmt: skip
         save_results(res)

@@ -136,3 +136,27 @@ def test_every_reviewed_equivalent_is_a_mutant_of_the_code_as_it_stands_with_a_r
             ids[mod] = {m.id for m in mutate.mutants_of(mod, src)}
         assert mid in ids[mod], "%s is no longer a mutant of %s: review it again" % (mid, mod)
         assert len(why) >= 20, "%s: say why no test can tell it apart" % mid
+
+
+def test_the_time_limit_comes_from_the_covering_tests_recorded_times():
+    cov = {"seconds": {"tests/a.py": 10.0, "tests/b.py": 4.0}}
+    limit, measured = mutate.time_limit(["tests/a.py", "tests/b.py"], cov, 600.0)
+    assert measured and limit == mutate.HANG_FACTOR * 14.0 + mutate.HANG_MARGIN_S
+    assert mutate.time_limit(["tests/a.py"], cov, 40.0) == (40.0, True)  # never past --timeout
+    # a covering file with no recorded time: the cap, and a run past it decides nothing
+    assert mutate.time_limit(["tests/a.py", "tests/c.py"], cov, 600.0) == (600.0, False)
+
+
+def test_a_hang_counts_as_killed_and_a_plain_timeout_neither_way(monkeypatch):
+    monkeypatch.setattr(mutate, "module_hash", lambda mod: "h")
+    monkeypatch.setattr(mutate, "equivalents", lambda: {})
+
+    def r(mid, status):
+        return {"id": mid, "module": "safe", "hash": "h", "status": status, "before": "a",
+                "after": "b", "tests": ["t"]}  # fmt: skip
+
+    res = {"safe:1:0:cmp": r("safe:1:0:cmp", "hung"), "safe:2:0:cmp": r("safe:2:0:cmp", "timeout"),
+           "safe:3:0:cmp": r("safe:3:0:cmp", "survived")}  # fmt: skip
+    row = mutate.summarise(res, ["safe"])[0]
+    assert (row["killed"], row["timeout"], row["survived"]) == (1, 1, 1)
+    assert row["score"] == pytest.approx(50.0)
