@@ -148,6 +148,29 @@ def board(tmp_path_factory):
 
 
 # ---- plain mpremote --------------------------------------------------------------------------
+def test_raw_paste_mode_as_the_rp2_port_answers_it(board):
+    """mpremote sends code in raw-paste mode when the board takes it (shared/runtime/pyexec.c:
+    "R\x01", a 128-byte window, \x01 per window read): no fixed pause per 256 bytes."""
+    from mpremote.transport_serial import SerialTransport
+
+    t = SerialTransport(board.path, baudrate=115200)
+    try:
+        t.enter_raw_repl(soft_reset=False)
+        code = "x = 0\n" + "x += 1\n" * 400 + "print(x)"  # 2.8 KB: many windows
+        assert t.exec(code).strip() == b"400"
+        assert t.use_raw_paste  # the board said yes: mpremote did not fall back
+        assert t.read_until(1, b">", timeout=10).endswith(b">")  # the raw REPL's prompt
+        t.serial.write(b"\x05A\x01")
+        assert t.serial.read(2) == b"R\x01"
+        assert t.serial.read(3) == b"\x80\x00\x01"  # window 128, and a second one free
+        t.serial.write(b"print(6 * 7)\x04")
+        out = t.read_until(1, b"\x04>", timeout=10)
+        assert out == b"\x0442\r\n\x04\x04>", out  # acknowledged, then as the raw REPL
+        t.exit_raw_repl()
+    finally:
+        t.close()
+
+
 def test_mpremote_exec_ls_cp_sha256_rm(board, tmp_path):
     r = run(MPREMOTE + ["connect", board.path, "exec", "import sys; print(sys.platform, 6 * 7)"])
     assert r.returncode == 0, r.stderr
