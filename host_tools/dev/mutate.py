@@ -337,12 +337,40 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
     return data
 
 
+@functools.lru_cache(maxsize=16)
+def _statement_starts(source: str) -> tuple[tuple[int, int, int], ...]:
+    """(first line, last line, depth) of every simple statement (not if, for, def...)."""
+    out = []
+
+    def walk(node: ast.AST, depth: int) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                end = child.end_lineno or child.lineno
+                out.append((child.lineno, end, depth))
+            walk(child, depth + 1)
+
+    walk(ast.parse(source), 0)
+    return tuple(out)
+
+
+def statement_line(source: str, line: int) -> int:
+    """The line coverage.py reports for the statement that holds `line`: a statement written
+    over several lines (a dict literal, a call with its arguments) counts as run on its first
+    line only, so a mutant on a later line takes that first line's tests."""
+    best = None
+    for first, last, depth in _statement_starts(source):
+        if first <= line <= last and (best is None or depth > best[1]):
+            best = (first, depth)
+    return line if best is None else best[0]
+
+
 def covering(m: Mutant, cov: dict) -> list[str]:
     """The test files that run the mutant's line: the module's own tests first (test_<module>,
     test_core_<module>: the likeliest to fail, so pytest -x stops early), then the rest,
     quickest first (their coverage run's time, when it was recorded)."""
     rel = str(module_path(m.module, Path(".")))
-    files = [tf for tf, fl in cov["files"].items() if m.line in fl.get(rel, ())]
+    line = statement_line(module_path(m.module).read_text(), m.line)
+    files = [tf for tf, fl in cov["files"].items() if line in fl.get(rel, ())]
     secs = cov.get("seconds", {})
     own = ("test_%s.py" % m.module, "test_core_%s.py" % m.module)
     return sorted(files, key=lambda tf: (Path(tf).name not in own, secs.get(tf, 0.0), tf))

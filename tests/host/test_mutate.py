@@ -160,3 +160,19 @@ def test_a_hang_counts_as_killed_and_a_plain_timeout_neither_way(monkeypatch):
     row = mutate.summarise(res, ["safe"])[0]
     assert (row["killed"], row["timeout"], row["survived"]) == (1, 1, 1)
     assert row["score"] == pytest.approx(50.0)
+
+
+def test_a_mutant_inside_a_statement_written_over_lines_takes_the_tests_of_its_first_line():
+    src = (
+        "def f(a):\n"
+        "    d = {\n"
+        "        'x': a * 1000,\n"
+        "    }\n"
+        "    if (a >\n"
+        "            2):\n"
+        "        return d\n"
+    )
+    assert mutate.statement_line(src, 3) == 2  # inside the dict literal: the assignment's line
+    assert mutate.statement_line(src, 6) == 5  # the second line of a condition: the `if`
+    assert mutate.statement_line(src, 7) == 7
+    assert mutate.statement_line(src, 1) == 1
