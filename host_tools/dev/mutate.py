@@ -587,8 +587,8 @@ def main(argv: list[str] | None = None) -> int:
         h = module_hash(m.module)
         old = res.get(m.id)
         same = old and old["hash"] == h and old["before"] == m.before and old["after"] == m.after
-        if same and old["status"] != "error":
-            continue  # done on this very source: resume
+        if same and old["status"] not in ("error", "not covered"):
+            continue  # done on this very source: resume (the coverage map may have changed)
         tests = covering(m, cov)
         if m.id in eq:
             status, secs, failed = "equivalent", 0.0, ""
