@@ -169,6 +169,15 @@ def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
     assert all(unit.pin(n) == 0 for n in range(23))
     assert unit.pin(25) == 1  # no trustworthy board: the Pico's own LED shows the fault
     assert not unit.logs("app_start")
+    # The fallback drives GP0-22 low (an input pulled down is not enough: a board's own pull-up
+    # could raise it), and only those: GP23 (the Pico's regulator mode), GP24 (VBUS sense) and
+    # the ADC pins GP26-29 (VSYS/3 among them) are not outputs on any board and stay inputs.
+    for n in range(23):
+        g = unit.chip.gpio[n]
+        assert g.func == "sio" and g.sio_oe and not g.sio_out, "GP%d not driven low" % n
+    for n in (23, 24, 26, 27, 28, 29):
+        g = unit.chip.gpio[n]
+        assert not (g.func == "sio" and g.sio_oe), "GP%d driven by the fallback" % n
 
 
 @pytest.mark.req("FR-10", "FR-9")
