@@ -27,6 +27,11 @@ def hold_a():
     label("spin")
     jmp("spin")
 
+@rp2.asm_pio()
+def idle():
+    label("spin")
+    jmp("spin")
+
 class App:  # built by stim.main with the hardware layer handed in, as the real one is
     def __init__(self, hw, unit, wearer, host, *rest):
         self.board = host.board
@@ -37,6 +42,7 @@ def run(app):
     ch = board["channels"][0]
     sm = rp2.StateMachine(0, hold_a, set_base=Pin(ch["phase_a"]))
     sm.active(1)
+    rp2.StateMachine(7, idle).active(1)  # the last one too: all_off stops all eight
     PWM(Pin(ch["level_pwm"]), freq=100000, duty_u16=65535)
     Pin(board["boost_en"], Pin.OUT, value=1)
     print("OUTPUT_ON")
@@ -79,6 +85,25 @@ def run_until_on(unit, limit_s: float = 2.0) -> float:
     return t
 
 
+def assert_reclaimed(unit) -> None:
+    """safe.all_off as the pins show it: every output pin of the board (both bridge pins of
+    every channel, LEVEL, the boost) re-claimed as a plain output driven low, whatever PIO or
+    PWM had it; no other pin made an output (the buttons stay inputs); every state machine
+    stopped."""
+    b = unit.board
+    outs = [b["boost_en"]]
+    for ch in b["channels"]:
+        outs += [ch["phase_a"], ch["phase_b"], ch["level_pwm"]]
+    for n in outs:
+        g = unit.chip.gpio[n]
+        assert g.func == "sio" and g.sio_oe and not g.sio_out, "GP%d not re-claimed low" % n
+    for name, n in b["buttons"].items():
+        g = unit.chip.gpio[n]
+        assert not (g.func == "sio" and g.sio_oe), "the %s button's pin made an output" % name
+    running = [(blk.index, sm.index) for blk in unit.chip.pio for sm in blk.sms if sm.enabled]
+    assert running == [], running
+
+
 def test_ctrl_c_makes_outputs_safe_before_the_repl(make_unit, fw_copy, recorder):
     stand_in(fw_copy, "sleep")
     unit = make_unit("pico", firmware_dir=fw_copy)
@@ -88,6 +113,7 @@ def test_ctrl_c_makes_outputs_safe_before_the_repl(make_unit, fw_copy, recorder)
     unit.run_until(t + 0.005)  # Ctrl-C is taken at the next bytecode; all_off takes ~0.3 ms
     assert outputs(unit) == SAFE
     assert unit.state == "repl"
+    assert_reclaimed(unit)
     # Outputs went low before the firmware said anything about it.
     i = rec.index_of_line('"ev":"interrupted"')
     pa = unit.board["channels"][0]["phase_a"]
@@ -159,6 +185,22 @@ def test_watchdog_reset_leaves_outputs_safe_and_is_logged(make_unit, fw_copy):
     assert unit.chip.reset_cause == 3 or boots[-1]["cause"] == "watchdog"
 
 
+def test_boot_with_a_good_board_file_claims_only_its_outputs(make_unit, fw_copy):
+    # boot.py alone (an empty main.py): the board's outputs driven low, nothing else touched
+    # (the fallback to every user pin is for a board file it cannot read)
+    (fw_copy / "main.py").write_text("")
+    unit = make_unit("pico", firmware_dir=fw_copy)
+    unit.run_until(0.5)
+    assert unit.state == "repl"
+    b = unit.board
+    outs = {b["boost_en"]}
+    for ch in b["channels"]:
+        outs |= {ch["phase_a"], ch["phase_b"], ch["level_pwm"]}
+    driven = {n for n in range(30) if unit.chip.gpio[n].func == "sio" and unit.chip.gpio[n].sio_oe}
+    assert driven == outs
+    assert all(unit.pin(n) == 0 for n in outs)
+
+
 @pytest.mark.req("FR-10", "FR-9")
 def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
     unit = make_unit("pico", files={})
@@ -193,6 +235,34 @@ def test_invalid_board_file_names_the_key_and_lights_the_fault_led(make_unit):
     for ch in board["channels"]:
         assert unit.pin(ch["phase_a"]) == 0 and unit.pin(ch["phase_b"]) == 0
     assert unit.pin(board["boost_en"]) == 0
+
+
+@pytest.mark.req("FR-10", "FR-9")
+@pytest.mark.parametrize("red", [0, 29])
+def test_the_fault_led_takes_any_gpio_number_the_chip_has(make_unit, red):
+    # GP0 and GP29, the ends of the RP2040's GPIO range: a board file broken elsewhere still
+    # gets its own red LED
+    board = load_board("pico")
+    bad = json.loads(json.dumps(board))
+    bad["status_led"]["r"] = red
+    bad["channels"][0]["phase_b"] = 9
+    unit = make_unit(board, files={"/board.json": json.dumps(bad)})
+    unit.run_until(0.5)
+    assert unit.logs("board_invalid")
+    assert unit.pin(red) == 1 and unit.pin(25) == 0
+
+
+@pytest.mark.req("FR-10", "FR-9")
+@pytest.mark.parametrize("red", [30, 40, -1, "7"])
+def test_a_fault_led_pin_that_cannot_exist_lights_the_pico_led_instead(make_unit, red):
+    board = load_board("pico")
+    bad = json.loads(json.dumps(board))
+    bad["status_led"]["r"] = red
+    unit = make_unit(board, files={"/board.json": json.dumps(bad)})
+    unit.run_until(0.5)
+    assert unit.logs("board_invalid") and not unit.logs("crash")
+    assert unit.pin(25) == 1
+    assert all(unit.pin(n) == 0 for n in range(23))
 
 
 @pytest.mark.req("FR-10", "FR-9")
