@@ -899,7 +899,7 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
 
 # Runs of the derandomised fuzz a broken firmware gets before the test gives up. A missing soft
 # start is only visible on a start or resume above step 1 (one step at once is within the
-# check's allowance), which the fuzz reaches after 40 to 60 runs depending on the data Hypothesis
+# check's allowance), which the fuzz reaches after 40 to 90 runs depending on the data Hypothesis
 # draws (it also draws constants from the project modules imported): a wide margin. The charger
 # is two of the seven supply steps, and a firmware ignoring it shows only if a session runs
 # when it comes: found within the first hundred runs, the same margin.
