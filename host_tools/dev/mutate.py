@@ -339,7 +339,8 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
 
 @functools.lru_cache(maxsize=16)
 def _statement_starts(source: str) -> tuple[tuple[int, int, int], ...]:
-    """(first line, last line, depth) of every simple statement (not if, for, def...)."""
+    """(first line, last line, nesting depth) of every statement, compound ones (if, for,
+    def...) included: the deepest one holding a line is the statement that line belongs to."""
     out = []
 
     def walk(node: ast.AST, depth: int) -> None:
@@ -525,10 +526,10 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
         "# Mutation testing of the safety modules",
         "",
         "`make mutate` (host_tools/dev/mutate.py). Score = killed / (killed + survived + not "
-        "covered); a mutant whose tests ran past 3 times their recorded time is a hang and "
+        "covered); a mutant whose tests ran past %g times their recorded time is a hang and "
         "counts as killed; reviewed equivalent mutants (tests/mutation_equivalent.txt) count "
         "neither way, nor do mutants past --timeout whose tests have no recorded time. Only "
-        "the mutants run so far are counted.",
+        "the mutants run so far are counted." % HANG_FACTOR,
         "",
         "| module | mutants run | killed | survived | not covered | equivalent | timed out "
         "| score |",
@@ -572,13 +573,13 @@ def main(argv: list[str] | None = None) -> int:
             print("%s  %s -> %s" % (m.id, m.before, m.after))
         print("%d mutants" % len(mutants))
         return 0
+    if args.table:
+        mutants = []
     bad = invalid(mutants)
     if bad:
         print("mutants that are not valid Python (a fault of this driver): %s" % ", ".join(bad))
         return 2
     res = {} if args.fresh else load_results()
-    if args.table:
-        mutants = []
     cov = coverage_map(args.jobs, args.fresh) if mutants else {}
     if mutants:
         prepare_work()
@@ -598,14 +599,8 @@ def main(argv: list[str] | None = None) -> int:
             limit_s, measured = time_limit(tests, cov, args.timeout)
             status, secs, failed = run_mutant(m, tests, limit_s)
             if status == "timeout" and measured:
-                status, failed = (
-                    "hung",
-                    "over %.0f s (%.0fx its tests' time)"
-                    % (
-                        limit_s,
-                        HANG_FACTOR,
-                    ),
-                )
+                status = "hung"
+                failed = "over %.0f s (%gx its tests' time)" % (limit_s, HANG_FACTOR)
         res[m.id] = {**asdict(m), "id": m.id, "hash": h, "status": status,
                      "seconds": round(secs, 1), "tests": tests, "failed": failed}  # fmt: skip
         save_results(res)

@@ -24,8 +24,9 @@
 //
 // REPL: the port's event-driven REPL (friendly, paste and raw mode, as pyexec.c). Raw-paste mode
 // (Ctrl-E A Ctrl-A, which the rp2 port supports and mpremote uses) is done here, with the
-// port's flow control, because the WebAssembly port's event-driven REPL does not read the code. Soft reset (Ctrl-D at an empty prompt, or SystemExit) starts a fresh VM, as
-// the board's soft reset clears the heap, and runs boot.py (and main.py in the friendly REPL).
+// port's flow control, because the WebAssembly port's event-driven REPL does not read the code.
+// Soft reset (Ctrl-D at an empty prompt, or SystemExit) starts a fresh VM, as the board's soft
+// reset clears the heap, and runs boot.py (and main.py in the friendly REPL).
 // machine.reset() is a hard reset: a fresh VM in the friendly REPL, boot.py and main.py.
 import fs from "node:fs";
 import path from "node:path";

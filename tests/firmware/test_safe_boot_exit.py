@@ -85,21 +85,30 @@ def run_until_on(unit, limit_s: float = 2.0) -> float:
     return t
 
 
+def output_pins(board) -> set[int]:
+    """The pins that can put energy into the electrodes: both bridge pins and LEVEL of every
+    channel, and the boost (written out here, not taken from stim.safe: this is its check)."""
+    outs = {board["boost_en"]}
+    for ch in board["channels"]:
+        outs |= {ch["phase_a"], ch["phase_b"], ch["level_pwm"]}
+    return outs
+
+
+def is_output(unit, n: int) -> bool:
+    """GP n is a plain (SIO) output: what Pin(n, Pin.OUT) makes it."""
+    g = unit.chip.gpio[n]
+    return g.func == "sio" and bool(g.sio_oe)
+
+
 def assert_reclaimed(unit) -> None:
-    """safe.all_off as the pins show it: every output pin of the board (both bridge pins of
-    every channel, LEVEL, the boost) re-claimed as a plain output driven low, whatever PIO or
-    PWM had it; no other pin made an output (the buttons stay inputs); every state machine
-    stopped."""
+    """safe.all_off as the pins show it: every output pin of the board re-claimed as a plain
+    output driven low, whatever PIO or PWM had it; no other pin made an output (the buttons
+    stay inputs); every state machine stopped."""
     b = unit.board
-    outs = [b["boost_en"]]
-    for ch in b["channels"]:
-        outs += [ch["phase_a"], ch["phase_b"], ch["level_pwm"]]
-    for n in outs:
-        g = unit.chip.gpio[n]
-        assert g.func == "sio" and g.sio_oe and not g.sio_out, "GP%d not re-claimed low" % n
+    for n in output_pins(b):
+        assert is_output(unit, n) and not unit.chip.gpio[n].sio_out, "GP%d not re-claimed" % n
     for name, n in b["buttons"].items():
-        g = unit.chip.gpio[n]
-        assert not (g.func == "sio" and g.sio_oe), "the %s button's pin made an output" % name
+        assert not is_output(unit, n), "the %s button's pin made an output" % name
     running = [(blk.index, sm.index) for blk in unit.chip.pio for sm in blk.sms if sm.enabled]
     assert running == [], running
 
@@ -192,12 +201,8 @@ def test_boot_with_a_good_board_file_claims_only_its_outputs(make_unit, fw_copy)
     unit = make_unit("pico", firmware_dir=fw_copy)
     unit.run_until(0.5)
     assert unit.state == "repl"
-    b = unit.board
-    outs = {b["boost_en"]}
-    for ch in b["channels"]:
-        outs |= {ch["phase_a"], ch["phase_b"], ch["level_pwm"]}
-    driven = {n for n in range(30) if unit.chip.gpio[n].func == "sio" and unit.chip.gpio[n].sio_oe}
-    assert driven == outs
+    outs = output_pins(unit.board)
+    assert {n for n in range(30) if is_output(unit, n)} == outs
     assert all(unit.pin(n) == 0 for n in outs)
 
 
@@ -215,11 +220,9 @@ def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
     # could raise it), and only those: GP23 (the Pico's regulator mode), GP24 (VBUS sense) and
     # the ADC pins GP26-29 (VSYS/3 among them) are not outputs on any board and stay inputs.
     for n in range(23):
-        g = unit.chip.gpio[n]
-        assert g.func == "sio" and g.sio_oe and not g.sio_out, "GP%d not driven low" % n
+        assert is_output(unit, n) and not unit.chip.gpio[n].sio_out, "GP%d not driven low" % n
     for n in (23, 24, 26, 27, 28, 29):
-        g = unit.chip.gpio[n]
-        assert not (g.func == "sio" and g.sio_oe), "GP%d driven by the fallback" % n
+        assert not is_output(unit, n), "GP%d driven by the fallback" % n
 
 
 @pytest.mark.req("FR-10", "FR-9")

@@ -77,16 +77,19 @@ def test_a_mutant_that_no_longer_matches_its_module_is_refused():
         mutate.apply(m, SRC.replace("a <= _LIMIT", "a  <=  _LIMIT"))
 
 
+def _result(mid: str, status: str) -> dict:
+    """One mutant's record as results.json keeps it (module safe, its hash "h")."""
+    return {"id": mid, "module": "safe", "hash": "h", "status": status, "before": "a",
+            "after": "b", "tests": ["t"]}  # fmt: skip
+
+
 def test_the_table_counts_equivalents_neither_way(tmp_path, monkeypatch):
     monkeypatch.setattr(mutate, "module_hash", lambda mod: "h")
     eq = tmp_path / "eq.txt"
     eq.write_text("# reviewed\nsafe:1:0:cmp  the same either way for the values it sees\n")
     monkeypatch.setattr(mutate, "EQUIVALENT", eq)
 
-    def r(mid, status):
-        return {"id": mid, "module": "safe", "hash": "h", "status": status, "before": "a",
-                "after": "b", "tests": ["t"]}  # fmt: skip
-
+    r = _result
     res = {
         "safe:1:0:cmp": r("safe:1:0:cmp", "survived"),
         "safe:2:0:cmp": r("safe:2:0:cmp", "killed"),
@@ -151,10 +154,7 @@ def test_a_hang_counts_as_killed_and_a_plain_timeout_neither_way(monkeypatch):
     monkeypatch.setattr(mutate, "module_hash", lambda mod: "h")
     monkeypatch.setattr(mutate, "equivalents", lambda: {})
 
-    def r(mid, status):
-        return {"id": mid, "module": "safe", "hash": "h", "status": status, "before": "a",
-                "after": "b", "tests": ["t"]}  # fmt: skip
-
+    r = _result
     res = {"safe:1:0:cmp": r("safe:1:0:cmp", "hung"), "safe:2:0:cmp": r("safe:2:0:cmp", "timeout"),
            "safe:3:0:cmp": r("safe:3:0:cmp", "survived")}  # fmt: skip
     row = mutate.summarise(res, ["safe"])[0]
