@@ -21,17 +21,22 @@ would run on neither. Here a mutant is a real edit of a copy of the tree.
 How:
 - a working copy of the project (build/mutation/work: sources, tests, boards; the venv and
   node_modules are shared), so the tree you edit is never touched;
-- which tests execute which line: coverage.py over each test file once, every thread traced
-  (the simulated unit runs its firmware on a thread of its own), kept in
-  build/mutation/coverage.json and reused while the tests and firmware are unchanged; lines run
-  only on the MicroPython VM or the virtual board are not seen by coverage and their mutants
-  are reported as "not covered";
-- each mutant: the covering test files, `pytest -x`, a time limit: HANG_FACTOR times what
-  those files took in the coverage run plus HANG_MARGIN_S (a run past it is a hang, counted
-  as killed), never more than --timeout (default 600 s; past that with no recorded time, the
-  mutant counts neither way);
+- which tests execute which line: coverage.py over each test file, every thread traced (the
+  simulated unit runs its firmware on a thread of its own), with a context per test (the
+  plugin host_tools/dev/covctx.py, as pytest-cov's --cov-context=test does) and each test's
+  time; kept in build/mutation/coverage.json, and a test file is measured again only when it
+  changed (all of them when the firmware, the simulator or the tests' shared helpers did);
+  lines run only on the MicroPython VM or the virtual board are not seen by coverage and
+  their mutants are reported as "not covered";
+- each mutant: the tests that ran its line (node ids; a whole file when the line ran there
+  outside any test, at import), `pytest -x`, the module's own test files first, then the
+  quickest; a time limit: HANG_FACTOR times what those tests took in the coverage run plus
+  HANG_MARGIN_S (a run past it is a hang, counted as killed), never more than --timeout
+  (default 600 s; past that with no recorded time, the mutant counts neither way); --jobs
+  mutants at a time, each on a working copy of its own;
 - results in build/mutation/results.json, keyed by the mutant and a hash of its module, so an
-  interrupted run resumes where it stopped and a changed module is tested again;
+  interrupted run resumes where it stopped and a changed module is tested again; a survivor
+  is run again when the tests that ran it changed (a kill stands);
 - tests/mutation_equivalent.txt lists reviewed equivalent mutants (`id  reason`): they count
   neither way, and the table says how many;
 - build/mutation.md: per module, mutants, killed, survived, not covered, equivalent, score
@@ -42,14 +47,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
 import functools
 import hashlib
 import json
 import os
+import queue
 import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -245,27 +253,28 @@ def _tree_hash(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_work() -> Path:
+def prepare_work(work: Path | None = None) -> Path:
     """A fresh copy of the project to mutate (the venv and node_modules are shared)."""
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
+    work = work or WORK
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
     for src in sorted(ROOT.iterdir()):
         name = src.name
         if name in SKIP:
             continue
         if src.is_dir():
-            shutil.copytree(src, WORK / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
-            shutil.copy2(src, WORK / name)
+            shutil.copy2(src, work / name)
     if (ROOT / "node_modules").exists():
-        (WORK / "node_modules").symlink_to(ROOT / "node_modules")
-    return WORK
+        (work / "node_modules").symlink_to(ROOT / "node_modules")
+    return work
 
 
-def _env() -> dict:
+def _env(work: Path | None = None) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(WORK) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(work or WORK) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["HYPOTHESIS_PROFILE"] = env.get("HYPOTHESIS_PROFILE", "default")
     return env
@@ -275,66 +284,103 @@ def test_files() -> list[str]:
     return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py"))
 
 
-# ---- which test files run which firmware lines ------------------------------------------------
+# ---- which tests run which firmware lines ------------------------------------------------------
+def _global_key() -> str:
+    """What every test file's coverage depends on: the firmware, the simulator (host_tools but
+    its developer tools), the tests' shared helpers and conftests, pytest's settings."""
+    shared = [p for p in sorted((ROOT / "tests").rglob("*.py")) if not p.name.startswith("test_")]
+    return _tree_hash([ROOT / "firmware", ROOT / "host_tools", ROOT / "pyproject.toml", *shared])
+
+
+def _file_hash(tf: str) -> str:
+    return hashlib.sha256((ROOT / tf).read_bytes()).hexdigest()[:16]
+
+
+def _read_contexts(data: Path, times: Path, work: Path) -> dict:
+    """One test file's entry of the map from its coverage data (a context per test, see
+    host_tools/dev/covctx.py) and its tests' times: {"tests": [node id], "times": [seconds],
+    "lines": {firmware file: {line: [index of a test, or -1: run outside any test]}}}."""
+    from coverage import CoverageData
+
+    t = json.loads(times.read_text()) if times.exists() else {}
+    tests = sorted(t)
+    index = {nid: i for i, nid in enumerate(tests)}
+    lines: dict[str, dict[str, list[int]]] = {}
+    cd = CoverageData(basename=str(data))
+    cd.read()
+    for f in cd.measured_files():
+        rel = str(Path(f).resolve().relative_to(work.resolve()))
+        by_line = {}
+        for ln, ctxs in (cd.contexts_by_lineno(f) or {}).items():
+            by_line[str(ln)] = sorted({index.get(c, -1) for c in ctxs})
+        lines[rel] = by_line
+    return {"tests": tests, "times": [t[n] for n in tests], "lines": lines}
+
+
 def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
-    """{"files": {test file: {firmware file (relative): [lines]}}, "seconds": {test file: its
-    run's time}} from coverage.py, one run per test file on the working copy; cached while
-    the firmware, the tests and the simulator are unchanged."""
-    key = _tree_hash([ROOT / "firmware", ROOT / "tests", ROOT / "host_tools"])
+    """{"key": ..., "files": {test file: {"hash", "seconds", "tests", "times", "lines"}}}: for
+    every test file, which of its tests run which firmware line, from coverage.py with a
+    context per test, one run per test file on a working copy. Kept in
+    build/mutation/coverage.json: a file is measured again only when it changed, and all of
+    them when the firmware, the simulator or the tests' shared helpers did."""
+    key = _global_key()
+    old: dict = {}
     if not fresh and COVERAGE.exists():
-        data = json.loads(COVERAGE.read_text())
-        if data.get("key") == key:
-            return data
+        old = json.loads(COVERAGE.read_text())
+    files: dict[str, dict] = dict(old.get("files", {})) if old.get("key") == key else {}
+    todo = []
+    for tf in test_files():
+        h = _file_hash(tf)
+        if files.get(tf, {}).get("hash") != h:
+            todo.append((tf, h))
+    files = {tf: v for tf, v in files.items() if tf in set(test_files())}
+    if not todo:
+        return {"key": key, "files": files}
     work = prepare_work()
     rc = work / "build" / "covrc"
     rc.parent.mkdir(parents=True, exist_ok=True)
     rc.write_text(
         "[run]\nconcurrency = thread\nsource = %s\nparallel = false\n" % (work / "firmware")
     )
-    files: dict[str, dict[str, list[int]]] = {}
-    todo = test_files()
-    procs: list[tuple[str, subprocess.Popen, Path, float]] = []
-    seconds: dict[str, float] = {}
+    procs: list[tuple[str, str, subprocess.Popen, Path, float]] = []
 
-    def finish(tf: str, p: subprocess.Popen, data: Path, t0: float) -> None:
+    def finish(tf: str, h: str, p: subprocess.Popen, data: Path, t0: float) -> None:
         p.wait()
-        seconds[tf] = round(time.monotonic() - t0, 1)
-        jf = data.with_suffix(".json")
-        subprocess.run(
-            [sys.executable, "-m", "coverage", "json", "--data-file", str(data), "-o", str(jf),
-             "--rcfile", str(rc), "-q"],
-            cwd=work, env=_env(), capture_output=True,
-        )  # fmt: skip
-        if jf.exists():
-            rep = json.loads(jf.read_text())
-            files[tf] = {
-                str((work / f).resolve().relative_to(work)): sorted(v["executed_lines"])
-                for f, v in rep.get("files", {}).items()
-            }
-        print("coverage: %s (%d firmware files)" % (tf, len(files.get(tf, {}))), flush=True)
+        times = data.with_suffix(".times.json")
+        entry = {"hash": h, "seconds": round(time.monotonic() - t0, 1), "tests": [], "times": [],
+                 "lines": {}}  # fmt: skip
+        if data.exists():
+            entry.update(_read_contexts(data, times, work))
+        files[tf] = entry
+        COVERAGE.parent.mkdir(parents=True, exist_ok=True)
+        COVERAGE.write_text(json.dumps({"key": key, "files": files}))  # resumable, file by file
+        print(
+            "coverage: %s (%d tests, %d firmware files, %.0f s)"
+            % (tf, len(entry["tests"]), len(entry["lines"]), entry["seconds"]),
+            flush=True,
+        )
 
-    for tf in todo:
+    for tf, h in todo:
         while len(procs) >= jobs:
             for item in procs:
-                if item[1].poll() is not None:
+                if item[2].poll() is not None:
                     procs.remove(item)
                     finish(*item)
                     break
             else:
                 time.sleep(0.2)
         data = work / "build" / ("cov-%s" % tf.replace("/", "_"))
+        env = _env()
+        env["MUTATE_TEST_TIMES"] = str(data.with_suffix(".times.json"))
         cmd = [sys.executable, "-m", "coverage", "run", "--rcfile", str(rc), "--data-file",
                str(data), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-               tf]  # fmt: skip
-        p = subprocess.Popen(cmd, cwd=work, env=_env(), stdout=subprocess.DEVNULL,
+               "-p", "host_tools.dev.covctx", tf]  # fmt: skip
+        p = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)  # fmt: skip
-        procs.append((tf, p, data, time.monotonic()))
+        procs.append((tf, h, p, data, time.monotonic()))
     for item in procs:
         finish(*item)
-    data = {"key": key, "files": files, "seconds": seconds}
-    COVERAGE.parent.mkdir(parents=True, exist_ok=True)
-    COVERAGE.write_text(json.dumps(data))
-    return data
+    return {"key": key, "files": files}
 
 
 @functools.lru_cache(maxsize=16)
@@ -366,33 +412,60 @@ def statement_line(source: str, line: int) -> int:
 
 
 def covering(m: Mutant, cov: dict) -> list[str]:
-    """The test files that run the mutant's line: the module's own tests first (test_<module>,
-    test_core_<module>: the likeliest to fail, so pytest -x stops early), then the rest,
-    quickest first (their coverage run's time, when it was recorded)."""
+    """The tests that run the mutant's line, as pytest arguments: node ids, or a whole test
+    file when the line ran in it outside any test (at import or collection). The module's own
+    test files first (test_<module>, test_core_<module>: the likeliest to fail, so pytest -x
+    stops early), then the rest, quickest first."""
     rel = str(module_path(m.module, Path(".")))
-    line = statement_line(module_path(m.module).read_text(), m.line)
-    files = [tf for tf, fl in cov["files"].items() if line in fl.get(rel, ())]
-    secs = cov.get("seconds", {})
+    line = str(statement_line(module_path(m.module).read_text(), m.line))
     own = ("test_%s.py" % m.module, "test_core_%s.py" % m.module)
-    return sorted(files, key=lambda tf: (Path(tf).name not in own, secs.get(tf, 0.0), tf))
+    picked: list[tuple[bool, float, str]] = []
+    for tf, entry in cov["files"].items():
+        idx = entry["lines"].get(rel, {}).get(line)
+        if not idx:
+            continue
+        first = Path(tf).name not in own
+        if -1 in idx:
+            picked.append((first, entry["seconds"], tf))
+        else:
+            picked += [(first, entry["times"][i], entry["tests"][i]) for i in idx]
+    return [t for _first, _s, t in sorted(picked)]
 
 
-# A mutant's tests may take this many times what their coverage run took (which is itself slower
-# than a plain run: coverage traces every line), plus a margin for start-up, before the run is
-# called a hang: the mutant made the tests loop or wait, and that is a detection.
+def test_seconds(cov: dict) -> dict[str, float]:
+    """{test file or node id: seconds} from the coverage run (which traces every line, so it
+    is slower than a plain run)."""
+    out: dict[str, float] = {}
+    for tf, entry in cov.get("files", {}).items():
+        out[tf] = entry["seconds"]
+        out.update(zip(entry["tests"], entry["times"], strict=True))
+    return out
+
+
+# A mutant's tests may take this many times what they took in the coverage run, plus a margin
+# for start-up, before the run is called a hang: the mutant made the tests loop or wait, and
+# that is a detection.
 HANG_FACTOR = 3.0
 HANG_MARGIN_S = 30.0
 
 
-def time_limit(tests: list[str], cov: dict, cap_s: float) -> tuple[float, bool]:
+def time_limit(tests: list[str], secs: dict[str, float], cap_s: float) -> tuple[float, bool]:
     """(seconds, from_baseline): the time the mutant's covering tests may take. From their
-    recorded coverage times when every one has one (a run past it is a hang: killed), else
-    cap_s (--timeout; a run past it counts neither way, since slow tests and a hang look
-    alike). Never more than cap_s."""
-    secs = cov.get("seconds", {})
-    if tests and all(tf in secs for tf in tests):
-        return min(cap_s, HANG_FACTOR * sum(secs[tf] for tf in tests) + HANG_MARGIN_S), True
+    recorded times when every one has one (a run past it is a hang: killed), else cap_s
+    (--timeout; a run past it counts neither way, since slow tests and a hang look alike).
+    Never more than cap_s."""
+    if tests and all(t in secs for t in tests):
+        return min(cap_s, HANG_FACTOR * sum(secs[t] for t in tests) + HANG_MARGIN_S), True
     return cap_s, False
+
+
+def suite_key(tests: list[str], cov: dict) -> str:
+    """Which tests a result was judged by, and their files' contents: a survivor or a timeout
+    is run again when this changes (a new test may kill it); a kill stands."""
+    h = hashlib.sha256("\n".join(tests).encode())
+    for tf in sorted({t.split("::")[0] for t in tests}):
+        h.update(cov["files"].get(tf, {}).get("hash", "").encode())
+    return h.hexdigest()[:16]
 
 
 # ---- running mutants --------------------------------------------------------------------------
@@ -410,7 +483,7 @@ def equivalents() -> dict[str, str]:
 _BASELINE: dict[str, bool] = {}  # test id -> it passes on the unmutated working copy
 
 
-def passes_unmutated(test_id: str, timeout_s: float) -> bool:
+def passes_unmutated(test_id: str, timeout_s: float, work: Path | None = None) -> bool:
     """A failure counts as a kill only if the same test passes without the mutant (a test that
     fails in the working copy anyway says nothing about the mutant)."""
     if test_id not in _BASELINE:
@@ -418,7 +491,8 @@ def passes_unmutated(test_id: str, timeout_s: float) -> bool:
             r = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
                  "no:xdist", test_id],
-                cwd=WORK, env=_env(), capture_output=True, text=True, timeout=timeout_s,
+                cwd=work or WORK, env=_env(work), capture_output=True, text=True,
+                timeout=timeout_s,
             )  # fmt: skip
             _BASELINE[test_id] = r.returncode == 0
         except subprocess.TimeoutExpired:
@@ -426,27 +500,40 @@ def passes_unmutated(test_id: str, timeout_s: float) -> bool:
     return _BASELINE[test_id]
 
 
-def _pytest(tests: list[str], deselect: list[str], timeout_s: float) -> tuple[str, str]:
+def _pytest(
+    tests: list[str], deselect: list[str], timeout_s: float, work: Path
+) -> tuple[str, str]:
     args = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     for t in deselect:
         args += ["--deselect", t]
     try:
         r = subprocess.run(
-            args + tests, cwd=WORK, env=_env(), capture_output=True, text=True, timeout=timeout_s
-        )
+            args + tests, cwd=work, env=_env(work), capture_output=True, text=True,
+            timeout=timeout_s,
+        )  # fmt: skip
     except subprocess.TimeoutExpired:
         return "timeout", ""
-    failed = next((ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("FAILED")), "")
+    failed = next(
+        (ln.split(" - ")[0].split(" ", 1)[1] for ln in r.stdout.splitlines()
+         if ln.startswith(("FAILED ", "ERROR ")) and "::" in ln),
+        "",
+    )  # fmt: skip
     if r.returncode == 0 or r.returncode == 5:  # 5: every test deselected
         return "survived", ""
+    if r.returncode in (3, 4):  # pytest's own error, or a test id it could not find
+        out = (r.stdout + r.stderr).strip().splitlines()
+        return "error", out[-1][:200] if out else "pytest exit %d" % r.returncode
     return "killed", failed
 
 
-def run_mutant(m: Mutant, tests: list[str], timeout_s: float) -> tuple[str, float, str]:
+def run_mutant(
+    m: Mutant, tests: list[str], timeout_s: float, work: Path | None = None
+) -> tuple[str, float, str]:
     """("killed" | "survived" | "timeout" | "error", seconds, the failing test or ""). A test
     that fails without the mutant too (the working copy is not a git checkout, for one) is
     left out and the rest run again; "error" when that happens more than a few times."""
-    path = module_path(m.module, WORK)
+    work = work or WORK
+    path = module_path(m.module, work)
     original = path.read_text()
     t0 = time.monotonic()
     deselect: list[str] = []
@@ -454,9 +541,9 @@ def run_mutant(m: Mutant, tests: list[str], timeout_s: float) -> tuple[str, floa
     try:
         for _ in range(5):
             path.write_text(apply(m, original))
-            status, failed = _pytest(tests, deselect, timeout_s)
+            status, failed = _pytest(tests, deselect, timeout_s, work)
             path.write_text(original)
-            if status != "killed" or not failed or passes_unmutated(failed, timeout_s):
+            if status != "killed" or not failed or passes_unmutated(failed, timeout_s, work):
                 break
             deselect.append(failed)
             status, failed = "error", ""
@@ -547,11 +634,69 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
         lines += ["", "## Survivors", ""]
         for s in surv:
             lines.append(
-                "- `%s`: `%s` -> `%s` (%d test files ran)"
+                "- `%s`: `%s` -> `%s` (%d tests ran)"
                 % (s["id"], s["before"], s["after"], len(s["tests"]))
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+
+
+def _todo(m: Mutant, old: dict | None, h: str, suite: str) -> bool:
+    """Whether to run a mutant: not on this very source yet, or its last run says nothing yet
+    (an error, not covered), or it survived or timed out under other tests than today's."""
+    if not old or (old["hash"], old["before"], old["after"]) != (h, m.before, m.after):
+        return True
+    if old["status"] in ("error", "not covered"):
+        return True
+    return old["status"] in ("survived", "timeout") and old.get("suite") != suite
+
+
+def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) -> None:
+    """Each mutant still to do against its covering tests, `jobs` at a time, each on a working
+    copy of its own; results saved after every mutant (an interrupted run resumes)."""
+    eq = equivalents()
+    secs = test_seconds(cov)
+    todo = []
+    for m in mutants:
+        tests = covering(m, cov)
+        suite = suite_key(tests, cov)
+        if _todo(m, res.get(m.id), module_hash(m.module), suite):
+            todo.append((m, tests, suite))
+    works: queue.Queue[Path] = queue.Queue()
+    for i in range(max(1, min(jobs, len(todo)))):
+        works.put(prepare_work(WORK if i == 0 else OUT / ("work%d" % i)))
+    lock = threading.Lock()
+    done = [0]
+
+    def one(item: tuple[Mutant, list[str], str]) -> None:
+        m, tests, suite = item
+        if m.id in eq:
+            status, took, failed = "equivalent", 0.0, ""
+        elif not tests:
+            status, took, failed = "not covered", 0.0, ""
+        else:
+            limit_s, measured = time_limit(tests, secs, cap_s)
+            work = works.get()
+            try:
+                status, took, failed = run_mutant(m, tests, limit_s, work)
+            finally:
+                works.put(work)
+            if status == "timeout" and measured:
+                status = "hung"
+                failed = "over %.0f s (%gx its tests' time)" % (limit_s, HANG_FACTOR)
+        with lock:
+            res[m.id] = {**asdict(m), "id": m.id, "hash": module_hash(m.module),
+                         "status": status, "seconds": round(took, 1), "tests": tests,
+                         "suite": suite, "failed": failed}  # fmt: skip
+            save_results(res)
+            done[0] += 1
+            print("[%d/%d] %-42s %-11s %5.1f s %3d tests %s"
+                  % (done[0], len(todo), m.id, status, took, len(tests), failed),
+                  flush=True)  # fmt: skip
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        for f in [pool.submit(one, item) for item in todo]:
+            f.result()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -561,7 +706,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=None, help="this many mutants, drawn at random")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant")
-    ap.add_argument("--jobs", type=int, default=2, help="coverage runs in parallel")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="coverage runs and mutants in parallel (a working copy each)",
+    )
     ap.add_argument("--fresh", action="store_true", help="forget earlier results and coverage")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
     ap.add_argument("--table", action="store_true", help="only write the table of what ran")
@@ -580,32 +730,8 @@ def main(argv: list[str] | None = None) -> int:
         print("mutants that are not valid Python (a fault of this driver): %s" % ", ".join(bad))
         return 2
     res = {} if args.fresh else load_results()
-    cov = coverage_map(args.jobs, args.fresh) if mutants else {}
     if mutants:
-        prepare_work()
-    eq = equivalents()
-    for i, m in enumerate(mutants):
-        h = module_hash(m.module)
-        old = res.get(m.id)
-        same = old and old["hash"] == h and old["before"] == m.before and old["after"] == m.after
-        if same and old["status"] not in ("error", "not covered"):
-            continue  # done on this very source: resume (the coverage map may have changed)
-        tests = covering(m, cov)
-        if m.id in eq:
-            status, secs, failed = "equivalent", 0.0, ""
-        elif not tests:
-            status, secs, failed = "not covered", 0.0, ""
-        else:
-            limit_s, measured = time_limit(tests, cov, args.timeout)
-            status, secs, failed = run_mutant(m, tests, limit_s)
-            if status == "timeout" and measured:
-                status = "hung"
-                failed = "over %.0f s (%gx its tests' time)" % (limit_s, HANG_FACTOR)
-        res[m.id] = {**asdict(m), "id": m.id, "hash": h, "status": status,
-                     "seconds": round(secs, 1), "tests": tests, "failed": failed}  # fmt: skip
-        save_results(res)
-        print("[%d/%d] %-42s %-11s %5.1f s %s" % (i + 1, len(mutants), m.id, status, secs, failed),
-              flush=True)  # fmt: skip
+        run(mutants, res, coverage_map(args.jobs, args.fresh), args.jobs, args.timeout)
     rows = summarise(res, modules)
     write_table(rows)
     for r in rows:

@@ -4,6 +4,9 @@ that each one is a valid edit of one spot, and that it tells a killed mutant fro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -142,12 +145,119 @@ def test_every_reviewed_equivalent_is_a_mutant_of_the_code_as_it_stands_with_a_r
 
 
 def test_the_time_limit_comes_from_the_covering_tests_recorded_times():
-    cov = {"seconds": {"tests/a.py": 10.0, "tests/b.py": 4.0}}
-    limit, measured = mutate.time_limit(["tests/a.py", "tests/b.py"], cov, 600.0)
+    secs = {"tests/a.py::t1": 10.0, "tests/b.py": 4.0}
+    limit, measured = mutate.time_limit(["tests/a.py::t1", "tests/b.py"], secs, 600.0)
     assert measured and limit == mutate.HANG_FACTOR * 14.0 + mutate.HANG_MARGIN_S
-    assert mutate.time_limit(["tests/a.py"], cov, 40.0) == (40.0, True)  # never past --timeout
-    # a covering file with no recorded time: the cap, and a run past it decides nothing
-    assert mutate.time_limit(["tests/a.py", "tests/c.py"], cov, 600.0) == (600.0, False)
+    assert mutate.time_limit(["tests/a.py::t1"], secs, 40.0) == (40.0, True)  # never past cap
+    # a covering test with no recorded time: the cap, and a run past it decides nothing
+    assert mutate.time_limit(["tests/a.py::t1", "tests/c.py"], secs, 600.0) == (600.0, False)
+
+
+# A coverage map as coverage_map() keeps it: per test file, its tests and their times, and for
+# each firmware line the tests that ran it (-1: the line ran outside any test, at import).
+COV = {"files": {
+    "tests/firmware/test_app.py": {"hash": "a1", "seconds": 30.0,
+                                   "tests": ["tests/firmware/test_app.py::slow",
+                                             "tests/firmware/test_app.py::quick"],
+                                   "times": [9.0, 1.0],
+                                   "lines": {"firmware/stim/safe.py": {"7": [0, 1], "9": [1]}}},
+    "tests/firmware/test_safe_boot_exit.py": {
+        "hash": "s1", "seconds": 50.0, "tests": ["tests/firmware/test_safe_boot_exit.py::x"],
+        "times": [20.0], "lines": {"firmware/stim/safe.py": {"7": [0]}}},
+    "tests/core/test_core_board.py": {"hash": "b1", "seconds": 3.0, "tests": [], "times": [],
+                                      "lines": {"firmware/stim/safe.py": {"7": [-1]}}},
+}}  # fmt: skip
+
+
+def test_a_mutant_runs_the_tests_that_ran_its_line_its_modules_own_first(monkeypatch):
+    monkeypatch.setattr(mutate, "statement_line", lambda src, line: line)
+    m7 = mutate.Mutant("safe_boot_exit", 7, 0, "cmp", "a", "b")
+    # The module's own test file first (pytest -x stops early), then the quickest; a line run
+    # at import takes its whole file.
+    monkeypatch.setattr(mutate, "module_path",
+                        lambda mod, root=mutate.ROOT: root / "firmware/stim/safe.py")  # fmt: skip
+    assert mutate.covering(m7, COV) == [
+        "tests/firmware/test_safe_boot_exit.py::x",
+        "tests/firmware/test_app.py::quick",
+        "tests/core/test_core_board.py",
+        "tests/firmware/test_app.py::slow",
+    ]
+    m9 = mutate.Mutant("safe", 9, 0, "cmp", "a", "b")
+    assert mutate.covering(m9, COV) == ["tests/firmware/test_app.py::quick"]
+    assert mutate.covering(mutate.Mutant("safe", 8, 0, "cmp", "a", "b"), COV) == []
+    secs = mutate.test_seconds(COV)
+    assert secs["tests/firmware/test_app.py::slow"] == 9.0
+    assert secs["tests/core/test_core_board.py"] == 3.0
+
+
+def test_a_survivor_runs_again_when_its_tests_change_and_a_kill_stands():
+    m = mutate.Mutant("safe", 9, 0, "cmp", "a", "b")
+    tests = ["tests/firmware/test_app.py::quick"]
+    suite = mutate.suite_key(tests, COV)
+    old = {"hash": "h", "before": "a", "after": "b", "suite": suite}
+    assert not mutate._todo(m, {**old, "status": "survived"}, "h", suite)
+    assert not mutate._todo(m, {**old, "status": "killed"}, "h", suite)
+    # the test file changed (a new test in it may kill the survivor): run it again
+    edited = {"files": {**COV["files"], "tests/firmware/test_app.py": {
+        **COV["files"]["tests/firmware/test_app.py"], "hash": "a2"}}}  # fmt: skip
+    suite2 = mutate.suite_key(tests, edited)
+    assert suite2 != suite
+    assert mutate._todo(m, {**old, "status": "survived"}, "h", suite2)
+    assert mutate._todo(m, {**old, "status": "timeout"}, "h", suite2)
+    assert not mutate._todo(m, {**old, "status": "killed"}, "h", suite2)
+    # more or other tests now run the line
+    assert mutate.suite_key(tests + ["tests/core/test_core_board.py"], COV) != suite
+    # the module changed, or the run said nothing: run it again
+    assert mutate._todo(m, {**old, "status": "killed"}, "h2", suite)
+    assert mutate._todo(m, {**old, "status": "error"}, "h", suite)
+    assert mutate._todo(m, None, "h", suite)
+
+
+def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(tmp_path):
+    """The coverage run's plugin (host_tools/dev/covctx.py) end to end: a context per test, the
+    lines a thread started by the test ran are that test's too, and what ran at import has no
+    test."""
+    (tmp_path / "firmware").mkdir()
+    (tmp_path / "firmware" / "mod.py").write_text(
+        "import _thread\n"
+        "def one():\n"
+        "    return 1\n"
+        "def two():\n"
+        "    return 2\n"
+        "def in_thread(done):\n"
+        "    done.append(3)\n"
+    )  # fmt: skip
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(
+        "import threading, time\n"
+        "from firmware import mod\n"
+        "def test_one():\n"
+        "    assert mod.one() == 1\n"
+        "def test_two():\n"
+        "    done = []\n"
+        "    t = threading.Thread(target=mod.in_thread, args=(done,))\n"
+        "    t.start(); t.join()\n"
+        "    assert mod.two() == 2 and done == [3]\n"
+    )  # fmt: skip
+    rc = tmp_path / "covrc"
+    rc.write_text("[run]\nconcurrency = thread\nsource = %s\n" % (tmp_path / "firmware"))
+    data, times = tmp_path / "cov", tmp_path / "times.json"
+    env = dict(os.environ, MUTATE_TEST_TIMES=str(times),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(mutate.ROOT)]))  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "coverage", "run", "--rcfile", str(rc), "--data-file", str(data),
+         "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p",
+         "host_tools.dev.covctx", "--rootdir", str(tmp_path), "-c", os.devnull, "tests/test_x.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    entry = mutate._read_contexts(data, times, tmp_path)
+    assert entry["tests"] == ["tests/test_x.py::test_one", "tests/test_x.py::test_two"]
+    assert all(t >= 0 for t in entry["times"])
+    lines = entry["lines"]["firmware/mod.py"]
+    assert lines["3"] == [0] and lines["5"] == [1]
+    assert lines["7"] == [1]  # run on the test's own thread
+    assert lines["2"] == [-1] and lines["4"] == [-1]  # the `def`s ran at import
 
 
 def test_a_hang_counts_as_killed_and_a_plain_timeout_neither_way(monkeypatch):
