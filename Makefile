@@ -46,9 +46,9 @@ fuzz: $(STAMP) ## Longer fuzz on every core: whole unit (1000 x 40 steps), hosti
 	FUZZ_RANDOM=1 FUZZ_HOST_LINES=$(or $(FUZZ_HOST_LINES),25000) \
 		$(BIN)/pytest -n auto tests/firmware/test_fuzz_host.py
 
-mutate: $(STAMP) $(NODE_STAMP) ## Mutation tests of the safety modules (resumable; MUTANTS=n samples): build/mutation.md
+mutate: $(STAMP) $(NODE_STAMP) ## Mutation tests of the safety modules (resumable; MUTANTS=n, MODULES=a,b, JOBS=n): build/mutation.md
 	$(BIN)/python -m host_tools.dev.mutate $(if $(MUTANTS),--sample $(MUTANTS)) \
-		$(if $(MODULES),--modules $(MODULES))
+		$(if $(MODULES),--modules $(MODULES)) $(if $(JOBS),--jobs $(JOBS))
 
 report: $(STAMP) $(NODE_STAMP) ## Tests, benchmarks, scenarios, waveforms, output table: report/
 	$(BIN)/python -m host_tools.dev.report

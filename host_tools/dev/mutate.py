@@ -462,7 +462,7 @@ def time_limit(tests: list[str], secs: dict[str, float], cap_s: float) -> tuple[
 def suite_key(tests: list[str], cov: dict) -> str:
     """Which tests a result was judged by, and their files' contents: a survivor or a timeout
     is run again when this changes (a new test may kill it); a kill stands."""
-    h = hashlib.sha256("\n".join(tests).encode())
+    h = hashlib.sha256("\n".join(sorted(tests)).encode())
     for tf in sorted({t.split("::")[0] for t in tests}):
         h.update(cov["files"].get(tf, {}).get("hash", "").encode())
     return h.hexdigest()[:16]
@@ -526,6 +526,31 @@ def _pytest(
     return "killed", failed
 
 
+def killers_first(m: Mutant, tests: list[str], res: dict) -> list[str]:
+    """The tests that killed other mutants of the same line first, then those that killed
+    mutants of the same module (most kills first), then the rest in their order: a test that
+    caught one change of a line is the likeliest to catch the next, and pytest -x stops there."""
+    line: dict[str, int] = {}
+    module: dict[str, int] = {}
+    for r in res.values():
+        if r.get("module") == m.module and r.get("status") == "killed" and r.get("failed"):
+            t = r["failed"]
+            module[t] = module.get(t, 0) + 1
+            if r.get("line") == m.line:
+                line[t] = line.get(t, 0) + 1
+    order = {t: i for i, t in enumerate(tests)}
+    return sorted(tests, key=lambda t: (-line.get(t, 0), -module.get(t, 0), order[t]))
+
+
+def stages(tests: list[str]) -> list[list[str]]:
+    """The first test file's tests alone, then the rest: collecting a test file costs seconds
+    (many build a simulated chip at import), and most mutants fail in the first one."""
+    first = tests[0].split("::")[0] if tests else ""
+    head = [t for t in tests if t.split("::")[0] == first]
+    rest = [t for t in tests if t.split("::")[0] != first]
+    return [s for s in (head, rest) if s]
+
+
 def run_mutant(
     m: Mutant, tests: list[str], timeout_s: float, work: Path | None = None
 ) -> tuple[str, float, str]:
@@ -536,17 +561,21 @@ def run_mutant(
     path = module_path(m.module, work)
     original = path.read_text()
     t0 = time.monotonic()
-    deselect: list[str] = []
-    status, failed = "error", ""
+    status, failed = "survived", ""
     try:
-        for _ in range(5):
-            path.write_text(apply(m, original))
-            status, failed = _pytest(tests, deselect, timeout_s, work)
-            path.write_text(original)
-            if status != "killed" or not failed or passes_unmutated(failed, timeout_s, work):
+        for stage in stages(tests):
+            deselect: list[str] = []
+            for _ in range(5):
+                left_s = max(1.0, timeout_s - (time.monotonic() - t0))
+                path.write_text(apply(m, original))
+                status, failed = _pytest(stage, deselect, left_s, work)
+                path.write_text(original)
+                if status != "killed" or not failed or passes_unmutated(failed, timeout_s, work):
+                    break
+                deselect.append(failed)
+                status, failed = "error", ""
+            if status != "survived":
                 break
-            deselect.append(failed)
-            status, failed = "error", ""
     finally:
         path.write_text(original)
     return status, time.monotonic() - t0, failed
@@ -676,6 +705,8 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
             status, took, failed = "not covered", 0.0, ""
         else:
             limit_s, measured = time_limit(tests, secs, cap_s)
+            with lock:
+                tests = killers_first(m, tests, res)
             work = works.get()
             try:
                 status, took, failed = run_mutant(m, tests, limit_s, work)

@@ -286,3 +286,28 @@ def test_a_mutant_inside_a_statement_written_over_lines_takes_the_tests_of_its_f
     assert mutate.statement_line(src, 6) == 5  # the second line of a condition: the `if`
     assert mutate.statement_line(src, 7) == 7
     assert mutate.statement_line(src, 1) == 1
+
+
+def test_a_mutant_meets_its_first_test_file_alone_before_the_rest():
+    tests = ["tests/a.py::t2", "tests/b.py::t1", "tests/a.py::t1", "tests/c.py"]
+    assert mutate.stages(tests) == [["tests/a.py::t2", "tests/a.py::t1"],
+                                    ["tests/b.py::t1", "tests/c.py"]]  # fmt: skip
+    assert mutate.stages(["tests/c.py"]) == [["tests/c.py"]]
+    assert mutate.stages([]) == []
+
+
+def test_the_tests_that_killed_mutants_of_the_same_line_then_module_run_first():
+    m = mutate.Mutant("safe", 9, 0, "cmp", "a", "b")
+    res = {
+        "safe:9:0:const0": {"module": "safe", "line": 9, "status": "killed", "failed": "t/c::z"},
+        "safe:3:0:cmp": {"module": "safe", "line": 3, "status": "killed", "failed": "t/b::y"},
+        "safe:4:0:cmp": {"module": "safe", "line": 4, "status": "killed", "failed": "t/b::y"},
+        "safe:5:0:cmp": {"module": "safe", "line": 5, "status": "killed", "failed": "t/a::x"},
+        "app:9:0:cmp": {"module": "app", "line": 9, "status": "killed", "failed": "t/d::w"},
+        "safe:6:0:cmp": {"module": "safe", "line": 6, "status": "survived", "failed": ""},
+    }
+    tests = ["t/a::x", "t/b::y", "t/c::z", "t/d::w", "t/e::v"]
+    assert mutate.killers_first(m, tests, res) == ["t/c::z", "t/b::y", "t/a::x", "t/d::w",
+                                                   "t/e::v"]  # fmt: skip
+    # the order does not change which tests judged a mutant
+    assert mutate.suite_key(tests, COV) == mutate.suite_key(tests[::-1], COV)
