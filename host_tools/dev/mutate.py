@@ -526,10 +526,14 @@ def _pytest(
     return "killed", failed
 
 
-def killers_first(m: Mutant, tests: list[str], res: dict) -> list[str]:
-    """The tests that killed other mutants of the same line first, then those that killed
-    mutants of the same module (most kills first), then the rest in their order: a test that
-    caught one change of a line is the likeliest to catch the next, and pytest -x stops there."""
+KILLERS = 6  # at most this many earlier killers run ahead of the rest
+
+
+def killers_first(m: Mutant, tests: list[str], res: dict) -> tuple[list[str], int]:
+    """(tests, n): the tests that killed other mutants of the same line first, then those
+    that killed mutants of the same module (most kills first; at most KILLERS of them: n),
+    then the rest in their order. A test that caught one change of a line or a module is the
+    likeliest to catch the next, and pytest -x stops there."""
     line: dict[str, int] = {}
     module: dict[str, int] = {}
     for r in res.values():
@@ -538,21 +542,26 @@ def killers_first(m: Mutant, tests: list[str], res: dict) -> list[str]:
             module[t] = module.get(t, 0) + 1
             if r.get("line") == m.line:
                 line[t] = line.get(t, 0) + 1
-    order = {t: i for i, t in enumerate(tests)}
-    return sorted(tests, key=lambda t: (-line.get(t, 0), -module.get(t, 0), order[t]))
+    ahead = sorted((t for t in tests if t in module), key=lambda t: (-line.get(t, 0), -module[t]))
+    ahead = ahead[:KILLERS]
+    return ahead + [t for t in tests if t not in ahead], len(ahead)
 
 
-def stages(tests: list[str]) -> list[list[str]]:
-    """The first test file's tests alone, then the rest: collecting a test file costs seconds
-    (many build a simulated chip at import), and most mutants fail in the first one."""
-    first = tests[0].split("::")[0] if tests else ""
-    head = [t for t in tests if t.split("::")[0] == first]
-    rest = [t for t in tests if t.split("::")[0] != first]
+def stages(tests: list[str], ahead: int = 0) -> list[list[str]]:
+    """The earlier killers alone (`ahead` of them), or else the first test file's tests alone,
+    then the rest: collecting a test file costs seconds (many build a simulated chip at import),
+    and most mutants fail in the first stage."""
+    if ahead:
+        head, rest = tests[:ahead], tests[ahead:]
+    else:
+        first = tests[0].split("::")[0] if tests else ""
+        head = [t for t in tests if t.split("::")[0] == first]
+        rest = [t for t in tests if t.split("::")[0] != first]
     return [s for s in (head, rest) if s]
 
 
 def run_mutant(
-    m: Mutant, tests: list[str], timeout_s: float, work: Path | None = None
+    m: Mutant, tests: list[str], timeout_s: float, work: Path | None = None, ahead: int = 0
 ) -> tuple[str, float, str]:
     """("killed" | "survived" | "timeout" | "error", seconds, the failing test or ""). A test
     that fails without the mutant too (the working copy is not a git checkout, for one) is
@@ -563,8 +572,9 @@ def run_mutant(
     t0 = time.monotonic()
     status, failed = "survived", ""
     try:
-        for stage in stages(tests):
-            deselect: list[str] = []
+        for stage in stages(tests, ahead):
+            # tests already seen failing without any mutant are left out from the start
+            deselect = [t for t, ok in list(_BASELINE.items()) if not ok]
             for _ in range(5):
                 left_s = max(1.0, timeout_s - (time.monotonic() - t0))
                 path.write_text(apply(m, original))
@@ -706,10 +716,10 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
         else:
             limit_s, measured = time_limit(tests, secs, cap_s)
             with lock:
-                tests = killers_first(m, tests, res)
+                tests, ahead = killers_first(m, tests, res)
             work = works.get()
             try:
-                status, took, failed = run_mutant(m, tests, limit_s, work)
+                status, took, failed = run_mutant(m, tests, limit_s, work, ahead)
             finally:
                 works.put(work)
             if status == "timeout" and measured:

@@ -294,6 +294,9 @@ def test_a_mutant_meets_its_first_test_file_alone_before_the_rest():
                                     ["tests/b.py::t1", "tests/c.py"]]  # fmt: skip
     assert mutate.stages(["tests/c.py"]) == [["tests/c.py"]]
     assert mutate.stages([]) == []
+    # earlier killers (a count of them ahead of the rest) run alone first
+    assert mutate.stages(tests, 2) == [["tests/a.py::t2", "tests/b.py::t1"],
+                                       ["tests/a.py::t1", "tests/c.py"]]  # fmt: skip
 
 
 def test_the_tests_that_killed_mutants_of_the_same_line_then_module_run_first():
@@ -307,7 +310,9 @@ def test_the_tests_that_killed_mutants_of_the_same_line_then_module_run_first():
         "safe:6:0:cmp": {"module": "safe", "line": 6, "status": "survived", "failed": ""},
     }
     tests = ["t/a::x", "t/b::y", "t/c::z", "t/d::w", "t/e::v"]
-    assert mutate.killers_first(m, tests, res) == ["t/c::z", "t/b::y", "t/a::x", "t/d::w",
-                                                   "t/e::v"]  # fmt: skip
+    assert mutate.killers_first(m, tests, res) == (["t/c::z", "t/b::y", "t/a::x", "t/d::w",
+                                                    "t/e::v"], 3)  # fmt: skip
+    assert mutate.killers_first(mutate.Mutant("host", 1, 0, "cmp", "a", "b"), tests, res) == (
+        tests, 0)  # fmt: skip
     # the order does not change which tests judged a mutant
     assert mutate.suite_key(tests, COV) == mutate.suite_key(tests[::-1], COV)
