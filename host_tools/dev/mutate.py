@@ -238,10 +238,11 @@ def invalid(mutants: list[Mutant]) -> list[str]:
 
 
 # ---- the working copy --------------------------------------------------------------------------
-def _tree_hash(paths: list[Path]) -> str:
+def _tree_hash(paths: list[Path], extra: str = "") -> str:
     """What decides which lines the tests run: the firmware, the tests and the simulator
-    (host_tools, but not its developer tools, this driver among them)."""
-    h = hashlib.sha256()
+    (host_tools, but not its developer tools, this driver among them), and how coverage.py
+    is set up (extra)."""
+    h = hashlib.sha256(extra.encode())
     dev = ROOT / "host_tools" / "dev"
     for top in paths:
         files = [top] if top.is_file() else sorted(p for p in top.rglob("*.py") if p.is_file())
@@ -289,11 +290,28 @@ def _global_key() -> str:
     """What every test file's coverage depends on: the firmware, the simulator (host_tools but
     its developer tools), the tests' shared helpers and conftests, pytest's settings."""
     shared = [p for p in sorted((ROOT / "tests").rglob("*.py")) if not p.name.startswith("test_")]
-    return _tree_hash([ROOT / "firmware", ROOT / "host_tools", ROOT / "pyproject.toml", *shared])
+    files = [ROOT / "firmware", ROOT / "host_tools", ROOT / "pyproject.toml", *shared]
+    return _tree_hash(files, COVERAGE_RC)
 
 
 def _file_hash(tf: str) -> str:
     return hashlib.sha256((ROOT / tf).read_bytes()).hexdigest()[:16]
+
+
+# Every copy of the firmware is measured, not only the working copy's: many tests run a private
+# copy (the fw_copy fixture: a stand-in app, a board file of their own) under pytest's tmp_path,
+# and a mutant reaches those copies too, since they are made from the working copy.
+COVERAGE_RC = "[run]\nconcurrency = thread\ninclude = */firmware/*\nparallel = false\n"
+
+
+def firmware_rel(path: str) -> str | None:
+    """A measured file as a path in the project ("firmware/stim/safe.py"), wherever the copy
+    that ran lies; None when it is not under a firmware/ folder."""
+    parts = Path(path).parts
+    if "firmware" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("firmware")
+    return str(Path(*parts[i:]))
 
 
 def _read_contexts(data: Path, times: Path, work: Path) -> dict:
@@ -309,7 +327,9 @@ def _read_contexts(data: Path, times: Path, work: Path) -> dict:
     cd = CoverageData(basename=str(data))
     cd.read()
     for f in cd.measured_files():
-        rel = str(Path(f).resolve().relative_to(work.resolve()))
+        rel = firmware_rel(f)
+        if rel is None:
+            continue
         by_line = {}
         for ln, ctxs in (cd.contexts_by_lineno(f) or {}).items():
             by_line[str(ln)] = sorted({index.get(c, -1) for c in ctxs})
@@ -339,9 +359,7 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
     work = prepare_work()
     rc = work / "build" / "covrc"
     rc.parent.mkdir(parents=True, exist_ok=True)
-    rc.write_text(
-        "[run]\nconcurrency = thread\nsource = %s\nparallel = false\n" % (work / "firmware")
-    )
+    rc.write_text(COVERAGE_RC)
     procs: list[tuple[str, str, subprocess.Popen, Path, float]] = []
 
     def finish(tf: str, h: str, p: subprocess.Popen, data: Path, t0: float) -> None:

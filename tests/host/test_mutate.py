@@ -240,7 +240,7 @@ def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(
         "    assert mod.two() == 2 and done == [3]\n"
     )  # fmt: skip
     rc = tmp_path / "covrc"
-    rc.write_text("[run]\nconcurrency = thread\nsource = %s\n" % (tmp_path / "firmware"))
+    rc.write_text(mutate.COVERAGE_RC)
     data, times = tmp_path / "cov", tmp_path / "times.json"
     env = dict(os.environ, MUTATE_TEST_TIMES=str(times),
                PYTHONPATH=os.pathsep.join([str(tmp_path), str(mutate.ROOT)]))  # fmt: skip
@@ -258,6 +258,15 @@ def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(
     assert lines["3"] == [0] and lines["5"] == [1]
     assert lines["7"] == [1]  # run on the test's own thread
     assert lines["2"] == [-1] and lines["4"] == [-1]  # the `def`s ran at import
+
+
+def test_a_private_copy_of_the_firmware_counts_as_the_firmware():
+    # tests that run a copy (fw_copy, under pytest's tmp_path) cover the same lines
+    assert mutate.firmware_rel("/tmp/pytest-1/test_a0/firmware/stim/safe.py") == (
+        "firmware/stim/safe.py")  # fmt: skip
+    assert mutate.firmware_rel("/w/build/mutation/work/firmware/main.py") == "firmware/main.py"
+    assert mutate.firmware_rel("/w/firmware/x/firmware/stim/app.py") == "firmware/stim/app.py"
+    assert mutate.firmware_rel("/w/host_tools/sim/rig.py") is None
 
 
 def test_a_hang_counts_as_killed_and_a_plain_timeout_neither_way(monkeypatch):
