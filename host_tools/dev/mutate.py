@@ -330,10 +330,10 @@ def _read_contexts(data: Path, times: Path, work: Path) -> dict:
         rel = firmware_rel(f)
         if rel is None:
             continue
-        by_line = {}
+        by_line = lines.setdefault(rel, {})  # one file, many copies: the union of their lines
         for ln, ctxs in (cd.contexts_by_lineno(f) or {}).items():
-            by_line[str(ln)] = sorted({index.get(c, -1) for c in ctxs})
-        lines[rel] = by_line
+            seen = set(by_line.get(str(ln), ())) | {index.get(c, -1) for c in ctxs}
+            by_line[str(ln)] = sorted(seen)
     return {"tests": tests, "times": [t[n] for n in tests], "lines": lines}
 
 

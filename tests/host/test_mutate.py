@@ -215,8 +215,8 @@ def test_a_survivor_runs_again_when_its_tests_change_and_a_kill_stands():
 
 def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(tmp_path):
     """The coverage run's plugin (host_tools/dev/covctx.py) end to end: a context per test, the
-    lines a thread started by the test ran are that test's too, and what ran at import has no
-    test."""
+    lines a thread started by the test ran are that test's too, what ran at import has no
+    test, and a private copy of the firmware counts as the firmware."""
     (tmp_path / "firmware").mkdir()
     (tmp_path / "firmware" / "mod.py").write_text(
         "import _thread\n"
@@ -238,6 +238,13 @@ def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(
         "    t = threading.Thread(target=mod.in_thread, args=(done,))\n"
         "    t.start(); t.join()\n"
         "    assert mod.two() == 2 and done == [3]\n"
+        "def test_copy(tmp_path):\n"
+        "    import importlib.util, shutil\n"
+        "    shutil.copytree('firmware', tmp_path / 'firmware')\n"
+        "    spec = importlib.util.spec_from_file_location('m2', tmp_path / 'firmware/mod.py')\n"
+        "    m2 = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(m2)\n"
+        "    assert m2.two() == 2\n"
     )  # fmt: skip
     rc = tmp_path / "covrc"
     rc.write_text(mutate.COVERAGE_RC)
@@ -252,12 +259,13 @@ def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     entry = mutate._read_contexts(data, times, tmp_path)
-    assert entry["tests"] == ["tests/test_x.py::test_one", "tests/test_x.py::test_two"]
+    assert entry["tests"] == ["tests/test_x.py::test_copy", "tests/test_x.py::test_one",
+                              "tests/test_x.py::test_two"]  # fmt: skip
     assert all(t >= 0 for t in entry["times"])
     lines = entry["lines"]["firmware/mod.py"]
-    assert lines["3"] == [0] and lines["5"] == [1]
-    assert lines["7"] == [1]  # run on the test's own thread
-    assert lines["2"] == [-1] and lines["4"] == [-1]  # the `def`s ran at import
+    assert lines["3"] == [1] and lines["5"] == [0, 2]  # two() in the copy too
+    assert lines["7"] == [2]  # run on the test's own thread
+    assert lines["2"] == [-1, 0] and lines["4"] == [-1, 0]  # the `def`s: at import, and the copy's
 
 
 def test_a_private_copy_of_the_firmware_counts_as_the_firmware():
