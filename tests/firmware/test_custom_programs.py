@@ -143,3 +143,21 @@ def test_installed_programs_survive_a_power_cycle_and_a_saved_selection_too(make
     keep_alive(unit, unit.chip.t_s + 3.5)
     assert ok(unit, "status")["program"] == "gentle_mod"
     assert [e for e in unit.logs("programs") if e.get("custom") == ["gentle_mod"]]
+
+
+BOOT_ONLY = ("stim.custom", "stim.progcheck", "stim.board", "stim.update", "stim.version")
+
+
+def test_the_boot_time_modules_leave_the_heap_once_the_unit_runs(make_unit):
+    """The RP2040's heap is about 190 kB. What runs only at boot (the installed programs'
+    loader and their check, the board file's validator, the update check, the version file)
+    is dropped from the module table once used, so the garbage collector takes it back."""
+    unit = unit_on(make_unit)
+    install(unit, GENTLE)
+    unit.at(unit.chip.t_s + 0.5, unit.chip.hard_reset, PWRON_RESET)  # boot with it installed
+    unit.press("power", at=unit.chip.t_s + 1.0, hold_s=1.7)
+    keep_alive(unit, unit.chip.t_s + 3.5)
+    assert [e for e in unit.logs("programs") if e.get("custom") == ["gentle_mod"]]
+    loaded = set(unit.runtime.modules)
+    assert {"stim.app", "stim.unit", "stim.engine"} <= loaded
+    assert sorted(loaded & set(BOOT_ONLY)) == []

@@ -358,6 +358,17 @@ def test_a_bad_settings_file_gives_defaults_and_a_warning(make_unit, text):
     assert 0 < peak(unit, 1) <= STEP_MA
 
 
+@pytest.mark.req("SR-13")
+def test_no_settings_file_gives_defaults_and_says_so_without_a_warning(make_unit):
+    # A first power-up: no settings file is not a fault, but the log says where the settings
+    # came from, as it does for a bad file.
+    unit = unit_on(make_unit, steps=1)
+    unit.run_until(START_S + 3.0)
+    said = unit.logs("settings")
+    assert [(e["lvl"], e["msg"]) for e in said] == [("info", "no settings file: defaults")]
+    assert pulses(unit, 1) and pulses(unit, 2)  # defaults: both channels, and it runs
+
+
 @pytest.mark.req("FR-8")
 @pytest.mark.req("SR-13")
 def test_program_choice_is_saved_atomically_and_survives_a_reset(make_unit):
