@@ -129,6 +129,19 @@ def test_ctrl_c_makes_outputs_safe_before_the_repl(make_unit, fw_copy, recorder)
     assert rec.level_at_index(pa, i) == 0
 
 
+@pytest.mark.parametrize("at_s", [0.2, 0.3, 0.4])
+def test_ctrl_c_while_the_firmware_starts_leaves_a_clean_repl(make_unit, at_s):
+    """Ctrl-C before the app runs (the board file read, the clock set, the buttons looked
+    at): outputs low, the interruption logged, and the REPL reached without a traceback of
+    the exit path's own."""
+    unit = make_unit("pico")
+    unit.interrupt(at=at_s)
+    unit.run_until(at_s + 0.3)
+    assert unit.state == "repl" and outputs(unit) == SAFE
+    assert unit.logs("interrupted") and unit.logs("outputs_off")
+    assert not [ln for ln in unit.console.lines if "Traceback" in ln]
+
+
 def test_unhandled_exception_makes_outputs_safe(make_unit, fw_copy, recorder):
     stand_in(fw_copy, "crash")
     unit = make_unit("pico", firmware_dir=fw_copy)
