@@ -16,6 +16,7 @@ import pytest
 from host_tools.mpvm import FIRMWARE_DIR
 from host_tools.sim.unit import REPL_BANNER
 from host_tools.testing.hostproto import err, keep_alive, ok, pulses, send, unit_on
+from host_tools.testing.safe_pins import at_log_line, not_reclaimed
 
 pytestmark = pytest.mark.req("SR-16")
 
@@ -85,6 +86,19 @@ def test_maintenance_opens_the_repl_only_after_the_wearers_press(make_unit):
     unit.send(b"\x03")  # and Ctrl-C is the REPL's again
     unit.run_for(0.2)
     assert unit.state == "repl"
+
+
+@pytest.mark.req("SR-8", "SR-16")
+def test_maintenance_reclaims_the_output_pins_before_it_is_logged(make_unit):
+    # No output was on when the wearer allowed it; still every output pin is a plain output
+    # driven low, and every state machine stopped, before the REPL is announced (SR-8's order).
+    unit = unit_on(make_unit, "wearable_v1", paired=False)
+    seen = at_log_line(unit, "maintenance", not_reclaimed)
+    ok(unit, "maintenance")
+    keep_alive(unit, unit.chip.t_s + 0.5, every_s=0.5)
+    unit.press("plus")
+    unit.run_for(1.0)
+    assert unit.state == "repl" and seen == [[]]
 
 
 def test_maintenance_refused_or_unanswered_leaves_the_firmware_running(make_unit):

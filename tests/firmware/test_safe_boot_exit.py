@@ -13,6 +13,7 @@ import json
 import pytest
 
 from host_tools.boards import load_board
+from host_tools.testing.safe_pins import at_log_line, is_output, not_reclaimed, output_pins
 
 pytestmark = pytest.mark.req("SR-8")
 
@@ -85,32 +86,9 @@ def run_until_on(unit, limit_s: float = 2.0) -> float:
     return t
 
 
-def output_pins(board) -> set[int]:
-    """The pins that can put energy into the electrodes: both bridge pins and LEVEL of every
-    channel, and the boost (written out here, not taken from stim.safe: this is its check)."""
-    outs = {board["boost_en"]}
-    for ch in board["channels"]:
-        outs |= {ch["phase_a"], ch["phase_b"], ch["level_pwm"]}
-    return outs
-
-
-def is_output(unit, n: int) -> bool:
-    """GP n is a plain (SIO) output: what Pin(n, Pin.OUT) makes it."""
-    g = unit.chip.gpio[n]
-    return g.func == "sio" and bool(g.sio_oe)
-
-
 def assert_reclaimed(unit) -> None:
-    """safe.all_off as the pins show it: every output pin of the board re-claimed as a plain
-    output driven low, whatever PIO or PWM had it; no other pin made an output (the buttons
-    stay inputs); every state machine stopped."""
-    b = unit.board
-    for n in output_pins(b):
-        assert is_output(unit, n) and not unit.chip.gpio[n].sio_out, "GP%d not re-claimed" % n
-    for name, n in b["buttons"].items():
-        assert not is_output(unit, n), "the %s button's pin made an output" % name
-    running = [(blk.index, sm.index) for blk in unit.chip.pio for sm in blk.sms if sm.enabled]
-    assert running == [], running
+    bad = not_reclaimed(unit)
+    assert bad == [], bad
 
 
 def test_ctrl_c_makes_outputs_safe_before_the_repl(make_unit, fw_copy, recorder):
@@ -154,6 +132,9 @@ def test_unhandled_exception_makes_outputs_safe(make_unit, fw_copy, recorder):
     crash = unit.logs("crash")
     assert crash and crash[0]["type"] == "RuntimeError" and crash[0]["lvl"] == "error"
     assert unit.state == "repl"
+    # ... and the traceback for whoever is at the console (not only the log line's summary)
+    assert "Traceback (most recent call last):" in unit.console.lines
+    assert "RuntimeError: boom" in unit.console.lines
     # Outputs low before anything is said about the crash, as on the Ctrl-C path ("before
     # anything else"), and every state machine stopped, not merely overridden at the pins.
     i = rec.index_of_line('"ev":"crash"')
@@ -236,6 +217,19 @@ def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
         assert is_output(unit, n) and not unit.chip.gpio[n].sio_out, "GP%d not driven low" % n
     for n in (23, 24, 26, 27, 28, 29):
         assert not is_output(unit, n), "GP%d driven by the fallback" % n
+
+
+@pytest.mark.req("SR-8")
+def test_a_bad_board_file_drives_the_user_pins_low_before_the_error_is_logged(make_unit):
+    # SR-8's order on this path too: outputs first, words after.
+    bad = json.loads(json.dumps(load_board("pico")))
+    bad["channels"][0]["phase_b"] = 9
+    unit = make_unit("pico", files={"/board.json": json.dumps(bad)})
+    seen = at_log_line(
+        unit, "board_invalid", lambda u: [n for n in range(23) if not is_output(u, n)]
+    )
+    unit.run_until(0.5)
+    assert seen == [[]], "GP%s not yet driven low when the error was logged" % seen
 
 
 @pytest.mark.req("FR-10", "FR-9")
