@@ -295,6 +295,17 @@ def test_mode_held_at_boot_skips_the_app(make_unit):
     assert unit.state == "repl"
 
 
+@pytest.mark.parametrize("button", ["power", "plus", "minus"])
+def test_only_mode_held_at_boot_skips_the_app(make_unit, button):
+    # POWER held through a boot is the wearer switching on; PLUS or MINUS held is no sign
+    # either: only MODE asks for the REPL.
+    unit = make_unit("pico")
+    unit.press(button, at=0.0, hold_s=2.0)
+    unit.run_until(1.0)
+    assert unit.logs("app_start") and not unit.logs("safe_mode")
+    assert unit.state != "repl"
+
+
 def test_real_app_ctrl_c_ends_in_safe_state(make_unit):
     unit = make_unit("pico")
     unit.run_until(1.0)
