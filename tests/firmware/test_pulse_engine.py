@@ -599,6 +599,30 @@ def test_us_to_cycles_rounds_to_nearest():
     assert pulse.us_to_cycles(20.003, 125_000_000) == 2500
 
 
+# ---- the lowest current that is judged ------------------------------------------------------
+@pytest.mark.req("SR-6")
+def test_a_lifted_electrode_is_found_at_exactly_the_lowest_judged_current():
+    """Below 800 uA (MIN_JUDGE_UA) a reading says too little to judge the load; from it on,
+    it is judged. A level whose current (after the LEVEL duty's rounding) is exactly 800 uA
+    must find a lifted electrode: the pulses at the load stop within a few periods."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    rig = FirmwareRig("pico", load_ohm={1: 1000.0})
+    rig.boost(True)
+    ch = rig.channel(0)
+    lvl = ch.lvl
+    min_judge_ua = 800  # written out: this is the check of stim.electrode.MIN_JUDGE_UA
+    ua = next(u for u in range(min_judge_ua, 2 * min_judge_ua)
+              if lvl.ua_for_duty(lvl.duty_for_ua(u)) == min_judge_ua)  # fmt: skip
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), ua)
+    rig.run_for(0.2)
+    assert rig.model.driven(1, 0.1, 0.2), "no pulses before the lift"
+    t_lift = rig.t_s
+    rig.model.set_load(1, OPEN_OHM)
+    rig.run_for(0.2)
+    assert rig.model.driven(1, t_lift + 0.05) == [], "still pulsing into a lifted electrode"
+
+
 # ---- a trip, then a stop once the state machine waits at its gate ---------------------------
 @pytest.mark.req("SR-6", "SR-8")
 def test_stopping_a_tripped_channel_that_already_waits_at_its_gate_returns_at_once():
