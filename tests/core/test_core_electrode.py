@@ -115,6 +115,9 @@ def test_judging_starts_at_its_release_current_exactly():
     assert electrode.ohm_factor_ua(SCALE, electrode.RELEASE_JUDGE_UA - 1) == 0
     assert electrode.load_ohm(SCALE, 1000, electrode.RELEASE_JUDGE_MA) is not None
     assert electrode.load_ohm(SCALE, 1000, electrode.RELEASE_JUDGE_MA - 0.001) is None
+    # the figures written out (the constants' own check): 600 uA judged, 599 uA not
+    assert electrode.ohm_factor_ua(SCALE, 600) == SCALE.ohm_k // 600
+    assert electrode.ohm_factor_ua(SCALE, 599) == 0
 
 
 def test_open_limit_is_the_compliance_limit_when_that_is_lower():
