@@ -61,6 +61,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "mutation"
@@ -365,8 +366,8 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
     def finish(tf: str, h: str, p: subprocess.Popen, data: Path, t0: float) -> None:
         p.wait()
         times = data.with_suffix(".times.json")
-        entry = {"hash": h, "seconds": round(time.monotonic() - t0, 1), "tests": [], "times": [],
-                 "lines": {}}  # fmt: skip
+        entry: dict[str, Any] = {"hash": h, "seconds": round(time.monotonic() - t0, 1),
+                                 "tests": [], "times": [], "lines": {}}  # fmt: skip
         if data.exists():
             entry.update(_read_contexts(data, times, work))
         files[tf] = entry
