@@ -29,8 +29,9 @@ How:
   lines run only on the MicroPython VM or the virtual board are not seen by coverage and
   their mutants are reported as "not covered";
 - each mutant: the tests that ran its line (node ids; a whole file when the line ran there
-  outside any test, at import), `pytest -x`, the module's own test files first, then the
-  quickest; a time limit: HANG_FACTOR times what those tests took in the coverage run plus
+  outside any test, at import), `pytest -x`; the tests that killed other mutants of the same
+  line or module run alone first, then the module's own test files, then the quickest; a
+  time limit: HANG_FACTOR times what those tests took in the coverage run plus
   HANG_MARGIN_S (a run past it is a hang, counted as killed), never more than --timeout
   (default 600 s; past that with no recorded time, the mutant counts neither way); --jobs
   mutants at a time, each on a working copy of its own;
@@ -348,13 +349,14 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
     old: dict = {}
     if not fresh and COVERAGE.exists():
         old = json.loads(COVERAGE.read_text())
-    files: dict[str, dict] = dict(old.get("files", {})) if old.get("key") == key else {}
+    kept = old.get("files", {}) if old.get("key") == key else {}
+    present = test_files()
+    files: dict[str, dict] = {tf: kept[tf] for tf in present if tf in kept}
     todo = []
-    for tf in test_files():
+    for tf in present:
         h = _file_hash(tf)
         if files.get(tf, {}).get("hash") != h:
             todo.append((tf, h))
-    files = {tf: v for tf, v in files.items() if tf in set(test_files())}
     if not todo:
         return {"key": key, "files": files}
     work = prepare_work()
@@ -718,16 +720,17 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
     for m in mutants:
         tests = covering(m, cov)
         suite = suite_key(tests, cov)
-        if _todo(m, res.get(m.id), module_hash(m.module), suite):
-            todo.append((m, tests, suite))
+        h = module_hash(m.module)
+        if _todo(m, res.get(m.id), h, suite):
+            todo.append((m, h, tests, suite))
     works: queue.Queue[Path] = queue.Queue()
     for i in range(max(1, min(jobs, len(todo)))):
         works.put(prepare_work(WORK if i == 0 else OUT / ("work%d" % i)))
     lock = threading.Lock()
     done = [0]
 
-    def one(item: tuple[Mutant, list[str], str]) -> None:
-        m, tests, suite = item
+    def one(item: tuple[Mutant, str, list[str], str]) -> None:
+        m, h, tests, suite = item
         if m.id in eq:
             status, took, failed = "equivalent", 0.0, ""
         elif not tests:
@@ -745,9 +748,9 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
                 status = "hung"
                 failed = "over %.0f s (%gx its tests' time)" % (limit_s, HANG_FACTOR)
         with lock:
-            res[m.id] = {**asdict(m), "id": m.id, "hash": module_hash(m.module),
-                         "status": status, "seconds": round(took, 1), "tests": tests,
-                         "suite": suite, "failed": failed}  # fmt: skip
+            res[m.id] = {**asdict(m), "id": m.id, "hash": h, "status": status,
+                         "seconds": round(took, 1), "tests": tests, "suite": suite,
+                         "failed": failed}  # fmt: skip
             save_results(res)
             done[0] += 1
             print("[%d/%d] %-42s %-11s %5.1f s %3d tests %s"
