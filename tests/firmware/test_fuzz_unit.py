@@ -15,11 +15,16 @@ are checked, never the firmware's own variables:
 - SR-1, SR-6: output that starts after a quiet spell (a power-on, resume, reset, fault) begins
   with the electrode check's weak probe pulses; SR-2: then ramps from zero (soft start), and
   never rises between two pulses by more than the press rate allows;
-- SR-6: no drive into an open or shorted electrode beyond one pulse period of the slowest
-  program; SR-7: nothing driven from 20 ms after a POWER press until the press has ended;
+- SR-6: no more than one pulse into an open or shorted electrode after the first that is
+  judged (load changes land at any point of a burst or a sweep), and none beyond one pulse
+  period of the slowest program; SR-7: nothing driven from 20 ms after a POWER press until
+  the press has ended;
 - SR-8: at Ctrl-C or a soft reset the bridge pins are low and the boost off at once, and no
-  pulse starts until the wearer switches on again; SR-10: nothing above the probe current once
-  a battery below cut-off has had time to be seen and the fade is over; SR-11: holds up to a
+  pulse starts until the wearer switches on again; the unit never restarts by itself (the
+  watchdog's reset of a hung loop fails the run, as does a logged crash or a firmware that
+  stopped running: the only boots are the run's own soft resets); SR-10: nothing above the
+  probe current once a battery below cut-off has had time to be seen and the fade is over;
+  SR-11: holds up to a
   stuck button and the lock chord (either button first, or one let go early) are among the
   steps, and the lock changes only after both buttons were held together for 3 s; SR-12: a
   host-started session with no valid command for the keep-alive time and its fade delivers
@@ -199,6 +204,10 @@ class UnitFuzz(RuleBasedStateMachine):
         self.press_group: list[int] | None = None  # channels a PLUS press just changed
         self.press_restarts: list[int] = []  # faulted channels that PLUS restarted
         self.unit.model.listeners.append(self._on_model)
+        # The boots this run made (its Ctrl-D resets), and whether a Ctrl-C left the REPL in
+        # charge (the firmware is not running then: see the_firmware_never_restarts_by_itself)
+        self.boots_made = 1
+        self.at_repl = False
         STATS["examples"] += 1
         self._press("power", 0.5, 1.7)
         self.unit.run_until(2.2)
@@ -301,9 +310,18 @@ class UnitFuzz(RuleBasedStateMachine):
         self._press(second, t + lead_s, min(hold, self.EARLY_RELEASE_S) if early else hold)
         self.unit.run_until(t + lead_s + hold + 0.3)
 
-    @rule(ch=st.sampled_from((1, 2)), ohm=st.sampled_from(LOADS))
-    def load(self, ch, ohm):
+    # A load change lands at any point of a program's pattern: at once, a little later (inside
+    # a burst of tens_burst, part way through a sweep), or later still. One draw, as before.
+    LOAD_DELAYS_S = (0.0, 0.0437, 0.2913)
+
+    @rule(
+        ch=st.sampled_from((1, 2)),
+        at=st.sampled_from([(o, d) for d in LOAD_DELAYS_S for o in LOADS]),
+    )
+    def load(self, ch, at):
+        ohm, delay_s = at
         self._step()
+        self.unit.run_for(delay_s)
         t = self._now()
         self.unit.model.set_load(ch, ohm)
         self.load_hist[ch].append((t, ohm))
@@ -356,12 +374,14 @@ class UnitFuzz(RuleBasedStateMachine):
         t = self._now() + offset_us / 1e6
         self.unit.interrupt(at=t)
         self.events.append({"t": round(t, 6), "ctrl_c": True})
+        self.at_repl = True
         self._after_reset(t)
         if then_reset:
             t2 = self._now() + 0.05
             self.unit.soft_reset(at=t2)
             self.events.append({"t": round(t2, 6), "soft_reset": True})
             self._after_reset(t2)
+            self._booted()
 
     @rule(offset_us=st.integers(0, 10_000))
     def soft_reset(self, offset_us):
@@ -370,6 +390,12 @@ class UnitFuzz(RuleBasedStateMachine):
         self.unit.soft_reset(at=t)
         self.events.append({"t": round(t, 6), "soft_reset": True})
         self._after_reset(t)
+        self._booted()
+
+    def _booted(self) -> None:
+        """A Ctrl-D this run sent has restarted the firmware: its boot is one the run made."""
+        self.boots_made = self.unit.boots
+        self.at_repl = False
 
     # ---- host link (SR-12) ------------------------------------------------------------------
     def _host(self, data: bytes, wait_s: float) -> list[dict]:
@@ -660,6 +686,38 @@ class UnitFuzz(RuleBasedStateMachine):
             )
 
     @invariant()
+    def the_firmware_never_restarts_by_itself(self):
+        """SR-8: the watchdog resets a hung unit into the safe state, and a crash ends in it;
+        both are the last line, never the way a healthy unit works. So in every run the only
+        boots are the ones the run made (Ctrl-D), nothing is logged as a crash, and the
+        firmware keeps running, unless MODE was down at that boot (safe mode: the REPL, as
+        asked). After a Ctrl-C the REPL holds the chip, so anything may follow until the next
+        Ctrl-D."""
+        unit = self.unit
+        crash = unit.logs("crash")
+        assert not crash, "the firmware crashed: %s" % crash[0]
+        if self.at_repl:
+            return
+        assert unit.boots == self.boots_made, "the unit restarted by itself at %.3f s" % (
+            unit.chip.t_s
+        )
+        if unit.state == "main" or self._safe_mode_boot():
+            return
+        raise AssertionError(
+            "the firmware stopped running (%s): %s"
+            % (unit.state, " | ".join(unit.console.lines[-6:]))
+        )
+
+    def _safe_mode_boot(self) -> bool:
+        """The last boot found MODE held (a Ctrl-D while it was down): the REPL, as asked."""
+        for rec in reversed(self.unit.logs()):
+            if rec.get("ev") == "safe_mode":
+                return True
+            if rec.get("ev") == "boot":
+                return False
+        return False
+
+    @invariant()
     def no_auto_off_while_in_use(self):
         """FR-28: the unit switches itself off only after auto_off_min (10 min by default) with
         no press; every auto-off is that long after the last button event."""
@@ -691,6 +749,14 @@ class UnitFuzz(RuleBasedStateMachine):
             if first is None:
                 continue
             t0 = max(t_bad, first.t_a)
+            # SR-6: that pulse's own reading stops the channel (each pulse is judged against
+            # its own plan entry, wherever it falls in a burst or a sweep); one more pulse
+            # when its interrupt came too late to judge it
+            more = [p for p in unit.model.driven(ch, first.t_a + 1e-7) if p.drive_ma > THERAPY_MA]
+            assert len(more) <= 1, (
+                "ch%d: %d pulses after the first judged one into a bad load (%.4f s)"
+                % (ch, len(more), first.t_a)
+            )
             if now - t0 > SLOWEST_PERIOD_S + 0.05:
                 # a PLUS press may start a new check: its probe pulses are 1 mA at most
                 judged = [
@@ -888,6 +954,15 @@ BROKEN = {  # name: the edits, each (file, old text, new text)
             "        # while the residue still reads above SHORT_OHM.\n        return OK\n",
         ),
     ],
+    # SR-7, SR-8: holding a channel whose state machine already waits at the gate (an electrode
+    # fault held it there) never returns: stop() hangs and the watchdog restarts the unit
+    "hold_misses_the_gate": [
+        (
+            "stim/engine.py",
+            "            if pc <= _PC_GATE or pc >= _PC_PULSE_END:\n                return\n",
+            "            if pc < _PC_GATE or pc >= _PC_PULSE_END:\n                return\n",
+        )
+    ],
     # SR-7: a POWER press no longer stops the output: neither its interrupt nor its first sample
     "power_down_ignored": [
         ("stim/wearer.py", "if unit.pause(now):", "if False:"),
@@ -908,7 +983,7 @@ BROKEN_BUDGET = {"no_soft_start": 200, "charging_ignored": 150}
 SHRUNK = "plus_four_steps"
 
 
-@pytest.mark.req("SR-2", "SR-6", "SR-7", "SR-12", "SR-17")
+@pytest.mark.req("SR-2", "SR-6", "SR-7", "SR-8", "SR-12", "SR-17")
 @pytest.mark.parametrize("broken", sorted(BROKEN))
 def test_the_fuzz_catches_a_broken_firmware(broken, fw_copy, tmp_path):
     for rel, old, new in BROKEN[broken]:
