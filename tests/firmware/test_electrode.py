@@ -310,6 +310,24 @@ def test_partial_lift_first_reduces_then_stops_the_channel(make_unit):
     assert driven(unit, 2, t0=t_lift + stop_s + 1.0)
 
 
+@pytest.mark.req("SR-6", "SR-2")
+def test_a_partial_lift_pressed_back_clears_and_keeps_the_reduced_step(make_unit):
+    """The pad half off: the step is halved and the lift watched. Pressed back on before the
+    lift time runs out, the warning clears (logged, for the channel it concerns) and the
+    channel carries on at the reduced step: only the wearer raises it again (SR-2)."""
+    t_lift = RUN_S
+    unit = lift_case(make_unit, 0, t_lift, 2500.0)
+    unit.at(t_lift + 1.0, unit.model.set_load, 1, 1000.0)
+    stop_s = electrode.LIFT_STOP_MS / 1000
+    unit.run_until(t_lift + stop_s + 2.0)
+    lifts = unit.logs("electrode_lift")
+    assert [(e["action"], e["ch"]) for e in lifts] == [("reduce", 1), ("clear", 1)]
+    assert t_lift + 1.0 < lifts[1]["sim_t"] < t_lift + stop_s
+    assert faults(unit) == []
+    late = driven(unit, 1, t0=t_lift + stop_s + 1.0)
+    assert late and all(at_ma(p.peak_a_ma, 7.5) for p in late)
+
+
 @pytest.mark.req("SR-6")
 def test_a_far_lift_stops_without_waiting(make_unit):
     unit = lift_case(make_unit, 0, RUN_S, 4000.0)  # 4 x baseline, still below OPEN_OHM
@@ -505,6 +523,26 @@ def test_at_the_compliance_limit_the_channel_is_held_at_the_step_the_load_takes(
     top = b["intensity"]["steps"] * step_ma
     assert ch2 and all(at_ma(p.peak_ma, min(top, b["limits"]["max_peak_ma"])) for p in ch2)
     assert unit.model.violations == []
+
+
+@pytest.mark.req("SR-6", "SR-2")
+def test_a_channel_held_at_the_limit_goes_down_and_back_up_to_the_held_step(make_unit):
+    """The hold refuses only what the load cannot take: after MINUS the wearer may come back
+    up to the held step (8 here: 12 mA into 5 kOhm), never past it."""
+    unit, _ = to_the_top(make_unit, "pico", 5000.0, presses=14)
+    held = limit_events(unit)[0]["step"]
+    assert held == 8
+    t = unit.chip.t_s + 0.5
+    unit.press("minus", at=t)
+    unit.press("plus", at=t + 1.5)
+    unit.press("plus", at=t + 3.0)  # past the hold: refused
+    unit.run_until(t + 5.0)
+    down = driven(unit, 1, t0=t + 1.0, t1=t + 1.5)
+    assert down and all(at_ma(p.peak_ma, 7 * 1.5) for p in down)
+    back = driven(unit, 1, t0=t + 2.5)
+    assert back and all(at_ma(p.peak_ma, 8 * 1.5) for p in back)
+    refused = [e for e in unit.logs("refused") if e["ch"] == 1 and e["sim_t"] > t]
+    assert [(e["limit"], e["step"]) for e in refused] == [("limit", 9)]
 
 
 @pytest.mark.req("SR-6", "SR-2", "SR-1")

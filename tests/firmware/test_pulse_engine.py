@@ -623,6 +623,28 @@ def test_a_lifted_electrode_is_found_at_exactly_the_lowest_judged_current():
     assert rig.model.driven(1, t_lift + 0.05) == [], "still pulsing into a lifted electrode"
 
 
+# ---- the first pulse of a start is judged ---------------------------------------------------
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize("phase_us", [100, 300, 500])
+def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse(phase_us):
+    """The first pulse's interrupt has no previous one to be timed from: the engine expects it
+    one pulse length (both phases and the gap) after the state machine starts. Expected too
+    early (say one phase short), a wide pulse's interrupt looks late, its reading is thrown
+    away, and a lifted electrode gets a second pulse. At every width the programs allow (up
+    to 500 us), a start at a judged current into a lifted electrode drives exactly one."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    rig = FirmwareRig("pico", load_ohm={1: OPEN_OHM})
+    rig.boost(True)
+    ch = rig.channel(0)
+    prog = {**programs.by_id("tens_conventional"), "id": "wide", "phase_us": phase_us}
+    ch.start(modulation.plan(programs.validate(prog)), LEVEL_UA)
+    rig.run_for(0.1)
+    assert ch.trip, "a lifted electrode was not found"
+    starts = [p.t_a for p in rig.model.channels[0].pulse_log]
+    assert len(starts) == 1, "%d pulses into a lifted electrode" % len(starts)
+
+
 # ---- a trip, then a stop once the state machine waits at its gate ---------------------------
 @pytest.mark.req("SR-6", "SR-8")
 def test_stopping_a_tripped_channel_that_already_waits_at_its_gate_returns_at_once():

@@ -222,6 +222,26 @@ def test_a_press_that_stops_the_end_of_session_fade_leaves_nothing_to_resume(mak
     assert not pulses(unit, 2, t0=t + 0.1)
 
 
+@pytest.mark.req("SR-1", "SR-7")
+def test_pausing_twice_never_starts_a_channel_the_wearer_left_at_zero(make_unit):
+    """Channel 1 alone selected: its session runs at step 1, channel 2 stays at 0. Each
+    resume brings back what each channel had when paused, and nothing for a channel that had
+    nothing, however many times the wearer pauses and resumes."""
+    unit = make_unit("pico", load_ohm={1: 1000.0, 2: 1000.0})
+    unit.press("power", at=ON_S, hold_s=1.7)
+    unit.press("mode", at=START_S, hold_s=1.2)  # both -> channel 1 only
+    t = START_S + 2.0
+    unit.press("plus", at=t)  # a session on channel 1 at step 1
+    for k in range(2):
+        unit.press("power", at=t + 4.0 + 3.0 * k, hold_s=0.15)  # pause
+        unit.press("power", at=t + 5.0 + 3.0 * k, hold_s=0.15)  # resume
+    unit.run_until(t + 13.0)
+    assert [e["selected"] for e in unit.logs("channels")][-1] == "1"
+    assert len([e for e in unit.logs("session") if e["state"] == "paused"]) == 2
+    assert pulses(unit, 1, t0=t + 11.0), "channel 1 did not resume: bad scenario"
+    assert not pulses(unit, 2), "channel 2 was never raised, yet it pulsed"
+
+
 @pytest.mark.req("FR-6", "FR-8", "SR-6")
 def test_the_history_record_names_each_channels_electrode_fault_once(make_unit):
     """Channel 1 lifted, then channel 2 shorted: each stops, the session ends by itself (no
