@@ -316,7 +316,7 @@ def firmware_rel(path: str) -> str | None:
     return str(Path(*parts[i:]))
 
 
-def _read_contexts(data: Path, times: Path, work: Path) -> dict:
+def _read_contexts(data: Path, times: Path) -> dict:
     """One test file's entry of the map from its coverage data (a context per test, see
     host_tools/dev/covctx.py) and its tests' times: {"tests": [node id], "times": [seconds],
     "lines": {firmware file: {line: [index of a test, or -1: run outside any test]}}}."""
@@ -371,7 +371,7 @@ def coverage_map(jobs: int = 2, fresh: bool = False) -> dict:
         entry: dict[str, Any] = {"hash": h, "seconds": round(time.monotonic() - t0, 1),
                                  "tests": [], "times": [], "lines": {}}  # fmt: skip
         if data.exists():
-            entry.update(_read_contexts(data, times, work))
+            entry.update(_read_contexts(data, times))
         files[tf] = entry
         COVERAGE.parent.mkdir(parents=True, exist_ok=True)
         COVERAGE.write_text(json.dumps({"key": key, "files": files}))  # resumable, file by file

@@ -23,16 +23,17 @@ def is_output(unit, n: int) -> bool:
     return g.func == "sio" and bool(g.sio_oe)
 
 
+def not_driven_low(unit, pins) -> list[int]:
+    """The pins among `pins` that are not plain outputs driven low."""
+    return [n for n in sorted(pins) if not (is_output(unit, n) and not unit.chip.gpio[n].sio_out)]
+
+
 def not_reclaimed(unit) -> list[str]:
     """What differs from safe.all_off's result, as the pins show it: every output pin of the
     board re-claimed as a plain output driven low, whatever PIO or PWM had it; no other pin
     made an output (the buttons stay inputs); every state machine stopped. [] when safe."""
     b = unit.board
-    bad = [
-        "GP%d not re-claimed" % n
-        for n in sorted(output_pins(b))
-        if not (is_output(unit, n) and not unit.chip.gpio[n].sio_out)
-    ]
+    bad = ["GP%d not re-claimed" % n for n in not_driven_low(unit, output_pins(b))]
     bad += ["the %s button's pin made an output" % k for k, n in b["buttons"].items()
             if is_output(unit, n)]  # fmt: skip
     bad += ["PIO%d SM%d running" % (blk.index, sm.index)

@@ -13,7 +13,13 @@ import json
 import pytest
 
 from host_tools.boards import load_board
-from host_tools.testing.safe_pins import at_log_line, is_output, not_reclaimed, output_pins
+from host_tools.testing.safe_pins import (
+    at_log_line,
+    is_output,
+    not_driven_low,
+    not_reclaimed,
+    output_pins,
+)
 
 pytestmark = pytest.mark.req("SR-8")
 
@@ -213,8 +219,8 @@ def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
     # The fallback drives GP0-22 low (an input pulled down is not enough: a board's own pull-up
     # could raise it), and only those: GP23 (the Pico's regulator mode), GP24 (VBUS sense) and
     # the ADC pins GP26-29 (VSYS/3 among them) are not outputs on any board and stay inputs.
-    for n in range(23):
-        assert is_output(unit, n) and not unit.chip.gpio[n].sio_out, "GP%d not driven low" % n
+    low = not_driven_low(unit, range(23))
+    assert low == [], "GP%s not driven low" % low
     for n in (23, 24, 26, 27, 28, 29):
         assert not is_output(unit, n), "GP%d driven by the fallback" % n
 
@@ -225,9 +231,7 @@ def test_a_bad_board_file_drives_the_user_pins_low_before_the_error_is_logged(ma
     bad = json.loads(json.dumps(load_board("pico")))
     bad["channels"][0]["phase_b"] = 9
     unit = make_unit("pico", files={"/board.json": json.dumps(bad)})
-    seen = at_log_line(
-        unit, "board_invalid", lambda u: [n for n in range(23) if not is_output(u, n)]
-    )
+    seen = at_log_line(unit, "board_invalid", lambda u: not_driven_low(u, range(23)))
     unit.run_until(0.5)
     assert seen == [[]], "GP%s not yet driven low when the error was logged" % seen
 

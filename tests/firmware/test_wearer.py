@@ -227,8 +227,7 @@ def test_pausing_twice_never_starts_a_channel_the_wearer_left_at_zero(make_unit)
     """Channel 1 alone selected: its session runs at step 1, channel 2 stays at 0. Each
     resume brings back what each channel had when paused, and nothing for a channel that had
     nothing, however many times the wearer pauses and resumes."""
-    unit = make_unit("pico", load_ohm={1: 1000.0, 2: 1000.0})
-    unit.press("power", at=ON_S, hold_s=1.7)
+    unit = unit_on(make_unit)
     unit.press("mode", at=START_S, hold_s=1.2)  # both -> channel 1 only
     t = START_S + 2.0
     unit.press("plus", at=t)  # a session on channel 1 at step 1

@@ -258,7 +258,7 @@ def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
-    entry = mutate._read_contexts(data, times, tmp_path)
+    entry = mutate._read_contexts(data, times)
     assert entry["tests"] == ["tests/test_x.py::test_copy", "tests/test_x.py::test_one",
                               "tests/test_x.py::test_two"]  # fmt: skip
     assert all(t >= 0 for t in entry["times"])
