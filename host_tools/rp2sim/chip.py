@@ -176,7 +176,8 @@ class Chip:
         self.analog_observers: list[Callable[[int, int], None]] = []
         # Pin interrupts: pin -> (trigger mask, handler(pin_number), hard)
         self.pin_irqs: dict[int, tuple[int, Callable, bool]] = {}
-        self.pio_irq_handlers: dict[tuple[int, int], tuple[Callable, bool]] = {}
+        # (block, sm) -> (handler, hard, trigger): StateMachine.irq() (see _fire_pio_irq)
+        self.pio_irq_handlers: dict[tuple[int, int], tuple[Callable, bool, int]] = {}
         self.irq_serviced = 0  # counts interrupt handlers run; cpu.idle() returns when it moves
         # micropython.kbd_intr's character (3: Ctrl-C, -1: none). pyexec sets Ctrl-C before it
         # runs boot.py and main.py (shared/runtime/pyexec.c, parse_compile_execute).
@@ -567,7 +568,6 @@ class _PioIo:
         chip = self.chip
         for sm in range(4):
             if flags >> sm & 1 and (block, sm) in chip.pio_irq_handlers:
-                handler, hard = chip.pio_irq_handlers[(block, sm)]
                 chip.schedule(t, _fire_pio_irq, chip, block, sm)
                 # Stop the block here so the handler sees the hardware as of this instant.
                 chip.pio[block].yield_now = True
@@ -577,12 +577,24 @@ class _PioIo:
 
 
 def _fire_pio_irq(chip: Chip, block: int, sm: int) -> None:
-    entry = chip.pio_irq_handlers.get((block, sm))
+    """PIOx_IRQ_0 taken: what rp2_pio.c pio_irq0() does. Every state-machine flag with a
+    handler (INTE0 bit 8 + i) is acknowledged at once (`pio->irq = ints >> 8`: the flags are
+    cleared before any handler runs, so a program waiting on its own irq is released at once,
+    even for soft handlers); then each state machine's handler runs, in index order, when
+    `(ints >> (8 + i)) & trigger` is set: its own flag for the default trigger 1, another
+    state machine's flag for any other trigger, as on the port. Flags of several state
+    machines set at one instant are handled by the first of their events; the rest find
+    nothing to do, as the port's handler is entered once."""
     pio = chip.pio[block]
-    if entry is None or not (pio.irq_flags >> sm & 1):
+    handlers = chip.pio_irq_handlers
+    ints = 0
+    for i in range(4):
+        if (block, i) in handlers:
+            ints |= pio.irq_flags & (1 << i)
+    if not ints:
         return
-    # rp2_pio.c pio_irq0: the flags are cleared before the handlers run, so a program waiting
-    # on its own irq is released at once, even for soft handlers.
-    pio.clear_irq(1 << sm, chip.now)
-    handler, hard = entry
-    chip.dispatch_irq(handler, (block, sm), hard)
+    pio.clear_irq(ints, chip.now)
+    for i in range(4):
+        entry = handlers.get((block, i))
+        if entry is not None and (ints >> i) & entry[2]:
+            chip.dispatch_irq(entry[0], (block, i), entry[1])

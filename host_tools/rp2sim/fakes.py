@@ -747,7 +747,9 @@ class StateMachine(_Bound):
             if chip.generation == gen:
                 handler(sm)
 
-        chip.pio_irq_handlers[key] = (call, hard)
+        # The trigger is kept as the port keeps it, an int tested against the block's
+        # interrupt bits shifted down to this state machine (chip._fire_pio_irq).
+        chip.pio_irq_handlers[key] = (call, hard, int(trigger))
         return None
 
 

@@ -511,6 +511,25 @@ def test_restart_after_stop_plays_the_plan(pid, first_s):
     check_plan_train(pulses, plan, rig.board["sysclk_hz"])
 
 
+# ---- plans of every short length --------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_a_plan_of_any_short_length_plays_its_whole_train(n):
+    """The engine queues a plan's first two pairs and the pulse-done interrupt pushes each next
+    one. A plan of two entries (a two-pulse burst in a custom program) is a boundary: every
+    entry must keep coming, in order, for as long as it runs, as for one, three or four."""
+    rows = [(10_000_000 + 2_500_000 * k, 100 + 50 * k, 20 + 10 * k) for k in range(n)]
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    ch.start(rows, LEVEL_UA)
+    rig.run_for(0.5)
+    ch.stop()
+    rig.run_for(0.01)
+    pulses = assert_clean(rig, trace)
+    check_plan_train(pulses, rows, rig.board["sysclk_hz"])
+    assert abs(len(pulses) - planned_count(rows, 0.5)) <= 1
+
+
 # ---- pulse.py: the timing maths --------------------------------------------------------------
 @pytest.mark.parametrize("sysclk_hz", [125_000_000, 100_000_000])
 @settings(max_examples=200, deadline=None, derandomize=True)
@@ -643,6 +662,57 @@ def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse(phase_us):
     assert ch.trip, "a lifted electrode was not found"
     starts = [p.t_a for p in rig.model.channels[0].pulse_log]
     assert len(starts) == 1, "%d pulses into a lifted electrode" % len(starts)
+
+
+# ---- a fresh peak, exactly on its boundary --------------------------------------------------
+def _u16(raw12: int) -> int:
+    return raw12 << 4 | raw12 >> 8  # machine_adc.c: the 12-bit result scaled to 16 bits
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(("above", "trips"), [(0, True), (1, False)])
+def test_a_reading_exactly_a_quarter_back_up_is_no_fresh_peak(above, trips):
+    """A pulse into the load refreshes the peak-hold: its reading must be clearly above what
+    the previous pulse left after a period's decay, by more than a quarter of the way back up
+    to the previous reading. A reading exactly on that mark is no fresh peak: after fresh
+    peaks at the same current the load has fallen by more than the hold's decay, which is a
+    short (SR-6), and the pulses at the load stop. One ADC code above it is fresh: they go on.
+    The readings are set at the ADC input (a stuck voltage the board model applies); 2 kOhm
+    puts them where a missing fresh peak is judged (above four times the short limit)."""
+    rig = FirmwareRig("pico", load_ohm={1: 2000.0})
+    rig.boost(True)
+    ch = rig.channel(0)
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
+    rig.run_for(0.3)
+    m0 = ch.sense_last
+    decay = ch._decay[0]  # the one-entry plan: the hold's decay over its period (Q12)
+    adc = rig.board["channels"][0]["sense_adc"] - 26
+    vref = rig.chip.adc_vref_v
+
+    def volts(raw12: int) -> float:
+        return (raw12 + 0.5) / 4096 * vref
+
+    # A steady reading a little above the real one (fresh against it), then a code whose
+    # reading sits exactly on the freshness mark below it.
+    for r1 in range((m0 >> 4) + 1, 4096):
+        m1 = _u16(r1)
+        r = (m1 * decay) >> 12
+        mark = r + ((m1 - r) >> 2)
+        r2 = next((c for c in range(4096) if _u16(c) == mark), None)
+        if r2 is not None and 4 * ch._short_c < mark:
+            break
+    assert r2 is not None and 4 * ch._short_c < mark < m1 < ch._open_c
+    rig.model.adc_faults[adc] = volts(r1)
+    rig.run_for(0.05)
+    assert not ch.trip and ch.sense_last == m1
+    t_drop = rig.t_s
+    rig.model.adc_faults[adc] = volts(r2 + above)
+    rig.run_for(0.1)
+    after = rig.model.driven(1, t_drop + 0.03)
+    if trips:
+        assert ch.trip and after == [], "no short found on a reading without a fresh peak"
+    else:
+        assert not ch.trip and len(after) >= 5
 
 
 # ---- a trip, then a stop once the state machine waits at its gate ---------------------------

@@ -311,3 +311,39 @@ def test_rtc_survives_a_soft_reset_not_a_hard_reset(chip):
         chip.hard_reset(port_math.WDT_RESET)
     after = build_modules(chip, FlashFs(), _Console())
     assert after["machine"].RTC().datetime()[:3] == (2021, 1, 1)
+
+
+# ---- rp2.StateMachine.irq (ports/rp2/rp2_pio.c: rp2_state_machine_irq, pio_irq0) ---------
+
+
+def _flagger(rp2):
+    @rp2.asm_pio()
+    def flag_every_40_cycles():
+        irq(rel(0))  # noqa: F821 - asm_pio supplies the instruction names
+        nop()[31]  # noqa: F821
+        nop()[6]  # noqa: F821
+
+    return flag_every_40_cycles
+
+
+@pytest.mark.parametrize(("trigger", "runs_on"), [(1, "own"), (2, "next")])
+def test_state_machine_irq_trigger_reads_the_flags_as_the_port_does(chip, mods, trigger, runs_on):
+    """pio_irq0: a state machine's handler runs when `(ints >> (8 + i)) & trigger` is set, ints
+    being the block's flags that have a handler (INTE0), acknowledged together first. The
+    default trigger 1 is its own flag; 2 is the next state machine's, not its own. SM1 runs at
+    a third of SM0's rate, so whose flag woke SM0's handler shows in how often it ran."""
+    rp2 = mods["rp2"]
+    prog = _flagger(rp2)
+    seen = {0: 0, 1: 0}
+    sm0 = rp2.StateMachine(0, prog, freq=125_000_000)
+    sm1 = rp2.StateMachine(1, prog, freq=125_000_000 // 3)
+    sm0.irq(lambda sm: seen.__setitem__(0, seen[0] + 1), trigger, True)
+    sm1.irq(lambda sm: seen.__setitem__(1, seen[1] + 1), 1, True)
+    sm0.active(1)
+    sm1.active(1)
+    chip.advance_to(40 * 3 * 100)
+    own, other = 300, 100  # SM0's flags, SM1's flags in the same time
+    assert seen[1] == pytest.approx(other, abs=1)
+    want = {"own": own, "next": other}[runs_on]
+    assert seen[0] == pytest.approx(want, abs=1)
+    assert chip.pio[0].irq_flags & 0b11 == 0  # every flag with a handler acknowledged
