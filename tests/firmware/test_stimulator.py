@@ -169,3 +169,70 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
         t_rest = w0 + period_s * k + c["on"]
         rest = peaks(unit, t0=t_rest + 0.05, t1=w0 + period_s * (k + 1) - 0.05)
         assert max(rest, default=0.0) < 0.05
+
+
+# ---- the Stimulator on its own: what a pause saved ------------------------------------------
+class _Driven:
+    """The firmware's Stimulator on a simulated board, ticked every 10 ms as the control
+    loop ticks it, without the unit around it (whatever the unit asks of it, the Stimulator
+    must keep its own promises)."""
+
+    def __init__(self):
+        self.rig = FirmwareRig("pico", load_ohm={1: 1000.0, 2: 1000.0})
+        rig = self.rig
+        hw = rig.import_module("stim.hw")
+        eng = rig.import_module("stim.engine")
+        el = rig.import_module("stim.electrode")
+        st = rig.import_module("stim.stimulator")
+        self.time = rig.modules["time"]
+        b = rig.board
+        lvl, scale = eng.Level(b, b["sysclk_hz"]), el.Scale(b)
+        chans = [eng.Channel(i, c, b, b["sysclk_hz"], lvl, scale)
+                 for i, c in enumerate(b["channels"])]  # fmt: skip
+        self.stim = st.Stimulator(b, chans, hw.Boost(b), None, self.now())
+
+    def now(self) -> int:
+        return self.time.ticks_ms()
+
+    def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / 0.01)):
+            self.rig.run_for(0.01)
+            self.stim.tick(self.now(), 10)
+
+
+@pytest.mark.req("SR-1")
+def test_a_step_set_after_a_pause_replaces_what_the_pause_saved():
+    """Paused at step 3, then set to 1 and back to 0 by hand: the channel was left at zero,
+    so neither a later pause nor its resume may bring step 3 (or anything) back."""
+    d = _Driven()
+    d.stim.set_step(0, 3, d.now())
+    d.run(3.0)
+    assert d.rig.model.driven(1, 2.5), "channel 1 never reached its step"
+    d.stim.pause()
+    d.stim.set_step(0, 1, d.now())
+    d.run(1.0)
+    d.stim.set_step(0, 0, d.now())
+    d.run(0.2)
+    d.stim.pause()
+    t_resume = d.rig.t_s
+    d.stim.resume(d.now())
+    d.run(1.5)
+    assert d.rig.model.driven(1, t_resume + 0.05) == []
+
+
+@pytest.mark.req("SR-1")
+def test_after_stop_all_no_pause_and_resume_starts_anything():
+    """stop_all() leaves every channel at zero: a pause taken after it saves nothing, and its
+    resume starts no channel, on either channel."""
+    d = _Driven()
+    d.stim.set_step(0, 2, d.now())
+    d.run(2.5)
+    assert d.rig.model.driven(1, 2.0), "channel 1 never reached its step"
+    d.stim.stop_all()
+    d.run(0.2)
+    d.stim.pause()
+    t_resume = d.rig.t_s
+    d.stim.resume(d.now())
+    d.run(1.5)
+    assert d.rig.model.driven(1, t_resume + 0.05) == []
+    assert d.rig.model.driven(2, t_resume + 0.05) == []
