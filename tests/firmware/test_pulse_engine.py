@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from host_tools.boards import load_board
+from host_tools.rp2sim import port_math
 from host_tools.sim.rig import FirmwareRig
 
 pytestmark = pytest.mark.req("SR-4", "SR-5", "FR-2")
@@ -665,10 +666,6 @@ def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse(phase_us):
 
 
 # ---- a fresh peak, exactly on its boundary --------------------------------------------------
-def _u16(raw12: int) -> int:
-    return raw12 << 4 | raw12 >> 8  # machine_adc.c: the 12-bit result scaled to 16 bits
-
-
 @pytest.mark.req("SR-6")
 @pytest.mark.parametrize(("above", "trips"), [(0, True), (1, False)])
 def test_a_reading_exactly_a_quarter_back_up_is_no_fresh_peak(above, trips):
@@ -688,6 +685,8 @@ def test_a_reading_exactly_a_quarter_back_up_is_no_fresh_peak(above, trips):
     decay = ch._decay[0]  # the one-entry plan: the hold's decay over its period (Q12)
     adc = rig.board["channels"][0]["sense_adc"] - 26
     vref = rig.chip.adc_vref_v
+
+    _u16 = port_math.adc_raw12_to_u16  # read_u16(): the 12-bit result scaled to 16 bits
 
     def volts(raw12: int) -> float:
         return (raw12 + 0.5) / 4096 * vref

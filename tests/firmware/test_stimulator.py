@@ -178,18 +178,12 @@ class _Driven:
     must keep its own promises)."""
 
     def __init__(self):
-        self.rig = FirmwareRig("pico", load_ohm={1: 1000.0, 2: 1000.0})
-        rig = self.rig
+        self.rig = rig = FirmwareRig("pico", load_ohm={1: 1000.0, 2: 1000.0})
         hw = rig.import_module("stim.hw")
-        eng = rig.import_module("stim.engine")
-        el = rig.import_module("stim.electrode")
         st = rig.import_module("stim.stimulator")
         self.time = rig.modules["time"]
-        b = rig.board
-        lvl, scale = eng.Level(b, b["sysclk_hz"]), el.Scale(b)
-        chans = [eng.Channel(i, c, b, b["sysclk_hz"], lvl, scale)
-                 for i, c in enumerate(b["channels"])]  # fmt: skip
-        self.stim = st.Stimulator(b, chans, hw.Boost(b), None, self.now())
+        chans = [rig.channel(i) for i in range(len(rig.board["channels"]))]
+        self.stim = st.Stimulator(rig.board, chans, hw.Boost(rig.board), None, self.now())
 
     def now(self) -> int:
         return self.time.ticks_ms()
@@ -199,24 +193,35 @@ class _Driven:
             self.rig.run_for(0.01)
             self.stim.tick(self.now(), 10)
 
+    def start(self, step: int, seconds: float) -> None:
+        """Channel 1 to `step`, run `seconds`: its ramp is over and it delivers."""
+        t0 = self.rig.t_s
+        self.stim.set_step(0, step, self.now())
+        self.run(seconds)
+        assert self.rig.model.driven(1, t0 + seconds - 0.5), "channel 1 never reached its step"
+
+    def pause_and_resume(self) -> float:
+        """pause(), then resume() at once, then 1.5 s (a resumed channel's check and soft start
+        would be under way); returns the instant of the resume."""
+        self.stim.pause()
+        t_resume = self.rig.t_s
+        self.stim.resume(self.now())
+        self.run(1.5)
+        return t_resume
+
 
 @pytest.mark.req("SR-1")
 def test_a_step_set_after_a_pause_replaces_what_the_pause_saved():
     """Paused at step 3, then set to 1 and back to 0 by hand: the channel was left at zero,
     so neither a later pause nor its resume may bring step 3 (or anything) back."""
     d = _Driven()
-    d.stim.set_step(0, 3, d.now())
-    d.run(3.0)
-    assert d.rig.model.driven(1, 2.5), "channel 1 never reached its step"
+    d.start(3, 3.0)
     d.stim.pause()
     d.stim.set_step(0, 1, d.now())
     d.run(1.0)
     d.stim.set_step(0, 0, d.now())
     d.run(0.2)
-    d.stim.pause()
-    t_resume = d.rig.t_s
-    d.stim.resume(d.now())
-    d.run(1.5)
+    t_resume = d.pause_and_resume()
     assert d.rig.model.driven(1, t_resume + 0.05) == []
 
 
@@ -225,14 +230,9 @@ def test_after_stop_all_no_pause_and_resume_starts_anything():
     """stop_all() leaves every channel at zero: a pause taken after it saves nothing, and its
     resume starts no channel, on either channel."""
     d = _Driven()
-    d.stim.set_step(0, 2, d.now())
-    d.run(2.5)
-    assert d.rig.model.driven(1, 2.0), "channel 1 never reached its step"
+    d.start(2, 2.5)
     d.stim.stop_all()
     d.run(0.2)
-    d.stim.pause()
-    t_resume = d.rig.t_s
-    d.stim.resume(d.now())
-    d.run(1.5)
+    t_resume = d.pause_and_resume()
     assert d.rig.model.driven(1, t_resume + 0.05) == []
     assert d.rig.model.driven(2, t_resume + 0.05) == []
