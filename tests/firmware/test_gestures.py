@@ -35,8 +35,9 @@ T = G.POLL_MS
 class Driver:
     """Feeds masks to one Gestures, draining every event of each sample like the app."""
 
-    def __init__(self):
+    def __init__(self, poll_ms: int = T):
         self.g = G.Gestures()
+        self.poll_ms = poll_ms  # the app polls every POLL_MS; a finer poll times to the ms
         self.t = 0  # time of the next sample (ms)
         self.events: list[tuple[int, int, int]] = []  # (t_ms, event, button)
         self.per_sample: list[int] = []  # number of events drained at each sample
@@ -44,19 +45,19 @@ class Driver:
 
     def sample(self, mask: int) -> list[tuple[int, int]]:
         got = []
-        ev = self.g.update(mask)
+        ev = self.g.update(mask, self.poll_ms)
         self.first_returns.append(ev)
         while ev:
             got.append((ev, self.g.button))
             self.events.append((self.t, ev, self.g.button))
             ev = self.g.next_event()
         self.per_sample.append(len(got))
-        self.t += T
+        self.t += self.poll_ms
         return got
 
     def hold(self, mask: int, ms: int) -> list[tuple[int, int]]:
         got = []
-        for _ in range(ms // T):
+        for _ in range(ms // self.poll_ms):
             got += self.sample(mask)
         return got
 
@@ -67,8 +68,8 @@ class Driver:
         return [e[1] for e in self.events]
 
 
-def idle_driver(ms: int = 100) -> Driver:
-    d = Driver()
+def idle_driver(ms: int = 100, poll_ms: int = T) -> Driver:
+    d = Driver(poll_ms)
     d.hold(0, ms)
     return d
 
@@ -327,6 +328,66 @@ def test_stuck_once_at_stuck_ms_then_unstuck_after_release(btn):
     assert [(e[1], e[2]) for e in d.events[before:]] == [(G.UNSTUCK, b)]
     # no SHORT on the release of a stuck button
     assert d.named(G.POWER_SHORT) == [] and d.named(G.MODE_SHORT) == []
+
+
+# Every hold-timed event is timed by one rule, to the sample: the sample that debounces a press
+# already counts one poll of hold (the button has been down at least that long), so a hold of
+# X ms is reached on the sample at debounce + X - poll. The checks above allow a poll either
+# way; these pin the rule, for each button and each chord, at the app's poll and at a 1 ms poll
+# (update() is given the time that really passed, so the rule must hold to the millisecond).
+@pytest.mark.req("SR-2", "SR-11")
+@pytest.mark.parametrize(
+    "mask,ev,hold_ms",
+    [
+        pytest.param(P, G.POWER_LONG, G.POWER_LONG_MS, id="power_long"),
+        pytest.param(M, G.MODE_LONG, G.MODE_LONG_MS, id="mode_long"),
+        # the first repeat (the press itself stepped on the debounce)
+        pytest.param(UP, G.PLUS, G.REPEAT_DELAY_MS, id="plus_repeat"),
+        pytest.param(DN, G.MINUS, G.REPEAT_DELAY_MS, id="minus_repeat"),
+        pytest.param(UP | DN, G.LOCK, G.LOCK_MS, id="lock"),
+        pytest.param(M | DN, G.STATUS, 1000, id="status"),  # FR-27: MODE+MINUS held 1 s
+        pytest.param(P, G.STUCK, G.STUCK_MS, id="power_stuck"),
+        pytest.param(M, G.STUCK, G.STUCK_MS, id="mode_stuck"),
+        pytest.param(UP, G.STUCK, G.STUCK_MS, id="plus_stuck"),
+        pytest.param(DN, G.STUCK, G.STUCK_MS, id="minus_stuck"),
+    ],
+)
+@pytest.mark.parametrize("poll_ms", [T, 1])
+def test_every_hold_fires_on_the_sample_its_threshold_is_reached(mask, ev, hold_ms, poll_ms):
+    d = idle_driver(poll_ms=poll_ms)
+    t_debounced = d.t + G.DEBOUNCE_MS
+    d.hold(mask, hold_ms + 500)
+    held = [e[0] for e in d.named(ev) if e[0] != t_debounced]  # not PLUS/MINUS's own press
+    assert held[0] == t_debounced + hold_ms - poll_ms
+
+
+@pytest.mark.req("SR-11")
+@pytest.mark.parametrize("btn", [P, M, UP, DN])
+@pytest.mark.parametrize("poll_ms", [T, 1])
+def test_a_button_down_at_power_up_is_stuck_on_the_sample_stuck_ms_is_reached(btn, poll_ms):
+    """Down at the first sample: that sample counts one poll of hold, as for a debounced press,
+    so STUCK comes on the sample at STUCK_MS - poll, whichever button it is."""
+    d = Driver(poll_ms)
+    d.hold(btn, G.STUCK_MS + 500)
+    assert [(e[0], e[1], e[2]) for e in d.events] == [
+        (G.STUCK_MS - poll_ms, G.STUCK, btn.bit_length() - 1)
+    ]
+
+
+@pytest.mark.req("SR-11", "FR-27")
+@pytest.mark.parametrize("first,then", [(UP | DN, M | DN), (M | DN, UP | DN), (UP | DN, UP | DN)],
+                         ids=["lock_then_status", "status_then_lock", "lock_twice"])  # fmt: skip
+def test_each_chord_is_timed_from_its_own_start(first, then):
+    """A chord held past its time, released, then another: the second is timed from its own
+    debounce, not from what is left of the first."""
+    d = idle_driver()
+    d.hold(first, G.LOCK_MS + 500)
+    d.hold(0, 200)
+    n = len(d.events)
+    t_debounced = d.t + G.DEBOUNCE_MS
+    d.hold(then, G.LOCK_MS + 500)
+    ev, hold_ms = (G.LOCK, G.LOCK_MS) if then == UP | DN else (G.STATUS, 1000)
+    assert [(e[0], e[1]) for e in d.events[n:]] == [(t_debounced + hold_ms - T, ev)]
 
 
 @pytest.mark.req("SR-11")
