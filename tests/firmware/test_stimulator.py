@@ -174,24 +174,31 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
 # ---- the Stimulator on its own: what a pause saved ------------------------------------------
 class _Driven:
     """The firmware's Stimulator on a simulated board, ticked every 10 ms as the control
-    loop ticks it, without the unit around it (whatever the unit asks of it, the Stimulator
-    must keep its own promises)."""
+    loop ticks it (App._delay: each cycle due 10 ms after the last one began, whatever the
+    work took, and given the time that really passed), without the unit around it (whatever
+    the unit asks of it, the Stimulator must keep its own promises)."""
 
-    def __init__(self):
-        self.rig = rig = FirmwareRig("pico", load_ohm={1: 1000.0, 2: 1000.0})
+    def __init__(self, load_ohm: float = 1000.0):
+        self.rig = rig = FirmwareRig("pico", load_ohm={1: load_ohm, 2: load_ohm})
         hw = rig.import_module("stim.hw")
         st = rig.import_module("stim.stimulator")
         self.time = rig.modules["time"]
         chans = [rig.channel(i) for i in range(len(rig.board["channels"]))]
         self.stim = st.Stimulator(rig.board, chans, hw.Boost(rig.board), None, self.now())
+        self._last_ms = self.now()
+        self._due_s = self._last_ms / 1000
 
     def now(self) -> int:
         return self.time.ticks_ms()
 
     def run(self, seconds: float) -> None:
         for _ in range(round(seconds / 0.01)):
-            self.rig.run_for(0.01)
-            self.stim.tick(self.now(), 10)
+            self._due_s += 0.01
+            if self._due_s > self.rig.t_s:
+                self.rig.run_for(self._due_s - self.rig.t_s)
+            now = self.now()
+            self.stim.tick(now, now - self._last_ms)
+            self._last_ms = now
 
     def start(self, step: int, seconds: float) -> None:
         """Channel 1 to `step`, run `seconds`: its ramp is over and it delivers."""
@@ -236,3 +243,54 @@ def test_after_stop_all_no_pause_and_resume_starts_anything():
     t_resume = d.pause_and_resume()
     assert d.rig.model.driven(1, t_resume + 0.05) == []
     assert d.rig.model.driven(2, t_resume + 0.05) == []
+
+
+@pytest.mark.req("SR-3")
+def test_every_step_drives_at_most_its_current():
+    """Channel 1 taken up one step at a time to the top, as PLUS would take it: at every step,
+    once settled, each pulse the current source drives is at most n x step_ma (SR-3: never
+    above the step), and at most two LEVEL compare steps under it (the duty is rounded down
+    so the port's rounding to a compare value cannot take it over). Into 500 ohm the load
+    takes the whole current at every step, far from the compliance limit."""
+    d = _Driven(load_ohm=500.0)
+    board = d.rig.board
+    step_ma = board["intensity"]["step_ma"]
+    # one PWM compare step of LEVEL, in mA (a linear calibration from 0 mA)
+    cal = board["analog"]["level_calibration"]
+    compare_ma = cal[-1][1] / cal[-1][0] * board["analog"]["level_pwm_hz"] / board["sysclk_hz"]
+    d.start(1, 3.0)
+    for n in range(1, board["intensity"]["steps"] + 1):
+        d.stim.set_step(0, n, d.now())
+        d.run(0.3)
+        pulses = d.rig.model.driven(1, d.rig.t_s - 0.1)
+        assert pulses, n
+        for p in pulses:
+            assert n * step_ma - 2 * compare_ma <= p.drive_ma <= n * step_ma + 1e-9, (n, p)
+    assert d.rig.model.violations == []
+
+
+@pytest.mark.req("SR-6")
+def test_the_limit_re_check_probes_on_the_first_tick_after_the_wait():
+    """A channel taken up into 4 kohm until it reaches the compliance limit: its output stops
+    and, once the peak-hold has decayed from the compliance voltage (50 ms: ten of the pico's
+    5 ms hold time constants), the re-check's probe pulses begin, on the first control tick
+    after the wait, not one earlier (the idle reading would still be high) nor one later (the
+    wearer's stimulation stays off for the re-check)."""
+    d = _Driven(load_ohm=4000.0)
+    electrode = d.rig.import_module("stim.electrode")
+    d.start(1, 3.0)
+    tick_s = None  # the control tick that saw the limit trip
+    for n in range(2, d.rig.board["intensity"]["steps"] + 1):
+        d.stim.set_step(0, n, d.now())
+        for _ in range(30):
+            d.run(0.01)
+            if d.stim.ch[0].fault == electrode.LIMIT:
+                tick_s = d.now() / 1000
+                break
+        if tick_s is not None:
+            break
+    assert tick_s is not None, "the load never reached the compliance limit"
+    d.run(0.3)
+    after = [p.t_a - tick_s for p in d.rig.model.channels[0].pulse_log if p.t_a >= tick_s]
+    assert after, "no re-check after the limit"
+    assert 0.050 <= after[0] < 0.060, after[:3]
