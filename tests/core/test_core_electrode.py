@@ -108,6 +108,18 @@ def test_rail_is_a_fifth_above_the_higher_of_boost_and_compliance_and_at_most_65
     assert electrode.thresholds(SCALE, 1.0, 1000.0)[2] == 65000
 
 
+def test_a_voltage_outside_the_adc_range_is_the_nearest_code_a_reading_can_take():
+    """A limit in counts is compared with u16 readings: a voltage above the SENSE full scale
+    (a boost reading can be: its divider differs) is 65535, the top code a reading reaches,
+    not 65536, which no reading could ever meet; a negative one is 0."""
+    vpc = SCALE.volts_per_count
+    assert SCALE.counts(65535.5 * vpc) == 65535
+    for over in (65536.5, 65537.5, 1.5 * 65535):  # the first codes past the top, and far past
+        assert SCALE.counts(over * vpc) == 65535
+    for under in (-0.5, -1.5, -2.5, -1000.0):
+        assert SCALE.counts(under * vpc) == 0
+
+
 def test_judging_starts_at_its_release_current_exactly():
     assert electrode.ohm_factor_ua(SCALE, electrode.RELEASE_JUDGE_UA) == (
         SCALE.ohm_k // electrode.RELEASE_JUDGE_UA
