@@ -138,8 +138,10 @@ class Gestures:
     def power_edge(self):
         """POWER went down: its interrupt saw the edge, perhaps between two samples. From now
         on it counts as pressed (POWER_DOWN now, POWER_SHORT or POWER_LONG to follow), as if a
-        sample had seen it; a button ignored (stuck, or down at power-up) stays ignored."""
-        if self._ignored & 1 or self._raw & 1:
+        sample had seen it; a button ignored (stuck, or down at power-up) stays ignored.
+        Before the first sample nothing is decoded yet: that sample takes POWER as it finds
+        it (down since before the app started: power_ms), so one press is one POWER_DOWN."""
+        if self._first or self._ignored & 1 or self._raw & 1:
             return
         self._emit(POWER_DOWN, B_POWER)  # SR-7
         self._raw |= 1

@@ -745,3 +745,21 @@ def test_a_power_edge_of_a_button_held_at_power_up_is_ignored():
     d.g.power_edge()
     d.hold(1 << G.B_POWER, 500)
     assert G.POWER_DOWN not in d.kinds()
+
+
+@pytest.mark.req("SR-7", "SR-11")
+@pytest.mark.parametrize("power_ms", [0, 5], ids=["no_edge_at_start", "down_since_start"])
+@pytest.mark.parametrize("hold_ms", [200, G.POWER_LONG_MS + 200], ids=["short", "long"])
+def test_a_power_edge_before_the_first_sample_is_one_press(power_ms, hold_ms):
+    """The interrupt saw POWER go down while the app was starting, before the buttons' first
+    sample (which the wearer's sample() passes on just before that sample, as stim.main
+    builds it: no button down at reset): one POWER_DOWN for the press, not one from the edge
+    and another from the first sample, then its SHORT or LONG."""
+    g = G.Gestures(held=0, power_ms=power_ms)
+    d = Driver()
+    d.g = g
+    g.power_edge()
+    d.hold(P, hold_ms)
+    d.hold(0, 200)
+    want = G.POWER_LONG if hold_ms > G.POWER_LONG_MS else G.POWER_SHORT
+    assert d.kinds() == [G.POWER_DOWN, want]
