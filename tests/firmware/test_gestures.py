@@ -763,3 +763,4 @@ def test_a_power_edge_before_the_first_sample_is_one_press(power_ms, hold_ms):
     d.hold(0, 200)
     want = G.POWER_LONG if hold_ms > G.POWER_LONG_MS else G.POWER_SHORT
     assert d.kinds() == [G.POWER_DOWN, want]
+    assert d.events[0][0] == 0  # SR-7: on the first sample, undebounced
