@@ -114,6 +114,19 @@ def test_good_file_round_trips(fs, S):
     assert set(fs.files) == {PATH}  # no temp file left
 
 
+@pytest.mark.req("FR-28", "SR-13")
+@pytest.mark.parametrize("minutes,ok", [(0, False), (1, True), (60, True), (61, False)])
+def test_auto_off_takes_1_to_60_minutes_exactly(S, minutes, ok):
+    """FR-28 and docs/protocol.md: auto_off_min is 1..60 minutes, both ends included; one
+    past either end is a bad value (the default kept, the key named)."""
+    cfg, problems = S.check(BOARD, dict(GOOD, auto_off_min=minutes))
+    if ok:
+        assert (cfg["auto_off_min"], problems) == (minutes, [])
+    else:
+        assert cfg["auto_off_min"] == S.defaults(BOARD)["auto_off_min"]
+        assert problems == ["auto_off_min"]
+
+
 # ---- bad files ------------------------------------------------------------------------------
 CORRUPT = [
     b"",
