@@ -145,11 +145,13 @@ class Gestures:
             return
         self._emit(POWER_DOWN, B_POWER)  # SR-7
         self._raw |= 1
-        self._raw_ms = DEBOUNCE_MS
         if not self._stable & 1:
             self._stable |= 1
             self._held_ms[B_POWER] = 0
             self._fired[B_POWER] = 0
+        # POWER is taken as debounced; another button whose change was still being debounced
+        # starts over, as on any change of the raw state (else it would wait for the next).
+        self._raw_ms = DEBOUNCE_MS if self._raw == self._stable else 0
 
     def idle(self, bits):
         """No button down (`bits`, a sample) or on its way, stuck ones aside, and no event

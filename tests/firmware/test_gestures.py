@@ -764,3 +764,24 @@ def test_a_power_edge_before_the_first_sample_is_one_press(power_ms, hold_ms):
     want = G.POWER_LONG if hold_ms > G.POWER_LONG_MS else G.POWER_SHORT
     assert d.kinds() == [G.POWER_DOWN, want]
     assert d.events[0][0] == 0  # SR-7: on the first sample, undebounced
+
+
+@pytest.mark.req("SR-7", "SR-2")
+@pytest.mark.parametrize("btn,ev", [(UP, G.PLUS), (DN, G.MINUS), (M, G.MODE_SHORT)])
+def test_a_power_edge_in_another_buttons_debounce_leaves_that_press_to_be_decoded(btn, ev):
+    """PLUS (or MINUS, MODE) goes down, and before its debounce is over the interrupt sees
+    POWER go down: POWER_DOWN at once, and the other press is still decoded, its debounce
+    starting over at the edge as for any change of the raw state, not held back until POWER
+    is released."""
+    d = idle_driver()
+    d.sample(btn)
+    d.g.power_edge()
+    t_edge = d.t
+    d.hold(btn | P, 300)
+    n_held = len(d.events)
+    d.hold(P, 200)
+    d.hold(0, 200)
+    kinds = d.kinds()
+    assert kinds[0] == G.POWER_DOWN and kinds.count(ev) == 1, kinds
+    if ev != G.MODE_SHORT:  # a step is decoded on its press, while both are down
+        assert [e[0] for e in d.events[:n_held] if e[1] == ev] == [t_edge + G.DEBOUNCE_MS - T]
