@@ -785,3 +785,49 @@ def test_a_power_edge_in_another_buttons_debounce_leaves_that_press_to_be_decode
     assert kinds[0] == G.POWER_DOWN and kinds.count(ev) == 1, kinds
     if ev != G.MODE_SHORT:  # a step is decoded on its press, while both are down
         assert [e[0] for e in d.events[:n_held] if e[1] == ev] == [t_edge + G.DEBOUNCE_MS - T]
+
+
+@pytest.mark.req("SR-11")
+@pytest.mark.parametrize("held", [0, M, UP | DN], ids=["none", "mode", "plus_minus"])
+def test_a_press_made_while_the_app_starts_counts_its_hold_from_its_edge(held):
+    """POWER went down power_ms before the first sample (stim.main passes
+    hw.power_down_ms()): POWER_DOWN on that sample and its hold counted from the edge, so
+    POWER_LONG comes power_ms sooner than for a press the first sample saw; buttons down
+    since reset (ignored until released) change nothing about it."""
+    power_ms = 1000
+    d = Driver()
+    d.g = G.Gestures(held=held, power_ms=power_ms)
+    d.hold(P | held, 1000)
+    assert [(e[0], e[1]) for e in d.events] == [
+        (0, G.POWER_DOWN),
+        (G.POWER_LONG_MS - power_ms - T, G.POWER_LONG),
+    ]
+
+
+@pytest.mark.req("SR-11")
+@pytest.mark.parametrize("how", ["stuck", "down_at_power_up"])
+def test_an_ignored_power_button_that_chatters_gives_nothing(how):
+    """A POWER button ignored (stuck, or down at power-up) that bounces open for one sample
+    now and then: no POWER_DOWN from its raw edges, whether a sample or the interrupt sees
+    them, and nothing else, until it is released."""
+    d = idle_driver() if how == "stuck" else Driver()
+    d.hold(P, G.STUCK_MS + 100 if how == "stuck" else 500)
+    n = len(d.events)
+    for i in range(6):
+        d.sample(0)  # one sample open: shorter than the debounce
+        if i % 2:
+            d.g.power_edge()  # the interrupt sees it close again before the next sample
+        d.hold(P, 200)
+    assert d.events[n:] == []
+
+
+@pytest.mark.req("SR-7")
+def test_a_power_edge_after_a_sample_saw_the_press_is_the_same_press():
+    """A sample saw POWER down (POWER_DOWN), then the interrupt reports an edge of the same
+    press (a bounce between two samples): no second POWER_DOWN, and one POWER_SHORT."""
+    d = idle_driver()
+    assert d.sample(P) == [(G.POWER_DOWN, G.B_POWER)]
+    d.g.power_edge()
+    d.hold(P, 200)
+    d.hold(0, 200)
+    assert d.kinds() == [G.POWER_DOWN, G.POWER_SHORT]
