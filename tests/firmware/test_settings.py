@@ -127,6 +127,30 @@ def test_auto_off_takes_1_to_60_minutes_exactly(S, minutes, ok):
         assert problems == ["auto_off_min"]
 
 
+@pytest.mark.req("SR-14")
+def test_while_output_can_run_every_flash_write_is_refused_and_the_flash_is_untouched(fs, S):
+    """The write path's own guard (stim.unit installs it with the stimulator's
+    output_possible): while output can run, saving the settings and adding a history record
+    raise OutputOn (EBUSY) before the flash is erased or programmed; once it cannot, they
+    write as usual."""
+    S.save(dict(GOOD))
+    S.append_history({"program": "tens_burst", "min": 30})
+    files, flash_ops = dict(fs.files), []  # (erases, page programs, path) of each operation
+    fs.busy = lambda _cpu_us, erases, pages, path: flash_ops.append((erases, pages, path))
+    output_on = [True]
+    S.guard(lambda: output_on[0])
+    with pytest.raises(S.OutputOn) as refused:
+        S.save(dict(GOOD, channels="2"))
+    assert refused.value.args[0] == S.EBUSY
+    with pytest.raises(S.OutputOn):
+        S.append_history({"program": "ems_relax", "min": 20})
+    assert fs.files == files and flash_ops == []  # nothing erased or programmed
+    output_on[0] = False
+    S.save(dict(GOOD, channels="2"))
+    assert S.load(BOARD) == (dict(GOOD, channels="2"), [])
+    assert any(pages for _e, pages, _p in flash_ops)
+
+
 # ---- bad files ------------------------------------------------------------------------------
 CORRUPT = [
     b"",

@@ -157,6 +157,18 @@ def test_plus_with_a_faulted_channel_restarts_only_that_channel(rig, fw, stim):
 
 
 @pytest.mark.req("SR-14")
+def test_the_unit_makes_the_flash_write_path_refuse_while_output_can_run(rig, fw, stim):
+    """Beyond deferring its own saves, the unit installs the write path's guard with the
+    stimulator's output_possible: any write tried while output can run is refused."""
+    make(rig, fw, stim)
+    stim.output_possible.return_value = True
+    with pytest.raises(fw.settings.OutputOn):
+        fw.settings.save(fw.settings.defaults(rig.board))
+    with pytest.raises(fw.settings.OutputOn):
+        fw.settings.append_history({"program": "tens_burst"})
+
+
+@pytest.mark.req("SR-14")
 def test_settings_changed_during_output_are_written_only_once_the_output_is_off(
     rig, fw, stim, mocker
 ):
