@@ -201,8 +201,9 @@ def test_a_lift_makes_peak_zero_at_once_while_drive_stays_until_the_firmware_sto
     res = run_text(doc(8, events), firmware_dir=fw_copy)
     recs = outputs(res, 1, t_lift)
     assert all(r["peak_ma"] == 0.0 and r["drive_ma"] > 2.0 for r in recs[:-1])
-    # only the slower partial-lift watch stops it, several pulses later
-    assert recs[-1]["drive_ma"] == 0.0 and recs[-1]["t"] - recs[0]["t"] > 0.04
+    # only the slower partial-lift watch stops it, a pulse or more later (how many depends on
+    # where the control ticks fall on the pulse grid); the working firmware stopped at once
+    assert recs[-1]["drive_ma"] == 0.0 and recs[-1]["t"] - recs[0]["t"] > 0.015
     v = res.of("violation", rule="SR-6")
     assert [x["what"] for x in v] == ["output into a bad load"]
     second = next_pulse(res, next_pulse(res, t_lift) + 0.001)
