@@ -35,8 +35,8 @@ T = G.POLL_MS
 class Driver:
     """Feeds masks to one Gestures, draining every event of each sample like the app."""
 
-    def __init__(self, poll_ms: int = T):
-        self.g = G.Gestures()
+    def __init__(self, poll_ms: int = T, g=None):
+        self.g = G.Gestures() if g is None else g  # a decoder built as stim.main builds it
         self.poll_ms = poll_ms  # the app polls every POLL_MS; a finer poll times to the ms
         self.t = 0  # time of the next sample (ms)
         self.events: list[tuple[int, int, int]] = []  # (t_ms, event, button)
@@ -755,10 +755,8 @@ def test_a_power_edge_before_the_first_sample_is_one_press(power_ms, hold_ms):
     sample (which the wearer's sample() passes on just before that sample, as stim.main
     builds it: no button down at reset): one POWER_DOWN for the press, not one from the edge
     and another from the first sample, then its SHORT or LONG."""
-    g = G.Gestures(held=0, power_ms=power_ms)
-    d = Driver()
-    d.g = g
-    g.power_edge()
+    d = Driver(g=G.Gestures(held=0, power_ms=power_ms))
+    d.g.power_edge()
     d.hold(P, hold_ms)
     d.hold(0, 200)
     want = G.POWER_LONG if hold_ms > G.POWER_LONG_MS else G.POWER_SHORT
@@ -795,8 +793,7 @@ def test_a_press_made_while_the_app_starts_counts_its_hold_from_its_edge(held):
     POWER_LONG comes power_ms sooner than for a press the first sample saw; buttons down
     since reset (ignored until released) change nothing about it."""
     power_ms = 1000
-    d = Driver()
-    d.g = G.Gestures(held=held, power_ms=power_ms)
+    d = Driver(g=G.Gestures(held=held, power_ms=power_ms))
     d.hold(P | held, 1000)
     assert [(e[0], e[1]) for e in d.events] == [
         (0, G.POWER_DOWN),

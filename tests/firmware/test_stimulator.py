@@ -171,7 +171,7 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
         assert max(rest, default=0.0) < 0.05
 
 
-# ---- the Stimulator on its own: what a pause saved ------------------------------------------
+# ---- the Stimulator on its own --------------------------------------------------------------
 class _Driven:
     """The firmware's Stimulator on a simulated board, ticked every 10 ms as the control
     loop ticks it (App._delay: each cycle due 10 ms after the last one began, whatever the
