@@ -568,23 +568,25 @@ class _PioIo:
         chip = self.chip
         for sm in range(4):
             if flags >> sm & 1 and (block, sm) in chip.pio_irq_handlers:
-                chip.schedule(t, _fire_pio_irq, chip, block, sm)
+                # One entry of the block's handler takes every flag raised at this instant.
+                chip.schedule(t, _fire_pio_irq, chip, block)
                 # Stop the block here so the handler sees the hardware as of this instant.
                 chip.pio[block].yield_now = True
+                return
 
     def fifo_changed(self, block: int, sm: int, t: int) -> None:
         pass
 
 
-def _fire_pio_irq(chip: Chip, block: int, sm: int) -> None:
+def _fire_pio_irq(chip: Chip, block: int) -> None:
     """PIOx_IRQ_0 taken: what rp2_pio.c pio_irq0() does. Every state-machine flag with a
     handler (INTE0 bit 8 + i) is acknowledged at once (`pio->irq = ints >> 8`: the flags are
     cleared before any handler runs, so a program waiting on its own irq is released at once,
     even for soft handlers); then each state machine's handler runs, in index order, when
     `(ints >> (8 + i)) & trigger` is set: its own flag for the default trigger 1, another
     state machine's flag for any other trigger, as on the port. Flags of several state
-    machines set at one instant are handled by the first of their events; the rest find
-    nothing to do, as the port's handler is entered once."""
+    machines raised at one instant are taken by one entry, as on the port (irq_changed
+    schedules one per change)."""
     pio = chip.pio[block]
     handlers = chip.pio_irq_handlers
     ints = 0

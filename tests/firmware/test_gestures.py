@@ -30,6 +30,7 @@ M = 1 << G.B_MODE
 UP = 1 << G.B_PLUS
 DN = 1 << G.B_MINUS
 T = G.POLL_MS
+STATUS_MS = 1000  # FR-27: MODE and MINUS held together 1 s (the firmware's _STATUS_MS)
 
 
 class Driver:
@@ -345,7 +346,7 @@ def test_stuck_once_at_stuck_ms_then_unstuck_after_release(btn):
         pytest.param(UP, G.PLUS, G.REPEAT_DELAY_MS, id="plus_repeat"),
         pytest.param(DN, G.MINUS, G.REPEAT_DELAY_MS, id="minus_repeat"),
         pytest.param(UP | DN, G.LOCK, G.LOCK_MS, id="lock"),
-        pytest.param(M | DN, G.STATUS, 1000, id="status"),  # FR-27: MODE+MINUS held 1 s
+        pytest.param(M | DN, G.STATUS, STATUS_MS, id="status"),
         pytest.param(P, G.STUCK, G.STUCK_MS, id="power_stuck"),
         pytest.param(M, G.STUCK, G.STUCK_MS, id="mode_stuck"),
         pytest.param(UP, G.STUCK, G.STUCK_MS, id="plus_stuck"),
@@ -386,7 +387,7 @@ def test_each_chord_is_timed_from_its_own_start(first, then):
     n = len(d.events)
     t_debounced = d.t + G.DEBOUNCE_MS
     d.hold(then, G.LOCK_MS + 500)
-    ev, hold_ms = (G.LOCK, G.LOCK_MS) if then == UP | DN else (G.STATUS, 1000)
+    ev, hold_ms = (G.LOCK, G.LOCK_MS) if then == UP | DN else (G.STATUS, STATUS_MS)
     assert [(e[0], e[1]) for e in d.events[n:]] == [(t_debounced + hold_ms - T, ev)]
 
 
