@@ -310,6 +310,23 @@ def test_partial_lift_first_reduces_then_stops_the_channel(make_unit):
     assert driven(unit, 2, t0=t_lift + stop_s + 1.0)
 
 
+@pytest.mark.req("SR-6")
+def test_a_partial_lift_at_the_first_step_keeps_it_until_the_lift_stops_the_channel(make_unit):
+    """Halving cannot go below one step: at step 1 the reduction keeps the channel at its
+    1.5 mA (not a silent drop to nothing with no fault shown), and the lift rule stops it with
+    its fault when the pad stays half off."""
+    t_lift = RUN_S
+    unit = lift_case(make_unit, 0, t_lift, 2500.0, steps=1)
+    unit.run_until(t_lift + 1.0)
+    assert [(e["action"], e["step"]) for e in unit.logs("electrode_lift")] == [("reduce", 1)]
+    kept = driven(unit, 1, t0=t_lift + 0.8, t1=t_lift + 1.0)
+    assert kept and all(at_ma(p.peak_a_ma, 1.5) for p in kept)
+    stop_s = electrode.LIFT_STOP_MS / 1000
+    unit.run_until(t_lift + stop_s + 1.5)
+    assert faults(unit) == [(1, "lift")]
+    assert not driven(unit, 1, t0=t_lift + stop_s + 1.0)
+
+
 @pytest.mark.req("SR-6", "SR-2")
 def test_a_partial_lift_pressed_back_clears_and_keeps_the_reduced_step(make_unit):
     """The pad half off: the step is halved and the lift watched. Pressed back on before the
