@@ -280,6 +280,25 @@ def test_a_short_part_way_through_a_burst_or_a_sweep_stops_at_the_next_pulse(
     assert faults(unit2) == [(1, "short")]
 
 
+@pytest.mark.req("SR-6")
+def test_a_load_that_falls_between_two_bursts_is_judged_against_the_long_gap(make_unit):
+    """The first pulse of a burst follows the long gap between bursts, over which the hold
+    has decayed to nothing: a load that fell to 300 ohm meanwhile (well above a short) reads
+    as a fresh peak, not as the residue of a short, and the channel runs on. Judged with the
+    decay of the burst's own 10 ms interval, the lower reading would look like a short's."""
+    unit = started(make_unit, mode_presses=2, steps=10)  # TENS burst, 15 mA
+    unit.run_until(RUN_S + 1.2)
+    starts = [p.t_a for p in driven(unit, 1, t0=RUN_S)]
+    k0 = max(range(1, len(starts)), key=lambda k: starts[k] - starts[k - 1])
+    t_change = starts[k0] - 0.1  # in the gap, 100 ms before a burst
+    unit2 = started(make_unit, mode_presses=2, steps=10)
+    unit2.at(t_change, unit2.model.set_load, 1, 300.0)
+    unit2.run_until(t_change + 1.5)
+    assert faults(unit2) == []
+    after = driven(unit2, 1, t0=t_change)
+    assert len(after) >= 14 and all(at_ma(p.peak_a_ma, 15.0) for p in after)  # two bursts
+
+
 @pytest.mark.req("SR-6", "SR-1", "SR-2")
 def test_after_recontact_the_wearer_raises_intensity_again_from_zero(make_unit):
     unit = lift_case(make_unit, 0, RUN_S + 0.003, 1e9)
