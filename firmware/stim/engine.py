@@ -170,6 +170,8 @@ class Channel:
         self._sm = None
         self._pairs = []
         self._next = 0
+        self.plan = None
+        self.pulses = 0
         self.running = False
         self._irq_handler = self._on_pulse  # bound once: creating it in the IRQ would allocate
 
@@ -358,6 +360,7 @@ class Channel:
         self._rest_us = rest_us
         self._timed = 0
         self._next = 0
+        self.plan = plan
 
     def _push_next(self):
         self._sm.put(self._pairs[self._next])
@@ -372,6 +375,7 @@ class Channel:
         # and prebuilt memoryviews.
         t = time.ticks_us()
         m = self._sense()
+        self.pulses += 1
         i = self._done_i  # the plan entry of the pulse that just ended
         self._done_i = i + 1 if i + 1 < len(self._pairs) else 0
         self.sense_ring[self.sense_n & (_RING - 1)] = m
@@ -446,6 +450,7 @@ class Channel:
         self.level_ua = level_ua
         self._prepare(level_ua)
         self._apply()
+        self.pulses = 0
         time.sleep_us(self.settle_us)
         # The first pulse ends one pulse length after the state machine starts: the reference
         # that lets its reading be judged on time, like every later one (SR-6).
@@ -472,5 +477,6 @@ class Channel:
         self.level_ua = 0
         self.running = False
         self.halted = 0
+        self.plan = None
         self.trip = electrode.OK  # the stimulator has read it; the pins are safe now
         mem32[self._irq_addr] = self._gate_bit  # clear the gate (also after a trip)

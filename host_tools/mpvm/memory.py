@@ -172,8 +172,7 @@ for _pid in %r:
     _out["irq"][_pid] = measure(_soft)
     _out["irq"][_pid]["hard_ok"] = _sim.pio_pulse(_sm._id)
     _out["irq"][_pid]["handler_live"] = _sm._irq is not None
-    # one reading per pulse-done interrupt since start(): the pulses the handler ran for
-    _out["irq"][_pid]["pulses"] = _s.channels[0].sense_n
+    _out["irq"][_pid]["pulses"] = _s.channels[0].pulses
     _out["irq"][_pid]["tx_fifo"] = _sm.tx_fifo()
 _out["irq_errors"] = [repr(e[1]) for e in _sim.irq_errors]
 print(json.dumps(_out))

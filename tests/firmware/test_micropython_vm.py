@@ -188,8 +188,8 @@ def test_a_core_error_only_micropython_shows_fails_the_core_tests(fw_copy):
 
 @pytest.mark.req("FR-16")
 def test_an_allocating_irq_handler_is_caught(fw_copy):
-    _edit(fw_copy / "stim" / "engine.py", "        self.sense_n += 1\n",
-          "        self.sense_n += 1\n        self.last_ma = self.level_ua / 1000\n")  # fmt: skip
+    _edit(fw_copy / "stim" / "engine.py", "        self.pulses += 1\n",
+          "        self.pulses += 1\n        self.last_ma = self.level_ua / 1000\n")  # fmt: skip
     f = memory.measure(fw_copy, programs=("tens_conventional",))
     irq = f["irq"]["tens_conventional"]
     assert irq["bytes"] > 0
