@@ -251,6 +251,17 @@ def test_open_or_short_stops_the_channel_within_one_pulse_period(
         unit.close()
 
 
+def pulse_train(make_unit, mode_presses):
+    """A first run at step 10 of the program `mode_presses` away: channel 1's pulse starts
+    from RUN_S for 1.2 s, and the index of a train's first pulse, the one after the longest
+    gap (between bursts, or the slowest point of a sweep). An identical second run then
+    changes the load at an instant chosen on this grid."""
+    unit = started(make_unit, mode_presses=mode_presses, steps=10)
+    unit.run_until(RUN_S + 1.2)
+    starts = [p.t_a for p in driven(unit, 1, t0=RUN_S)]
+    return starts, max(range(1, len(starts)), key=lambda k: starts[k] - starts[k - 1])
+
+
 @pytest.mark.req("SR-6")
 @pytest.mark.parametrize(
     ("mode_presses", "pulse_k"),
@@ -265,12 +276,7 @@ def test_a_short_part_way_through_a_burst_or_a_sweep_stops_at_the_next_pulse(
     the hold's decay over it): wherever in the train the short comes, the next pulse's
     reading stops the channel. A first run finds the train's pulses; an identical second run
     shorts the load just after pulse k."""
-    unit = started(make_unit, mode_presses=mode_presses, steps=10)
-    unit.run_until(RUN_S + 1.2)
-    starts = [p.t_a for p in driven(unit, 1, t0=RUN_S)]
-    # the train's first pulse: the one after the longest gap (between bursts, or the slowest
-    # point of the sweep)
-    k0 = max(range(1, len(starts)), key=lambda k: starts[k] - starts[k - 1])
+    starts, k0 = pulse_train(make_unit, mode_presses)
     assert len(starts) > k0 + pulse_k
     t_change = starts[k0 + pulse_k - 1] + 0.001  # just after pulse k of the train
     unit2 = started(make_unit, mode_presses=mode_presses, steps=10)
@@ -286,10 +292,7 @@ def test_a_load_that_falls_between_two_bursts_is_judged_against_the_long_gap(mak
     has decayed to nothing: a load that fell to 300 ohm meanwhile (well above a short) reads
     as a fresh peak, not as the residue of a short, and the channel runs on. Judged with the
     decay of the burst's own 10 ms interval, the lower reading would look like a short's."""
-    unit = started(make_unit, mode_presses=2, steps=10)  # TENS burst, 15 mA
-    unit.run_until(RUN_S + 1.2)
-    starts = [p.t_a for p in driven(unit, 1, t0=RUN_S)]
-    k0 = max(range(1, len(starts)), key=lambda k: starts[k] - starts[k - 1])
+    starts, k0 = pulse_train(make_unit, 2)  # TENS burst, 15 mA
     t_change = starts[k0] - 0.1  # in the gap, 100 ms before a burst
     unit2 = started(make_unit, mode_presses=2, steps=10)
     unit2.at(t_change, unit2.model.set_load, 1, 300.0)
