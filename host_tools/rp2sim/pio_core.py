@@ -1007,7 +1007,7 @@ class StateMachineCore:
             self._ff_abort()
             return False
         ops: list = []
-        loop = False
+        loop = 0  # a countdown loop: the ticks of one pass (1 + its delay)
         if kind == K_JMP:
             cond = d[1]
             if cond == 6:
@@ -1022,7 +1022,7 @@ class StateMachineCore:
                     self._ff_abort()  # a countdown loop with side-set: kept interpreted
                     return False
                 else:
-                    loop = True
+                    loop = 1 + d[4]
                     if in_loop:  # cut at the time limit: the rest of it comes as another step
                         if self._rec_loop_k is None:
                             self._rec_loop_k = ks
@@ -1151,9 +1151,16 @@ class StateMachineCore:
                 last_i = -1
         self._rp_i = i
         self._rp_base = base
+        k_next = base + starts[i]
+        self.t_next = t0 + ((k_next * D) >> 8)
         if last_i >= 0:
-            self._rp_ev = t0 + (((last_base + evs[last_i]) * D) >> 8)
-        self.t_next = t0 + (((base + starts[i]) * D) >> 8)
+            pass_k = loops[last_i]
+            if pass_k and t0 + (((k_next - pass_k) * D) >> 8) > limit:
+                # Stopped before a countdown loop's last pass: the interpreter shows the loop's
+                # exit as its next event (_event_k), not what follows it.
+                self._rp_ev = self.t_next
+            else:
+                self._rp_ev = t0 + (((last_base + evs[last_i]) * D) >> 8)
 
     # What materialising changes: the interpreter's registers and the fast-forward's state.
     _FF_FIELDS = (

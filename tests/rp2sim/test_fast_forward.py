@@ -210,6 +210,22 @@ def test_a_replay_one_cycle_late_is_caught(monkeypatch):
     assert on[0] != off[0]
 
 
+def test_a_replay_stopped_in_a_countdown_loop_shows_its_exit_as_the_interpreter_does():
+    """Two countdown loops back to back: stopped before the first one's last pass, the
+    interpreter's next event is that loop's exit; after it, the second loop's exit. The replay
+    shows the same at every stop (a case the random programs below found)."""
+    # pull noblock; out y, 32; jmp x-- (itself); jmp y-- (itself); set x, 4
+    words = [0x8080, 0x6040, 0x0042, 0x0083, 0xE024]
+    init = dict(pc=0, x=0, y=0, osr=0, osr_count=0, tx=[])
+    replays = 0
+    for t in range(60):
+        off = run(words, _config(5), init, [("run", t)], ff=False)
+        on = run(words, _config(5), init, [("run", t)], ff=True)
+        assert on[:2] == off[:2], t
+        replays += on[2]
+    assert replays > 0
+
+
 # ---- random programs and random CPU interventions ---------------------------------------------
 PURE = ["jmp", "loop", "loop", "loop", "set", "set", "mov", "out", "pullnb", "irq", "wait0irq"]
 ANY = PURE + ["pull", "waitirq", "wait", "nop"]
