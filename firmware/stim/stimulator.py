@@ -33,6 +33,9 @@ RAMP_MS = 2000  # SR-2: every start ramps up from zero over this
 _BOOST_SETTLE_MS = const(20)
 _PROBE_TIMEOUT_MS = const(1000)
 _LOAD_LOG_MS = const(10_000)  # trend: the measured load of each running channel
+# A SENSE reading stands for the time since the one before it, up to one period at the slowest
+# rate (pulse.RATE_MIN_HZ): longer gaps (a soft start, a level change) count as this.
+_READING_MAX_MS = const(1000)
 # The current source at its compliance limit (SR-6, `limit`). The engine stops the channel on
 # any reading at the compliance limit, within one pulse, whatever caused it. That is a limit
 # (the source cannot push the set current into a real skin load), not an open electrode, only
@@ -79,6 +82,7 @@ class ChannelState:
         self.t_check = now  # the electrode check's present stage began
         self.idle_c = 0  # SENSE before the first probe pulse
         self.n_seen = 0  # the engine's sense_n last looked at
+        self.t_seen = now  # ... and when (ticks_ms)
         self.level_phase = _MOVING
         self.t_load_log = now
 
@@ -356,6 +360,7 @@ class Stimulator:
         c.t_start = now
         c.t_load_log = now
         c.n_seen = 0
+        c.t_seen = now
         chan.start(self._plan, 0)  # SR-2: every start ramps up from zero
         log.info("start", ch=ch + 1, program=self.program["id"])
 
@@ -403,15 +408,22 @@ class Stimulator:
         self._fail(ch, code, ohm)
 
     # -- running ------------------------------------------------------------------------
-    def _watch(self, ch, now, dt_ms):
+    def _watch(self, ch, now):
         """Partial-lift watch and load trend from the engine's latest reading (integers)."""
         chan = self.channels[ch]
         c = self.ch[ch]
         if chan.sense_n == c.n_seen or chan.sense_n <= chan.level_n or not chan.ohm_q12:
             return  # nothing new, nothing yet at the present LEVEL, or too weak to judge
         c.n_seen = chan.sense_n
+        # SR-6: the watch's smoothing and its LIFT_STOP_MS run in real time at every rate. At
+        # 100 Hz a new reading comes every control cycle; at 2 Hz, or in bursts twice a second,
+        # one stands for the half second since the one before, not for one cycle.
+        gap_ms = time.ticks_diff(now, c.t_seen)
+        c.t_seen = now
+        if gap_ms > _READING_MAX_MS:
+            gap_ms = _READING_MAX_MS
         watch = c.lift
-        action = watch.update((chan.sense_last * chan.ohm_q12) >> 12, dt_ms)
+        action = watch.update((chan.sense_last * chan.ohm_q12) >> 12, gap_ms)
         if action == "reduce":
             step = c.step // 2 if c.step > 1 else 1
             log.warn(
@@ -423,8 +435,7 @@ class Stimulator:
                 step=step,
             )
             c.step = step
-            c.level_phase = _MOVING
-            chan.set_level_ua(self._level_ua(ch, now))
+            c.level_phase = _MOVING  # tick() sets the lower level right after this
         elif action == "clear":
             log.info("electrode_lift", ch=ch + 1, action="clear", ohm=watch.smooth_ohm)
         elif action == "stop":
@@ -434,7 +445,7 @@ class Stimulator:
             c.t_load_log = now
             log.info("load", ch=ch + 1, ohm=watch.smooth_ohm)
 
-    def tick(self, now, dt_ms):
+    def tick(self, now):
         """One control cycle: trips, checks, amplitude (soft start, envelope), lift watch.
         A channel whose level stands (soft start over, no fade, and no envelope or a flat
         phase of one) costs integer work only, so the steady loop allocates nothing on the
@@ -453,7 +464,7 @@ class Stimulator:
             elif st == _CHECKING:
                 self._advance_check(i, now)
             else:
-                self._watch(i, now, dt_ms)
+                self._watch(i, now)
                 if c.state == DELIVERING and c.level_phase != _STEADY:
                     self._update_level(i, now)
 

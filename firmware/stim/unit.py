@@ -462,10 +462,10 @@ class Unit:
                 log.warn("history", msg="could not save: %s" % e)
 
     # -- the control cycle --------------------------------------------------------------
-    def tick(self, now, dt_ms):
+    def tick(self, now):
         """One control cycle; also the unit of work the allocation benchmark measures."""
         stim = self.stim
-        stim.tick(now, dt_ms)
+        stim.tick(now)
         self._note_faults()  # before the session can end on them: the record names them all
         s = self.session
         ev = s.tick(now)

@@ -67,12 +67,12 @@ def test_a_buttons_cycle_with_nothing_down_or_on_its_way_samples_nothing(app, pa
     wearer.sample.assert_not_called()
 
 
-def test_a_control_cycle_ticks_the_unit_with_the_time_that_really_passed(app, parts, rig):
+def test_a_control_cycle_ticks_the_unit_with_the_time_now(app, parts, rig):
     _hw, unit, _wearer, _host, _wd = parts
     rig.run_for(0.023)
     app.control_cycle()
-    now, dt = unit.tick.call_args.args
-    assert dt == pytest.approx(23, abs=1) and now <= rig.import_module("time").ticks_ms()
+    (now,) = unit.tick.call_args.args
+    assert 23 <= now <= rig.import_module("time").ticks_ms()
 
 
 @pytest.mark.req("SR-8")

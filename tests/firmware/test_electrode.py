@@ -333,6 +333,52 @@ def test_partial_lift_first_reduces_then_stops_the_channel(make_unit):
 
 
 @pytest.mark.req("SR-6")
+@pytest.mark.parametrize("mode_presses", [0, 1, 2], ids=["100Hz", "2Hz", "burst"])
+def test_a_partial_lift_stops_the_channel_after_the_same_time_at_every_pulse_rate(
+    make_unit, mode_presses
+):
+    """The lift rule's 5 s (and its smoothing) run in real time: at 2 Hz, or in bursts twice a
+    second, a reading stands for the half second since the one before, not for one control
+    cycle, so a pad left half off stops the channel as soon as at 100 Hz (H-1)."""
+    t_lift = RUN_S
+    unit = lift_case(make_unit, mode_presses, t_lift, 2500.0)
+    stop_s = electrode.LIFT_STOP_MS / 1000
+    unit.run_until(t_lift + stop_s + 2.5)
+    assert [e["action"] for e in unit.logs("electrode_lift")] == ["reduce"]
+    assert faults(unit) == [(1, "lift")]
+    assert driven(unit, 1, t0=t_lift + stop_s - 1.0, t1=t_lift + stop_s)  # warned, not stopped
+    assert not driven(unit, 1, t0=t_lift + stop_s + 1.5)  # two half-second readings, then off
+    assert driven(unit, 2, t0=t_lift + stop_s + 1.5)
+
+
+@pytest.mark.req("SR-6", "SR-2")
+def test_a_partial_lift_halves_the_current_by_the_next_pulse_but_one(make_unit):
+    """The reduction is a decrease (SR-2): it reaches the load by the next pulse but one after
+    the watch decides, not at the next control cycle (100 ms later while levels stand)."""
+    unit = lift_case(make_unit, 0, RUN_S, 2500.0)
+    (reduce,) = unit.logs("electrode_lift")
+    t_r = reduce["sim_t"]
+    after = driven(unit, 1, t0=t_r + 0.021, t1=t_r + 0.5)
+    assert len(after) > 40 and all(at_ma(p.peak_a_ma, 7.5) for p in after)
+
+
+@pytest.mark.req("SR-6")
+def test_at_2hz_one_reading_of_a_lifted_pad_moves_the_smoothed_load_half_way(make_unit):
+    """The watch takes each reading once, for the half second it stands for at 2 Hz, with its
+    500 ms time constant: one reading at 2.9x the baseline brings the smoothed load half way,
+    short of the 2x warning, and the second confirms it. The two pulses after the lift keep
+    the wearer's step; the third has half of it."""
+    t_lift = RUN_S + 0.25
+    unit = started(make_unit, mode_presses=1, steps=10)
+    unit.at(t_lift, unit.model.set_load, 1, 2900.0)
+    unit.run_until(t_lift + 1.6)
+    peaks = [p.peak_a_ma for p in driven(unit, 1, t0=t_lift)]
+    assert len(peaks) >= 3
+    assert at_ma(peaks[0], 15.0) and at_ma(peaks[1], 15.0)
+    assert all(at_ma(p, 7.5) for p in peaks[2:])
+
+
+@pytest.mark.req("SR-6")
 def test_a_partial_lift_at_the_first_step_keeps_it_until_the_lift_stops_the_channel(make_unit):
     """Halving cannot go below one step: at step 1 the reduction keeps the channel at its
     1.5 mA (not a silent drop to nothing with no fault shown), and the lift rule stops it with

@@ -199,8 +199,8 @@ def test_an_allocating_irq_handler_is_caught(fw_copy):
 
 @pytest.mark.req("FR-16")
 def test_an_allocating_control_loop_is_caught(fw_copy):
-    old = "        action = watch.update((chan.sense_last * chan.ohm_q12) >> 12, dt_ms)\n"
-    new = "        action = watch.update(chan.sense_last * chan.ohm_q12 / 4096, dt_ms)\n"
+    old = "        action = watch.update((chan.sense_last * chan.ohm_q12) >> 12, gap_ms)\n"
+    new = "        action = watch.update(chan.sense_last * chan.ohm_q12 / 4096, gap_ms)\n"
     _edit(fw_copy / "stim" / "stimulator.py", old, new)
     f = memory.measure(fw_copy, programs=("tens_conventional",))
     loop = f["loop"]["tens_conventional"]

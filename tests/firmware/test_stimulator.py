@@ -185,8 +185,7 @@ class _Driven:
         self.time = rig.modules["time"]
         chans = [rig.channel(i) for i in range(len(rig.board["channels"]))]
         self.stim = st.Stimulator(rig.board, chans, hw.Boost(rig.board), None, self.now())
-        self._last_ms = self.now()
-        self._due_s = self._last_ms / 1000
+        self._due_s = self.now() / 1000
 
     def now(self) -> int:
         return self.time.ticks_ms()
@@ -196,9 +195,7 @@ class _Driven:
             self._due_s += 0.01
             if self._due_s > self.rig.t_s:
                 self.rig.run_for(self._due_s - self.rig.t_s)
-            now = self.now()
-            self.stim.tick(now, now - self._last_ms)
-            self._last_ms = now
+            self.stim.tick(self.now())
 
     def start(self, step: int, seconds: float) -> None:
         """Channel 1 to `step`, run `seconds`: its ramp is over and it delivers."""

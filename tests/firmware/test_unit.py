@@ -179,10 +179,10 @@ def test_settings_changed_during_output_are_written_only_once_the_output_is_off(
     stim.output_possible.return_value = True
     u.next_channels()
     assert u.cfg["channels"] == "1"  # in force at once
-    u.tick(10, 10)
+    u.tick(10)
     save.assert_not_called()  # not while output can run
     stim.output_possible.return_value = False
-    u.tick(20, 10)
+    u.tick(20)
     save.assert_called_once_with(u.cfg)
 
 
@@ -194,9 +194,9 @@ def test_a_host_controlled_session_ramps_down_when_the_host_goes_quiet(rig, fw, 
     u.host_seen(0)
     u.start(0)
     stim.running.return_value = True
-    u.tick(fw.hostcmd.KEEPALIVE_MS, 10)
+    u.tick(fw.hostcmd.KEEPALIVE_MS)
     stim.fade_out.assert_not_called()  # exactly the keep-alive time: still alive
-    u.tick(fw.hostcmd.KEEPALIVE_MS + 1, 10)
+    u.tick(fw.hostcmd.KEEPALIVE_MS + 1)
     stim.fade_out.assert_called_once_with(fw.session.RAMP_DOWN_MS, fw.hostcmd.KEEPALIVE_MS + 1)
     assert u.state() == fw.session.ENDING and not u.host_controlled
 
@@ -206,7 +206,7 @@ def test_a_wearer_session_has_no_keep_alive(rig, fw, stim):
     on(u)
     u.start(0)
     stim.running.return_value = True
-    u.tick(60_000, 10)
+    u.tick(60_000)
     stim.fade_out.assert_not_called()
     assert u.state() == fw.session.RUNNING
 
@@ -219,9 +219,9 @@ def test_the_session_timer_fades_out_then_ends_and_records_the_session(rig, fw, 
     u.start(0)
     stim.running.return_value = True
     length_ms = u.session.length_s * 1000
-    u.tick(length_ms, 10)
+    u.tick(length_ms)
     stim.fade_out.assert_called_once_with(fw.session.RAMP_DOWN_MS, length_ms)
-    u.tick(length_ms + fw.session.RAMP_DOWN_MS, 10)
+    u.tick(length_ms + fw.session.RAMP_DOWN_MS)
     stim.stop_all.assert_called()
     rec = history.call_args.args[0]
     assert rec["end"] == "timer" and rec["max_step"] == [1, 1]
@@ -235,7 +235,7 @@ def test_a_session_every_channel_left_ends_with_the_reason(rig_logs, rig, fw, st
     for c in stim.ch:
         c.step = 0
     stim.any_fault.side_effect = lambda code=None: code is None  # an electrode fault
-    u.tick(60_000, 10)
+    u.tick(60_000)
     assert u.state() == fw.session.IDLE
     assert rig_logs("session")[-1]["reason"] == "fault"
 
@@ -247,7 +247,7 @@ def test_a_failed_boost_is_a_fatal_fault_only_switching_off_leaves(rig, fw, stim
     u.start(0)
     stim.running.return_value = True
     stim.any_fault.side_effect = lambda code=None: code == fw.electrode.BOOST
-    u.tick(100, 10)
+    u.tick(100)
     assert u.state() == fw.session.FAULT
     stim.pause.assert_called()
     u.switch(200)
