@@ -170,7 +170,6 @@ class Channel:
         self._sm = None
         self._pairs = []
         self._next = 0
-        self.plan = None
         self.pulses = 0
         self.running = False
         self._irq_handler = self._on_pulse  # bound once: creating it in the IRQ would allocate
@@ -360,7 +359,6 @@ class Channel:
         self._rest_us = rest_us
         self._timed = 0
         self._next = 0
-        self.plan = plan
 
     def _push_next(self):
         self._sm.put(self._pairs[self._next])
@@ -477,6 +475,5 @@ class Channel:
         self.level_ua = 0
         self.running = False
         self.halted = 0
-        self.plan = None
         self.trip = electrode.OK  # the stimulator has read it; the pins are safe now
         mem32[self._irq_addr] = self._gate_bit  # clear the gate (also after a trip)
