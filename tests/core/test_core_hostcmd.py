@@ -114,6 +114,29 @@ def test_bad_lines_are_refused_with_a_code_and_the_request_id():
     assert (e.rid, e.cmd, e.code) == ("q1", "intensity", hostcmd.E_ARGS)
 
 
+# Each command's arguments as docs/protocol.md gives them, written out here (not read from
+# hostcmd.COMMANDS) so a changed count in the firmware fails a test.
+ARITY = {
+    "ping": (0, 0), "status": (0, 0), "stop": (0, 0), "start": (0, 1), "intensity": (2, 2),
+    "settings": (0, 0), "set": (1, 5), "history": (0, 0), "time": (6, 6), "pair": (0, 0),
+    "maintenance": (0, 0), "program": (1, 7),
+}  # fmt: skip
+
+
+@req("FR-23")
+@req("SR-12")
+def test_every_command_refuses_one_argument_too_few_or_too_many():
+    assert sorted(hostcmd.COMMANDS) == sorted(ARITY)
+    for cmd, (least, most) in ARITY.items():
+        counts = [most + 1] if least == 0 else [least - 1, most + 1]
+        for n in counts:
+            line = " ".join([cmd] + ["1"] * n)
+            e = raises(hostcmd.HostError, hostcmd.parse, line, BOARD)
+            want = "%d" % least if least == most else "%d to %d" % (least, most)
+            assert (e.code, e.cmd) == (hostcmd.E_ARGS, cmd), line
+            assert e.msg == "%s takes %s argument(s), got %d" % (cmd, want, n), line
+
+
 @req("FR-23")
 @req("SR-12", "SR-13")
 def test_settings_are_checked_as_the_settings_file_is():
