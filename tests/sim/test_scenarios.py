@@ -298,17 +298,6 @@ def test_power_stops_output_within_20_ms_running_ramping_and_locked():
     assert peak_max(res, 1, 17.4, 19.0) <= level_at(res, 1, 17.4)["peak_ma"]  # PLUS ignored
 
 
-@pytest.mark.req("SR-8")
-def test_ctrl_c_turns_the_outputs_off_at_once():
-    res = run("sr08_ctrl_c")
-    clean(res)
-    for ch in (1, 2):
-        stop = outputs(res, ch, 6.9)
-        assert stop and stop[-1]["drive_ma"] == 0.0 and stop[-1]["t"] - 7.0043 <= 0.0105
-    assert [e["ev"] for e in logs(res)][-2:] == ["interrupted", "outputs_off"]
-
-
-@pytest.mark.req("SR-8", "SR-1")
 def _between_pulses(res, t: float) -> float:
     """The first instant from t, in steps of 0.1 ms, at least 1.5 ms from every pulse start of
     either channel (a pulse and the 0.3 ms of Python before a soft reset's all_off fit)."""
@@ -322,15 +311,15 @@ def _between_pulses(res, t: float) -> float:
 
 
 @functools.cache
-def run_sr08() -> tuple[scenario.RunResult, tuple[float, ...]]:
-    """sr08_soft_reset with its soft reset and its power cycle each moved to the first instant
-    between two pulses of both channels, found by a first run up to it: wherever this
-    firmware's CPU time puts the pulse grid. (A reset inside a pulse cuts it, SR-8 coming
-    first, and the charge account reports the part pulse as SR-4.)"""
-    doc = json.loads((SCENARIOS / "sr08_soft_reset.json").read_text())
+def run_between_pulses(name: str) -> tuple[scenario.RunResult, tuple[float, ...]]:
+    """A scenario with each of its Ctrl-C, soft reset and power cycle events moved to the
+    first instant between two pulses of both channels, found by a first run up to it:
+    wherever this firmware's CPU time puts the pulse grid. (A reset inside a pulse cuts it,
+    SR-8 coming first, and the charge account reports the part pulse as SR-4.)"""
+    doc = json.loads((SCENARIOS / (name + ".json")).read_text())
     times = []
     for ev in doc["events"]:
-        if ev.get("soft_reset") or ev.get("power_cycle"):
+        if ev.get("ctrl_c") or ev.get("soft_reset") or ev.get("power_cycle"):
             earlier = [e for e in doc["events"] if e["t"] < ev["t"]]
             probe = dict(doc, duration_s=ev["t"] + 0.02, events=earlier)
             ev["t"] = _between_pulses(
@@ -340,8 +329,19 @@ def run_sr08() -> tuple[scenario.RunResult, tuple[float, ...]]:
     return scenario.run(scenario.parse(json.dumps(doc)), keep=True), tuple(times)
 
 
+@pytest.mark.req("SR-8")
+def test_ctrl_c_turns_the_outputs_off_at_once():
+    res, (t_c,) = run_between_pulses("sr08_ctrl_c")
+    clean(res)
+    for ch in (1, 2):
+        stop = outputs(res, ch, 6.9)
+        assert stop and stop[-1]["drive_ma"] == 0.0 and stop[-1]["t"] - t_c <= 0.0105
+    assert [e["ev"] for e in logs(res)][-2:] == ["interrupted", "outputs_off"]
+
+
+@pytest.mark.req("SR-8", "SR-1")
 def test_soft_reset_and_power_cycle_leave_the_outputs_off():
-    res, times = run_sr08()
+    res, times = run_between_pulses("sr08_soft_reset")
     clean(res)
     for t in times:
         for ch in (1, 2):
