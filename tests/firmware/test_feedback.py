@@ -5,6 +5,7 @@ pattern is told apart by its rhythm alone; faults always play; patterns never de
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 from pathlib import Path
@@ -174,6 +175,28 @@ def test_a_pattern_playing_never_delays_a_stop(make_unit):
     for ch in (1, 2):
         late = [p for p in unit.model.channels[ch - 1].pulse_log if p.end_s > t + 0.02 + 0.020]
         assert not late
+
+
+@pytest.mark.req("FR-27", "FR-7")
+def test_a_pattern_also_shows_as_white_flashes_on_the_status_led(make_unit):
+    """MODE twice from idle: programs 2 and 3 as counted pulses on the buzzer, and the same
+    rhythm as white flashes on the status LED (sampled every 10 ms), for a wearer who cannot
+    hear it."""
+    unit, rec = unit_on(make_unit)
+    t = START_S + 1.0
+    unit.press("mode", at=t)
+    unit.press("mode", at=t + 3.0)
+    led = unit.board["status_led"]
+    white = []
+    for k in range(600):
+        unit.run_until(t - 0.1 + 0.01 * k)
+        white.append("1" if all(unit.pin(led[c]) for c in "rgb") else "0")
+    flashes = tuple(len(list(g)) * 10 for _, g in itertools.groupby("".join(white).strip("0")))
+    heard = rec.rhythm(t - 0.1, t + 6.0)
+    assert heard[:3] == (110, 200, 120)  # program 2: two counts (the first with the press's)
+    assert heard[4:] == (110, 200, 120, 200, 120)  # program 3: three
+    assert len(flashes) == len(heard)
+    assert all(abs(a - b) <= 10 for a, b in zip(flashes, heard, strict=True))
 
 
 @pytest.mark.req("FR-27")
