@@ -76,6 +76,21 @@ def test_switched_off_the_chip_sleeps_with_every_output_low_and_the_cpu_nearly_i
     assert [b["cause"] for b in unit.logs("boot")] == ["power_on"]  # the watchdog never fired
 
 
+@pytest.mark.req("SR-8")
+def test_switched_off_after_a_session_the_chip_sleeps_again_once_its_patterns_end(make_unit):
+    """On, a session, off: the switch-on, step and switch-off patterns played on the buzzer.
+    Once the last one ends the chip sleeps as it does after boot."""
+    unit = _unit(make_unit)
+    unit.press("power", at=0.5, hold_s=1.7)
+    for k in range(4):
+        unit.press("plus", at=3.0 + 0.4 * k)
+    unit.press("power", at=8.0, hold_s=1.7)  # off
+    unit.run_until(13.0)
+    slept = unit.chip.cpu.lightsleeps
+    assert _busy(unit, 13.0, 23.0) <= 0.02
+    assert unit.chip.cpu.lightsleeps - slept >= 10 * 3  # in turns of 250 ms
+
+
 @pytest.mark.req("SR-11")
 def test_power_held_wakes_the_chip_and_switches_on_after_the_same_hold_as_awake(
     make_unit, fw_copy
