@@ -138,6 +138,26 @@ def test_every_command_refuses_one_argument_too_few_or_too_many():
 
 
 @req("FR-23")
+@req("SR-12")
+def test_a_refused_word_is_named_in_the_reply_up_to_24_characters():
+    """The reply names what was wrong, so a host's user can fix the line, but never echoes
+    more than 24 characters of it back (a hostile host gets no long echo)."""
+    p = hostcmd.parse
+    w = "x" * 40
+    cases = [
+        ("reboot", "unknown command: reboot"),
+        (w, "unknown command: " + w[:24]),
+        ("start nope", "no program nope"),
+        ("start " + w, "no program " + w[:24]),
+        ("set volume", "set takes key=value, got volume"),
+        ("set " + w, "set takes key=value, got " + w[:24]),
+        ("set " + w + "=1", "no setting %s (%s)" % (w[:24], ", ".join(hostcmd.SETTING_KEYS))),
+    ]
+    for line, msg in cases:
+        assert raises(hostcmd.HostError, p, line, BOARD).msg == msg, line
+
+
+@req("FR-23")
 @req("SR-12", "SR-13")
 def test_settings_are_checked_as_the_settings_file_is():
     c = hostcmd.check_settings
