@@ -245,7 +245,8 @@ def test_a_refused_line_is_answered_with_its_id_when_the_id_was_read_whole():
     got = _line_error(b"@k9 " + b"x" * 300 + b"\n")
     assert (got["id"], got["code"]) == ("k9", hostcmd.E_LONG)
     got = _line_error(b"@12345678 ping\xff\n")
-    assert got["id"] == "12345678"
+    assert got["id"] == "12345678"  # the longest id
+    assert _line_error(b"@z ping\xff\n")["id"] == "z"  # the shortest
     # Not readable: the bad byte inside the id or right after it, no id, or not an id at all
     for data in (
         b"@h\x011 status\n",
