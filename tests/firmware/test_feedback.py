@@ -180,8 +180,8 @@ def test_a_pattern_playing_never_delays_a_stop(make_unit):
 @pytest.mark.req("FR-27", "FR-7")
 def test_a_pattern_also_shows_as_white_flashes_on_the_status_led(make_unit):
     """MODE twice from idle: programs 2 and 3 as counted pulses on the buzzer, and the same
-    rhythm as white flashes on the status LED (sampled every 10 ms), for a wearer who cannot
-    hear it."""
+    rhythm as white flashes on the status LED (sampled every 10 ms), for whoever looks at the
+    unit rather than feels it."""
     unit, rec = unit_on(make_unit)
     t = START_S + 1.0
     unit.press("mode", at=t)
