@@ -331,7 +331,6 @@ class Stimulator:
             self._fail(ch, code, ohm)
             return
         log.info("check", ch=ch + 1, result="ok", ohm=int(ohm))
-        base = c.lift.baseline_ohm
         if c.fault == electrode.LIMIT:
             # Skin, not an open: hold the channel below the step that reached the limit.
             held = int(
@@ -351,8 +350,10 @@ class Stimulator:
                 c.step = held
             log.warn("electrode", ch=ch + 1, fault=electrode.NAMES[electrode.LIMIT], ohm=int(ohm),
                      step=c.step)  # fmt: skip
-            # The partial-lift watch keeps the session's baseline (a load that rose 3x is a lift).
-            c.lift.reset(base if 0 < base < ohm else ohm)
+            # The partial-lift watch goes on as it was (SR-6): the session's baseline (a load
+            # that rose 3x is a lift), and a lift warning with the time it has lasted, so a pad
+            # half off stops the channel 5 s after the reduction however often it reaches the
+            # limit meanwhile.
         else:
             c.lift.reset(ohm)
         c.state = DELIVERING

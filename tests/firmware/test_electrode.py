@@ -695,6 +695,27 @@ def test_a_lift_while_held_at_the_limit_stops_within_one_pulse(
 
 
 @pytest.mark.req("SR-6")
+def test_a_lift_warning_goes_on_through_a_hold_at_the_compliance_limit(make_unit):
+    """A pad half off (2.25x the skin's 2 kohm): the step is halved and the lift watched. The
+    wearer raises it again, into the compliance limit: the channel is held there, and the lift
+    warning goes on through the hold, so the channel stops with `lift` about 5 s after the
+    reduction, not 5 s after the hold restarted (with its step halved once more)."""
+    unit = started(make_unit, steps=10, load_ohm={1: 2000.0, 2: 2000.0})
+    t_lift = RUN_S
+    unit.at(t_lift, unit.model.set_load, 1, 4500.0)
+    for k in range(7):
+        unit.press("plus", at=t_lift + 1.5 + 0.25 * k)
+    stop_s = electrode.LIFT_STOP_MS / 1000
+    unit.run_until(t_lift + stop_s + 4.0)
+    assert [e["action"] for e in unit.logs("electrode_lift")] == ["reduce"]
+    assert faults(unit) == [(1, "limit"), (1, "lift")]
+    t_r = unit.logs("electrode_lift")[0]["sim_t"]
+    assert driven(unit, 1, t0=t_r + stop_s - 1.0, t1=t_r + stop_s - 0.5)  # held, running
+    assert not driven(unit, 1, t0=t_r + stop_s + 1.0)
+    assert driven(unit, 2, t0=t_r + stop_s + 1.0)
+
+
+@pytest.mark.req("SR-6")
 def test_a_load_that_jumps_to_the_limit_at_the_same_current_is_open(make_unit):
     # 30 mA into 1 kΩ (30 V, far below the limit), then the pad half off: 4 kΩ would need
     # 120 V. The load it had been taking does not explain the limit: an open, at once.
