@@ -378,6 +378,35 @@ def test_at_2hz_one_reading_of_a_lifted_pad_moves_the_smoothed_load_half_way(mak
     assert all(at_ma(p, 7.5) for p in peaks[2:])
 
 
+def resumed_lift(make_unit, pause_s, lift_after_s):
+    """At 2 Hz and step 2, POWER short at pause_s (pause) and a second later (resume:
+    electrode check, soft start back to the step); the pad on channel 1 lifts to 2.9x
+    lift_after_s after the resumed run's start. (peak of each pulse, seconds after the lift)."""
+    unit = started(make_unit, mode_presses=1, steps=2)
+    unit.press("power", at=pause_s, hold_s=0.15)
+    unit.press("power", at=pause_s + 1.0, hold_s=0.15)
+    unit.run_until(pause_s + 1.0 + 1.0)
+    t_start = [e["sim_t"] for e in unit.logs("start") if e["ch"] == 1][-1]
+    assert t_start > pause_s
+    t_lift = t_start + lift_after_s
+    unit.at(t_lift, unit.model.set_load, 1, 2900.0)
+    unit.run_until(t_lift + 3.0)
+    return [(round(p.t_a - t_lift, 4), round(p.peak_a_ma, 2)) for p in driven(unit, 1, t_lift)]
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize("lift_after_s", [0.25, 0.75, 1.25])
+def test_a_resumed_run_answers_a_lift_the_same_however_long_the_run_before_it(
+    make_unit, lift_after_s
+):
+    """The watch counts a resumed run's readings from zero again: a run paused after two
+    readings, or after a dozen, resumes the same way, and a pad that lifts early in the
+    resumed soft start is reduced at the same pulse, with the same currents after it."""
+    short = resumed_lift(make_unit, START_S + 1.0, lift_after_s)  # two readings, then pause
+    long = resumed_lift(make_unit, START_S + 6.0, lift_after_s)
+    assert len(short) >= 5 and short == long
+
+
 @pytest.mark.req("SR-6")
 def test_a_partial_lift_at_the_first_step_keeps_it_until_the_lift_stops_the_channel(make_unit):
     """Halving cannot go below one step: at step 1 the reduction keeps the channel at its
