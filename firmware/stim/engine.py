@@ -260,19 +260,25 @@ class Channel:
             b = c
         return b if b > a else a
 
-    def _judge_pulse(self, m, fresh):
+    def _judge_pulse(self, m, fresh, r):
         """Fault code for a post-pulse reading m (interrupt context, integers only): the
         pure judgement (stim.electrode.judge) against this channel's limits at its LEVEL.
-        While the hold settles after a decrease, only the compliance limit counts as open,
-        and the previous reading is no reference."""
+        While the hold settles after a decrease, the previous reading is no reference, and
+        only the compliance limit counts as open while what the stronger pulse left in the
+        hold (r: the previous reading decayed over the period) may still reach the open limit.
+        Twice r allows for a hold slower than the board says. SR-6: at low rates the residue
+        has gone by the next pulse, and an open there is an open at once."""
         settle = self._settle
+        open_c = self._open_c
+        if settle and (r << 1) >= open_c:
+            open_c = self._sat_c
         return electrode.judge(
             m,
             fresh,
             self._drop_ok and self._prev_fresh and not settle,
             self._prev_c,
             self._rail_c,
-            self._sat_c if settle else self._open_c,
+            open_c,
             self._short_c,
         )
 
@@ -402,7 +408,7 @@ class Channel:
             fresh = False
             self._drop_ok = 0  # no reference for the next reading either
         elif self._judge and not self.trip:
-            code = self._judge_pulse(m, fresh)
+            code = self._judge_pulse(m, fresh, r)
             if code:
                 self._trip(code)
                 return
@@ -437,6 +443,11 @@ class Channel:
         self.halted = 0
         self.sense_n = 0
         self.late_n = 0
+        # The electrode check and the pause before it lie between the last run's pulses and
+        # this one's: nothing of them is left in the hold, and no decrease is settling (SR-6:
+        # the stop's decrease to zero would otherwise relax the open limit at the start).
+        self._settle = 0
+        self._prev_c = 0
         sc = self.scale
         # Limits that depend on the boost the stimulator measured before the start.
         self._sat_c = sc.counts(electrode.COMPLIANCE_FRACTION * self.boost_v)

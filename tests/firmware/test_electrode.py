@@ -407,6 +407,42 @@ def test_a_resumed_run_answers_a_lift_the_same_however_long_the_run_before_it(
     assert len(short) >= 5 and short == long
 
 
+def open_in_soft_start(make_unit, resumed):
+    """At 2 Hz, skin at 9 kOhm, step 4 (6 mA); in the first run, or in one resumed after a
+    pause, the load rises to 25 kOhm a quarter second after the start (the electrode check
+    passed): an open at the soft start's currents, well under the compliance limit, and under
+    3x the session's baseline (not a far lift). (driven pulses from the change up to the
+    fault, the faults logged since the start)."""
+    unit = started(make_unit, mode_presses=1, steps=4, load_ohm={1: 9000.0, 2: 1000.0})
+    if resumed:
+        unit.press("power", at=8.0, hold_s=0.15)
+        unit.press("power", at=9.0, hold_s=0.15)
+        unit.run_until(9.6)
+    else:
+        unit.run_until(START_S + 0.4)
+    t_start = [e["sim_t"] for e in unit.logs("start") if e["ch"] == 1][-1]
+    assert t_start > (9.0 if resumed else START_S)
+    unit.at(t_start + 0.25, unit.model.set_load, 1, 25_000.0)
+    unit.run_until(t_start + 3.0)
+    logged = [e for e in unit.logs("electrode") if e["sim_t"] > t_start]
+    t_end = logged[0]["sim_t"] if logged else t_start + 3.0
+    return driven(unit, 1, t0=t_start + 0.25, t1=t_end), [e["fault"] for e in logged]
+
+
+@pytest.mark.req("SR-6", "SR-1")
+@pytest.mark.parametrize("resumed", [False, True], ids=["first_run", "resumed"])
+def test_an_open_in_the_soft_start_stops_the_channel_at_the_first_pulse(make_unit, resumed):
+    """Every start follows a stop (the electrode check's probe, or the run before a pause):
+    a decrease to zero. The allowance for a hold settling after a decrease (only the
+    compliance limit counts as open for a few pulses) must not carry into the start, nor
+    apply when the hold has long emptied: at 2 Hz it let the first judged pulses of every run
+    into an open (two of a first run, four of a resumed one, at 1-3 mA into 25 kOhm) before
+    the trip. The first pulse after the change stops the channel, with its fault."""
+    into, logged = open_in_soft_start(make_unit, resumed)
+    assert logged[:1] == ["open"]
+    assert len(into) == 1, [(round(p.t_a, 3), p.drive_ma) for p in into]
+
+
 @pytest.mark.req("SR-6")
 def test_a_partial_lift_at_the_first_step_keeps_it_until_the_lift_stops_the_channel(make_unit):
     """Halving cannot go below one step: at step 1 the reduction keeps the channel at its
