@@ -2,10 +2,10 @@
 
 A hypothesis state machine drives the real firmware (boot.py, main.py, stim/) on the simulated
 pico: random presses and holds of the four buttons (stuck ones included), the lock chord,
-electrode lifts, shorts and partial lifts, battery sag and recovery, Ctrl-C from the host, soft
-resets, and host commands on the USB console (valid, refused, malformed, raw garbage, and
-host-started sessions whose keep-alive stops). After every step the board model and the pins
-are checked, never the firmware's own variables:
+electrode lifts, shorts, partial lifts and opens under the compliance limit, battery sag and
+recovery, Ctrl-C from the host, soft resets, and host commands on the USB console (valid,
+refused, malformed, raw garbage, and host-started sessions whose keep-alive stops). After every
+step the board model and the pins are checked, never the firmware's own variables:
 
 - SR-5: PHASE_A and PHASE_B never high together; SR-4: every pulse has both phases, of equal
   width (to the system-clock tick), and its net charge is zero unless the load changed during
@@ -75,7 +75,12 @@ BUTTONS = ("power", "mode", "plus", "minus")
 # Holds: taps, short presses, MODE long (1 s), POWER long (1.5 s), past the lock time, and
 # (rarely, one of fourteen) a button stuck for longer than STUCK_MS (20 s).
 HOLDS_S = (0.02, 0.05, 0.1, 0.1, 0.3, 0.3, 0.6, 1.1, 1.7, 1.7, 3.5, 0.1, 0.3, 21.0)
-LOADS = (1000.0, 1800.0, 2600.0, 4000.0, 1e9, 1.0, 50.0)
+# Skin, partial lifts (1.8-4x), an electrode lifted (1e9), shorts; and 30 kOhm: an open (above
+# stim/electrode.py's OPEN_OHM) that stays under the compliance limit up to 2.4 mA, as in the
+# soft start's first judged pulses, where only the open limit, not the limit, can see it.
+LOADS = (1000.0, 1800.0, 2600.0, 4000.0, 1e9, 1.0, 50.0, 30_000.0)
+OPEN_OHM = 20_000.0  # stim/electrode.py: a load above this is open (SR-6)
+SHORT_OHM = 100.0  # ... and below this a short
 BATTERY_V = (3.9, 3.9, 3.6, 3.45, 3.2)
 SLOWEST_PERIOD_S = 0.5  # 2 Hz, the slowest program
 QUIET_S = SLOWEST_PERIOD_S + 0.2  # no bridge pulse for this long: output has stopped
@@ -327,7 +332,7 @@ class UnitFuzz(RuleBasedStateMachine):
         self.load_hist[ch].append((t, ohm))
         self.events.append({"t": round(t, 6), "load_ohm": {str(ch): ohm}})
         self.changes.append(t)
-        bad = ohm > 1e6 or ohm < 100
+        bad = ohm > OPEN_OHM or ohm < SHORT_OHM
         self.bad_load_since[ch] = t if bad else None
         self.unit.run_for(0.3)
 
