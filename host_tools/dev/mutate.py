@@ -33,7 +33,8 @@ How:
   line or module run alone first, then the module's own test files, then the quickest; a
   time limit: HANG_FACTOR times what those tests took in the coverage run plus
   HANG_MARGIN_S (a run past it is a hang, counted as killed), never more than --timeout
-  (default 600 s; past that with no recorded time, the mutant counts neither way); --jobs
+  (default 1800 s; a run past that cap counts neither way: slow tests and a hang look alike,
+  and a survivor of the slow whole-unit fuzz is no kill); --jobs
   mutants at a time, each on a working copy of its own;
 - results in build/mutation/results.json, keyed by the mutant and a hash of its module, so an
   interrupted run resumes where it stopped and a changed module is tested again; a survivor
@@ -472,11 +473,13 @@ HANG_MARGIN_S = 30.0
 
 def time_limit(tests: list[str], secs: dict[str, float], cap_s: float) -> tuple[float, bool]:
     """(seconds, from_baseline): the time the mutant's covering tests may take. From their
-    recorded times when every one has one (a run past it is a hang: killed), else cap_s
-    (--timeout; a run past it counts neither way, since slow tests and a hang look alike).
-    Never more than cap_s."""
+    recorded times when every one has one and that comes within cap_s (a run past it is a
+    hang: killed), else cap_s (--timeout; a run past it counts neither way, since slow tests
+    and a hang look alike: a survivor whose tests take longer than the cap is not a kill)."""
     if tests and all(t in secs for t in tests):
-        return min(cap_s, HANG_FACTOR * sum(secs[t] for t in tests) + HANG_MARGIN_S), True
+        limit_s = HANG_FACTOR * sum(secs[t] for t in tests) + HANG_MARGIN_S
+        if limit_s < cap_s:
+            return limit_s, True
     return cap_s, False
 
 
@@ -675,8 +678,8 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
         "`make mutate` (host_tools/dev/mutate.py). Score = killed / (killed + survived + not "
         "covered); a mutant whose tests ran past %g times their recorded time is a hang and "
         "counts as killed; reviewed equivalent mutants (tests/mutation_equivalent.txt) count "
-        "neither way, nor do mutants past --timeout whose tests have no recorded time. Only "
-        "the mutants run so far are counted." % HANG_FACTOR,
+        "neither way, nor do mutants that reached --timeout first (timed out). Only the "
+        "mutants run so far are counted." % HANG_FACTOR,
         "",
         "| module | mutants run | killed | survived | not covered | equivalent | timed out "
         "| score |",
@@ -701,13 +704,17 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _todo(m: Mutant, old: dict | None, h: str, suite: str) -> bool:
+def _todo(m: Mutant, old: dict | None, h: str, suite: str, cap_s: float | None = None) -> bool:
     """Whether to run a mutant: not on this very source yet, or its last run says nothing yet
-    (an error, not covered), or it survived or timed out under other tests than today's."""
+    (an error, not covered, or a "hang" that was only the --timeout cap cap_s reached before
+    three times its tests' time), or it survived or timed out under other tests than today's."""
     if not old or (old["hash"], old["before"], old["after"]) != (h, m.before, m.after):
         return True
     if old["status"] in ("error", "not covered"):
         return True
+    if old["status"] == "hung" and cap_s is not None:
+        if old.get("limit_s", old.get("seconds", 0.0) + 1.0) >= cap_s:
+            return True
     return old["status"] in ("survived", "timeout") and old.get("suite") != suite
 
 
@@ -721,7 +728,7 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
         tests = covering(m, cov)
         suite = suite_key(tests, cov)
         h = module_hash(m.module)
-        if _todo(m, res.get(m.id), h, suite):
+        if _todo(m, res.get(m.id), h, suite, cap_s):
             todo.append((m, h, tests, suite))
     works: queue.Queue[Path] = queue.Queue()
     for i in range(max(1, min(jobs, len(todo)))):
@@ -731,6 +738,7 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
 
     def one(item: tuple[Mutant, str, list[str], str]) -> None:
         m, h, tests, suite = item
+        limit_s = 0.0
         if m.id in eq:
             status, took, failed = "equivalent", 0.0, ""
         elif not tests:
@@ -749,8 +757,8 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
                 failed = "over %.0f s (%gx its tests' time)" % (limit_s, HANG_FACTOR)
         with lock:
             res[m.id] = {**asdict(m), "id": m.id, "hash": h, "status": status,
-                         "seconds": round(took, 1), "tests": tests, "suite": suite,
-                         "failed": failed}  # fmt: skip
+                         "seconds": round(took, 1), "limit_s": round(limit_s, 1),
+                         "tests": tests, "suite": suite, "failed": failed}  # fmt: skip
             save_results(res)
             done[0] += 1
             print("[%d/%d] %-42s %-11s %5.1f s %3d tests %s"
@@ -768,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modules", default=",".join(SAFETY_MODULES))
     ap.add_argument("--sample", type=int, default=None, help="this many mutants, drawn at random")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per mutant at most")
     ap.add_argument(
         "--jobs",
         type=int,

@@ -148,7 +148,9 @@ def test_the_time_limit_comes_from_the_covering_tests_recorded_times():
     secs = {"tests/a.py::t1": 10.0, "tests/b.py": 4.0}
     limit, measured = mutate.time_limit(["tests/a.py::t1", "tests/b.py"], secs, 600.0)
     assert measured and limit == mutate.HANG_FACTOR * 14.0 + mutate.HANG_MARGIN_S
-    assert mutate.time_limit(["tests/a.py::t1"], secs, 40.0) == (40.0, True)  # never past cap
+    # never past the cap; reached before three times the tests' time, a run past it decides
+    # nothing (a survivor whose tests are slow is not a hang)
+    assert mutate.time_limit(["tests/a.py::t1"], secs, 40.0) == (40.0, False)
     # a covering test with no recorded time: the cap, and a run past it decides nothing
     assert mutate.time_limit(["tests/a.py::t1", "tests/c.py"], secs, 600.0) == (600.0, False)
 
@@ -211,6 +213,12 @@ def test_a_survivor_runs_again_when_its_tests_change_and_a_kill_stands():
     assert mutate._todo(m, {**old, "status": "killed"}, "h2", suite)
     assert mutate._todo(m, {**old, "status": "error"}, "h", suite)
     assert mutate._todo(m, None, "h", suite)
+    # a "hang" that was the cap reached, not three times the tests' time: run it again
+    hung = {**old, "status": "hung"}
+    assert mutate._todo(m, {**hung, "seconds": 600.1}, "h", suite, 600.0)
+    assert mutate._todo(m, {**hung, "seconds": 90.0, "limit_s": 600.0}, "h", suite, 600.0)
+    assert not mutate._todo(m, {**hung, "seconds": 90.0, "limit_s": 90.0}, "h", suite, 600.0)
+    assert not mutate._todo(m, {**hung, "seconds": 90.1}, "h", suite, 600.0)
 
 
 def test_coverage_gives_each_test_the_lines_it_ran_and_import_lines_to_the_file(tmp_path):
