@@ -508,15 +508,40 @@ def test_history_damaged_last_line_skipped(fs, S, tail):
 
 
 @pytest.mark.req("SR-13")
-@pytest.mark.parametrize("tail", ['{"n": 9, "pro', "{"])
+@pytest.mark.parametrize("tail", ['{"n": 9, "pro', "{", json.dumps(rec(9))])
 def test_history_append_after_damaged_last_line_keeps_the_new_record(fs, S, tail):
-    """A power cut during an append leaves a part line without its newline; the next record
-    must still be stored and readable, not glued onto the broken line."""
+    """A power cut during an append leaves a part line without its newline (a whole record
+    but for its newline, too); the next record must still be stored and readable, not glued
+    onto the broken line, and a whole record before it is kept."""
     body = "".join(json.dumps(rec(i)) + "\n" for i in range(3))
     fs.write(HPATH, body + tail)
     S.append_history(rec(3))
     S.append_history(rec(4))
-    assert records(S) == [rec(i) for i in range(5)]
+    kept = [rec(9)] if tail == json.dumps(rec(9)) else []
+    assert records(S) == [rec(i) for i in range(3)] + kept + [rec(3), rec(4)]
+
+
+@pytest.mark.req("SR-13")
+def test_history_append_drops_a_damaged_line_from_the_file(fs, S):
+    """A line that is no record (bad bytes, with its newline) is dropped from the file at the
+    next append, which rewrites the good lines, so the file holds only records again."""
+    body = "".join(json.dumps(rec(i)) + "\n" for i in range(3))
+    fs.write(HPATH, body + "garbage\n")
+    S.append_history(rec(3))
+    assert fs.read(HPATH).decode() == "".join(json.dumps(rec(i)) + "\n" for i in range(4))
+
+
+def test_a_record_added_to_a_sound_history_is_appended_not_rewritten(fs, S):
+    """A sound history below its 100 records takes a new one at its end: one small write to
+    the file itself, not a rewrite of every record through a temporary file (more flash
+    erased, and a longer time with interrupts masked)."""
+    for i in range(5):
+        S.append_history(rec(i))
+    ops = []
+    fs.busy = lambda _cpu_us, erases, pages, path: ops.append(path)
+    S.append_history(rec(5))
+    assert HPATH in ops and not [p for p in ops if p.endswith(".tmp")], ops
+    assert records(S) == [rec(i) for i in range(6)]
 
 
 def test_history_blank_and_bad_middle_lines_skipped(fs, S):
