@@ -325,3 +325,32 @@ def test_pause_and_resume_across_ticks_wrap():
     assert s.elapsed_ms(ticks(t0 + 50_000)) == 20_000
     assert s.tick(ticks(t0 + 89_990)) is None
     assert s.tick(ticks(t0 + 90_000)) == "end"
+
+
+@pytest.mark.req("SR-9")
+@pytest.mark.parametrize("ahead_ms", [TICKS_PERIOD // 2 - 1, TICKS_PERIOD // 2])
+def test_the_timer_reads_ticks_as_time_ticks_diff_does_on_the_half_period(ahead_ms):
+    """time.ticks_diff(a, b) on MicroPython lies in [-period/2, period/2 - 1]: a reading half
+    a period after the start is "before" it (negative), one tick less is that far after. The
+    timer counts the one and nothing for the other."""
+    s = S.Session(10**9)
+    s.power(0)
+    s.start(0)
+    want = ahead_ms if ahead_ms < TICKS_PERIOD // 2 else 0
+    assert s.elapsed_ms(ticks(ahead_ms)) == want
+
+
+@pytest.mark.req("SR-9")
+@pytest.mark.parametrize("way_out", ["pause", "stopped", "end", "fatal", "power"])
+def test_every_way_out_of_running_stops_the_timer_with_the_time_delivered(way_out):
+    """The timer counts RUNNING time only: 10 s run, then any way out (switched off too)
+    leaves 10 s delivered, however long after it is read."""
+    s = S.Session(LENGTH_S)
+    s.power(0)
+    s.start(1000)
+    if way_out in ("stopped", "end"):
+        assert getattr(s, way_out)(11_000, "why")
+    else:
+        assert getattr(s, way_out)(11_000)
+    assert s.state != RUNNING
+    assert s.elapsed_ms(500_000) == 10_000
