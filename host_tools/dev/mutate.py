@@ -704,17 +704,17 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _todo(m: Mutant, old: dict | None, h: str, suite: str, cap_s: float | None = None) -> bool:
+def _todo(m: Mutant, old: dict | None, h: str, suite: str) -> bool:
     """Whether to run a mutant: not on this very source yet, or its last run says nothing yet
-    (an error, not covered, or a "hang" that was only the --timeout cap cap_s reached before
-    three times its tests' time), or it survived or timed out under other tests than today's."""
+    (an error, not covered, or a "hang" recorded without its limit: from before a run that
+    reached the --timeout cap first stopped counting as one), or it survived or timed out
+    under other tests than today's."""
     if not old or (old["hash"], old["before"], old["after"]) != (h, m.before, m.after):
         return True
     if old["status"] in ("error", "not covered"):
         return True
-    if old["status"] == "hung" and cap_s is not None:
-        if old.get("limit_s", old.get("seconds", 0.0) + 1.0) >= cap_s:
-            return True
+    if old["status"] == "hung" and "limit_s" not in old:
+        return True
     return old["status"] in ("survived", "timeout") and old.get("suite") != suite
 
 
@@ -728,7 +728,7 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
         tests = covering(m, cov)
         suite = suite_key(tests, cov)
         h = module_hash(m.module)
-        if _todo(m, res.get(m.id), h, suite, cap_s):
+        if _todo(m, res.get(m.id), h, suite):
             todo.append((m, h, tests, suite))
     works: queue.Queue[Path] = queue.Queue()
     for i in range(max(1, min(jobs, len(todo)))):
