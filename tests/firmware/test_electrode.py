@@ -378,6 +378,11 @@ def test_at_2hz_one_reading_of_a_lifted_pad_moves_the_smoothed_load_half_way(mak
     assert all(at_ma(p, 7.5) for p in peaks[2:])
 
 
+def last_start(unit, ch):
+    """When channel ch last started (its soft start's beginning), from the `start` log line."""
+    return [e["sim_t"] for e in unit.logs("start") if e["ch"] == ch][-1]
+
+
 def resumed_lift(make_unit, pause_s, lift_after_s):
     """At 2 Hz and step 2, POWER short at pause_s (pause) and a second later (resume:
     electrode check, soft start back to the step); the pad on channel 1 lifts to 2.9x
@@ -386,7 +391,7 @@ def resumed_lift(make_unit, pause_s, lift_after_s):
     unit.press("power", at=pause_s, hold_s=0.15)
     unit.press("power", at=pause_s + 1.0, hold_s=0.15)
     unit.run_until(pause_s + 1.0 + 1.0)
-    t_start = [e["sim_t"] for e in unit.logs("start") if e["ch"] == 1][-1]
+    t_start = last_start(unit, 1)
     assert t_start > pause_s
     t_lift = t_start + lift_after_s
     unit.at(t_lift, unit.model.set_load, 1, 2900.0)
@@ -420,7 +425,7 @@ def open_in_soft_start(make_unit, resumed):
         unit.run_until(9.6)
     else:
         unit.run_until(START_S + 0.4)
-    t_start = [e["sim_t"] for e in unit.logs("start") if e["ch"] == 1][-1]
+    t_start = last_start(unit, 1)
     assert t_start > (9.0 if resumed else START_S)
     unit.at(t_start + 0.25, unit.model.set_load, 1, 25_000.0)
     unit.run_until(t_start + 3.0)

@@ -665,6 +665,30 @@ def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse(phase_us):
     assert len(starts) == 1, "%d pulses into a lifted electrode" % len(starts)
 
 
+# ---- SENSE readings set at the ADC input -----------------------------------------------------
+_u16 = port_math.adc_raw12_to_u16  # read_u16(): the 12-bit result scaled to 16 bits
+
+
+def _stick_sense(rig, raw12: int) -> None:
+    """Channel 1's SENSE input held at the voltage that converts to the 12-bit code raw12 (a
+    stuck voltage the board model applies, whatever the load)."""
+    adc = rig.board["channels"][0]["sense_adc"] - 26
+    rig.model.adc_faults[adc] = (raw12 + 0.5) / 4096 * rig.chip.adc_vref_v
+
+
+def _residue(m: int, decay: int) -> int:
+    """What the hold keeps of reading m after a period (decay in Q12), as the engine works
+    it out."""
+    return (m * decay) >> 12
+
+
+def _fresh_mark(m: int, decay: int) -> int:
+    """The highest reading after m that is no fresh peak: its residue plus a quarter of the
+    way back up to it."""
+    r = _residue(m, decay)
+    return r + ((m - r) >> 2)
+
+
 # ---- a fresh peak, exactly on its boundary --------------------------------------------------
 @pytest.mark.req("SR-6")
 @pytest.mark.parametrize(("above", "trips"), [(0, True), (1, False)])
@@ -683,29 +707,21 @@ def test_a_reading_exactly_a_quarter_back_up_is_no_fresh_peak(above, trips):
     rig.run_for(0.3)
     m0 = ch.sense_last
     decay = ch._decay[0]  # the one-entry plan: the hold's decay over its period (Q12)
-    adc = rig.board["channels"][0]["sense_adc"] - 26
-    vref = rig.chip.adc_vref_v
-
-    _u16 = port_math.adc_raw12_to_u16  # read_u16(): the 12-bit result scaled to 16 bits
-
-    def volts(raw12: int) -> float:
-        return (raw12 + 0.5) / 4096 * vref
 
     # A steady reading a little above the real one (fresh against it), then a code whose
     # reading sits exactly on the freshness mark below it.
     for r1 in range((m0 >> 4) + 1, 4096):
         m1 = _u16(r1)
-        r = (m1 * decay) >> 12
-        mark = r + ((m1 - r) >> 2)
+        mark = _fresh_mark(m1, decay)
         r2 = next((c for c in range(4096) if _u16(c) == mark), None)
         if r2 is not None and 4 * ch._short_c < mark:
             break
     assert r2 is not None and 4 * ch._short_c < mark < m1 < ch._open_c
-    rig.model.adc_faults[adc] = volts(r1)
+    _stick_sense(rig, r1)
     rig.run_for(0.05)
     assert not ch.trip and ch.sense_last == m1
     t_drop = rig.t_s
-    rig.model.adc_faults[adc] = volts(r2 + above)
+    _stick_sense(rig, r2 + above)
     rig.run_for(0.1)
     after = rig.model.driven(1, t_drop + 0.03)
     if trips:
@@ -794,15 +810,9 @@ def _after_a_decrease(rig, ch, on_boundary):
     m1 decides whether the first weak pulse's reading may be the residue of the strong ones:
     the residue after one period, r1 = m1 x the hold's decay, is twice over at least the open
     limit (on_boundary: exactly; the rate and the weak level are chosen for that) but alone
-    below it. (m1, m2, the weak pulses at the load until the trip)."""
+    below it. (the weak pulses at the load until the trip)."""
     el = rig.import_module("stim.electrode")
     lvl, sc = ch.lvl, ch.scale
-    _u16 = port_math.adc_raw12_to_u16
-    adc = rig.board["channels"][0]["sense_adc"] - 26
-    vref = rig.chip.adc_vref_v
-
-    def volts(raw12: int) -> float:
-        return (raw12 + 0.5) / 4096 * vref
 
     def want(twice_r, open_c):
         return twice_r == open_c if on_boundary else twice_r >= open_c * 5 // 4
@@ -815,9 +825,7 @@ def _after_a_decrease(rig, ch, on_boundary):
         for ua in range(el.MIN_JUDGE_UA, 3 * el.MIN_JUDGE_UA):
             got = lvl.ua_for_duty(lvl.duty_for_ua(ua))
             open_c = el.open_counts(sc, got, 65535)
-            r1 = next(
-                (c for c in range(4096) if want(2 * ((_u16(c) * decay) >> 12), open_c)), None
-            )
+            r1 = next((c for c in range(4096) if want(2 * _residue(_u16(c), decay), open_c)), None)
             if got >= el.MIN_JUDGE_UA and r1 is not None:
                 found = plan, decay, ua, got, open_c, r1
                 break
@@ -827,7 +835,7 @@ def _after_a_decrease(rig, ch, on_boundary):
     plan, decay, ua, got, open_c, r1 = found
 
     def residue(raw12: int) -> int:
-        return (_u16(raw12) * decay) >> 12
+        return _residue(_u16(raw12), decay)
 
     ch.start(plan, LEVEL_UA)
     rig.run_for(0.1)
@@ -836,22 +844,21 @@ def _after_a_decrease(rig, ch, on_boundary):
     # m2: an open at the weak current, whose own residue no longer reaches the limit twice.
     r2 = next(c for c in range(4096) if _u16(c) >= open_c * 5 // 4)
     assert 2 * residue(r2) < open_c <= _u16(r2) < ch._sat_c and _u16(r1) < ch._open_c
-    rig.model.adc_faults[adc] = volts(r1)
+    _stick_sense(rig, r1)
     rig.run_for(0.05)
     assert not ch.trip and ch.sense_last == _u16(r1)
 
     def after_handler(_handler, _t_fired, _t_done):
         if ch.delivered == got:  # the handler that put 1 mA in force read the last strong pulse
-            rig.model.adc_faults[adc] = volts(r2)
+            _stick_sense(rig, r2)
 
     rig.chip.cpu.irq_observer = after_handler
     t_dec = rig.t_s
     ch.set_level_ua(ua)
     if ch.delivered == got:  # in force at once, the channel resting: the next pulse is weak
-        rig.model.adc_faults[adc] = volts(r2)
+        _stick_sense(rig, r2)
     rig.run_for(0.1)
-    weak = [p for p in rig.model.driven(1, t_dec) if p.drive_ma < 5.0]
-    return _u16(r1), _u16(r2), weak
+    return [p for p in rig.model.driven(1, t_dec) if p.drive_ma < 5.0]
 
 
 @pytest.mark.req("SR-6")
@@ -866,7 +873,7 @@ def test_after_a_decrease_only_a_reading_the_residue_may_explain_is_let_pass(on_
     rig = FirmwareRig("pico", load_ohm={1: 3000.0})
     rig.boost(True)
     ch = rig.channel(0)
-    _m1, _m2, weak = _after_a_decrease(rig, ch, on_boundary)
+    weak = _after_a_decrease(rig, ch, on_boundary)
     assert ch.trip == 1  # stim.electrode.OPEN
     assert len(weak) == 2, [(p.t_a, p.drive_ma) for p in weak]
 
@@ -878,10 +885,7 @@ def _pulses_until_a_drop_trips(rig, ch, level_ua):
     of the way back up; the ADC code at or just below): no fresh peak where the first pulse
     made one, a short (SR-6).
     The pulses at the load from the start until the trip."""
-    _u16 = port_math.adc_raw12_to_u16
-    adc = rig.board["channels"][0]["sense_adc"] - 26
-    vref = rig.chip.adc_vref_v
-    rig.model.adc_faults.pop(adc, None)
+    rig.model.adc_faults.clear()
     seen: list[int] = []
 
     def after_handler(_handler, _t_fired, _t_done):
@@ -889,10 +893,8 @@ def _pulses_until_a_drop_trips(rig, ch, level_ua):
             return
         m1 = ch.sense_last
         seen.append(m1)
-        r = (m1 * ch._decay[0]) >> 12
-        mark = r + ((m1 - r) >> 2)
-        code = max(c for c in range(4096) if _u16(c) <= mark)  # on the mark or just below
-        rig.model.adc_faults[adc] = (code + 0.5) / 4096 * vref
+        mark = _fresh_mark(m1, ch._decay[0])
+        _stick_sense(rig, max(c for c in range(4096) if _u16(c) <= mark))  # on it or just below
 
     rig.chip.cpu.irq_observer = after_handler
     t0 = rig.t_s
@@ -916,7 +918,7 @@ def test_a_restarted_channel_judges_its_first_pulses_as_a_first_start(level_ua):
     first = _pulses_until_a_drop_trips(rig, ch, level_ua)
     assert len(first) == 2, [(p.t_a, p.drive_ma) for p in first]
     ch.stop()
-    rig.model.adc_faults.clear()
+    rig.model.adc_faults.clear()  # the real load again
     ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
     rig.run_for(0.3)
     assert not ch.trip

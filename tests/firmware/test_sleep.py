@@ -45,6 +45,15 @@ def _outputs(unit):
     return pins
 
 
+def _session_then_off(unit):
+    """POWER held at 0.5 s (on), four PLUS presses from 3 s (a session), POWER held at 8 s
+    (off, 1.7 s later)."""
+    unit.press("power", at=0.5, hold_s=1.7)
+    for k in range(4):
+        unit.press("plus", at=3.0 + 0.4 * k)
+    unit.press("power", at=8.0, hold_s=1.7)
+
+
 def _tone_starts(unit):
     """Simulated times at which the buzzer's tone starts (its PWM duty goes from 0 to more)."""
     starts = []
@@ -81,10 +90,7 @@ def test_switched_off_after_a_session_the_chip_sleeps_again_once_its_patterns_en
     """On, a session, off: the switch-on, step and switch-off patterns played on the buzzer.
     Once the last one ends the chip sleeps as it does after boot."""
     unit = _unit(make_unit)
-    unit.press("power", at=0.5, hold_s=1.7)
-    for k in range(4):
-        unit.press("plus", at=3.0 + 0.4 * k)
-    unit.press("power", at=8.0, hold_s=1.7)  # off
+    _session_then_off(unit)
     unit.run_until(13.0)
     slept = unit.chip.cpu.lightsleeps
     assert _busy(unit, 13.0, 23.0) <= 0.02
@@ -128,10 +134,7 @@ def test_sessions_before_and_after_sleeping_deliver_and_stop_as_ever(make_unit):
     """A session, off, a minute asleep, on again: the second session delivers like the first,
     POWER stops it within 20 ms, and nothing reset the chip on the way."""
     unit = _unit(make_unit)
-    unit.press("power", at=0.5, hold_s=1.7)
-    for k in range(4):
-        unit.press("plus", at=3.0 + 0.4 * k)
-    unit.press("power", at=8.0, hold_s=1.7)  # off
+    _session_then_off(unit)
     unit.run_until(70.0)
     off = [p for ch in unit.model.channels for p in ch.pulse_log if 8.05 < p.t_a < 70.0]
     assert off == []
