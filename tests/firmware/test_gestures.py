@@ -829,3 +829,54 @@ def test_a_power_edge_after_a_sample_saw_the_press_is_the_same_press():
     d.hold(P, 200)
     d.hold(0, 200)
     assert d.kinds() == [G.POWER_DOWN, G.POWER_SHORT]
+
+
+@pytest.mark.req("SR-7")
+@pytest.mark.parametrize("poll_ms", [T, 1])
+def test_a_power_edge_times_the_hold_from_the_edge_to_the_ms(poll_ms):
+    """The interrupt saw POWER go down between two samples: its hold counts from there as a
+    debounced press's does (the next sample counts one poll of hold), so POWER_LONG comes on
+    the sample POWER_LONG_MS - poll after the edge, to the ms at a 1 ms poll."""
+    d = idle_driver(poll_ms=poll_ms)
+    t_edge = d.t
+    d.g.power_edge()
+    d.hold(P, G.POWER_LONG_MS + 200)
+    assert [(e[0], e[1]) for e in d.events] == [
+        (t_edge, G.POWER_DOWN),
+        (t_edge + G.POWER_LONG_MS - poll_ms, G.POWER_LONG),
+    ]
+
+
+@pytest.mark.req("SR-7", "SR-11")
+@pytest.mark.parametrize("before_ms", [500, G.POWER_LONG_MS + 200], ids=["before_long", "after"])
+def test_a_bounce_the_interrupt_catches_in_a_held_power_is_the_same_press(before_ms):
+    """POWER held, open for one sample (shorter than the debounce), and the interrupt sees it
+    close again: a POWER_DOWN for the raw edge (SR-7), but it is the same press: POWER_LONG
+    once, POWER_LONG_MS after the press was debounced, and no POWER_SHORT at the release
+    after a POWER_LONG."""
+    d = idle_driver()
+    t_debounced = d.t + G.DEBOUNCE_MS
+    d.hold(P, before_ms)
+    d.sample(0)
+    t_edge = d.t
+    d.g.power_edge()
+    d.hold(P, 2 * G.POWER_LONG_MS - before_ms)
+    d.hold(0, 200)
+    t_long = t_debounced + G.POWER_LONG_MS - T
+    want = [
+        (t_debounced - G.DEBOUNCE_MS, G.POWER_DOWN),
+        (t_edge, G.POWER_DOWN),
+        (t_long, G.POWER_LONG),
+    ]
+    assert [(e[0], e[1]) for e in d.events] == sorted(want)
+
+
+@pytest.mark.req("SR-11")
+def test_power_down_at_reset_and_pressed_again_while_the_app_starts_stays_ignored():
+    """POWER down at reset, let go and pressed again before the first sample (the interrupt
+    saw that edge: power_ms): no sample saw it released, so it is still the button down since
+    reset: no POWER_DOWN, no POWER_LONG, and STUCK on the sample at STUCK_MS - poll as for any
+    button down at power-up, the edge not counted into its hold."""
+    d = Driver(g=G.Gestures(held=P, power_ms=1000))
+    d.hold(P, G.STUCK_MS + 500)
+    assert [(e[0], e[1]) for e in d.events] == [(G.STUCK_MS - T, G.STUCK)]
