@@ -36,9 +36,10 @@ How:
   (default 1800 s; a run past that cap counts neither way: slow tests and a hang look alike,
   and a survivor of the slow whole-unit fuzz is no kill); --jobs
   mutants at a time, each on a working copy of its own;
-- results in build/mutation/results.json, keyed by the mutant and a hash of its module, so an
-  interrupted run resumes where it stopped and a changed module is tested again; a survivor
-  is run again when the tests that ran it changed (a kill stands);
+- results in bench/mutation.json (committed, one line per mutant), keyed by the mutant and a
+  hash of its module, so an interrupted run, or one on a fresh clone, resumes where the last
+  stopped and a changed module is tested again (results for a module's older sources are
+  dropped); a survivor is run again when the tests that ran it changed (a kill stands);
 - tests/mutation_equivalent.txt lists reviewed equivalent mutants (`id  reason`): they count
   neither way, and the table says how many;
 - build/mutation.md: per module, mutants, killed, survived, not covered, equivalent, score
@@ -68,7 +69,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "mutation"
 WORK = OUT / "work"
-RESULTS = OUT / "results.json"
+# Each mutant's last outcome, committed: a fresh clone resumes where the last run stopped, and
+# the score can be read (and challenged) without running anything.
+RESULTS = ROOT / "bench" / "mutation.json"
 COVERAGE = OUT / "coverage.json"
 TABLE = ROOT / "build" / "mutation.md"
 EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
@@ -619,15 +622,41 @@ def module_hash(module: str) -> str:
     return hashlib.sha256(module_path(module).read_bytes()).hexdigest()[:16]
 
 
-def load_results() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+def load_results(path: Path | None = None) -> dict:
+    path = path or RESULTS
+    res = json.loads(path.read_text()) if path.exists() else {}
+    return {mid: {**r, "id": mid} for mid, r in res.items()}
 
 
-def save_results(res: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=1, sort_keys=True))
-    tmp.replace(RESULTS)
+# What a result keeps: the mutant, its module's hash, the outcome and what decided it. The
+# covering tests are kept as a count (the coverage map lists them; "suite" says whether they
+# changed), so the file stays small enough to commit.
+_KEEP = ("module", "line", "col", "op", "before", "after", "hash", "status", "seconds",
+         "limit_s", "failed", "suite", "n_tests")  # fmt: skip
+
+
+def save_results(res: dict, path: Path | None = None) -> None:
+    """One line per mutant, sorted, so that a run's change to the file reads as a diff of the
+    mutants it ran. Results for a module's older sources are dropped: they are never read
+    again (summarise and the run look only at the module's current hash)."""
+    path = path or RESULTS
+    hashes: dict[str, str | None] = {}
+    lines = []
+    for mid in sorted(res):
+        r = res[mid]
+        mod = r.get("module", "")
+        if mod not in hashes:
+            hashes[mod] = module_hash(mod) if module_path(mod).exists() else None
+        if r.get("hash") != hashes[mod]:
+            continue
+        keep = {k: r[k] for k in _KEEP if k in r}
+        if "n_tests" not in keep:
+            keep["n_tests"] = len(r.get("tests", ()))
+        lines.append("%s: %s" % (json.dumps(mid), json.dumps(keep, sort_keys=True)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    tmp.replace(path)
 
 
 def select(modules: list[str], sample: int | None, seed: int) -> list[Mutant]:
@@ -698,7 +727,7 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
         for s in surv:
             lines.append(
                 "- `%s`: `%s` -> `%s` (%d tests ran)"
-                % (s["id"], s["before"], s["after"], len(s["tests"]))
+                % (s["id"], s["before"], s["after"], s.get("n_tests", len(s.get("tests", ()))))
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
@@ -758,7 +787,7 @@ def run(mutants: list[Mutant], res: dict, cov: dict, jobs: int, cap_s: float) ->
         with lock:
             res[m.id] = {**asdict(m), "id": m.id, "hash": h, "status": status,
                          "seconds": round(took, 1), "limit_s": round(limit_s, 1),
-                         "tests": tests, "suite": suite, "failed": failed}  # fmt: skip
+                         "n_tests": len(tests), "suite": suite, "failed": failed}  # fmt: skip
             save_results(res)
             done[0] += 1
             print("[%d/%d] %-42s %-11s %5.1f s %3d tests %s"

@@ -392,7 +392,7 @@ def draw_programs(out_dir: Path, board: str = "pico") -> list[tuple[str, str, st
 
 
 def mutation_section(d) -> None:
-    """The last `make mutate` run's table (build/mutation/results.json), if there is one."""
+    """The mutation score from `make mutate`'s results (bench/mutation.json), if there are any."""
     from . import mutate
 
     res = mutate.load_results()

@@ -340,3 +340,28 @@ def test_the_tests_that_killed_mutants_of_the_same_line_then_module_run_first():
         tests, 0)  # fmt: skip
     # the order does not change which tests judged a mutant
     assert mutate.suite_key(tests, COV) == mutate.suite_key(tests[::-1], COV)
+
+
+def test_results_are_kept_one_line_per_mutant_without_stale_sources(tmp_path, monkeypatch):
+    """bench/mutation.json is committed: one sorted line per mutant, the covering tests kept
+    as a count, and results for a module's older sources dropped; what is read back runs and
+    summarises as what was written."""
+    monkeypatch.setattr(mutate, "module_hash", lambda mod: "h")
+    r = _result
+    res = {"safe:2:0:cmp": r("safe:2:0:cmp", "survived"),
+           "safe:1:0:cmp": r("safe:1:0:cmp", "killed"),
+           "safe:3:0:cmp": {**r("safe:3:0:cmp", "killed"), "hash": "older"}}  # fmt: skip
+    res["safe:1:0:cmp"]["tests"] = ["tests/a.py::t1", "tests/a.py::t2"]
+    path = tmp_path / "mutation.json"
+    mutate.save_results(res, path)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "{" and lines[-1] == "}" and len(lines) == 4
+    assert lines[1].startswith('"safe:1:0:cmp": {') and lines[2].startswith('"safe:2:0:cmp": {')
+    back = mutate.load_results(path)
+    assert sorted(back) == ["safe:1:0:cmp", "safe:2:0:cmp"]
+    assert back["safe:1:0:cmp"]["n_tests"] == 2 and "tests" not in back["safe:1:0:cmp"]
+    assert back["safe:2:0:cmp"]["id"] == "safe:2:0:cmp"
+    monkeypatch.setattr(mutate, "equivalents", lambda: {})
+    row = mutate.summarise(back, ["safe"])[0]
+    assert (row["mutants"], row["killed"], row["survived"]) == (2, 1, 1)
+    assert [s["id"] for s in row["survivors"]] == ["safe:2:0:cmp"]
