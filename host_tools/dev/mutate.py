@@ -35,7 +35,9 @@ How:
   HANG_MARGIN_S (a run past it is a hang, counted as killed), never more than --timeout
   (default 1800 s; a run past that cap counts neither way: slow tests and a hang look alike,
   and a survivor of the slow whole-unit fuzz is no kill); --jobs
-  mutants at a time, each on a working copy of its own;
+  mutants at a time, each on a working copy of its own; a run that pytest stops before any
+  test's verdict (the mutant breaks what a conftest or host_tools imports while collecting)
+  is a kill when the same tests pass without the mutant;
 - results in bench/mutation.json (committed, one line per mutant), keyed by the mutant and a
   hash of its module, so an interrupted run, or one on a fresh clone, resumes where the last
   stopped and a changed module is tested again (results for a module's older sources are
@@ -527,6 +529,16 @@ def passes_unmutated(test_id: str, timeout_s: float, work: Path | None = None) -
     return _BASELINE[test_id]
 
 
+_STAGE_OK: dict[tuple, bool] = {}  # (tests, deselected) -> they pass unmutated
+
+
+def _stage_passes(stage: list[str], deselect: list[str], timeout_s: float, work: Path) -> bool:
+    key = (tuple(stage), tuple(deselect))
+    if key not in _STAGE_OK:
+        _STAGE_OK[key] = _pytest(stage, deselect, timeout_s, work)[0] == "survived"
+    return _STAGE_OK[key]
+
+
 def _pytest(
     tests: list[str], deselect: list[str], timeout_s: float, work: Path
 ) -> tuple[str, str]:
@@ -607,6 +619,16 @@ def run_mutant(
                 path.write_text(apply(m, original))
                 status, failed = _pytest(stage, deselect, left_s, work)
                 path.write_text(original)
+                if status == "error" or (status == "killed" and not failed):
+                    # No test ran to a verdict: the mutant broke what pytest imports while
+                    # collecting (a conftest, a test module, host_tools reading a firmware
+                    # constant). The suite fails on it, so it is caught, provided the same
+                    # tests pass without it.
+                    if _stage_passes(stage, deselect, timeout_s, work):
+                        status, failed = "killed", "at collection: %s" % (failed or "pytest")
+                    else:
+                        status = "error"
+                    break
                 if status != "killed" or not failed or passes_unmutated(failed, timeout_s, work):
                     break
                 deselect.append(failed)

@@ -365,3 +365,32 @@ def test_results_are_kept_one_line_per_mutant_without_stale_sources(tmp_path, mo
     row = mutate.summarise(back, ["safe"])[0]
     assert (row["mutants"], row["killed"], row["survived"]) == (2, 1, 1)
     assert [s["id"] for s in row["survivors"]] == ["safe:2:0:cmp"]
+
+
+def test_a_mutant_that_breaks_collection_is_killed_if_the_tests_pass_without_it(
+    tmp_path, monkeypatch
+):
+    """Deleting gestures.BUTTONS breaks host_tools.protocol (it reads the button names from
+    the firmware) while pytest collects, so no test runs to a verdict: the suite fails all the
+    same, and the same tests pass without the mutant, so it is killed. Had they failed without
+    it too, the run would say nothing (error)."""
+    monkeypatch.setattr(mutate, "WORK", tmp_path / "work")
+    monkeypatch.setattr(mutate, "_STAGE_OK", {})
+    mutate.prepare_work()
+    (m,) = [m for m in mutate.mutants_of("gestures", mutate.module_path("gestures").read_text())
+            if m.op == "delete" and m.before.startswith("BUTTONS =")]  # fmt: skip
+    status, _secs, failed = mutate.run_mutant(m, ["tests/firmware/test_gestures.py"], 300)
+    assert status == "killed" and failed.startswith("at collection: ") and "BUTTONS" in failed
+
+    calls = []
+
+    def fake(tests, deselect, timeout_s, work):
+        mutated = mutate.module_path("gestures", work).read_text() != m_src
+        calls.append(mutated)
+        return ("error", "E   KeyError") if mutated else ("killed", "")
+
+    m_src = mutate.module_path("gestures", mutate.WORK).read_text()
+    monkeypatch.setattr(mutate, "_pytest", fake)
+    monkeypatch.setattr(mutate, "_STAGE_OK", {})
+    status, _secs, _failed = mutate.run_mutant(m, ["tests/firmware/test_gestures.py"], 300)
+    assert status == "error" and calls == [True, False]
