@@ -767,13 +767,18 @@ def test_a_power_edge_before_the_first_sample_is_one_press(power_ms, hold_ms):
 
 @pytest.mark.req("SR-7", "SR-2")
 @pytest.mark.parametrize("btn,ev", [(UP, G.PLUS), (DN, G.MINUS), (M, G.MODE_SHORT)])
-def test_a_power_edge_in_another_buttons_debounce_leaves_that_press_to_be_decoded(btn, ev):
+@pytest.mark.parametrize("into", [0, 2], ids=["after_its_first_sample", "two_samples_later"])
+@pytest.mark.parametrize("poll_ms", [T, 1])
+def test_a_power_edge_in_another_buttons_debounce_leaves_that_press_to_be_decoded(
+    btn, ev, into, poll_ms
+):
     """PLUS (or MINUS, MODE) goes down, and before its debounce is over the interrupt sees
     POWER go down: POWER_DOWN at once, and the other press is still decoded, its debounce
-    starting over at the edge as for any change of the raw state, not held back until POWER
-    is released."""
-    d = idle_driver()
+    starting over at the edge as for any change of the raw state (to the ms, wherever the
+    edge falls in it), not held back until POWER is released."""
+    d = idle_driver(poll_ms=poll_ms)
     d.sample(btn)
+    d.hold(btn, into * poll_ms)
     d.g.power_edge()
     t_edge = d.t
     d.hold(btn | P, 300)
@@ -783,7 +788,8 @@ def test_a_power_edge_in_another_buttons_debounce_leaves_that_press_to_be_decode
     kinds = d.kinds()
     assert kinds[0] == G.POWER_DOWN and kinds.count(ev) == 1, kinds
     if ev != G.MODE_SHORT:  # a step is decoded on its press, while both are down
-        assert [e[0] for e in d.events[:n_held] if e[1] == ev] == [t_edge + G.DEBOUNCE_MS - T]
+        want = [t_edge + G.DEBOUNCE_MS - poll_ms]
+        assert [e[0] for e in d.events[:n_held] if e[1] == ev] == want
 
 
 @pytest.mark.req("SR-11")
