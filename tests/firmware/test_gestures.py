@@ -474,7 +474,7 @@ def test_lock_chord_second_button_gives_no_step(first, second, ev, lead_ms):
 def test_lock_chord_released_early_gives_no_lock():
     d = idle_driver()
     d.hold(UP | DN, G.LOCK_MS - 500)
-    d.hold(0, 300)
+    d.hold(0, G.LOCK_MS)
     assert d.events == []
 
 
@@ -495,9 +495,11 @@ def test_status_chord_gives_status_and_no_program_channel_or_step(first, lead_ms
 
 @pytest.mark.req("FR-27")
 def test_status_chord_released_early_gives_nothing():
+    """Released before its second: nothing then, and nothing later either (the chord ended
+    with the release, its time does not run on)."""
     d = idle_driver()
     d.hold(M | DN, 700)
-    d.hold(0, 300)
+    d.hold(0, 2 * STATUS_MS)
     assert d.events == []
 
 
@@ -523,12 +525,16 @@ def test_two_chords_give_two_locks():
 
 
 @pytest.mark.req("SR-2", "SR-11")
-@pytest.mark.parametrize("keep,ev", [(UP, G.PLUS), (DN, G.MINUS)])
+@pytest.mark.parametrize(
+    "keep,other,ev",
+    [(UP, DN, G.PLUS), (DN, UP, G.MINUS), (DN, M, G.MINUS)],
+    ids=["lock_plus_kept", "lock_minus_kept", "status_minus_kept"],
+)
 @pytest.mark.parametrize("chord_ms", [500, G.LOCK_MS + 500])
-def test_no_step_burst_when_one_chord_button_is_released_first(keep, ev, chord_ms):
-    """After the chord (a LOCK, or one given up), the button still held must not catch up on
-    the repeats it missed during the chord: no burst of steps at the sample rate."""
-    other = DN if keep == UP else UP
+def test_no_step_burst_when_one_chord_button_is_released_first(keep, other, ev, chord_ms):
+    """After the chord (a LOCK or a STATUS, or one given up), the button still held must not
+    catch up on the repeats it missed during the chord: no burst of steps at the sample
+    rate."""
     d = idle_driver()
     d.hold(keep | other, chord_ms)
     n = len(d.events)
@@ -537,6 +543,44 @@ def test_no_step_burst_when_one_chord_button_is_released_first(keep, ev, chord_m
     steps = [e[0] for e in d.events[n:] if e[1] == ev]
     assert all(b - a >= G.REPEAT_MS for a, b in zip(steps, steps[1:], strict=False)), steps
     assert steps == []  # "no step from either" for the rest of that hold
+
+
+@pytest.mark.req("SR-2")
+@pytest.mark.parametrize("chord", [UP | DN, M | DN], ids=["after_lock", "after_status"])
+@pytest.mark.parametrize("btn", [UP, DN], ids=["plus", "minus"])
+def test_after_a_chord_a_new_hold_steps_and_repeats_as_ever(chord, btn):
+    """A chord, everything released, then PLUS (or MINUS) held: its press and its repeats come
+    exactly as on a decoder that never saw a chord."""
+    d = idle_driver()
+    d.hold(chord, G.LOCK_MS + 200)
+    d.hold(0, 300)
+    n, t0 = len(d.events), d.t
+    d.hold(btn, 2000)
+    fresh = idle_driver()
+    t0_fresh = fresh.t
+    fresh.hold(btn, 2000)
+    assert len(fresh.events) > 2  # the press and its repeats
+    assert [(e[0] - t0, e[1]) for e in d.events[n:]] == [
+        (e[0] - t0_fresh, e[1]) for e in fresh.events
+    ]
+
+
+@pytest.mark.req("SR-11", "FR-27")
+@pytest.mark.parametrize(
+    "held,btn,ev",
+    [(UP, DN, G.MINUS), (DN, UP, G.PLUS), (M, DN, G.MINUS)],
+    ids=["plus_held_minus_pressed", "minus_held_plus_pressed", "mode_held_minus_pressed"],
+)
+def test_a_button_held_since_power_up_makes_no_chord_with_a_press(held, btn, ev):
+    """A button down since power-up is ignored until released, so it is in no chord: the
+    other button of the chord pressed and held past the lock time steps and repeats as it
+    would alone, and there is no LOCK (SR-11) or STATUS."""
+    d = Driver()
+    d.hold(held, 500)
+    d.hold(held | btn, G.LOCK_MS + 500)
+    kinds = d.kinds()
+    assert G.LOCK not in kinds and G.STATUS not in kinds
+    assert kinds.count(ev) == 1 + G.REPEAT_MAX, kinds
 
 
 # ---- queue -----------------------------------------------------------------------------------
