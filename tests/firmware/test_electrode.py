@@ -188,6 +188,29 @@ def test_a_channel_with_bad_electrodes_does_not_start(make_unit, ohm, fault):
     assert unit.model.violations == []
 
 
+@pytest.mark.req("SR-6", "SR-1")
+@pytest.mark.parametrize("ch", [1, 2])
+def test_the_electrode_check_is_eight_weak_short_balanced_pulses_at_the_load(make_unit, ch):
+    """Before the first therapy pulse each channel is probed, seen at the load: 8 biphasic
+    pulses 20 ms apart (50 Hz), 100 us a phase with 50 us between, at most 1 mA (0.1 uC a
+    phase: below sensation), each balanced; the soft start comes after them."""
+    tick_s = 8e-9  # one system-clock cycle: the PIO times every edge to it
+    unit = started(make_unit, steps=1)
+    unit.run_until(RUN_S)
+    pulses = driven(unit, ch)
+    probe = pulses[:8]
+    assert [round((b.t_a - a.t_a) / tick_s) for a, b in zip(probe, probe[1:], strict=False)] == [
+        round(0.020 / tick_s)
+    ] * 7
+    for p in probe:
+        assert abs(p.width_a_s - 100e-6) <= tick_s and abs(p.width_b_s - 100e-6) <= tick_s
+        assert abs(p.gap_s - 50e-6) <= 2 * tick_s
+        assert 0.8 <= p.peak_a_ma <= electrode.PROBE_MA + 1e-9
+        assert p.charge_a_c <= 0.1e-6 + 1e-12 and abs(p.net_charge_c) < 1e-12
+    # then the therapy's soft start, after the electrode check has judged the 8 readings
+    assert pulses[8].t_a - probe[-1].t_a > 0.025
+
+
 @pytest.mark.req("FR-7")
 @pytest.mark.req("SR-6")
 def test_the_led_says_which_channel_and_why(make_unit):
