@@ -1,6 +1,8 @@
 """The pulse judgement (stim/electrode.py judge), run by pytest and on MicroPython's VM alike:
 the same integers the pulse-done interrupt compares, on both interpreters."""
 
+import math
+
 from coreenv import BOARD, electrode, req
 
 RAIL, OPEN, SHORT = 60000, 30000, 400  # counts: impossible, open and short limits
@@ -159,8 +161,9 @@ def test_partial_lift_thresholds_are_exact():
     assert lift(base, 1999).update(1999, 0) is None
     assert lift(base, 1600, warned=True).update(1600, 0) is None
     assert lift(base, 1599, warned=True).update(1599, 0) == "clear"
-    # a warning that lasts LIFT_STOP_MS stops the channel, not a millisecond earlier
-    stop_ms = electrode.LIFT_STOP_MS
+    # a warning that lasts 5 s (README, "While it runs") stops the channel, not a millisecond
+    # earlier
+    stop_ms = 5000
     assert lift(base, 2500, ms=stop_ms - 10, warned=True).update(2500, 10) == "stop"
     assert lift(base, 2500, ms=stop_ms - 11, warned=True).update(2500, 10) is None
 
@@ -181,3 +184,14 @@ def test_a_zero_load_is_no_lift():
     w = electrode.LiftWatch()
     for _ in range(10):
         assert w.update(0, 10) is None
+
+
+@req("SR-6")
+def test_the_holds_decay_is_in_q12_as_the_engine_reads_it():
+    """The pulse engine's handler takes the hold's residue as (reading * decay) >> 12, so the
+    decay factor is in 1/4096: a period of zero keeps the whole reading, one time constant
+    keeps 1/e of it."""
+    tau_us = round(BOARD["analog"]["sense_hold_tau_ms"] * 1000)
+    assert SCALE.decay_q12(0) == 4096
+    assert SCALE.decay_q12(tau_us) == int(4096 * math.exp(-1))
+    assert SCALE.decay_q12(10 * tau_us) == int(4096 * math.exp(-10))
