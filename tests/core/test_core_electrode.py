@@ -195,3 +195,14 @@ def test_the_holds_decay_is_in_q12_as_the_engine_reads_it():
     assert SCALE.decay_q12(0) == 4096
     assert SCALE.decay_q12(tau_us) == int(4096 * math.exp(-1))
     assert SCALE.decay_q12(10 * tau_us) == int(4096 * math.exp(-10))
+
+
+@req("SR-6")
+def test_the_adcs_full_scale_is_its_reference_times_the_divider():
+    """read_u16() gives 65535 at the ADC's reference voltage (the rp2 port scales the 12-bit
+    reading up so), so that reading is the reference times the SENSE divider at the
+    electrode, and half of it half that."""
+    an = BOARD["analog"]
+    full_v = an["adc_vref_v"] * an["sense_divider"]
+    assert abs(SCALE.volts(65535) - full_v) < 1e-9 * full_v
+    assert abs(SCALE.volts(65535 / 2) - full_v / 2) < 1e-9 * full_v
