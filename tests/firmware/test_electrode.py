@@ -125,14 +125,35 @@ def test_lift_watch_baseline_follows_the_skin_settling_down():
 
 @pytest.mark.req("SR-6")
 def test_integer_load_factor_matches_the_float_estimate():
+    """The load in ohms from a reading: the float estimate is the reading's volts (the ADC's
+    full scale is its reference times the divider) over the pulse's current; the integer one
+    the interrupt handler works out is never above it and below it by no more than its
+    roundings down lose (the factor's, 1 in f, and the final shift's, 1 ohm)."""
     scale = electrode.Scale(BOARD)
+    an = BOARD["analog"]
     for ma in (0.8, 1.5, 15.0, 60.0):
         f = electrode.ohm_factor_ua(scale, int(ma * 1000))
-        for counts in (100, 5000, 40000):
-            exact = electrode.load_ohm(scale, counts, ma)
-            assert abs(((counts * f) >> 12) - exact) <= 0.005 * exact + 1
+        for counts in (100, 5000, 40000, 65535):
+            exact = counts * an["adc_vref_v"] * an["sense_divider"] / 65535 / (ma / 1000)
+            assert electrode.load_ohm(scale, counts, ma) == pytest.approx(exact, rel=1e-9)
+            est = (counts * f) >> 12
+            assert exact * (1 - 1 / f) - 1 <= est <= exact, (ma, counts, est, exact)
             assert counts * f < 2**30  # a MicroPython small int: no allocation
     assert electrode.ohm_factor_ua(scale, 100) == 0
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize("ua", [800, 1500, 3000, 15_000, 60_000])
+def test_the_integer_limits_are_the_float_ones(ua):
+    """open_counts and short_counts, the limits the control loop and the pulse engine work out
+    without floats, are thresholds()' to a count or two (with the boost high enough that the
+    compliance limit plays no part), a short of SHORT_OHM and an open of OPEN_OHM alike."""
+    scale = electrode.Scale(BOARD)
+    open_f, short_f, _ = electrode.thresholds(scale, ua / 1000, 10_000.0)
+    if open_f < 65535:
+        assert abs(electrode.open_counts(scale, ua, 65535) - open_f) <= 0.0005 * open_f + 1
+    assert abs(electrode.short_counts(scale, ua) - short_f) <= 0.0005 * short_f + 1
+    assert short_f > 10  # a short's limit is a real reading, not zero
 
 
 # ---- at the simulated pins ---------------------------------------------------------------
