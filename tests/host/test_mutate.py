@@ -142,6 +142,10 @@ def test_every_reviewed_equivalent_is_a_mutant_of_the_code_as_it_stands_with_a_r
             ids[mod] = {m.id for m in mutate.mutants_of(mod, src)}
         assert mid in ids[mod], "%s is no longer a mutant of %s: review it again" % (mid, mod)
         assert len(why) >= 20, "%s: say why no test can tell it apart" % mid
+    listed = [ln.split()[0] for ln in mutate.EQUIVALENT.read_text().splitlines()
+              if ln.strip() and not ln.startswith("#")]  # fmt: skip
+    twice = sorted({m for m in listed if listed.count(m) > 1})
+    assert not twice, "listed twice (one reason would hide the other): %s" % twice
 
 
 def test_the_time_limit_comes_from_the_covering_tests_recorded_times():
