@@ -206,3 +206,27 @@ def test_the_adcs_full_scale_is_its_reference_times_the_divider():
     full_v = an["adc_vref_v"] * an["sense_divider"]
     assert abs(SCALE.volts(65535) - full_v) < 1e-9 * full_v
     assert abs(SCALE.volts(65535 / 2) - full_v / 2) < 1e-9 * full_v
+
+
+@req("SR-6")
+def test_a_second_warning_is_timed_from_its_own_reduction():
+    """A partial lift warned, cleared, then warned again: the second warning stops the channel
+    5 s after its own reduction, to the millisecond, not sooner for the time the first ran."""
+    w = lift(1000, 2500)
+    assert w.update(2500, 10) == "reduce"
+    assert w.update(2500, 3000) is None  # 3 s of the first warning
+    assert w.update(1000, 10_000) == "clear"
+    assert w.update(2500, 100_000) == "reduce"
+    assert w.update(2500, 4999) is None
+    assert w.update(2500, 1) == "stop"
+
+
+@req("SR-6")
+def test_a_reading_of_1_ohm_is_a_reading_like_any_other():
+    """Only a load of 0 or less means "no reading yet": 1 ohm is smoothed from and is the
+    baseline, so a load that then rises twenty-fold is a lift."""
+    w = electrode.LiftWatch()
+    assert w.update(1, 10) is None
+    assert (w.smooth_ohm, w.baseline_ohm) == (1, 1)
+    assert w.update(1000, 10) == "stop"
+    assert (w.smooth_ohm, w.baseline_ohm) == (1 + 999 * 10 // 510, 1)
