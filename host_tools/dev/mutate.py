@@ -499,12 +499,16 @@ def suite_key(tests: list[str], cov: dict) -> str:
 
 # ---- running mutants --------------------------------------------------------------------------
 def equivalents() -> dict[str, str]:
-    out = {}
+    """{mutant id: reason} from tests/mutation_equivalent.txt. ValueError for an id listed
+    twice: one reason would silently replace the other."""
+    out: dict[str, str] = {}
     if EQUIVALENT.exists():
         for line in EQUIVALENT.read_text().splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 mid, _, why = line.partition(" ")
+                if mid in out:
+                    raise ValueError("%s: %s is listed twice" % (EQUIVALENT.name, mid))
                 out[mid] = why.strip()
     return out
 
@@ -629,7 +633,7 @@ def run_mutant(
                     else:
                         status = "error"
                     break
-                if status != "killed" or not failed or passes_unmutated(failed, timeout_s, work):
+                if status != "killed" or passes_unmutated(failed, timeout_s, work):
                     break
                 deselect.append(failed)
                 status, failed = "error", ""
@@ -672,8 +676,6 @@ def save_results(res: dict, path: Path | None = None) -> None:
         if r.get("hash") != hashes[mod]:
             continue
         keep = {k: r[k] for k in _KEEP if k in r}
-        if "n_tests" not in keep:
-            keep["n_tests"] = len(r.get("tests", ()))
         lines.append("%s: %s" % (json.dumps(mid), json.dumps(keep, sort_keys=True)))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -749,7 +751,7 @@ def write_table(rows: list[dict], path: Path = TABLE) -> None:
         for s in surv:
             lines.append(
                 "- `%s`: `%s` -> `%s` (%d tests ran)"
-                % (s["id"], s["before"], s["after"], s.get("n_tests", len(s.get("tests", ()))))
+                % (s["id"], s["before"], s["after"], s["n_tests"])
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

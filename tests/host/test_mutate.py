@@ -83,7 +83,7 @@ def test_a_mutant_that_no_longer_matches_its_module_is_refused():
 def _result(mid: str, status: str) -> dict:
     """One mutant's record as results.json keeps it (module safe, its hash "h")."""
     return {"id": mid, "module": "safe", "hash": "h", "status": status, "before": "a",
-            "after": "b", "tests": ["t"]}  # fmt: skip
+            "after": "b", "n_tests": 1}  # fmt: skip
 
 
 def test_the_table_counts_equivalents_neither_way(tmp_path, monkeypatch):
@@ -142,10 +142,14 @@ def test_every_reviewed_equivalent_is_a_mutant_of_the_code_as_it_stands_with_a_r
             ids[mod] = {m.id for m in mutate.mutants_of(mod, src)}
         assert mid in ids[mod], "%s is no longer a mutant of %s: review it again" % (mid, mod)
         assert len(why) >= 20, "%s: say why no test can tell it apart" % mid
-    listed = [ln.split()[0] for ln in mutate.EQUIVALENT.read_text().splitlines()
-              if ln.strip() and not ln.startswith("#")]  # fmt: skip
-    twice = sorted({m for m in listed if listed.count(m) > 1})
-    assert not twice, "listed twice (one reason would hide the other): %s" % twice
+
+
+def test_a_mutant_listed_twice_as_equivalent_is_refused(tmp_path, monkeypatch):
+    eq = tmp_path / "eq.txt"
+    eq.write_text("safe:1:0:cmp  one reason for it\nsafe:1:0:cmp  and another reason\n")
+    monkeypatch.setattr(mutate, "EQUIVALENT", eq)
+    with pytest.raises(ValueError, match="safe:1:0:cmp is listed twice"):
+        mutate.equivalents()
 
 
 def test_the_time_limit_comes_from_the_covering_tests_recorded_times():
@@ -355,7 +359,7 @@ def test_results_are_kept_one_line_per_mutant_without_stale_sources(tmp_path, mo
     res = {"safe:2:0:cmp": r("safe:2:0:cmp", "survived"),
            "safe:1:0:cmp": r("safe:1:0:cmp", "killed"),
            "safe:3:0:cmp": {**r("safe:3:0:cmp", "killed"), "hash": "older"}}  # fmt: skip
-    res["safe:1:0:cmp"]["tests"] = ["tests/a.py::t1", "tests/a.py::t2"]
+    res["safe:1:0:cmp"].update(n_tests=2, tests=["tests/a.py::t1", "tests/a.py::t2"])
     path = tmp_path / "mutation.json"
     mutate.save_results(res, path)
     lines = path.read_text().splitlines()
