@@ -70,9 +70,7 @@ class App:
     # -- control ------------------------------------------------------------------------
     def control_cycle(self):
         """One control cycle; also the unit of work the allocation benchmark measures."""
-        now = time.ticks_ms()
-        self._t_control = now
-        self.unit.tick(now)
+        self.unit.tick(time.ticks_ms())
 
     async def cycle(self):
         tick = 0
@@ -80,8 +78,14 @@ class App:
         while True:
             tick += 1
             self.buttons_cycle()
+            # Timed by the passes' slots (_delay keeps them on a POLL_MS grid), not by the clock
+            # read inside the cycle: the work before it varies by a millisecond or two, and a
+            # cycle that read the clock late would skip the next pass (20 ms between steps of
+            # a soft start).
+            start = self._due[0]
             period = _CONTROL_STEADY_MS if unit.stim.steady() else CONTROL_MS
-            if time.ticks_diff(time.ticks_ms(), self._t_control) >= period:
+            if time.ticks_diff(start, self._t_control) >= period:
+                self._t_control = start
                 self.control_cycle()
             self.leds_cycle(tick)
             self._beats[0] += 1

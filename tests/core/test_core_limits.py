@@ -117,7 +117,7 @@ def test_the_worst_case_of_a_sweep_or_a_burst_is_what_the_caps_are_checked_at():
 @req("SR-3")
 def test_figures_are_the_pulse_physics_worked_out_by_hand():
     p = {"rate_hz": 100, "phase_us": 250}
-    f = limits.figures(BOARD, p, 10.0, load_ohm=500)
+    f = limits.figures(BOARD, p, 10.0)  # into the reference load, 500 ohm, unless told
     area = BOARD["limits"]["min_electrode_area_cm2"]
     # 10 mA for 250 us: 2.5 uC a phase; rms over two phases 100 times a second
     assert close(f["charge_per_phase_uc"], 2.5)

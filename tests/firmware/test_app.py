@@ -46,15 +46,28 @@ def test_the_power_button_interrupt_goes_to_the_wearer(app, parts):
     hw.on_power_press.assert_called_once_with(wearer.on_power_irq)
 
 
-def test_a_buttons_cycle_hands_the_sample_and_the_time_since_the_last_one(app, parts, rig):
+def _next_sample_after(rig, app, gap_ms):
+    """Run the clock so that the next buttons cycle reads ticks_ms exactly gap_ms after the
+    last one did: half a millisecond past that tick, whatever fraction the last read was at."""
+    frac_ms = (rig.t_s * 1000.0) % 1.0
+    rig.run_for((gap_ms + 0.5 - frac_ms) / 1000.0)
+    app.buttons_cycle()
+
+
+@pytest.mark.req("SR-11")
+@pytest.mark.parametrize(
+    "gap_ms, handed_ms",
+    [(10, 10), (37, 37), (1, 1), (0, 0), (999, 999), (1000, 10), (5000, 10)],
+)
+def test_a_buttons_cycle_hands_the_time_since_the_last_one(app, parts, rig, gap_ms, handed_ms):
+    """The gestures count a hold in the time that really passed between two samples (a pass
+    that took 37 ms, the first sample after a wake), to the millisecond. A gap of a second or
+    more is a stall, not a hold: it counts as one poll period (gestures.POLL_MS, 10 ms)."""
     hw, _unit, wearer, _host, _wd = parts
-    rig.run_for(0.010)
-    app.buttons_cycle()
+    _next_sample_after(rig, app, 10)
+    _next_sample_after(rig, app, gap_ms)
     bits, dt = wearer.sample.call_args.args
-    assert bits == 0b0100 and dt == pytest.approx(10, abs=1)  # ms: the app's own work adds
-    rig.run_for(5.0)  # a stall: the gesture timers get one poll period, not 5 s
-    app.buttons_cycle()
-    assert wearer.sample.call_args.args[1] == rig.import_module("stim.gestures").POLL_MS
+    assert bits == 0b0100 and dt == handed_ms
 
 
 def test_a_buttons_cycle_with_nothing_down_or_on_its_way_samples_nothing(app, parts, rig):

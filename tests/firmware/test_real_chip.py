@@ -179,6 +179,44 @@ def test_no_period_of_an_ems_ramp_is_stretched(make_unit):
         assert worst < 0.01, "ch%d: a period off by %.1f us" % (ch, worst)
 
 
+@pytest.mark.req("SR-2")
+def test_a_soft_start_is_stepped_on_every_pass_while_the_wearer_presses_buttons(make_unit):
+    """While levels change, every 10 ms pass of the app runs a control cycle (stim.app), so a
+    soft start rises in 10 ms steps. The work before the cycle differs from pass to pass (a
+    button sample or a gesture, or nothing), so a cycle timed by its own clock read would miss
+    a pass after one that read the clock late: 20 ms steps."""
+    unit, _t = unit_running(make_unit, steps=8)  # PLUS every 0.3 s: each step ramps again
+    passes = []  # (pass, control cycles so far) at the start of each pass
+
+    def watch():
+        app_cls = unit.runtime.modules["stim.app"].App
+        buttons, control = app_cls.buttons_cycle, app_cls.control_cycle
+        n = [0]
+
+        def counted_control(self):
+            n[0] += 1
+            control(self)
+
+        def counted_buttons(self):
+            passes.append((unit.chip.t_s, n[0], self.unit.stim.steady()))
+            buttons(self)
+
+        app_cls.buttons_cycle = counted_buttons
+        app_cls.control_cycle = counted_control
+
+    unit.at(1.0, watch)
+    unit.run_until(START_S + 0.3 * 7 + 2.0)
+    # the passes of the ramps (levels changing at the pass before and this one)
+    moving = [
+        (a, b)
+        for a, b in zip(passes, passes[1:], strict=False)
+        if a[0] > START_S + 0.1 and not a[2] and not b[2]
+    ]
+    assert len(moving) > 200, "no ramp: bad scenario"
+    missed = [round(a[0], 3) for a, b in moving if b[1] == a[1]]
+    assert not missed, "passes without a control cycle at %s s" % missed[:5]
+
+
 @pytest.mark.req("SR-7")
 def test_power_at_the_worst_instant_of_the_longest_control_cycle_stops_within_20_ms(make_unit):
     """The longest control cycle (electrode check to run: about 11 ms of Python here, 26 ms
