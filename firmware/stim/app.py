@@ -24,7 +24,7 @@ from stim import battery, gestures, leds, log, session
 from stim.stimulator import STOPPED
 
 POLL_MS = gestures.POLL_MS
-CONTROL_MS = 10
+CONTROL_MS = POLL_MS  # while levels move: a control cycle on every pass
 _CONTROL_STEADY_MS = const(100)  # levels standing: the lift watch and timers need no more
 _SLEEP_MS = const(250)  # one lightsleep when off: well inside the watchdog's 2 s (SR-8)
 _BATTERY_MS = const(1000)

@@ -139,16 +139,37 @@ class PwmSlice:
         self.chip._pwm_changed(self.index)
 
 
+# The system clock the rp2 port sets at every power-up and hard reset: SYS_CLK_KHZ, 125 MHz on
+# the RP2040 (ports/rp2/main.c calls set_sys_clock_khz before its soft-reset loop, so a soft
+# reset keeps whatever machine.freq() set since).
+PORT_BOOT_HZ = 125_000_000
+
+
+class ClockMismatch(BaseException):
+    """Firmware set up a peripheral timed by clk_sys (a PIO state machine, a PWM slice) while
+    the chip ran at another clock than the one it is simulated at. A BaseException, as a chip
+    reset is: the firmware's own handlers must not take it for one of its errors."""
+
+
 class Chip:
-    """The RP2040 and its clock. `board` hooks (ADC sources, pin observers) come from the model."""
+    """The RP2040 and its clock. `board` hooks (ADC sources, pin observers) come from the model.
+
+    The chip is simulated at `sysclk_hz` (the board's clock) throughout. With `boot_hz` given
+    (SimulatedUnit: PORT_BOOT_HZ) it powers up reporting that clock, as the port does, until the
+    firmware sets sysclk_hz with machine.freq(); a PIO state machine or a PWM slice set up
+    before then would run at another rate on the board than here, so it raises ClockMismatch
+    (clock_check). Without boot_hz (a rig of firmware modules) it starts at sysclk_hz."""
 
     def __init__(
         self,
         sysclk_hz: int = 125_000_000,
         cpu_scale: float = 1.0,
         fast_forward: bool | None = None,
+        boot_hz: int | None = None,
     ):
         self.sysclk_hz = int(sysclk_hz)
+        self.boot_hz = int(boot_hz) if boot_hz is not None else self.sysclk_hz
+        self.freq_hz = self.boot_hz  # what machine.freq() reports
         # Steady PIO loops replayed rather than interpreted (pio_core.py, exact either way):
         # RP2SIM_FAST_FORWARD=0 turns it off, for the tests that compare the two.
         if fast_forward is None:
@@ -498,6 +519,16 @@ class Chip:
         ticks = min(0xFFFFFF, 2 * left * 1_000_000 // self.sysclk_hz)
         return (1 << 30 if self.wdt_enabled else 0) | ticks
 
+    def clock_check(self, what: str) -> None:
+        """Raise ClockMismatch if the chip does not run at the clock it is simulated at, so
+        that `what` (timed by clk_sys) would run at another rate on the board."""
+        if self.freq_hz != self.sysclk_hz:
+            raise ClockMismatch(
+                "%s set up at %d Hz, the clock the port boots at: the board runs at %d Hz only "
+                "after machine.freq(%d), so its timing here would not be the board's"
+                % (what, self.freq_hz, self.sysclk_hz, self.sysclk_hz)
+            )
+
     # ---- reset --------------------------------------------------------------------------
     def hard_reset(self, cause: int) -> None:
         """Watchdog or machine.reset(): every peripheral back to its reset state, at once.
@@ -507,6 +538,7 @@ class Chip:
         """
         self.generation += 1
         self.reset_cause = cause
+        self.freq_hz = self.boot_hz  # main() sets SYS_CLK_KHZ again
         self.rtc_set(RTC_POWER_ON_S)  # main() runs again: the clock starts at 2021-01-01
         self._heap = [e for e in self._heap if getattr(e[2], "_survives_reset", False)]
         heapq.heapify(self._heap)

@@ -236,6 +236,7 @@ class PWM(_Bound):
 
     def _set_freq(self, value):
         chip = self._chip
+        chip.clock_check("PWM slice %d" % self._slice.index)
         sl = self._slice
         top, div16 = port_math.pwm_freq_to_top_div(chip.sysclk_hz, value)
         sl.top, sl.div16 = top, div16
@@ -591,6 +592,7 @@ class StateMachine(_Bound):
         pull_thresh=None,
     ):
         chip = self._live("sm_init")
+        chip.clock_check("PIO%d state machine %d" % (self._block_index, self._index))
         block = chip.pio[self._block_index]
         sm = block.sms[self._index]
         sm.set_enabled(False, chip.now)
@@ -1026,13 +1028,15 @@ def build_modules(
 
     def freq(hz=None):
         if hz is None:
-            return chip.sysclk_hz
+            return chip.freq_hz
         if int(hz) == chip.sysclk_hz:
-            cpu.native("timer_init")  # set_sys_clock_khz: the PLL left as it is
+            # set_sys_clock_khz (ports/rp2/modmachine.c): from the boot clock to the one the
+            # chip is simulated at, or the PLL left as it is.
+            cpu.native("timer_init")
+            chip.freq_hz = chip.sysclk_hz
             return None
-        # The simulated chip runs at the clock it was built with (a board's sysclk_hz): a
-        # change while running (PLL re-lock, flash divider, every peripheral's clock) is not
-        # modelled.
+        # The simulated chip runs at the clock it was built with (a board's sysclk_hz): any
+        # other (PLL re-lock, flash divider, every peripheral's clock) is not modelled.
         raise NotImplementedError("changing machine.freq() is not modelled")
 
     def lightsleep(time_ms=None):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..boards import load_board
 from ..protocol import FIRMWARE_DIR, LOG_PREFIX, REPLY_PREFIX, json_line
-from ..rp2sim.chip import Chip, ChipReset, SimulationStall
+from ..rp2sim.chip import PORT_BOOT_HZ, Chip, ChipReset, SimulationStall
 from ..rp2sim.fakes import build_modules
 from ..rp2sim.mploader import MPLIB_DIR, MpRuntime
 from ..rp2sim.vfs import FlashFs
@@ -111,7 +111,8 @@ class SimulatedUnit:
     ):
         self.board = load_board(board) if isinstance(board, str | Path) else board
         # fast_forward: replay steady PIO loops (None: RP2SIM_FAST_FORWARD, default on)
-        self.chip = Chip(self.board["sysclk_hz"], fast_forward=fast_forward)
+        # Powered up at the port's clock: the firmware sets the board's (stim.hw.use_clock).
+        self.chip = Chip(self.board["sysclk_hz"], fast_forward=fast_forward, boot_hz=PORT_BOOT_HZ)
         self.model = BoardModel(
             self.chip,
             self.board,

@@ -206,6 +206,30 @@ def test_boot_with_a_good_board_file_claims_only_its_outputs(make_unit, fw_copy)
     assert all(unit.pin(n) == 0 for n in outs)
 
 
+@pytest.mark.req("SR-3", "SR-4")
+def test_a_board_with_its_own_clock_gets_it_before_any_pulse_is_timed(make_unit):
+    """The port boots at 125 MHz (the simulated chip too: rp2sim.chip.PORT_BOOT_HZ); the
+    wearable_v1 board runs at 100 MHz and its dividers are worked out for that. stim.main sets
+    the clock (hw.use_clock) before any PIO or PWM is set up, so the therapy pulses at the load
+    are tens_conventional's 100 us phases 10 ms apart, to a clock cycle. Without it they would
+    be a fifth shorter and come a quarter faster (the simulated chip refuses a PIO or PWM set
+    up at the boot clock: rp2sim.chip.ClockMismatch)."""
+    unit = make_unit("wearable_v1", load_ohm={1: 1000.0, 2: 1000.0})
+    unit.run_until(0.2)
+    assert unit.chip.freq_hz == 125_000_000  # booting: the port's clock, nothing set up yet
+    unit.press("power", at=0.5, hold_s=1.7)
+    unit.press("plus", at=2.5)
+    unit.run_until(5.5)
+    assert unit.chip.freq_hz == 100_000_000
+    cycle_s = 1 / 100e6
+    therapy = [p for p in unit.model.channels[0].pulse_log if p.t_a > 4.0]
+    assert len(therapy) > 100
+    for p in therapy:
+        assert abs(p.width_a_s - 100e-6) <= cycle_s and abs(p.width_b_s - 100e-6) <= cycle_s
+    for a, b in zip(therapy, therapy[1:], strict=False):
+        assert abs((b.t_a - a.t_a) - 0.010) <= cycle_s
+
+
 @pytest.mark.req("FR-10", "FR-9")
 def test_missing_board_file_gives_safe_state_fault_led_and_error(make_unit):
     unit = make_unit("pico", files={})

@@ -128,6 +128,26 @@ def test_power_held_wakes_the_chip_and_switches_on_after_the_same_hold_as_awake(
     assert POWER_LONG_S - 0.010 <= delays["awake"] <= POWER_LONG_S + 0.010
 
 
+@pytest.mark.req("SR-11")
+def test_power_pressed_while_the_unit_starts_is_timed_from_the_press(make_unit):
+    """stim.main watches POWER from just after the board file is read (hw.watch_power), so a
+    press while the rest of the app is still being built, three quarters of the way from the
+    boot line to the app's first, is timed from its edge: the power-on pattern's first tone
+    comes POWER_LONG_MS after the press, and a hold 0.1 s longer switches the unit on, as on a
+    unit that is up."""
+    first = _unit(make_unit)
+    first.run_until(1.5)
+    t_boot = first.logs("boot")[0]["sim_t"]
+    t_app = first.logs("app_start")[0]["sim_t"]
+    t_press = t_boot + 0.75 * (t_app - t_boot)
+    unit = _unit(make_unit)
+    tones = _tone_starts(unit)
+    unit.press("power", at=t_press, hold_s=POWER_LONG_S + 0.1)
+    unit.run_until(t_press + 2.5)
+    assert [e["on"] for e in unit.logs("power")] == [True]
+    assert POWER_LONG_S <= tones[0] - t_press <= POWER_LONG_S + 0.010
+
+
 @pytest.mark.req("SR-8")
 @pytest.mark.req("SR-7")
 def test_sessions_before_and_after_sleeping_deliver_and_stop_as_ever(make_unit):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from host_tools.rp2sim import port_math
-from host_tools.rp2sim.chip import Chip, ChipReset
+from host_tools.rp2sim.chip import PORT_BOOT_HZ, Chip, ChipReset, ClockMismatch
 from host_tools.rp2sim.fakes import build_modules
 from host_tools.rp2sim.vfs import FlashFs
 
@@ -311,6 +311,35 @@ def test_rtc_survives_a_soft_reset_not_a_hard_reset(chip):
         chip.hard_reset(port_math.WDT_RESET)
     after = build_modules(chip, FlashFs(), _Console())
     assert after["machine"].RTC().datetime()[:3] == (2021, 1, 1)
+
+
+def test_the_chip_boots_at_the_ports_clock_until_the_firmware_sets_the_boards():
+    """ports/rp2/main.c sets SYS_CLK_KHZ (125 MHz on the RP2040) at power-up and hard reset,
+    before its soft-reset loop. A chip simulated at a board's 100 MHz reports 125 MHz until
+    machine.freq(100 MHz); a PIO state machine or PWM slice set up before then would run at
+    another rate on the board than here, so the simulated chip refuses it. A soft reset keeps
+    the clock, a hard reset brings back the boot clock."""
+    chip = Chip(100_000_000, cpu_scale=0, boot_hz=PORT_BOOT_HZ)
+    m = build_modules(chip, FlashFs(), _Console())["machine"]
+    assert m.freq() == 125_000_000
+    with pytest.raises(ClockMismatch, match="PWM slice 1 set up at 125000000 Hz"):
+        m.PWM(m.Pin(2), freq=1000, duty_u16=0)
+    rp2 = build_modules(chip, FlashFs(), _Console())["rp2"]
+    prog = _flagger(rp2)
+    with pytest.raises(ClockMismatch, match="PIO0 state machine 0"):
+        rp2.StateMachine(0, prog)
+    m.freq(100_000_000)
+    assert m.freq() == 100_000_000
+    m.PWM(m.Pin(2), freq=1000, duty_u16=0)
+    rp2.StateMachine(0, prog)
+    again = build_modules(chip, FlashFs(), _Console())["machine"]  # a soft reset
+    assert again.freq() == 100_000_000
+    with pytest.raises(ChipReset):
+        chip.hard_reset(port_math.WDT_RESET)
+    after = build_modules(chip, FlashFs(), _Console())["machine"]
+    assert after.freq() == 125_000_000
+    with pytest.raises(NotImplementedError):
+        after.freq(133_000_000)  # any other clock is not modelled
 
 
 # ---- rp2.StateMachine.irq (ports/rp2/rp2_pio.c: rp2_state_machine_irq, pio_irq0) ---------
