@@ -4,6 +4,8 @@ with is handed in, so here hardware, unit, wearer, host link and watchdog are st
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from host_tools.sim.rig import FirmwareRig
@@ -124,3 +126,62 @@ def test_a_task_keeps_its_rate_whatever_its_own_work_takes(app, rig):
     rig.run_for(0.050)  # overran: starts at once, no catching up
     assert app._delay(1, period) == 0
     assert app._delay(1, period) == pytest.approx(period, abs=1)
+
+
+def _battery_cycles(rig, app, n):
+    """Run the battery task on the rig's asyncio (MicroPython's, on the virtual clock) for its
+    first n cycles, a second apart (its own sleep, _BATTERY_MS)."""
+    asyncio = rig.import_module("asyncio")
+
+    async def main():
+        asyncio.create_task(app.battery_task())
+        await asyncio.sleep_ms(n * 1000 - 500)
+
+    asyncio.run(main())
+
+
+@pytest.mark.req("SR-10")
+def test_the_battery_is_handed_each_reading_with_the_second_since_the_last(app, parts, rig):
+    """Read once a second, the battery filter (stim.battery: a time constant in seconds) is
+    handed 1.0 s with each reading, and the charger the time of it."""
+    hw, unit, _wearer, _host, _wd = parts
+    hw.battery_v.return_value = 3.9
+    unit.battery_reading.return_value = None
+    _battery_cycles(rig, app, 3)
+    assert [c.args[:2] for c in unit.battery_reading.call_args_list] == [(3.9, 1.0)] * 3
+    assert [c.args[0] for c in unit.charger.call_args_list] == [hw.charging.return_value] * 3
+
+
+@pytest.mark.req("SR-10")
+def test_a_standing_battery_is_logged_once_a_minute(app, parts, rig, capsys):
+    """A reading that changes the state is logged at once (stim.unit says which); one that
+    changes nothing is logged once a minute, with its volts and state, not every second."""
+    hw, unit, _wearer, _host, _wd = parts
+    hw.battery_v.return_value = 3.9
+    unit.battery_reading.return_value = None
+    unit.battery.state = 0
+    capsys.readouterr()
+    _battery_cycles(rig, app, 150)  # 150 s
+    lines = [json.loads(x[x.index("{") :]) for x in capsys.readouterr().out.splitlines()]
+    standing = [x for x in lines if x.get("ev") == "battery"]
+    assert len(standing) == 2  # a minute after the start, and another minute on
+    assert all(x["v"] == 3.9 and x["state"] == "ok" and x["lvl"] == "info" for x in standing)
+
+
+@pytest.mark.req("FR-7")
+def test_the_session_finished_pattern_shows_until_its_end_and_not_at_it(app, parts, rig):
+    """unit.ended_until is the first millisecond without the pattern. 150 ms into a 2 s
+    period the idle blink is green and the pattern's three flashes (100 ms on, 100 ms off)
+    are off, so the status LED tells which one shows, to the millisecond."""
+    hw, unit, _wearer, _host, _wd = parts
+    unit.state.return_value = rig.import_module("stim.session").IDLE
+    now_ms = rig.t_s * 1000.0
+    t_ms = (int(now_ms) // 2000 + 1) * 2000 + 150
+    rig.run_for((t_ms + 0.5 - now_ms) / 1000.0)
+    unit.ended_until = t_ms + 1  # one more millisecond of the pattern: off
+    app.leds_cycle(1)
+    hw.status_led.assert_not_called()  # the LED was off and stays off
+    unit.ended_until = t_ms  # over: the idle blink's green
+    app.leds_cycle(1)
+    assert int(rig.t_s * 1000.0) == t_ms  # both in the same millisecond
+    hw.status_led.assert_called_once_with(0, 1, 0)

@@ -22,6 +22,7 @@ from host_tools.testing.hostproto import (
     send,
     unit_on,
 )
+from host_tools.testing.status_led import BLUE, OFF, runs, status_colours
 
 pytestmark = pytest.mark.req("SR-15")
 
@@ -70,9 +71,10 @@ def test_accepted_with_plus_the_host_starts_a_session(make_unit):
     keep_alive(unit, unit.chip.t_s + 1.0)  # the power-on pattern is over
     t0 = unit.chip.t_s
     asked(unit)
-    # The question is felt (heard on the pico's buzzer) and shows on the status LED as blue.
-    blue = unit.pin_trace(unit.board["status_led"]["b"], t0, t0 + 1.0, dt_s=0.05)
-    assert 0 < sum(blue) < len(blue)
+    # The question is felt (heard on the pico's buzzer; white flashes on the status LED while
+    # it plays), then shows on the status LED as a blue double flash every second.
+    seen = status_colours(unit, t0 + 2.0, t0 + 4.0)
+    assert set(seen) == {BLUE, OFF} and runs(seen, BLUE) == 4
     assert rec.rhythm(t0, t0 + 1.5)[:5] == tuple(pytest.approx(x, abs=10) for x in HOST_ASKS_MS)
     assert consent(unit) == (False, 1)
     t1 = unit.chip.t_s

@@ -15,6 +15,7 @@ import pytest
 from host_tools import fwcore
 from host_tools.boards import load_board
 from host_tools.testing.feedback_pins import Feedback
+from host_tools.testing.status_led import WHITE, runs, status_colours
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware" / "stim"
 ON_S = 0.5
@@ -138,6 +139,27 @@ def test_the_pico_plays_on_its_buzzer_and_the_wearable_on_its_motor(make_unit):
 
 
 @pytest.mark.req("FR-26")
+@pytest.mark.parametrize(
+    ("board", "setting", "felt"),
+    [
+        ("pico", "both", True), ("pico", "tone", True),  # its buzzer
+        ("pico", "haptic", False), ("pico", "off", False),
+        ("wearable_v1", "both", True), ("wearable_v1", "haptic", True),  # its motor
+        ("wearable_v1", "tone", False), ("wearable_v1", "off", False),
+    ],
+)  # fmt: skip
+def test_the_feedback_setting_picks_the_buzzer_or_the_motor(make_unit, board, setting, felt):
+    """The power-on pattern (not a fault) plays on the outputs the setting names: on the
+    pico's buzzer for "tone" and "both", on the wearable's motor for "haptic" and "both", on
+    neither for "off"."""
+    cfg = json.dumps({"program": "tens_conventional", "session_min": 30, "channels": "both",
+                      "feedback": setting})  # fmt: skip
+    unit, rec = unit_on(make_unit, board, settings=cfg)
+    unit.run_until(3.0)
+    assert rec.rhythm(1.0, 3.0)[:1] == ((500,) if felt else ())
+
+
+@pytest.mark.req("FR-26")
 def test_a_step_up_and_a_session_start_are_felt(make_unit):
     unit, rec = unit_on(make_unit)
     unit.press("plus", at=START_S)  # starts the session: the start pattern
@@ -177,6 +199,18 @@ def test_a_pattern_playing_never_delays_a_stop(make_unit):
         assert not late
 
 
+@pytest.mark.req("FR-7")
+def test_a_press_that_plays_nothing_still_flashes_the_status_led_white(make_unit):
+    """A short POWER press on an idle unit has nothing to pause and plays no pattern; the
+    status LED still acknowledges it with one white flash of 60 ms (stim.wearer _ACK_MS)
+    after the release, so a wearer who looks sees that the press was taken."""
+    unit, rec = unit_on(make_unit)
+    unit.press("power", at=5.0, hold_s=0.1)
+    seen = status_colours(unit, 4.9, 5.5, dt=0.005)
+    assert rec.rhythm(4.9, 5.5) == ()
+    assert runs(seen, WHITE) == 1 and 60 <= 5 * seen.count(WHITE) <= 75
+
+
 @pytest.mark.req("FR-27", "FR-7")
 def test_a_pattern_also_shows_as_white_flashes_on_the_status_led(make_unit):
     """MODE twice from idle: programs 2 and 3 as counted pulses on the buzzer, and the same
@@ -186,11 +220,8 @@ def test_a_pattern_also_shows_as_white_flashes_on_the_status_led(make_unit):
     t = START_S + 1.0
     unit.press("mode", at=t)
     unit.press("mode", at=t + 3.0)
-    led = unit.board["status_led"]
-    white = []
-    for k in range(600):
-        unit.run_until(t - 0.1 + 0.01 * k)
-        white.append("1" if all(unit.pin(led[c]) for c in "rgb") else "0")
+    seen = status_colours(unit, t - 0.1, t + 5.9)
+    white = ["1" if c == WHITE else "0" for c in seen]
     flashes = tuple(len(list(g)) * 10 for _, g in itertools.groupby("".join(white).strip("0")))
     heard = rec.rhythm(t - 0.1, t + 6.0)
     assert heard[:3] == (110, 200, 120)  # program 2: two counts (the first with the press's)

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from host_tools.dev import bench_stop
+from host_tools.testing.status_led import AMBER, GREEN, OFF, RED, runs, status_colours
 
 ON_S = 0.5  # POWER held from here for 1.7 s: the unit is on at 2.0 s
 START_S = 2.5  # first PLUS press: session starts (electrode check, soft start)
@@ -302,6 +303,38 @@ def test_battery_cut_off_ramps_down_and_stops_and_no_session_starts(make_unit):
     assert fade and fade[-1] < 0.5 * fade[0]  # ramps down
     assert not pulses(unit, 1, t0=cut + 2.1) and not pulses(unit, 2, t0=cut + 2.1)
     assert unit.logs("refused")[-1]["limit"] == "battery"
+
+
+def battery_state_at(unit, state, within_s=20.0):
+    """Run the unit until the battery is logged in `state`, a second at a time (the battery
+    is read once a second); when it was."""
+    t_end = unit.chip.t_s + within_s
+    while unit.chip.t_s < t_end:
+        unit.run_for(1.0)
+        seen = [e["sim_t"] for e in unit.logs("battery") if e["state"] == state]
+        if seen:
+            return seen[0]
+    raise AssertionError("battery never %s" % state)
+
+
+@pytest.mark.req("SR-10")
+def test_a_low_and_an_empty_battery_show_on_the_status_led(make_unit):
+    """At the status LED's pins of a running unit: steady green with a good battery; low, an
+    amber blip of 300 ms in every 4 s beside the green (stim.leds); empty (cut off), three
+    short red flashes every 2 s and no green, once the warning's and the cut-off's feedback
+    patterns (white flashes) are over."""
+    unit = unit_on(make_unit, steps=2)
+    t = ready_s(2)
+    assert set(status_colours(unit, t, t + 4.0)) == {GREEN}
+    unit.at(t + 4.0, unit.model.set_battery, 3.45)
+    low = battery_state_at(unit, "low")
+    seen = status_colours(unit, low + 2.0, low + 6.0)
+    assert runs(seen, AMBER) == 1 and 28 <= seen.count(AMBER) <= 31
+    assert set(seen) == {GREEN, AMBER, OFF}
+    unit.at(low + 6.0, unit.model.set_battery, 3.1)
+    cut = battery_state_at(unit, "cutoff")
+    seen = status_colours(unit, cut + 4.0, cut + 6.0)
+    assert set(seen) == {RED, OFF} and runs(seen, RED) == 3
 
 
 @pytest.mark.req("SR-10")
