@@ -46,8 +46,8 @@ def test_a_line_with_a_byte_outside_printable_ascii_is_refused_whole():
 @req("SR-12")
 def test_an_over_long_line_is_refused_and_the_next_one_read():
     r = hostcmd.LineReader()
-    assert _feed(r, b"x" * hostcmd.MAX_LINE + b"\n") == ["x" * hostcmd.MAX_LINE]
-    assert _feed(r, b"x" * (hostcmd.MAX_LINE + 1) + b"\n") == [hostcmd.E_LONG]
+    assert _feed(r, b"x" * 120 + b"\n") == ["x" * 120]  # docs/protocol.md: 120 bytes at most
+    assert _feed(r, b"x" * 121 + b"\n") == [hostcmd.E_LONG]
     assert _feed(r, b"y" * 5000 + b"\x00\n") == [hostcmd.E_LONG]  # the first problem is named
     assert _feed(r, b"ping\n") == ["ping"]
 
@@ -188,7 +188,7 @@ def test_settings_are_checked_as_the_settings_file_is():
 def test_intensity_rules_in_order_caps_state_lock_one_step_rate():
     p = programs.by_id("tens_conventional")
     ok = hostcmd.check_intensity
-    slow = hostcmd.RISE_MS
+    slow = 400  # ms: docs/protocol.md, one rise per 400 ms per channel
     ok(BOARD, p, True, False, 3, 4, slow)  # one step up, not too soon
     ok(BOARD, p, True, False, 3, 0, 0)  # decreases at once, any size, any time
     ok(BOARD, p, True, True, 3, 2, 0)  # locked: lowering still works

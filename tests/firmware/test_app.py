@@ -128,6 +128,19 @@ def test_a_task_keeps_its_rate_whatever_its_own_work_takes(app, rig):
     assert app._delay(1, period) == pytest.approx(period, abs=1)
 
 
+def test_a_task_a_millisecond_late_starts_at_once_and_does_not_catch_up(app, rig):
+    """The smallest overrun: the next cycle was due 1 ms ago. It starts at once (a sleep of
+    0, never a negative one), and the one after comes a whole period after it, not 1 ms
+    sooner to make up for it."""
+    period = 10
+    d0 = app._delay(1, period)  # the next cycle begins d0 from now
+    now_ms = rig.t_s * 1000.0
+    due_ms = int(now_ms) + d0 + period  # and the one after a period later
+    rig.run_for((due_ms + 1 + 0.5 - now_ms) / 1000.0)  # that cycle's work ends 1 ms late
+    assert app._delay(1, period) == 0
+    assert app._delay(1, period) == period
+
+
 def _battery_cycles(rig, app, n):
     """Run the battery task on the rig's asyncio (MicroPython's, on the virtual clock) for its
     first n cycles, a second apart (its own sleep, _BATTERY_MS)."""

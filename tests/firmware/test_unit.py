@@ -194,10 +194,10 @@ def test_a_host_controlled_session_ramps_down_when_the_host_goes_quiet(rig, fw, 
     u.host_seen(0)
     u.start(0)
     stim.running.return_value = True
-    u.tick(fw.hostcmd.KEEPALIVE_MS)
-    stim.fade_out.assert_not_called()  # exactly the keep-alive time: still alive
-    u.tick(fw.hostcmd.KEEPALIVE_MS + 1)
-    stim.fade_out.assert_called_once_with(fw.session.RAMP_DOWN_MS, fw.hostcmd.KEEPALIVE_MS + 1)
+    u.tick(3000)  # ms: the keep-alive (docs/protocol.md), exactly: still alive
+    stim.fade_out.assert_not_called()
+    u.tick(3001)
+    stim.fade_out.assert_called_once_with(2000, 3001)  # ramps to zero over 2 s
     assert u.state() == fw.session.ENDING and not u.host_controlled
 
 
