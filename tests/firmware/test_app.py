@@ -48,11 +48,15 @@ def test_the_power_button_interrupt_goes_to_the_wearer(app, parts):
     hw.on_power_press.assert_called_once_with(wearer.on_power_irq)
 
 
+def _run_to_ms(rig, t_ms):
+    """Run the clock to half a millisecond past tick t_ms, so that the app's next ticks_ms()
+    reads t_ms whatever its own few microseconds of work before it."""
+    rig.run_for((t_ms + 0.5 - rig.t_s * 1000.0) / 1000.0)
+
+
 def _next_sample_after(rig, app, gap_ms):
-    """Run the clock so that the next buttons cycle reads ticks_ms exactly gap_ms after the
-    last one did: half a millisecond past that tick, whatever fraction the last read was at."""
-    frac_ms = (rig.t_s * 1000.0) % 1.0
-    rig.run_for((gap_ms + 0.5 - frac_ms) / 1000.0)
+    """A buttons cycle that reads ticks_ms exactly gap_ms after the last one did."""
+    _run_to_ms(rig, int(rig.t_s * 1000.0) + gap_ms)
     app.buttons_cycle()
 
 
@@ -134,9 +138,8 @@ def test_a_task_a_millisecond_late_starts_at_once_and_does_not_catch_up(app, rig
     sooner to make up for it."""
     period = 10
     d0 = app._delay(1, period)  # the next cycle begins d0 from now
-    now_ms = rig.t_s * 1000.0
-    due_ms = int(now_ms) + d0 + period  # and the one after a period later
-    rig.run_for((due_ms + 1 + 0.5 - now_ms) / 1000.0)  # that cycle's work ends 1 ms late
+    due_ms = int(rig.t_s * 1000.0) + d0 + period  # and the one after a period later
+    _run_to_ms(rig, due_ms + 1)  # that cycle's work ends 1 ms late
     assert app._delay(1, period) == 0
     assert app._delay(1, period) == period
 
@@ -188,9 +191,8 @@ def test_the_session_finished_pattern_shows_until_its_end_and_not_at_it(app, par
     are off, so the status LED tells which one shows, to the millisecond."""
     hw, unit, _wearer, _host, _wd = parts
     unit.state.return_value = rig.import_module("stim.session").IDLE
-    now_ms = rig.t_s * 1000.0
-    t_ms = (int(now_ms) // 2000 + 1) * 2000 + 150
-    rig.run_for((t_ms + 0.5 - now_ms) / 1000.0)
+    t_ms = (int(rig.t_s * 1000.0) // 2000 + 1) * 2000 + 150
+    _run_to_ms(rig, t_ms)
     unit.ended_until = t_ms + 1  # one more millisecond of the pattern: off
     app.leds_cycle(1)
     hw.status_led.assert_not_called()  # the LED was off and stays off

@@ -186,7 +186,7 @@ def test_a_soft_start_is_stepped_on_every_pass_while_the_wearer_presses_buttons(
     button sample or a gesture, or nothing), so a cycle timed by its own clock read would miss
     a pass after one that read the clock late: 20 ms steps."""
     unit, _t = unit_running(make_unit, steps=8)  # PLUS every 0.3 s: each step ramps again
-    passes = []  # (pass, control cycles so far) at the start of each pass
+    passes = []  # (time, control cycles so far, levels standing) at the start of each pass
 
     def watch():
         app_cls = unit.runtime.modules["stim.app"].App
