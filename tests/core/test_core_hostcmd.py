@@ -36,10 +36,12 @@ def test_lines_end_at_lf_or_cr_and_empty_lines_are_ignored():
 @req("SR-12")
 def test_a_line_with_a_byte_outside_printable_ascii_is_refused_whole():
     r = hostcmd.LineReader()
-    for bad in (0, 1, 8, 27, 127, 128, 0xC3, 0xFF):
+    for bad in (0, 1, 8, 27, 31, 127, 128, 0xC3, 0xFF):
         got = _feed(r, b"sta" + bytes([bad]) + b"tus\n")
         assert got == [hostcmd.E_BYTES], bad
     assert _feed(r, b"status\n") == ["status"]  # the next line is read normally
+    # The edges of printable ASCII, space (32) and tilde (126), are taken as they are.
+    assert _feed(r, b"set  x=~\n") == ["set  x=~"]
 
 
 @req("FR-23")

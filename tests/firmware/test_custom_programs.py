@@ -107,6 +107,18 @@ def test_at_most_four_and_a_removed_one_is_gone(make_unit):
     assert err(unit, "program remove tens_burst")["code"] == "range"  # built-ins stay
 
 
+@pytest.mark.req("FR-30", "SR-13")
+def test_a_program_the_flash_cannot_hold_is_an_io_error_and_nothing_is_installed(make_unit):
+    unit = unit_on(make_unit)
+    unit.fs.capacity = unit.fs.used() + 5  # room for a few bytes only
+    rep = install(unit, GENTLE)
+    assert (rep["r"], rep["code"], rep["cmd"]) == ("err", "io", "program")
+    assert stored(unit) is None
+    assert ok(unit, "program list")["custom"] == []
+    unit.fs.capacity = 1_400_000
+    assert install(unit, GENTLE)["r"] == "ok"  # with room again, the same program installs
+
+
 @pytest.mark.req("FR-30", "SR-15", "SR-14")
 def test_installing_needs_consent_and_no_session(make_unit):
     unit = unit_on(make_unit, paired=False)

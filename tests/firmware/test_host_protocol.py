@@ -188,6 +188,34 @@ def test_history_sends_every_stored_record(make_unit):
     assert [r["program"] for r in stored] == ["tens_conventional", "tens_burst"]
 
 
+@pytest.mark.req("SR-12", "SR-13")
+def test_a_save_the_flash_cannot_hold_is_an_io_error_and_the_old_settings_stay(make_unit):
+    """A full flash: `set` answers `io` with its command and id, the file on the flash is the
+    one before, and the unit goes on with the settings it had (a session of them starts)."""
+    unit = unit_on(make_unit)
+    ok(unit, "set session_min=20")
+    before = unit.fs.files["/settings.json"]
+    unit.fs.capacity = unit.fs.used() + 5  # room for a few bytes only
+    e = err(unit, "@f1 set session_min=40 program=tens_burst")
+    assert (e["code"], e["cmd"], e["id"]) == ("io", "set", "f1")
+    assert unit.fs.files["/settings.json"] == before
+    got = ok(unit, "settings")
+    assert (got["session_min"], got["program"]) == (20, "tens_conventional")
+    rep = ok(unit, "start")
+    assert (rep["program"], rep["length_s"]) == ("tens_conventional", 20 * 60)
+    keep_alive(unit, unit.chip.t_s + 3.0)
+    assert pulses(unit, 1, unit.chip.t_s - 0.5)
+
+
+@pytest.mark.req("SR-12")
+def test_a_history_the_flash_cannot_read_is_an_io_error_and_the_link_goes_on(make_unit):
+    unit = unit_on(make_unit)
+    unit.fs.dirs.add("/history.jsonl")  # opening it fails (EISDIR), as a damaged entry would
+    e = err(unit, "@h2 history")
+    assert (e["code"], e["cmd"], e["id"]) == ("io", "history", "h2")
+    assert ok(unit, "status")["state"] == "idle"
+
+
 # ---- keep-alive (SR-12) and POWER (SR-7) ------------------------------------------------------
 @pytest.mark.req("SR-12")
 def test_lost_keep_alive_ramps_the_output_to_zero(make_unit):
