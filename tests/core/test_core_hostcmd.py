@@ -71,6 +71,7 @@ def test_commands_parse_with_their_arguments_and_request_id():
     p = hostcmd.parse
     assert p("status", BOARD) == (None, "status", ())
     assert p("@a7 ping", BOARD) == ("a7", "ping", ())
+    assert p("@Ab345678 ping", BOARD) == ("Ab345678", "ping", ())  # 8 letters or digits at most
     assert p("start", BOARD) == (None, "start", None)
     assert p("start ems_relax", BOARD) == (None, "start", "ems_relax")
     assert p("  intensity   2  05 ", BOARD) == (None, "intensity", (1, 5))
@@ -107,6 +108,7 @@ def test_bad_lines_are_refused_with_a_code_and_the_request_id():
         ("set channels=1 channels=2", hostcmd.E_ARGS),
         ("@ status", hostcmd.E_ARGS),
         ("@toolongid9 status", hostcmd.E_ARGS),
+        ("@123456789 status", hostcmd.E_ARGS),
         ("@a-b status", hostcmd.E_ARGS),
         ("@ok", hostcmd.E_UNKNOWN),
     ]
@@ -152,6 +154,8 @@ def test_a_refused_word_is_named_in_the_reply_up_to_24_characters():
         ("start nope", "no program nope"),
         ("start " + w, "no program " + w[:24]),
         ("set volume", "set takes key=value, got volume"),
+        ("set =5", "set takes key=value, got =5"),  # no key before the "="
+        ("set v=5", "no setting v (%s)" % ", ".join(hostcmd.SETTING_KEYS)),  # a key of one
         ("set " + w, "set takes key=value, got " + w[:24]),
         ("set " + w + "=1", "no setting %s (%s)" % (w[:24], ", ".join(hostcmd.SETTING_KEYS))),
     ]

@@ -25,6 +25,12 @@ def f(a, b):
         return a + 1
     x = 2
     return x
+
+
+def g():
+    if x:
+        return None
+    return
 '''
 
 
@@ -38,6 +44,7 @@ def test_each_kind_of_mutant_is_made_once_per_spot():
     assert by_op["not"] == [(9, "not b", "b")]
     assert ("delete", 10, "log(a)", "pass") in [(m.op, m.line, m.before, m.after) for m in ms]
     assert (12, "x = 2", "pass") in by_op["delete"]
+    # g()'s `return None` and bare `return` are the same code: no mutant.
     assert by_op["return"] == [(11, "return a + 1", "return"), (13, "return x", "return")]
     consts = {(m.line, m.after) for m in ms if m.op.startswith("const")}
     assert consts == {(11, "2"), (11, "0"), (12, "3"), (12, "1"), (12, "0")}  # not in const()
@@ -86,18 +93,26 @@ def _result(mid: str, status: str) -> dict:
             "after": "b", "n_tests": 1}  # fmt: skip
 
 
+def _made(monkeypatch, n):
+    """The module's mutants as the table sees them: safe:1:0:cmp to safe:n:0:cmp."""
+    now = [mutate.Mutant("safe", i, 0, "cmp", "a < b", "a <= b") for i in range(1, n + 1)]
+    monkeypatch.setattr(mutate, "mutants_of", lambda mod, src: now)
+
+
 def test_the_table_counts_equivalents_neither_way(tmp_path, monkeypatch):
     monkeypatch.setattr(mutate, "module_hash", lambda mod: "h")
     eq = tmp_path / "eq.txt"
     eq.write_text("# reviewed\nsafe:1:0:cmp  the same either way for the values it sees\n")
     monkeypatch.setattr(mutate, "EQUIVALENT", eq)
 
+    _made(monkeypatch, 4)
     r = _result
     res = {
         "safe:1:0:cmp": r("safe:1:0:cmp", "survived"),
         "safe:2:0:cmp": r("safe:2:0:cmp", "killed"),
         "safe:3:0:cmp": r("safe:3:0:cmp", "timeout"),
         "safe:4:0:cmp": r("safe:4:0:cmp", "survived"),
+        "safe:9:0:cmp": r("safe:9:0:cmp", "survived"),  # no longer made: not counted
     }
     rows = mutate.summarise(res, ["safe"])
     assert rows[0]["equivalent"] == 1 and rows[0]["killed"] == 1 and rows[0]["survived"] == 1
@@ -295,6 +310,7 @@ def test_a_private_copy_of_the_firmware_counts_as_the_firmware():
 def test_a_hang_counts_as_killed_and_a_plain_timeout_neither_way(monkeypatch):
     monkeypatch.setattr(mutate, "module_hash", lambda mod: "h")
     monkeypatch.setattr(mutate, "equivalents", lambda: {})
+    _made(monkeypatch, 3)
 
     r = _result
     res = {"safe:1:0:cmp": r("safe:1:0:cmp", "hung"), "safe:2:0:cmp": r("safe:2:0:cmp", "timeout"),
@@ -370,6 +386,7 @@ def test_results_are_kept_one_line_per_mutant_without_stale_sources(tmp_path, mo
     assert back["safe:1:0:cmp"]["n_tests"] == 2 and "tests" not in back["safe:1:0:cmp"]
     assert back["safe:2:0:cmp"]["id"] == "safe:2:0:cmp"
     monkeypatch.setattr(mutate, "equivalents", lambda: {})
+    _made(monkeypatch, 3)
     row = mutate.summarise(back, ["safe"])[0]
     assert (row["mutants"], row["killed"], row["survived"]) == (2, 1, 1)
     assert [s["id"] for s in row["survivors"]] == ["safe:2:0:cmp"]
