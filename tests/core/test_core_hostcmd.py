@@ -198,6 +198,7 @@ def test_intensity_rules_in_order_caps_state_lock_one_step_rate():
     ok(BOARD, p, True, False, 3, 4, slow)  # one step up, not too soon
     ok(BOARD, p, True, False, 3, 0, 0)  # decreases at once, any size, any time
     ok(BOARD, p, True, True, 3, 2, 0)  # locked: lowering still works
+    ok(BOARD, p, True, True, 3, 3, 0)  # the step it is at: no rise, so neither lock nor rate
     e = raises(hostcmd.HostError, ok, BOARD, p, True, False, STEPS, STEPS + 1, slow)
     assert (e.code, e.limit) == (hostcmd.E_LIMIT, "step")
     low = dict(BOARD, limits=dict(BOARD["limits"], max_peak_ma=6.0))
@@ -235,6 +236,8 @@ def test_replies_are_one_json_object_starting_with_r():
         got = json.loads(hostcmd.line_error(code, r))
         assert (got["r"], got["cmd"], got["code"]) == ("err", None, code)
         assert "id" not in got
+        want = "line longer than 120 bytes" if code == hostcmd.E_LONG else "only printable ASCII"
+        assert got["msg"].startswith(want), got
 
 
 def _line_error(data):
@@ -272,6 +275,7 @@ def test_time_takes_a_real_utc_date_from_2025_to_2099():
     p = hostcmd.parse
     assert p("@t1 time 2026 8 24 13 5 9", BOARD) == ("t1", "time", [2026, 8, 24, 13, 5, 9])
     assert p("time 2028 2 29 0 0 0", BOARD)[2] == [2028, 2, 29, 0, 0, 0]  # a leap year
+    assert p("time 2032 2 29 0 0 0", BOARD)[2] == [2032, 2, 29, 0, 0, 0]  # not 3 x k
     assert p("time 2099 12 31 23 59 59", BOARD)[2] == [2099, 12, 31, 23, 59, 59]
     assert p("time 2025 1 1 0 0 0", BOARD)[2] == [2025, 1, 1, 0, 0, 0]
     for bad in (
@@ -280,6 +284,7 @@ def test_time_takes_a_real_utc_date_from_2025_to_2099():
         "time 2026 0 1 0 0 0",
         "time 2026 13 1 0 0 0",
         "time 2026 2 29 0 0 0",  # not a leap year
+        "time 2025 2 29 0 0 0",  # 3 x 675, not a leap year
         "time 2026 4 31 0 0 0",
         "time 2026 1 0 0 0 0",
         "time 2026 1 1 24 0 0",
