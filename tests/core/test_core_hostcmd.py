@@ -264,6 +264,7 @@ def test_a_refused_line_is_answered_with_its_id_when_the_id_was_read_whole():
         b"stat\x01us\n",
         b"@123456789 ping\xff\n",
         b"@a-b ping\xff\n",
+        b"@-ab ping\xff\n",
         b"@ ping\xff\n",
     ):
         assert "id" not in _line_error(data), data
