@@ -107,6 +107,18 @@ def test_at_most_four_and_a_removed_one_is_gone(make_unit):
     assert err(unit, "program remove tens_burst")["code"] == "range"  # built-ins stay
 
 
+def test_a_program_is_sent_from_the_first_set_and_add_needs_one(make_unit):
+    """Right after power-up nothing is half sent: `program add` says so, and the first `set`
+    starts a program without a `clear` before it."""
+    unit = unit_on(make_unit)
+    assert err(unit, "program add")["code"] == "bad_args"
+    lines = progtool.set_lines(GENTLE)
+    for line in lines:
+        ok(unit, line)
+    assert ok(unit, "program add")["program"] == GENTLE["id"]
+    assert err(unit, "program add")["code"] == "bad_args"  # added once, then nothing is pending
+
+
 @pytest.mark.req("FR-30", "SR-13")
 def test_a_program_the_flash_cannot_hold_is_an_io_error_and_nothing_is_installed(make_unit):
     unit = unit_on(make_unit)

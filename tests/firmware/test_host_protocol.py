@@ -109,8 +109,41 @@ def test_intensity_rises_one_step_per_command_at_a_bounded_rate(make_unit):
     assert not pulses(unit, 2, t_down + 0.07)
 
 
-@pytest.mark.req("SR-12", "SR-3")
-def test_a_step_over_a_cap_is_refused_with_the_limit_named(make_unit):
+@pytest.mark.req("SR-12", "SR-2")
+def test_a_start_is_each_channels_first_rise(make_unit):
+    """`start` takes every channel to step 1: the next rise waits RISE_MS like any other."""
+    unit = unit_on(make_unit)
+    ok(unit, "start")
+    assert err(unit, "intensity 1 2")["code"] == "rate"
+    assert err(unit, "intensity 2 2")["code"] == "rate"
+    unit.run_for(0.4)
+    ok(unit, "intensity 1 2")
+    ok(unit, "intensity 2 2")
+
+
+@pytest.mark.req("SR-12")
+def test_a_command_that_fails_inside_is_an_io_error_and_the_link_goes_on(make_unit):
+    """Out of memory in the parser, or in a command's own work: `io`, the request id when it
+    was read, and the next command is answered as ever."""
+    unit = unit_on(make_unit)
+    hostcmd = unit.runtime.modules["stim.hostcmd"]
+    unit_cls = unit.runtime.modules["stim.unit"].Unit
+    parse, status = hostcmd.parse, unit_cls.status
+
+    def no_memory(*a):
+        raise MemoryError
+
+    hostcmd.parse = no_memory
+    got = err(unit, "@p1 status")
+    assert (got["code"], got["msg"], got["cmd"]) == ("io", "failed", None) and "id" not in got
+    hostcmd.parse = parse
+    unit_cls.status = no_memory
+    got = err(unit, "@s1 status")
+    assert (got["code"], got["msg"], got["id"]) == ("io", "failed", "s1")
+    unit_cls.status = status
+    assert ok(unit, "@s2 status")["state"] == "idle"
+    assert [e["msg"] for e in unit.logs("host")][-2:] == ["command failed: MemoryError()"] * 2
+
     board = load_board("pico")
     board["limits"]["max_peak_ma"] = 6.0  # step 4 (6 mA) is the last one allowed
     unit = unit_on(make_unit, board)
@@ -141,6 +174,7 @@ def test_stop_ends_the_session_at_once_and_records_it(make_unit):
     assert ok(unit, "status")["state"] == "idle"
     hist = [json.loads(x) for x in unit.fs.files["/history.jsonl"].decode().splitlines()]
     assert hist[-1]["end"] == "host" and hist[-1]["max_step"] == [2, 2]
+    assert [e["cmd"] for e in unit.logs("host")][-2:] == ["start", "stop"]  # the log says who
     assert ok(unit, "stop")["cmd"] == "stop"  # nothing to stop: still fine
 
 
