@@ -88,6 +88,16 @@ def test_maintenance_opens_the_repl_only_after_the_wearers_press(make_unit):
     assert unit.state == "repl"
 
 
+@pytest.mark.req("SR-15", "SR-16")
+def test_a_host_allowed_control_must_still_ask_for_maintenance(make_unit):
+    """The wearer's yes to host control is not a yes to maintenance: that one is asked."""
+    unit = unit_on(make_unit, "wearable_v1")  # paired: control allowed
+    rep = ok(unit, "maintenance")
+    assert rep["asking"] and "consent" not in rep
+    keep_alive(unit, unit.chip.t_s + 1.0, every_s=0.5)
+    assert no_repl(unit)
+
+
 @pytest.mark.req("SR-8", "SR-16")
 def test_maintenance_reclaims_the_output_pins_before_it_is_logged(make_unit):
     # No output was on when the wearer allowed it; still every output pin is a plain output

@@ -107,6 +107,31 @@ def test_at_most_four_and_a_removed_one_is_gone(make_unit):
     assert err(unit, "program remove tens_burst")["code"] == "range"  # built-ins stay
 
 
+def test_each_program_command_answers_what_it_did_and_logs_it(make_unit):
+    unit = unit_on(make_unit)
+    assert ok(unit, "program set id=p0")["keys"] == 1
+    assert "stim.custom" not in unit.runtime.modules  # its code leaves the heap after each use
+    ok(unit, "program clear")
+    assert err(unit, "program add")["code"] == "bad_args"  # the clear dropped what was sent
+    for i in range(2):
+        assert install(unit, {**GENTLE, "id": "p%d" % i})["r"] == "ok"
+    assert [e["id"] for e in unit.logs("program_added")] == ["p0", "p1"]
+    e = err(unit, "@q7 program add x")
+    assert (e["code"], e["cmd"], e["id"]) == ("bad_args", "program", "q7")
+    assert e["msg"] == "program set|add|list|remove ID|clear"  # not taken for an add
+    assert err(unit, "program remove")["code"] == "bad_args"
+    e = err(unit, "program remove " + "x" * 30)
+    assert (e["code"], e["msg"]) == ("range", "no installed program " + "x" * 24)
+    # Removing one not in use leaves the selection; removing the one in use goes back to the
+    # first built-in, not to a program no longer there.
+    ok(unit, "set program=p1")
+    assert ok(unit, "program remove p0")["n"] == 1
+    assert ok(unit, "status")["program"] == "p1"
+    assert ok(unit, "program remove p1")["n"] == 0
+    assert ok(unit, "status")["program"] == "tens_conventional"
+    assert [e["id"] for e in unit.logs("program_removed")] == ["p0", "p1"]
+
+
 def test_a_program_is_sent_from_the_first_set_and_add_needs_one(make_unit):
     """Right after power-up nothing is half sent: `program add` says so, and the first `set`
     starts a program without a `clear` before it."""

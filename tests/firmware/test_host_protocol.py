@@ -25,6 +25,7 @@ from host_tools.testing.hostproto import (
     err,
     keep_alive,
     ok,
+    pair,
     peak,
     pulses,
     send,
@@ -121,6 +122,28 @@ def test_a_start_is_each_channels_first_rise(make_unit):
     ok(unit, "intensity 2 2")
 
 
+@pytest.mark.req("SR-12", "SR-15")
+def test_a_host_that_raises_the_wearers_session_must_then_keep_it_alive(make_unit):
+    """The wearer's own session: the host may set a channel to the step it is at (or lower)
+    without consent, and that leaves the session the wearer's. Once the host raises it, with
+    the wearer's consent, it is the host's: a silent host lets it ramp to zero."""
+    unit = unit_on(make_unit, paired=False)
+    unit.press("plus")  # the wearer's own session, step 1
+    unit.run_for(2.5)
+    rep = ok(unit, "intensity 2 1")
+    assert (rep["ch"], rep["step"]) == (2, 1)
+    assert err(unit, "intensity 1 2")["code"] == "consent"
+    unit.run_for(KEEPALIVE_S + RAMP_DOWN_S + 0.5)  # no command: still the wearer's session
+    t = unit.chip.t_s
+    assert peak(unit, 1, t - 0.5, t) >= 0.95 * STEP_MA and ok(unit, "status")["host"] is False
+    pair(unit)
+    rep = ok(unit, "intensity 1 2")
+    assert (rep["ch"], rep["step"]) == (1, 2) and ok(unit, "status")["host"] is True
+    t = unit.chip.t_s
+    unit.run_for(KEEPALIVE_S + RAMP_DOWN_S + 0.5)
+    assert not pulses(unit, 1, unit.chip.t_s - 0.3) and not pulses(unit, 2, unit.chip.t_s - 0.3)
+
+
 @pytest.mark.req("SR-12")
 def test_a_command_that_fails_inside_is_an_io_error_and_the_link_goes_on(make_unit):
     """Out of memory in the parser, or in a command's own work: `io`, the request id when it
@@ -187,6 +210,7 @@ def test_settings_get_and_set_persist_atomically(make_unit):
     saved = json.loads(unit.fs.files["/settings.json"])
     assert saved == {"program": "tens_burst", "session_min": 20, "channels": "1",
                      "feedback": "both", "auto_off_min": 10}  # fmt: skip
+    assert unit.logs("settings")[-1]["keys"] == ["session_min", "channels", "program"]
     assert not [p for p in unit.fs.files if p.endswith(".tmp")]
     assert ok(unit, "settings")["program"] == "tens_burst"
     st = ok(unit, "status")
