@@ -390,6 +390,29 @@ def test_bad_input_gets_an_error_and_changes_nothing(make_unit):
     assert later and all(0.95 * full <= ma <= full + 1e-6 for ma in later)
 
 
+@pytest.mark.req("SR-7", "SR-12")
+def test_bytes_that_piled_up_are_taken_a_line_length_per_scheduler_round(make_unit):
+    """Bytes that arrived while the CPU was busy (a flash erase masks interrupts for 45 ms, a
+    long control cycle) are taken at most 120 per scheduler round (MAX_LINE, docs/protocol.md),
+    so the buttons and the control loop get their turn between; and a whole 120 each round, so
+    a line of 120 bytes is read in one."""
+    unit = unit_on(make_unit)
+    stream = unit.runtime.modules["asyncio.stream"].Stream
+    read = stream.readinto
+    left = []  # bytes waiting when the console task goes back to the scheduler
+
+    def counted(self, buf):
+        left.append(len(unit.usb_rx))
+        return read(self, buf)
+
+    stream.readinto = counted
+    unit.at(unit.chip.t_s + 0.01, unit.usb_rx.extend, b"x" * 500 + b"\n")
+    unit.run_for(0.5)
+    stream.readinto = read
+    assert left == [381, 261, 141, 21, 0]
+    assert ok(unit, "status")["state"] == "idle"
+
+
 @pytest.mark.req("SR-12")
 def test_bad_input_does_not_keep_a_host_session_alive(make_unit):
     unit = unit_on(make_unit)
