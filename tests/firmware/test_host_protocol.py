@@ -274,6 +274,21 @@ def test_a_history_the_flash_cannot_read_is_an_io_error_and_the_link_goes_on(mak
     assert ok(unit, "status")["state"] == "idle"
 
 
+@pytest.mark.req("SR-12", "SR-7")
+def test_a_long_history_is_sent_a_line_per_scheduler_round_without_waiting(make_unit):
+    """Each record line lets the other tasks run (the buttons are never held up) and the next
+    follows as soon as the console takes it: 100 records in about a tenth of a second."""
+    unit = unit_on(make_unit)
+    recs = [{"start": 1_700_000_000 + 60 * i, "min": 3, "end": "done"} for i in range(100)]
+    unit.fs.files["/history.jsonl"] = "".join(json.dumps(r) + "\n" for r in recs).encode()
+    got = send(unit, "history", wait_s=2.0)
+    assert [g["rec"] for g in got[:-1]] == recs and got[-1]["n"] == 100
+    gaps = sorted(b["sim_t"] - a["sim_t"] for a, b in zip(got, got[1:], strict=False))
+    # One line per 1 ms USB frame as the console sends it; a task that slept 1 ms between
+    # lines would take nearly two.
+    assert gaps[len(gaps) // 2] < 0.0015, "median %.2f ms between lines" % (1e3 * gaps[50])
+
+
 # ---- keep-alive (SR-12) and POWER (SR-7) ------------------------------------------------------
 @pytest.mark.req("SR-12")
 def test_lost_keep_alive_ramps_the_output_to_zero(make_unit):
