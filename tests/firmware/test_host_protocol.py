@@ -9,6 +9,7 @@ files on the simulated flash and the reply lines, never the firmware's variables
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -287,6 +288,25 @@ def test_a_long_history_is_sent_a_line_per_scheduler_round_without_waiting(make_
     # One line per 1 ms USB frame as the console sends it; a task that slept 1 ms between
     # lines would take nearly two.
     assert gaps[len(gaps) // 2] < 0.0015, "median %.2f ms between lines" % (1e3 * gaps[50])
+
+
+def test_a_port_whose_asyncio_has_no_streams_says_host_commands_are_off(capsys):
+    """The host task ends with a warning, instead of failing the firmware, on a MicroPython
+    built without asyncio streams: the buttons and the therapy do not need the host."""
+    rig = FirmwareRig("pico")
+    host = rig.import_module("stim.host")
+    asyncio = rig.runtime.modules["asyncio"]
+
+    def no_streams(_s):
+        raise AttributeError("StreamReader")
+
+    asyncio.StreamReader = no_streams
+    unit = types.SimpleNamespace(stim=types.SimpleNamespace(channels=[0, 0]))
+    task = host.HostLink(unit, rig.board, stream=object()).run()
+    with pytest.raises(StopIteration):
+        task.send(None)
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]  # the log's print
+    assert (line["ev"], line["lvl"]) == ("host", "warn") and "host commands are off" in line["msg"]
 
 
 # ---- keep-alive (SR-12) and POWER (SR-7) ------------------------------------------------------
