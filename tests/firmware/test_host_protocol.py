@@ -448,6 +448,38 @@ def test_bytes_that_piled_up_are_taken_a_line_length_per_scheduler_round(make_un
     assert ok(unit, "status")["state"] == "idle"
 
 
+@pytest.mark.req("SR-7", "SR-12")
+def test_the_console_task_never_waits_for_bytes_still_on_their_way(make_unit):
+    """A line the host writes in two pieces 2 ms apart is taken piece by piece: the task reads
+    what has arrived and goes back to the scheduler, instead of holding the CPU in a poll
+    while it waits for the rest."""
+    unit = unit_on(make_unit)
+    link = unit.runtime.modules["stim.host"].HostLink
+    stream = unit.runtime.modules["asyncio.stream"].Stream
+    feed, read = link.feed, stream.readinto
+    fed = [0]
+    rounds = []  # bytes taken in each scheduler round
+
+    def counted_feed(self, c):
+        fed[0] += 1
+        return feed(self, c)
+
+    def counted_read(self, buf):
+        rounds.append(fed[0])
+        fed[0] = 0
+        return read(self, buf)
+
+    link.feed, stream.readinto = counted_feed, counted_read
+    n = len(unit.console.replies)
+    unit.send("@l1 set x=1")
+    unit.send(" y=2\n", at=unit.chip.t_s + 0.002)
+    unit.run_for(0.3)
+    link.feed, stream.readinto = feed, read
+    (got,) = unit.console.replies[n:]
+    assert got["id"] == "l1" and got["code"] == "bad_args"
+    assert rounds == [11, 5]
+
+
 @pytest.mark.req("SR-12")
 def test_bad_input_does_not_keep_a_host_session_alive(make_unit):
     unit = unit_on(make_unit)
