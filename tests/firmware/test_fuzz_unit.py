@@ -999,6 +999,10 @@ def test_the_fuzz_catches_a_broken_firmware(broken, fw_copy, tmp_path):
     for rel, old, new in BROKEN[broken]:
         src = fw_copy / rel
         text = src.read_text()
+        if text.count(old) != 1 and os.environ.get("STIM_MUTANT"):
+            # `make mutate` changed the very text this edit breaks: the test says nothing of
+            # that mutant (failing here would count it as caught by the fuzz).
+            pytest.skip("the mutant under test changed %s's %r" % (rel, old[:40]))
         assert text.count(old) == 1, (rel, old)
         src.write_text(text.replace(old, new))
     with pytest.raises(FuzzFailure) as ei:

@@ -419,3 +419,9 @@ def test_a_mutant_that_breaks_collection_is_killed_if_the_tests_pass_without_it(
     monkeypatch.setattr(mutate, "_STAGE_OK", {})
     status, _secs, _failed = mutate.run_mutant(m, ["tests/firmware/test_gestures.py"], 300)
     assert status == "error" and calls == [True, False]
+
+
+def test_tests_run_on_a_mutant_know_it():
+    """test_fuzz_unit's broken firmwares edit the firmware's source; under a mutant that changed
+    the text they edit they skip instead of failing, which would count the mutant as caught."""
+    assert mutate._env()["STIM_MUTANT"] == "1"
