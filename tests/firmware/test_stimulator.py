@@ -242,6 +242,36 @@ def test_after_stop_all_no_pause_and_resume_starts_anything():
     assert d.rig.model.driven(2, t_resume + 0.05) == []
 
 
+@pytest.mark.req("SR-2")
+def test_a_decrease_reaches_the_load_without_waiting_for_a_control_cycle():
+    """A lower step is set on the channel at once (stim.engine puts it in force before the
+    next pulse, or the one after when a pulse is under way): with no control cycle after it,
+    the pulses 20 ms later already have the lower current."""
+    d = _Driven(load_ohm=500.0)
+    step_ma = d.rig.board["intensity"]["step_ma"]
+    d.start(4, 3.0)
+    d.rig.run_for(0.004)  # between two control cycles
+    t = d.rig.t_s
+    d.stim.set_step(0, 2, d.now())
+    d.rig.run_for(0.040)  # no tick meanwhile
+    late = d.rig.model.driven(1, t + 0.020)
+    assert late and max(p.drive_ma for p in late) <= 2 * step_ma + 1e-9, late
+
+
+@pytest.mark.req("SR-6", "SR-2")
+def test_a_decrease_during_the_electrode_check_leaves_its_probe_pulses_weak():
+    """Steps asked for while the electrodes are still being checked change nothing at the
+    load: the check's probe pulses stay at 1 mA, and the step soft-starts after the check."""
+    d = _Driven(load_ohm=1000.0)
+    t = d.rig.t_s
+    d.stim.set_step(0, 4, d.now())
+    d.run(0.06)  # boost settled, the probe pulses under way
+    d.stim.set_step(0, 3, d.now())
+    d.run(0.25)
+    probes = d.rig.model.driven(1, t, d.rig.t_s)
+    assert len(probes) >= 8 and max(p.drive_ma for p in probes[:8]) <= 1.0 + 1e-9, probes[:8]
+
+
 @pytest.mark.req("SR-3")
 def test_every_step_drives_at_most_its_current():
     """Channel 1 taken up one step at a time to the top, as PLUS would take it: at every step,
