@@ -242,6 +242,32 @@ def test_after_stop_all_no_pause_and_resume_starts_anything():
     assert d.rig.model.driven(2, t_resume + 0.05) == []
 
 
+@pytest.mark.req("SR-6", "SR-3")
+def test_a_limit_holds_only_while_the_channel_runs():
+    """A channel held below the step that reached the compliance limit (4 kohm here) refuses
+    a higher step while it runs; set to 0 it forgets the hold, and a higher step is taken
+    again: the channel is checked and starts."""
+    d = _Driven(load_ohm=4000.0)
+    electrode = d.rig.import_module("stim.electrode")
+    limits = d.rig.import_module("stim.limits")
+    d.start(1, 3.0)
+    n = 1
+    while d.stim.ch[0].fault != electrode.LIMIT and n < d.rig.board["intensity"]["steps"]:
+        n += 1
+        d.stim.set_step(0, n, d.now())
+        d.run(0.3)
+    d.run(1.0)  # the re-check: held below n, running again
+    assert d.stim.ch[0].fault == electrode.LIMIT and d.rig.model.driven(1, d.rig.t_s - 0.1)
+    with pytest.raises(limits.LimitError):
+        d.stim.set_step(0, n, d.now())
+    d.stim.set_step(0, 0, d.now())
+    d.run(0.2)
+    t = d.rig.t_s
+    d.stim.set_step(0, n, d.now())  # taken: no LimitError
+    d.run(0.5)
+    assert d.rig.model.driven(1, t), "no electrode check after the hold was forgotten"
+
+
 @pytest.mark.req("SR-2")
 def test_a_decrease_reaches_the_load_without_waiting_for_a_control_cycle():
     """A lower step is set on the channel at once (stim.engine puts it in force before the
