@@ -199,6 +199,7 @@ def test_stop_ends_the_session_at_once_and_records_it(make_unit):
     hist = [json.loads(x) for x in unit.fs.files["/history.jsonl"].decode().splitlines()]
     assert hist[-1]["end"] == "host" and hist[-1]["max_step"] == [2, 2]
     assert [e["cmd"] for e in unit.logs("host")][-2:] == ["start", "stop"]  # the log says who
+    assert [(e["ch"], e["reason"]) for e in unit.logs("stop")] == [(1, "stop"), (2, "stop")]
     assert ok(unit, "stop")["cmd"] == "stop"  # nothing to stop: still fine
 
 
