@@ -96,6 +96,9 @@ def test_short_power_press_pauses_and_the_next_resumes_from_zero(make_unit):
     assert 4 * STEP_MA - 0.2 <= again[-1] <= 4 * STEP_MA  # back to the step it had
     states = [e["state"] for e in unit.logs("session")]
     assert states[:3] == ["start", "paused", "resumed"]
+    logged = unit.logs("intensity")
+    resumed = [(e["ch"], e["step"], e["ma"]) for e in logged if e["sim_t"] > t + 3.0]
+    assert resumed == [(1, 4, 4 * STEP_MA), (2, 4, 4 * STEP_MA)]  # the log says what came back
 
 
 @pytest.mark.req("FR-5")
