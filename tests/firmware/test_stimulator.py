@@ -269,6 +269,19 @@ def test_a_limit_holds_only_while_the_channel_runs():
 
 
 @pytest.mark.req("SR-2")
+def test_the_soft_start_is_linear_over_exactly_two_seconds():
+    """The current asked of the channel over its soft start: step x t / 2000 ms, the whole
+    step at 2 s and not a millisecond before (docs: a start ramps up from zero over 2 s). At
+    the load the LEVEL's compare steps (80 uA on the pico) hide a millisecond either way."""
+    d = _Driven(load_ohm=500.0)
+    d.start(40, 0.5)  # checked, delivering, early in its ramp
+    t0 = d.stim.ch[0].t_start
+    step_ua = 40 * 1500
+    level = [d.stim._level_ua(0, t0 + ms) for ms in (0, 500, 1000, 1999, 2000, 2500)]
+    assert level == [0, step_ua // 4, step_ua // 2, step_ua * 1999 // 2000, step_ua, step_ua]
+
+
+@pytest.mark.req("SR-2")
 def test_a_decrease_reaches_the_load_without_waiting_for_a_control_cycle():
     """A lower step is set on the channel at once (stim.engine puts it in force before the
     next pulse, or the one after when a pulse is under way): with no control cycle after it,
