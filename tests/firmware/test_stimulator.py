@@ -178,8 +178,8 @@ class _Driven:
     work took, and given the time that really passed), without the unit around it (whatever
     the unit asks of it, the Stimulator must keep its own promises)."""
 
-    def __init__(self, load_ohm: float = 1000.0):
-        self.rig = rig = FirmwareRig("pico", load_ohm={1: load_ohm, 2: load_ohm})
+    def __init__(self, load_ohm: float = 1000.0, board: str | dict = "pico"):
+        self.rig = rig = FirmwareRig(board, load_ohm={1: load_ohm, 2: load_ohm})
         hw = rig.import_module("stim.hw")
         st = rig.import_module("stim.stimulator")
         self.time = rig.modules["time"]
@@ -266,6 +266,29 @@ def test_a_limit_holds_only_while_the_channel_runs():
     d.stim.set_step(0, n, d.now())  # taken: no LimitError
     d.run(0.5)
     assert d.rig.model.driven(1, t), "no electrode check after the hold was forgotten"
+
+
+@pytest.mark.req("SR-6", "SR-3")
+def test_a_load_that_cannot_take_step_1_within_the_limit_stops_the_channel_for_the_session():
+    """A board with a low compliance (20 V) and an 11 kohm load: step 2 reaches the limit, and
+    the probe finds that not even step 1 would stay under 7/8 of it. The channel stops with
+    the limit fault, and refuses every step but 0 until the fault is cleared (a new session)."""
+    board = load_board("pico")
+    board["analog"]["compliance_v"] = 20.0
+    d = _Driven(load_ohm=11_000.0, board=board)
+    electrode = d.rig.import_module("stim.electrode")
+    limits = d.rig.import_module("stim.limits")
+    d.start(1, 3.0)
+    d.stim.set_step(0, 2, d.now())
+    d.run(1.5)
+    c = d.stim.ch[0]
+    assert (c.fault, c.step) == (electrode.LIMIT, 0)
+    assert not d.rig.model.driven(1, d.rig.t_s - 0.5)
+    d.stim.set_step(0, 0, d.now())  # 0 is always allowed
+    with pytest.raises(limits.LimitError):
+        d.stim.set_step(0, 1, d.now())
+    d.stim.clear_faults()
+    d.stim.set_step(0, 1, d.now())
 
 
 @pytest.mark.req("SR-2")
