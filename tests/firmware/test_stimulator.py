@@ -291,6 +291,24 @@ def test_a_load_that_cannot_take_step_1_within_the_limit_stops_the_channel_for_t
     d.stim.set_step(0, 1, d.now())
 
 
+@pytest.mark.req("SR-1", "SR-2")
+def test_a_stop_during_a_fade_ends_the_fade_too():
+    """A fade-out (session end, battery cut-off) cut short by stop_all (POWER, a program
+    change) is over: a channel started right after it soft-starts to its full step and keeps
+    running, neither scaled down nor stopped when the old fade would have ended."""
+    d = _Driven(load_ohm=500.0)
+    step_ma = d.rig.board["intensity"]["step_ma"]
+    d.start(4, 3.0)
+    d.stim.fade_out(2000, d.now())
+    d.run(0.5)
+    d.stim.stop_all()
+    assert not d.stim.fading()
+    d.stim.set_step(0, 2, d.now())
+    d.run(3.5)  # past the old fade's end, and past the new soft start
+    late = d.rig.model.driven(1, d.rig.t_s - 0.5)
+    assert late and min(p.drive_ma for p in late) >= 2 * step_ma - 0.2, late[-3:]
+
+
 @pytest.mark.req("SR-2")
 def test_the_soft_start_is_linear_over_exactly_two_seconds():
     """The current asked of the channel over its soft start: step x t / 2000 ms, the whole
