@@ -309,6 +309,60 @@ def test_a_stop_during_a_fade_ends_the_fade_too():
     assert late and min(p.drive_ma for p in late) >= 2 * step_ma - 0.2, late[-3:]
 
 
+@pytest.mark.req("SR-1", "SR-7")
+def test_stop_all_while_the_boost_settles_for_a_check_starts_nothing_later():
+    """stop_all() in the first 20 ms of an electrode check (the boost settling, no state
+    machine running yet) stops that check too: no probe pulse, no therapy, boost off, and no
+    fault to show (a check left running would fail on the boost it turned off)."""
+    d = _Driven()
+    t = d.rig.t_s
+    d.stim.set_step(0, 2, d.now())
+    d.run(0.01)
+    d.stim.stop_all()
+    d.run(1.0)
+    assert d.rig.model.driven(1, t) == [] and not d.stim.running()
+    assert d.rig.machine.Pin(d.rig.board["boost_en"]).value() == 0
+    assert not d.stim.any_fault()  # a check that was stopped, not one that failed (boost)
+
+
+@pytest.mark.req("SR-4", "SR-8")
+def test_hold_all_lets_a_pulse_under_way_end_whole_before_the_pins_are_taken():
+    """The Ctrl-C way out (stim.app.run): hold_all() returns once no channel is inside a
+    pulse, so stim.main's all_off() right after cuts none: the pulse that was 30 us into its
+    first phase ends with both phases whole, and no pulse follows."""
+    d = _Driven(load_ohm=500.0)
+    safe = d.rig.import_module("stim.safe")
+    # 200 us phases: a pulse outlasts all_off's re-claiming of the pins, so a cut would show.
+    d.stim.select_program("tens_acupuncture", d.now())
+    d.start(2, 3.0)
+    last = d.rig.model.channels[0].pulse_log[-1]
+    period_s = 0.5  # 2 Hz
+    nxt = last.t_a + period_s * (1 + int((d.rig.t_s - last.t_a) / period_s))
+    d.rig.run_for(nxt + 30e-6 - d.rig.t_s)
+    d.stim.hold_all()
+    safe.all_off(d.rig.board)
+    d.rig.run_for(0.05)
+    cut = d.rig.model.channels[0].pulse_log[-1]
+    assert cut.t_a == pytest.approx(nxt, abs=2e-6), "not the pulse under way"
+    assert cut.width_a_s == pytest.approx(last.width_a_s, rel=0.01)
+    assert cut.width_b_s == pytest.approx(cut.width_a_s, rel=0.01)  # balanced (SR-4)
+    assert d.rig.model.driven(1, nxt + period_s / 2) == []
+
+
+@pytest.mark.req("SR-1")
+def test_a_resume_uses_up_what_the_pause_saved():
+    """After a resume nothing is left saved: a channel lowered to 0 later and paused again
+    stays at zero on the next resume."""
+    d = _Driven()
+    d.start(3, 3.0)
+    d.pause_and_resume()
+    d.run(2.0)
+    d.stim.set_step(0, 0, d.now())
+    d.run(0.2)
+    t_resume = d.pause_and_resume()
+    assert d.rig.model.driven(1, t_resume + 0.05) == []
+
+
 @pytest.mark.req("SR-2")
 def test_the_soft_start_is_linear_over_exactly_two_seconds():
     """The current asked of the channel over its soft start: step x t / 2000 ms, the whole
