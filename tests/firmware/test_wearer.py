@@ -226,6 +226,24 @@ def test_a_press_that_stops_the_end_of_session_fade_leaves_nothing_to_resume(mak
     assert not pulses(unit, 2, t0=t + 0.1)
 
 
+@pytest.mark.req("SR-7")
+def test_power_stops_an_end_of_session_fade_whose_channels_all_tripped(make_unit):
+    """In the 2 s fade at a session's end both electrodes come off: both channels stop at
+    the open, the fade is still under way. POWER then stops it: the session ends stopped, at
+    the press, not as a session that ran its time."""
+    unit = unit_on(make_unit, steps=1, settings=SHORT_SESSION)
+    unit.run_until(START_S + 60.2)
+    start = [e for e in unit.logs("session") if e["state"] == "start"][0]["sim_t"]
+    t = start + 60.4  # in the fade
+    for ch in (1, 2):
+        unit.at(t, unit.model.set_load, ch, 1e9)
+    unit.press("power", at=t + 0.4, hold_s=0.15)
+    unit.run_until(t + 3.0)
+    assert [e["fault"] for e in unit.logs("electrode")][-2:] == ["open", "open"]
+    end = [e for e in unit.logs("session") if e["state"] == "end"]
+    assert end and end[-1]["reason"] == "stopped", end
+
+
 @pytest.mark.req("SR-1", "SR-7")
 def test_pausing_twice_never_starts_a_channel_the_wearer_left_at_zero(make_unit):
     """Channel 1 alone selected: its session runs at step 1, channel 2 stays at 0. Each
