@@ -349,6 +349,19 @@ def test_hold_all_lets_a_pulse_under_way_end_whole_before_the_pins_are_taken():
     assert d.rig.model.driven(1, nxt + period_s / 2) == []
 
 
+@pytest.mark.req("SR-14")
+def test_output_counts_as_possible_while_a_channel_runs_even_with_the_boost_off():
+    """output_possible() (what keeps the flash from being written, SR-14) asks the channels
+    too, not only the boost: with the boost switched off under a running channel (a supply
+    fault), its state machine is still armed, so output is still possible."""
+    d = _Driven()
+    d.start(2, 3.0)
+    d.stim._boost.off()
+    assert d.stim.output_possible()
+    d.stim.stop_all()
+    assert not d.stim.output_possible()
+
+
 @pytest.mark.req("SR-1")
 def test_a_resume_uses_up_what_the_pause_saved():
     """After a resume nothing is left saved: a channel lowered to 0 later and paused again
