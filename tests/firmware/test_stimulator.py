@@ -385,8 +385,9 @@ def test_the_soft_start_is_linear_over_exactly_two_seconds():
     d.start(40, 0.5)  # checked, delivering, early in its ramp
     t0 = d.stim.ch[0].t_start
     step_ua = 40 * 1500
-    level = [d.stim._level_ua(0, t0 + ms) for ms in (0, 500, 1000, 1999, 2000, 2500)]
-    assert level == [0, step_ua // 4, step_ua // 2, step_ua * 1999 // 2000, step_ua, step_ua]
+    level = [d.stim._level_ua(0, t0 + ms) for ms in (0, 1, 500, 1000, 1999, 2000, 2500)]
+    assert level == [0, step_ua // 2000, step_ua // 4, step_ua // 2, step_ua * 1999 // 2000,
+                     step_ua, step_ua]  # fmt: skip
 
 
 @pytest.mark.req("SR-2")
