@@ -8,6 +8,7 @@ files on the simulated flash and the reply lines, never the firmware's variables
 
 from __future__ import annotations
 
+import contextlib
 import json
 import types
 
@@ -426,6 +427,24 @@ def test_bad_input_gets_an_error_and_changes_nothing(make_unit):
     assert later and all(0.95 * full <= ma <= full + 1e-6 for ma in later)
 
 
+@contextlib.contextmanager
+def _each_round(unit, seen):
+    """Calls seen() each time the console task goes back to the scheduler for more bytes
+    (the awaited readinto of stim.host's stream reader), while the block runs."""
+    stream = unit.runtime.modules["asyncio.stream"].Stream
+    read = stream.readinto
+
+    def counted(self, buf):
+        seen()
+        return read(self, buf)
+
+    stream.readinto = counted
+    try:
+        yield
+    finally:
+        stream.readinto = read
+
+
 @pytest.mark.req("SR-7", "SR-12")
 def test_bytes_that_piled_up_are_taken_a_line_length_per_scheduler_round(make_unit):
     """Bytes that arrived while the CPU was busy (a flash erase masks interrupts for 45 ms, a
@@ -433,18 +452,10 @@ def test_bytes_that_piled_up_are_taken_a_line_length_per_scheduler_round(make_un
     so the buttons and the control loop get their turn between; and a whole 120 each round, so
     a line of 120 bytes is read in one."""
     unit = unit_on(make_unit)
-    stream = unit.runtime.modules["asyncio.stream"].Stream
-    read = stream.readinto
     left = []  # bytes waiting when the console task goes back to the scheduler
-
-    def counted(self, buf):
-        left.append(len(unit.usb_rx))
-        return read(self, buf)
-
-    stream.readinto = counted
-    unit.at(unit.chip.t_s + 0.01, unit.usb_rx.extend, b"x" * 500 + b"\n")
-    unit.run_for(0.5)
-    stream.readinto = read
+    with _each_round(unit, lambda: left.append(len(unit.usb_rx))):
+        unit.at(unit.chip.t_s + 0.01, unit.usb_rx.extend, b"x" * 500 + b"\n")
+        unit.run_for(0.5)
     assert left == [381, 261, 141, 21, 0]
     assert ok(unit, "status")["state"] == "idle"
 
@@ -456,8 +467,7 @@ def test_the_console_task_never_waits_for_bytes_still_on_their_way(make_unit):
     while it waits for the rest."""
     unit = unit_on(make_unit)
     link = unit.runtime.modules["stim.host"].HostLink
-    stream = unit.runtime.modules["asyncio.stream"].Stream
-    feed, read = link.feed, stream.readinto
+    feed = link.feed
     fed = [0]
     rounds = []  # bytes taken in each scheduler round
 
@@ -465,17 +475,17 @@ def test_the_console_task_never_waits_for_bytes_still_on_their_way(make_unit):
         fed[0] += 1
         return feed(self, c)
 
-    def counted_read(self, buf):
+    def round_over():
         rounds.append(fed[0])
         fed[0] = 0
-        return read(self, buf)
 
-    link.feed, stream.readinto = counted_feed, counted_read
+    link.feed = counted_feed
     n = len(unit.console.replies)
-    unit.send("@l1 set x=1")
-    unit.send(" y=2\n", at=unit.chip.t_s + 0.002)
-    unit.run_for(0.3)
-    link.feed, stream.readinto = feed, read
+    with _each_round(unit, round_over):
+        unit.send("@l1 set x=1")
+        unit.send(" y=2\n", at=unit.chip.t_s + 0.002)
+        unit.run_for(0.3)
+    link.feed = feed
     (got,) = unit.console.replies[n:]
     assert got["id"] == "l1" and got["code"] == "bad_args"
     assert rounds == [11, 5]

@@ -213,6 +213,13 @@ class _Driven:
         self.run(1.5)
         return t_resume
 
+    def zero_then_pause_and_resume(self) -> float:
+        """Channel 1 set to 0 (as MINUS takes it there), then pause_and_resume(); returns the
+        instant of the resume."""
+        self.stim.set_step(0, 0, self.now())
+        self.run(0.2)
+        return self.pause_and_resume()
+
 
 @pytest.mark.req("SR-1")
 def test_a_step_set_after_a_pause_replaces_what_the_pause_saved():
@@ -223,9 +230,7 @@ def test_a_step_set_after_a_pause_replaces_what_the_pause_saved():
     d.stim.pause()
     d.stim.set_step(0, 1, d.now())
     d.run(1.0)
-    d.stim.set_step(0, 0, d.now())
-    d.run(0.2)
-    t_resume = d.pause_and_resume()
+    t_resume = d.zero_then_pause_and_resume()
     assert d.rig.model.driven(1, t_resume + 0.05) == []
 
 
@@ -370,9 +375,7 @@ def test_a_resume_uses_up_what_the_pause_saved():
     d.start(3, 3.0)
     d.pause_and_resume()
     d.run(2.0)
-    d.stim.set_step(0, 0, d.now())
-    d.run(0.2)
-    t_resume = d.pause_and_resume()
+    t_resume = d.zero_then_pause_and_resume()
     assert d.rig.model.driven(1, t_resume + 0.05) == []
 
 
