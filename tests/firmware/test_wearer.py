@@ -244,6 +244,30 @@ def test_power_stops_an_end_of_session_fade_whose_channels_all_tripped(make_unit
     assert end and end[-1]["reason"] == "stopped", end
 
 
+@pytest.mark.req("FR-6")
+@pytest.mark.parametrize("lift_ms", [0, 50])
+def test_a_fade_whose_channels_all_tripped_ends_the_session_on_time(make_unit, lift_ms):
+    """Both electrodes come off in the 2 s fade at a session's end: both channels stop, and
+    the session still ends when its fade does, within a 10 ms control cycle. A fade is never
+    steady, even with no channel left in it, so the cycle keeps its fast rate (at 100 ms the
+    end would come up to 100 ms late; the lift at two instants 50 ms apart puts one of them
+    at least 25 ms from that slow grid)."""
+    unit = unit_on(make_unit, steps=1, settings=SHORT_SESSION)
+    start = START_S + 60.0
+    unit.run_until(start + 0.2)
+    ending = [e for e in unit.logs("session") if e["state"] == "ending"]
+    assert ending, "no fade: bad scenario"
+    t_fade = ending[0]["sim_t"]
+    t = t_fade + 0.4 + lift_ms / 1000
+    for ch in (1, 2):
+        unit.at(t, unit.model.set_load, ch, 1e9)
+    unit.run_until(t_fade + 2.5)
+    assert [e["fault"] for e in unit.logs("electrode")][-2:] == ["open", "open"]
+    end = [e for e in unit.logs("session") if e["state"] == "end"]
+    assert len(end) == 1 and end[0]["reason"] == "timer", end
+    assert 2.0 <= end[0]["sim_t"] - t_fade <= 2.02, (t_fade, end[0]["sim_t"])
+
+
 @pytest.mark.req("SR-1", "SR-7")
 def test_pausing_twice_never_starts_a_channel_the_wearer_left_at_zero(make_unit):
     """Channel 1 alone selected: its session runs at step 1, channel 2 stays at 0. Each
