@@ -483,6 +483,60 @@ def test_stop_at_random_instant(board, params, skip, stop_at):
         assert p.peak_a_ma == pytest.approx(30.0, abs=0.15)
 
 
+@pytest.mark.req("SR-3")
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("level_ua", [5_000, 20_000, 47_300])
+def test_the_current_the_engine_reports_is_the_current_the_load_gets(board, level_ua):
+    """delivered_ma() (what the fault logs and the electrode check compute the load from)
+    is the current the pulses push into the load, to within its whole microamps: the LEVEL's
+    compare after its rounding, never above the level asked for (SR-3)."""
+    rig = make_rig(board)
+    ch = rig.channel(0)
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), level_ua)
+    rig.run_for(0.1)
+    peak_ma = rig.model.channels[0].pulse_log[-1].peak_a_ma
+    # whole microamps, rounded down: at most 2 uA under the load's current, never over it
+    assert 0 <= peak_ma - ch.delivered_ma() <= 0.0025, (ch.delivered_ma(), peak_ma)
+    assert level_ua / 1000 - 0.2 <= peak_ma <= level_ua / 1000
+
+
+# ---- two channels -----------------------------------------------------------------------------
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("how", ["hold", "trip"])
+def test_each_channel_gates_its_own_state_machine(board, index, how):
+    """Two channels pulsing, each on its own state machine in its own PIO block. Holding one
+    (or its load opening, so that its interrupt trips it) stops that one within a pulse
+    period; the other goes on pulse for pulse, whatever the first one's gate, program
+    counter or LEVEL do."""
+    rig = make_rig(board)
+    chans = [rig.channel(0), rig.channel(1)]
+    traces = [PairTrace(rig, 0), PairTrace(rig, 1)]
+    plan = modulation.plan(programs.by_id("tens_conventional"))
+    for ch in chans:
+        ch.start(plan, LEVEL_UA)
+    rig.run_for(0.2)
+    t_s = rig.t_s
+    if how == "hold":
+        chans[index].hold()
+    else:
+        rig.model.set_load(index + 1, 1e9)
+    rig.run_for(0.3)
+    period_s = plan[0][0] / 1e9
+    for i, trace in enumerate(traces):
+        pulses, bad, _ = trace.parse()
+        assert bad == [] and trace.both_high == []
+        after = [p for p in pulses if p[0] / rig.board["sysclk_hz"] > t_s + period_s]
+        if i == index:
+            assert after == [], "channel %d pulsed on after its %s" % (i + 1, how)
+        else:
+            assert len(after) >= int(0.3 / period_s) - 2, "channel %d stopped" % (i + 1)
+            check_plan_train(pulses, plan, rig.board["sysclk_hz"])
+    if how == "trip":
+        assert chans[index].trip and not chans[1 - index].trip
+
+
 # ---- restarts -------------------------------------------------------------------------------
 def _train_after_restart(board, plan, first_s, second_s=1.0):
     rig = make_rig(board)
