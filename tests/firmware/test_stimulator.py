@@ -354,6 +354,25 @@ def test_hold_all_lets_a_pulse_under_way_end_whole_before_the_pins_are_taken():
     assert d.rig.model.driven(1, nxt + period_s / 2) == []
 
 
+@pytest.mark.req("SR-6")
+def test_the_check_probes_on_the_first_cycle_once_the_boost_has_had_its_20_ms():
+    """A start switches the boost on; the electrode check waits its 20 ms to settle (a
+    reading before then says nothing of the electrodes) and probes on the control cycle that
+    reaches them, not one later: the first probe pulse 20 ms after BOOST_EN rose, less up to
+    1 ms (the wait is counted in whole ticks_ms from the tick the boost rose in) and plus the
+    start's own Python (settle_us and the state machine's start). The boost itself rises in
+    2 ms (boost_rise_ms)."""
+    d = _Driven()
+    boost_en = d.rig.board["boost_en"]
+    rises: list[int] = []
+    d.rig.chip.pin_observers.append(lambda pin, level, t: rises.append(t) if pin == boost_en and level else None)  # fmt: skip
+    d.stim.set_step(0, 2, d.now())
+    d.run(0.1)
+    assert len(rises) == 1
+    after_s = d.rig.model.channels[0].pulse_log[0].t_a - rises[0] / d.rig.board["sysclk_hz"]
+    assert 0.019 <= after_s <= 0.0215, after_s
+
+
 @pytest.mark.req("SR-14")
 def test_output_counts_as_possible_while_a_channel_runs_even_with_the_boost_off():
     """output_possible() (what keeps the flash from being written, SR-14) asks the channels

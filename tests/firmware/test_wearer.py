@@ -330,6 +330,31 @@ def test_the_plus_that_restarts_a_faulted_channel_raises_no_other(make_unit):
     assert peak(unit, 1, t + 6.8, t + 7.0) == pytest.approx(2 * STEP_MA, rel=0.1)
 
 
+@pytest.mark.req("FR-6", "SR-6")
+def test_a_faulted_channel_that_restarts_no_longer_shows_its_fault(make_unit):
+    """Channel 1's electrode lifted (fault `open`) and put back; PLUS checks it again and it
+    runs: from that check on it has no fault. MINUS then takes both channels to zero: the
+    session ends as the wearer ended it (`intensity`), not as a fault, and its record still
+    names the open it had."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    unit = unit_on(make_unit, steps=1)
+    t = ready_s(1)
+    unit.at(t, unit.model.set_load, 1, OPEN_OHM)
+    unit.at(t + 0.5, unit.model.set_load, 1, 1000.0)
+    unit.press("plus", at=t + 1.0)
+    unit.run_until(t + 4.0)
+    assert pulses(unit, 1, t + 3.8, t + 4.0), "channel 1 did not restart: bad scenario"
+    unit.press("minus", at=t + 4.0)
+    unit.press("minus", at=t + 4.3)
+    unit.run_until(t + 5.0)
+    assert not pulses(unit, 1, t0=t + 4.5) and not pulses(unit, 2, t0=t + 4.5)
+    end = [e for e in unit.logs("session") if e["state"] == "end"]
+    assert len(end) == 1 and end[0]["reason"] == "intensity", end
+    hist = [json.loads(x) for x in unit.fs.read("/history.jsonl").decode().splitlines()]
+    assert hist[-1]["end"] == "intensity" and hist[-1]["faults"] == ["1:open"]
+
+
 # ---- SR-10: battery ------------------------------------------------------------------------
 @pytest.mark.req("SR-10")
 def test_battery_cut_off_ramps_down_and_stops_and_no_session_starts(make_unit):
