@@ -365,7 +365,12 @@ def test_the_check_probes_on_the_first_cycle_once_the_boost_has_had_its_20_ms():
     d = _Driven()
     boost_en = d.rig.board["boost_en"]
     rises: list[int] = []
-    d.rig.chip.pin_observers.append(lambda pin, level, t: rises.append(t) if pin == boost_en and level else None)  # fmt: skip
+
+    def on_pin(pin: int, level: int, t: int) -> None:
+        if pin == boost_en and level:
+            rises.append(t)
+
+    d.rig.chip.pin_observers.append(on_pin)
     d.stim.set_step(0, 2, d.now())
     d.run(0.1)
     assert len(rises) == 1
