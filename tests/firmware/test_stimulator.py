@@ -378,6 +378,40 @@ def test_the_check_probes_on_the_first_cycle_once_the_boost_has_had_its_20_ms():
     assert 0.019 <= after_s <= 0.0215, after_s
 
 
+class _NextConversion(dict):
+    """The board model's adc_faults, holding channel `once` for its next conversion only."""
+
+    def __init__(self, faults: dict[int, float], once: int):
+        super().__init__(faults)
+        self.once = once
+
+    def __getitem__(self, ch: int) -> float:
+        v = dict.__getitem__(self, ch)
+        if ch == self.once:
+            del self[ch]
+        return v
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(("idle_raw12", "probes"), [(330, True), (331, False)])
+def test_an_idle_sense_reading_exactly_at_its_limit_lets_the_probe_run(idle_raw12, probes):
+    """Before its probe a channel's SENSE must read no more than 10 % of the boost at idle
+    (more: a leak or a stuck input, fault `sense` with no pulse at all). The pico's boost ADC
+    held at code 3300 (79.78 V) puts that limit at read_u16 5281, which ADC code 330 reads
+    exactly: the probe then runs (and its verdict, reading its pulses against that idle,
+    still finds the input wrong); at code 331 no probe pulse reaches the load. The idle
+    reading is the SENSE's first conversion after the start; the probe's are the board's."""
+    d = _Driven()
+    vref = d.rig.board["analog"]["adc_vref_v"]
+    boost, sense = d.rig.board["boost_adc"] - 26, d.rig.board["channels"][0]["sense_adc"] - 26
+    code_v = {boost: (3300 + 0.5) / 4096 * vref, sense: (idle_raw12 + 0.5) / 4096 * vref}
+    d.rig.model.adc_faults = _NextConversion(code_v, once=sense)
+    d.stim.set_step(0, 2, d.now())
+    d.run(0.3)
+    assert bool(d.rig.model.driven(1, 0.0)) is probes
+    assert d.stim.ch[0].fault == d.rig.import_module("stim.electrode").SENSE
+
+
 @pytest.mark.req("SR-14")
 def test_output_counts_as_possible_while_a_channel_runs_even_with_the_boost_off():
     """output_possible() (what keeps the flash from being written, SR-14) asks the channels
