@@ -651,6 +651,18 @@ def test_a_trip_is_taken_up_on_the_next_control_cycle_while_levels_stand(
         assert driven(unit, 1, t0=t + 0.25)
 
 
+@pytest.mark.req("FR-6")
+def test_a_running_channel_logs_its_load_every_10_s_from_its_start(make_unit):
+    """The trend of each running channel's load: a `load` line 10 s after the channel
+    started, then every 10 s, whatever the unit did before the start."""
+    unit = started(make_unit, steps=3)
+    unit.run_until(START_S + 25.0)
+    t_start = [e["sim_t"] for e in unit.logs("start") if e["ch"] == 1]
+    t_load = [e["sim_t"] for e in unit.logs("load") if e["ch"] == 1]
+    assert len(t_start) == 1 and len(t_load) == 2, (t_start, t_load)
+    assert [round(t - t_start[0], 1) for t in t_load] == [10.0, 20.0]
+
+
 @pytest.mark.req("SR-6")
 def test_single_conversion_spikes_do_not_stop_a_good_channel(make_unit):
     """A spike on one ADC conversion (2 us) right after each pulse, up and down alternately,

@@ -288,12 +288,73 @@ def test_a_load_that_cannot_take_step_1_within_the_limit_stops_the_channel_for_t
     d.run(1.5)
     c = d.stim.ch[0]
     assert (c.fault, c.step) == (electrode.LIMIT, 0)
-    assert not d.rig.model.driven(1, d.rig.t_s - 0.5)
+    # Stopped at the pins: no pulse at all, not even one at zero current (its state machine
+    # is not left running at step 0).
+    assert not [p for p in d.rig.model.channels[0].pulse_log if p.t_a > d.rig.t_s - 0.5]
     d.stim.set_step(0, 0, d.now())  # 0 is always allowed
     with pytest.raises(limits.LimitError):
         d.stim.set_step(0, 1, d.now())
     d.stim.clear_faults()
     d.stim.set_step(0, 1, d.now())
+
+
+@pytest.mark.req("SR-6", "SR-3")
+def test_a_load_that_takes_step_1_but_not_step_2_within_the_limit_is_held_at_step_1():
+    """The 20 V board and an 8 kohm load: step 2 (3 mA, 24 V) reaches the limit, step 1
+    (12 V) stays under 7/8 of it. The channel is held at step 1 and runs there."""
+    board = load_board("pico")
+    board["analog"]["compliance_v"] = 20.0
+    d = _Driven(load_ohm=8000.0, board=board)
+    d.start(1, 3.0)
+    d.stim.set_step(0, 2, d.now())
+    d.run(3.0)
+    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    assert len(peaks) >= 45 and all(1.3 <= ma <= 1.5 for ma in peaks), peaks[:3]
+
+
+def _until_limit_hold(d: _Driven, electrode) -> None:
+    """Run until channel 1 has reached the compliance limit and waits for its probe."""
+    for _ in range(100):
+        d.run(0.01)
+        if d.stim.ch[0].fault == electrode.LIMIT:
+            return
+    raise AssertionError("channel 1 never reached the limit: bad scenario")
+
+
+@pytest.mark.req("SR-6", "SR-3")
+def test_a_limit_hold_is_below_the_step_that_reached_it_even_if_the_load_then_drops():
+    """5 kohm on the pico: step 10 (15 mA, 75 V) reaches 90 % of the 80 V boost. Before the
+    probe the load falls to 4 kohm, at which 7/8 of the limit would allow step 10 itself. The
+    channel is held one step below the step that reached the limit all the same: step 9,
+    13.5 mA at the load, never 10."""
+    d = _Driven(load_ohm=5000.0)
+    electrode = d.rig.import_module("stim.electrode")
+    d.start(9, 3.0)
+    d.stim.set_step(0, 10, d.now())
+    _until_limit_hold(d, electrode)
+    d.rig.model.set_load(1, 4000.0)
+    d.run(3.0)
+    assert d.stim.ch[0].step == 9
+    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    assert len(peaks) >= 45 and all(13.3 <= ma <= 13.5 for ma in peaks), peaks[:3]
+
+
+@pytest.mark.req("SR-6")
+def test_a_restart_on_new_electrodes_measures_the_load_afresh():
+    """Channel 1 ran into 500 ohm, was taken to 0, and starts again into 1600 ohm (new pads,
+    placed elsewhere): the lift watch starts from the load its probe measured, so the higher
+    load is no lift (3.2 x the old one) and the channel runs at its step, not reduced, not
+    stopped."""
+    d = _Driven(load_ohm=500.0)
+    d.start(3, 3.0)
+    d.run(2.0)
+    d.stim.set_step(0, 0, d.now())
+    d.run(0.2)
+    d.rig.model.set_load(1, 1600.0)
+    d.stim.set_step(0, 3, d.now())
+    d.run(6.0)
+    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    assert len(peaks) >= 45 and all(4.3 <= ma <= 4.5 for ma in peaks), peaks[:3]
 
 
 @pytest.mark.req("SR-1", "SR-2")
@@ -376,6 +437,28 @@ def test_the_check_probes_on_the_first_cycle_once_the_boost_has_had_its_20_ms():
     assert len(rises) == 1
     after_s = d.rig.model.channels[0].pulse_log[0].t_a - rises[0] / d.rig.board["sysclk_hz"]
     assert 0.019 <= after_s <= 0.0215, after_s
+
+
+@pytest.mark.req("SR-6")
+def test_a_probe_whose_readings_never_come_fails_sense_1_s_after_it_began(capsys):
+    """A channel whose pulse-done interrupt never runs (an engine fault: no SENSE reading
+    ever arrives) cannot probe for ever: 1 s after its first probe pulse (the first control
+    cycle past 1000 ms) it fails with `sense`, and its pulses stop."""
+    d = _Driven()
+    d.stim.channels[0]._irq_handler = lambda sm: None  # the handler lost: no readings
+    capsys.readouterr()
+    t0_s = d.rig.t_s
+    d.stim.set_step(0, 2, d.now())
+    d.run(1.5)
+    pulses = d.rig.model.channels[0].pulse_log
+    logged = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    # The log's clock (ms since the log module started) read against the simulated one.
+    t0_log = [e["t"] for e in logged if e["ev"] == "intensity"][0]
+    fault = [e for e in logged if e["ev"] == "electrode"]
+    assert [e["fault"] for e in fault] == ["sense"]
+    fault_s = t0_s + fault[0]["t"] - t0_log
+    assert 1.005 <= fault_s - pulses[0].t_a <= 1.015, (fault_s, pulses[0].t_a)
+    assert len(pulses) >= 45 and pulses[-1].t_a < fault_s  # 50 Hz probe pulses, then none
 
 
 class _NextConversion(dict):
