@@ -654,13 +654,16 @@ def test_a_trip_is_taken_up_on_the_next_control_cycle_while_levels_stand(
 @pytest.mark.req("FR-6")
 def test_a_running_channel_logs_its_load_every_10_s_from_its_start(make_unit):
     """The trend of each running channel's load: a `load` line 10 s after the channel
-    started, then every 10 s, whatever the unit did before the start."""
-    unit = started(make_unit, steps=3)
+    started, then every 10 s, whatever the unit did before the start, with the load the
+    channel measures (1 and 1.5 kohm here, each within the smoothing's few percent)."""
+    unit = started(make_unit, steps=3, load_ohm={1: 1000.0, 2: 1500.0})
     unit.run_until(START_S + 25.0)
-    t_start = [e["sim_t"] for e in unit.logs("start") if e["ch"] == 1]
-    t_load = [e["sim_t"] for e in unit.logs("load") if e["ch"] == 1]
-    assert len(t_start) == 1 and len(t_load) == 2, (t_start, t_load)
-    assert [round(t - t_start[0], 1) for t in t_load] == [10.0, 20.0]
+    for ch, ohm in ((1, 1000.0), (2, 1500.0)):
+        t_start = [e["sim_t"] for e in unit.logs("start") if e["ch"] == ch]
+        lines = [e for e in unit.logs("load") if e["ch"] == ch]
+        assert len(t_start) == 1 and len(lines) == 2, (t_start, lines)
+        assert [round(e["sim_t"] - t_start[0], 1) for e in lines] == [10.0, 20.0]
+        assert all(e["ohm"] == pytest.approx(ohm, rel=0.05) for e in lines), lines
 
 
 @pytest.mark.req("SR-6")
