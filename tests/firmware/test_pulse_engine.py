@@ -537,6 +537,49 @@ def test_each_channel_gates_its_own_state_machine(board, index, how):
         assert chans[index].trip and not chans[1 - index].trip
 
 
+# ---- halt (the POWER button's hard interrupt) ---------------------------------------------------
+@pytest.mark.req("SR-7", "SR-4")
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("at", ["phase_a", "gap", "rest", "held"])
+def test_halt_starts_no_pulse_and_puts_level_to_zero_by_the_end_of_one_under_way(board, at):
+    """halt() alone, with no stop() after it (what the POWER button's hard interrupt does
+    before the unit's next cycle): no pulse starts once it has run; a pulse under way ends
+    whole (SR-4) and LEVEL is 0 from its pulse-done interrupt; between pulses, or on a
+    channel held at its gate (hold()), LEVEL is 0 at once. Nothing flows into the load after."""
+    rig = make_rig(board)
+    f = rig.board["sysclk_hz"]
+    trace = PairTrace(rig)
+    drv = Driver(rig, trace)
+    ch = rig.channel(0)
+    plan = modulation.plan(programs.by_id("tens_conventional"))
+    drv.plan, drv.plan_changed_at = plan, rig.chip.now
+    ch.start(plan, LEVEL_UA)
+    drv.wait(("pulse", 1.2))
+    _period_ns, phase_us, gap_us = plan[0]
+    length = 2 * phase_us + gap_us
+    if at == "held":
+        ch.hold()
+        rig.run_for(plan[0][0] / 1e9)  # a period: its state machine now waits at the gate
+    else:
+        drv.wait(("pulse", {"phase_a": 0.2, "gap": (phase_us + gap_us / 2) / length,
+                            "rest": 1.5}[at]))  # fmt: skip
+    t0 = rig.chip.now
+    ch.halt()
+    t1 = rig.chip.now
+    rig.run_for(0.1)
+    pulses = assert_clean(rig, trace)
+    assert all(a0 < t0 for a0, _a1, _b0, _b1 in pulses), "a pulse started after halt()"
+    end = max([t0] + [b1 for _a0, _a1, _b0, b1 in pulses])
+    assert end <= t0 + cyc(length, f)
+    zero_at = [t for t, v in trace.level_changes if v == 0.0]
+    assert zero_at and rig.chip.analog_level(trace.lvl) == 0.0
+    if end > t1:  # from the pulse-done interrupt, up to ON_TIME_US late, after its readings
+        assert zero_at[-1] <= end + cyc(400, f), (zero_at[-1], end)
+    else:  # from halt() itself: the compare lands at the PWM's next wrap (8-10 us)
+        assert zero_at[-1] <= t1 + cyc(20, f), (zero_at[-1], t1)
+    assert not rig.model.output_active(1)
+
+
 # ---- restarts -------------------------------------------------------------------------------
 def _train_after_restart(board, plan, first_s, second_s=1.0):
     rig = make_rig(board)
