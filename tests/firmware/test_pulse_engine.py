@@ -500,6 +500,23 @@ def test_the_current_the_engine_reports_is_the_current_the_load_gets(board, leve
     assert level_ua / 1000 - 0.2 <= peak_ma <= level_ua / 1000
 
 
+def test_the_interrupts_pulse_count_is_the_pulses_at_the_pins():
+    """Channel.pulses, the pulse-done interrupt's own count (the memory benchmark reports it
+    to show the handler ran on the MicroPython VM), counts every pulse at the pins since the
+    start, once each: here a burst plan, then again from 0 after a restart."""
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    plan = modulation.plan(programs.by_id("tens_burst"))
+    for run_s in (0.73, 0.41):
+        n0 = len(trace.parse()[0])
+        ch.start(plan, LEVEL_UA)
+        rig.run_for(run_s)
+        ch.stop()
+        rig.run_for(0.01)
+        assert ch.pulses == len(trace.parse()[0]) - n0 >= 7  # a burst at least
+
+
 # ---- two channels -----------------------------------------------------------------------------
 @pytest.mark.req("SR-6")
 @pytest.mark.parametrize("board", BOARDS)
