@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from host_tools.boards import load_board
 from host_tools.rp2sim import port_math
+from host_tools.rp2sim.chip import F_SIO
 from host_tools.sim.rig import FirmwareRig
 
 pytestmark = pytest.mark.req("SR-4", "SR-5", "FR-2")
@@ -595,6 +596,25 @@ def test_halt_starts_no_pulse_and_puts_level_to_zero_by_the_end_of_one_under_way
     else:  # from halt() itself: the compare lands at the PWM's next wrap (8-10 us)
         assert zero_at[-1] <= t1 + cyc(20, f), (zero_at[-1], t1)
     assert not rig.model.output_active(1)
+
+
+@pytest.mark.req("SR-8", "SR-4")
+@pytest.mark.parametrize("index", [0, 1])
+def test_stop_leaves_the_state_machine_stopped_and_the_bridge_pins_plain_low_outputs(index):
+    """After stop() the channel's state machine is disabled (no program runs, no pulse-done
+    interrupt comes) and PHASE_A/PHASE_B are GPIO outputs driven low, no longer the PIO's:
+    nothing the PIO block does afterwards can reach the bridge."""
+    rig = make_rig("pico")
+    ch = rig.channel(index)
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
+    rig.run_for(0.1)
+    ch.stop()
+    rig.run_for(0.05)
+    assert not rig.chip.pio[ch.sm_id // 4].sms[ch.sm_id % 4].enabled
+    cfg = rig.board["channels"][index]
+    for pin in (cfg["phase_a"], cfg["phase_b"]):
+        assert rig.chip.level(pin) == 0
+        assert rig.chip.gpio[pin].func == F_SIO, pin
 
 
 # ---- restarts -------------------------------------------------------------------------------
