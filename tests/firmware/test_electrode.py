@@ -949,6 +949,25 @@ def test_a_load_that_jumps_to_the_limit_at_the_same_current_is_open(make_unit):
 
 
 @pytest.mark.req("SR-6", "SR-3")
+@pytest.mark.parametrize(("ohm", "held"), [(1915.0, True), (1675.0, False)])
+def test_a_jump_to_the_limit_is_skin_only_if_the_load_was_within_3_4_of_it(make_unit, ohm, held):
+    """30 mA, then the load jumps to 3 kohm (90 V needed, the boost gives 80). Whether the
+    limit is the skin's (held: a probe, then the step the load takes) or an open (stopped at
+    once) depends on how near the limit the load it had been taking ran: at 3/4 of the 72 V
+    limit or more, skin. 1915 ohm ran at 80 % of it (57 V), 1675 ohm at 70 % (50 V)."""
+    unit = started(make_unit, steps=20, load_ohm={1: ohm, 2: 1000.0})
+    unit.at(RUN_S + 2.0, unit.model.set_load, 1, 3000.0)
+    unit.run_until(RUN_S + 4.0)
+    if held:
+        assert faults(unit) == [(1, "limit")]
+        peaks = [p.peak_ma for p in driven(unit, 1, t0=RUN_S + 3.8)]
+        assert peaks and all(p * 3.0 < limit_v(unit.board) for p in peaks)
+    else:
+        assert faults(unit) == [(1, "open")]
+        assert not driven(unit, 1, t0=RUN_S + 2.02)
+
+
+@pytest.mark.req("SR-6", "SR-3")
 def test_skin_that_creeps_up_to_the_limit_is_held_not_stopped(make_unit):
     # 30 mA into 2 kΩ (60 V); the skin dries and its load creeps up by a tenth a second: at
     # the same current it reaches the limit (72 V) at 2.4 kΩ. A rise the partial-lift watch lets
