@@ -165,6 +165,10 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
     assert plateau_at(
         2, 2 * period_s + flat[0], 2 * period_s + flat[1]
     )  # MINUS in the rest before it
+    for k, step in enumerate((3, 3, 2)):  # every ramp down: about half the step half way down
+        mid = w0 + period_s * k + c["on"] - c["down"] / 2
+        got = peaks(unit, t0=mid - 0.03, t1=mid + 0.03)
+        assert got and all(0.3 <= ma / (step * step_ma) <= 0.7 for ma in got), (k, got)
     for k in range(3):  # every rest: no current at the load
         t_rest = w0 + period_s * k + c["on"]
         rest = peaks(unit, t0=t_rest + 0.05, t1=w0 + period_s * (k + 1) - 0.05)
@@ -355,6 +359,30 @@ def test_a_restart_on_new_electrodes_measures_the_load_afresh():
     d.run(6.0)
     peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
     assert len(peaks) >= 45 and all(4.3 <= ma <= 4.5 for ma in peaks), peaks[:3]
+
+
+@pytest.mark.req("SR-10", "SR-8")
+def test_a_fade_stops_every_channel_and_the_boost_when_its_time_is_up():
+    """fade_out(2000) (a session's end, the battery's cut-off): the output fades to zero and
+    at 2 s, on the control cycle that reaches it, every channel stops and the boost goes off:
+    no pulse at all after that (not even at zero current), BOOST_EN low."""
+    d = _Driven(load_ohm=500.0)
+    d.start(4, 3.0)
+    boost_en = d.rig.board["boost_en"]
+    falls: list[int] = []
+
+    def on_pin(pin: int, level: int, t: int) -> None:
+        if pin == boost_en and not level:
+            falls.append(t)
+
+    d.rig.chip.pin_observers.append(on_pin)
+    t_fade = d.rig.t_s
+    d.stim.fade_out(2000, d.now())
+    d.run(2.5)
+    assert len(falls) == 1
+    off_s = falls[0] / d.rig.board["sysclk_hz"] - t_fade
+    assert 2.0 <= off_s <= 2.003, off_s
+    assert not [p for p in d.rig.model.channels[0].pulse_log if p.t_a > t_fade + off_s]
 
 
 @pytest.mark.req("SR-1", "SR-2")
