@@ -385,6 +385,29 @@ def test_a_fade_stops_every_channel_and_the_boost_when_its_time_is_up():
     assert not [p for p in d.rig.model.channels[0].pulse_log if p.t_a > t_fade + off_s]
 
 
+@pytest.mark.req("FR-3", "SR-2")
+def test_a_square_ems_cycle_delivers_nothing_in_its_rests():
+    """An installed EMS program whose cycle has no ramps (ramp_up_s and ramp_down_s 0: a
+    square on/off, which stim.progcheck allows): its plateau runs to the very end of the work
+    phase, and every rest, from the control cycle at its first millisecond on, has no current
+    at the load, however the plateau's flat level was held."""
+    d = _Driven(load_ohm=1000.0)
+    programs = d.rig.import_module("stim.programs")
+    square = dict(programs.by_id("ems_strength"), id="ems_square", rate_hz=100)
+    square["cycle"] = {"on_s": 1.0, "off_s": 2.0, "ramp_up_s": 0.0, "ramp_down_s": 0.0}
+    programs.install([square])
+    t_program = d.rig.t_s
+    d.stim.select_program("ems_square", d.now())
+    d.stim.set_step(0, 4, d.now())
+    d.run(12.0)
+    step_ma = d.rig.board["intensity"]["step_ma"]
+    for k in range(1, 4):  # the cycles after the soft start
+        work = d.rig.model.driven(1, t_program + 3 * k + 0.1, t_program + 3 * k + 0.9)
+        assert work and min(p.peak_a_ma for p in work) > 4 * step_ma - 0.2
+        rest = d.rig.model.driven(1, t_program + 3 * k + 1.002, t_program + 3 * k + 2.99)
+        assert rest == [], (k, rest[:1])
+
+
 @pytest.mark.req("SR-1", "SR-2")
 def test_a_stop_during_a_fade_ends_the_fade_too():
     """A fade-out (session end, battery cut-off) cut short by stop_all (POWER, a program
