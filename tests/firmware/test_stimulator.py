@@ -546,6 +546,29 @@ def test_an_idle_sense_reading_exactly_at_its_limit_lets_the_probe_run(idle_raw1
     assert d.stim.ch[0].fault == d.rig.import_module("stim.electrode").SENSE
 
 
+@pytest.mark.req("SR-6", "SR-3")
+def test_a_reading_exactly_at_90_percent_of_the_boost_is_the_limit_not_an_open():
+    """The pico's boost ADC held at code 2670 (64.55 V, over the 80 % it must reach): 90 % of
+    it is read_u16 38457, which SENSE code 2403 reads exactly. Channel 1 runs at step 7 into
+    5 kohm (52 V); one pulse then reads exactly that limit: it trips (the engine's open limit
+    at this current is the compliance one), and with the load it had been taking near the
+    limit, the stimulator takes it for the skin's limit: a probe, then the step the load
+    takes (6), not a stop as an open."""
+    d = _Driven(load_ohm=5000.0)
+    vref = d.rig.board["analog"]["adc_vref_v"]
+    boost, sense = d.rig.board["boost_adc"] - 26, d.rig.board["channels"][0]["sense_adc"] - 26
+    d.rig.model.adc_faults = {boost: (2670 + 0.5) / 4096 * vref}
+    d.start(7, 3.0)
+    d.rig.model.adc_faults[sense] = (2403 + 0.5) / 4096 * vref
+    d.run(0.02)
+    del d.rig.model.adc_faults[sense]
+    d.run(3.0)
+    electrode = d.rig.import_module("stim.electrode")
+    assert (d.stim.ch[0].fault, d.stim.ch[0].step) == (electrode.LIMIT, 6)
+    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    assert len(peaks) >= 45 and all(8.8 <= ma <= 9.0 for ma in peaks), peaks[:3]
+
+
 @pytest.mark.req("SR-14")
 def test_output_counts_as_possible_while_a_channel_runs_even_with_the_boost_off():
     """output_possible() (what keeps the flash from being written, SR-14) asks the channels
