@@ -572,6 +572,8 @@ def test_halt_starts_no_pulse_and_puts_level_to_zero_by_the_end_of_one_under_way
     plan = modulation.plan(programs.by_id("tens_conventional"))
     drv.plan, drv.plan_changed_at = plan, rig.chip.now
     ch.start(plan, LEVEL_UA)
+    rig.run_for(0.025)
+    assert len(trace.parse()[0]) >= 2, "no pulse train"  # before Driver looks for one
     drv.wait(("pulse", 1.2))
     _period_ns, phase_us, gap_us = plan[0]
     length = 2 * phase_us + gap_us
