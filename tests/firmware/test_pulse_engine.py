@@ -600,6 +600,38 @@ def test_halt_starts_no_pulse_and_puts_level_to_zero_by_the_end_of_one_under_way
     assert not rig.model.output_active(1)
 
 
+@pytest.mark.req("SR-7", "SR-6")
+@pytest.mark.parametrize("how", ["halt", "trip"])
+def test_a_halted_or_tripped_channel_takes_no_new_level(how):
+    """Between a halt() (the POWER interrupt) or a trip and the stop() that follows on the
+    unit's next cycle, a level asked of the channel (a ramp's tick, a MINUS) is refused, even
+    in the rest right after the last pulse, when a running channel would take it at once:
+    LEVEL stays at 0 and no pulse runs, until stop() and a new start()."""
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
+    rig.run_for(0.1)
+    n0 = len(trace.parse()[0])
+    while len(trace.parse()[0]) == n0:  # to the end of the next pulse, into its rest
+        rig.run_for(0.0002)
+    rig.run_for(0.0005)
+    if how == "halt":
+        ch.halt()
+    else:
+        rig.model.set_load(1, 1e9)
+        for _ in range(200):  # to the interrupt of the next pulse, which trips
+            rig.run_for(0.0001)
+            if ch.trip:
+                break
+    assert ch.halted or ch.trip
+    n = len(trace.parse()[0])
+    ch.set_level_ua(30_000)  # at once, in that pulse's rest
+    rig.run_for(0.05)
+    assert rig.chip.analog_level(trace.lvl) == 0.0
+    assert len(trace.parse()[0]) == n
+
+
 @pytest.mark.req("SR-8", "SR-4")
 @pytest.mark.parametrize("index", [0, 1])
 def test_stop_leaves_the_state_machine_stopped_and_the_bridge_pins_plain_low_outputs(index):
