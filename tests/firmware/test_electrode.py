@@ -295,6 +295,21 @@ def test_open_or_short_stops_the_channel_within_one_pulse_period(
         unit.close()
 
 
+@pytest.mark.req("SR-6", "SR-2")
+@pytest.mark.parametrize("t_change", [START_S + 1.2, START_S + 1.6])
+def test_a_short_during_the_soft_start_stops_the_channel_at_the_next_pulse(make_unit, t_change):
+    """The electrodes short while channel 1 soft-starts (100 Hz, the level rising every
+    control cycle, often within one LEVEL compare step): the next pulse finds no fresh peak
+    where the one before made one, a short, though the hold's residue still reads above the
+    short limit. The channel stops there, within one pulse period, as it does at a standing
+    level."""
+    unit = lift_case(make_unit, 0, t_change, 1.0, steps=4)
+    after = driven(unit, 1, t0=t_change)
+    assert len([p for p in after if p.t_a >= t_change]) <= 1
+    assert not driven(unit, 1, t0=t_change + 0.02)
+    assert faults(unit) == [(1, "short")]
+
+
 def pulse_train(make_unit, mode_presses):
     """A first run at step 10 of the program `mode_presses` away: channel 1's pulse starts
     from RUN_S for 1.2 s, and the index of a train's first pulse, the one after the longest
