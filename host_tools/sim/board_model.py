@@ -163,6 +163,11 @@ class BoardModel:
             chip.drive_external(pin, None)
 
     # ---- stimulus from tests, scenarios and the simulator UI -----------------------------
+    def adc_code_v(self, raw12: int) -> float:
+        """The voltage at an ADC input that converts to the 12-bit code raw12, from the middle
+        of that code's step (Chip.adc_read_raw12 floors v / vref * 4096): for adc_faults."""
+        return (raw12 + 0.5) / 4096 * self.chip.adc_vref_v
+
     def set_load(self, ch: int, ohm: float) -> None:
         cm = self.channels[ch - 1]
         self._close_segment(cm, self.chip.now)

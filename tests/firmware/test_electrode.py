@@ -623,7 +623,7 @@ def test_a_boost_reading_exactly_80_percent_is_up(make_unit, raw12, starts):
     held at the middle of the code."""
     unit = make_unit("wearable_v1", load_ohm={1: 1000.0, 2: 1000.0})
     adc = unit.board["boost_adc"] - 26
-    unit.model.adc_faults[adc] = (raw12 + 0.5) / 4096 * unit.board["analog"]["adc_vref_v"]
+    unit.model.adc_faults[adc] = unit.model.adc_code_v(raw12)
     unit.press("power", at=ON_S, hold_s=1.7)
     unit.press("plus", at=START_S)
     unit.run_until(START_S + 1.5)

@@ -841,7 +841,7 @@ def _stick_sense(rig, raw12: int) -> None:
     """Channel 1's SENSE input held at the voltage that converts to the 12-bit code raw12 (a
     stuck voltage the board model applies, whatever the load)."""
     adc = rig.board["channels"][0]["sense_adc"] - 26
-    rig.model.adc_faults[adc] = (raw12 + 0.5) / 4096 * rig.chip.adc_vref_v
+    rig.model.adc_faults[adc] = rig.model.adc_code_v(raw12)
 
 
 def _residue(m: int, decay: int) -> int:

@@ -217,6 +217,21 @@ class _Driven:
         self.run(1.5)
         return t_resume
 
+    def peaks_ma(self, last_s: float = 0.5) -> list[float]:
+        """Channel 1's pulse peaks at the load over the last `last_s` seconds."""
+        return [p.peak_a_ma for p in self.rig.model.driven(1, self.rig.t_s - last_s)]
+
+    def edges(self, pin: int) -> list[tuple[int, int]]:
+        """(cycle, level) of every change of `pin` from now on, as the chip drives it."""
+        seen: list[tuple[int, int]] = []
+
+        def on_pin(n: int, level: int, t: int) -> None:
+            if n == pin:
+                seen.append((t, level))
+
+        self.rig.chip.pin_observers.append(on_pin)
+        return seen
+
     def zero_then_pause_and_resume(self) -> float:
         """Channel 1 set to 0 (as MINUS takes it there), then pause_and_resume(); returns the
         instant of the resume."""
@@ -312,7 +327,7 @@ def test_a_load_that_takes_step_1_but_not_step_2_within_the_limit_is_held_at_ste
     d.start(1, 3.0)
     d.stim.set_step(0, 2, d.now())
     d.run(3.0)
-    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    peaks = d.peaks_ma()
     assert len(peaks) >= 45 and all(1.3 <= ma <= 1.5 for ma in peaks), peaks[:3]
 
 
@@ -339,7 +354,7 @@ def test_a_limit_hold_is_below_the_step_that_reached_it_even_if_the_load_then_dr
     d.rig.model.set_load(1, 4000.0)
     d.run(3.0)
     assert d.stim.ch[0].step == 9
-    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    peaks = d.peaks_ma()
     assert len(peaks) >= 45 and all(13.3 <= ma <= 13.5 for ma in peaks), peaks[:3]
 
 
@@ -357,7 +372,7 @@ def test_a_restart_on_new_electrodes_measures_the_load_afresh():
     d.rig.model.set_load(1, 1600.0)
     d.stim.set_step(0, 3, d.now())
     d.run(6.0)
-    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    peaks = d.peaks_ma()
     assert len(peaks) >= 45 and all(4.3 <= ma <= 4.5 for ma in peaks), peaks[:3]
 
 
@@ -368,17 +383,11 @@ def test_a_fade_stops_every_channel_and_the_boost_when_its_time_is_up():
     no pulse at all after that (not even at zero current), BOOST_EN low."""
     d = _Driven(load_ohm=500.0)
     d.start(4, 3.0)
-    boost_en = d.rig.board["boost_en"]
-    falls: list[int] = []
-
-    def on_pin(pin: int, level: int, t: int) -> None:
-        if pin == boost_en and not level:
-            falls.append(t)
-
-    d.rig.chip.pin_observers.append(on_pin)
+    boost_en = d.edges(d.rig.board["boost_en"])
     t_fade = d.rig.t_s
     d.stim.fade_out(2000, d.now())
     d.run(2.5)
+    falls = [t for t, level in boost_en if not level]
     assert len(falls) == 1
     off_s = falls[0] / d.rig.board["sysclk_hz"] - t_fade
     assert 2.0 <= off_s <= 2.003, off_s
@@ -475,16 +484,10 @@ def test_the_check_probes_on_the_first_cycle_once_the_boost_has_had_its_20_ms():
     start's own Python (settle_us and the state machine's start). The boost itself rises in
     2 ms (boost_rise_ms)."""
     d = _Driven()
-    boost_en = d.rig.board["boost_en"]
-    rises: list[int] = []
-
-    def on_pin(pin: int, level: int, t: int) -> None:
-        if pin == boost_en and level:
-            rises.append(t)
-
-    d.rig.chip.pin_observers.append(on_pin)
+    boost_en = d.edges(d.rig.board["boost_en"])
     d.stim.set_step(0, 2, d.now())
     d.run(0.1)
+    rises = [t for t, level in boost_en if level]
     assert len(rises) == 1
     after_s = d.rig.model.channels[0].pulse_log[0].t_a - rises[0] / d.rig.board["sysclk_hz"]
     assert 0.019 <= after_s <= 0.0215, after_s
@@ -536,10 +539,10 @@ def test_an_idle_sense_reading_exactly_at_its_limit_lets_the_probe_run(idle_raw1
     still finds the input wrong); at code 331 no probe pulse reaches the load. The idle
     reading is the SENSE's first conversion after the start; the probe's are the board's."""
     d = _Driven()
-    vref = d.rig.board["analog"]["adc_vref_v"]
+    m = d.rig.model
     boost, sense = d.rig.board["boost_adc"] - 26, d.rig.board["channels"][0]["sense_adc"] - 26
-    code_v = {boost: (3300 + 0.5) / 4096 * vref, sense: (idle_raw12 + 0.5) / 4096 * vref}
-    d.rig.model.adc_faults = _NextConversion(code_v, once=sense)
+    code_v = {boost: m.adc_code_v(3300), sense: m.adc_code_v(idle_raw12)}
+    m.adc_faults = _NextConversion(code_v, once=sense)
     d.stim.set_step(0, 2, d.now())
     d.run(0.3)
     assert bool(d.rig.model.driven(1, 0.0)) is probes
@@ -555,17 +558,17 @@ def test_a_reading_exactly_at_90_percent_of_the_boost_is_the_limit_not_an_open()
     limit, the stimulator takes it for the skin's limit: a probe, then the step the load
     takes (6), not a stop as an open."""
     d = _Driven(load_ohm=5000.0)
-    vref = d.rig.board["analog"]["adc_vref_v"]
+    m = d.rig.model
     boost, sense = d.rig.board["boost_adc"] - 26, d.rig.board["channels"][0]["sense_adc"] - 26
-    d.rig.model.adc_faults = {boost: (2670 + 0.5) / 4096 * vref}
+    m.adc_faults = {boost: m.adc_code_v(2670)}
     d.start(7, 3.0)
-    d.rig.model.adc_faults[sense] = (2403 + 0.5) / 4096 * vref
+    m.adc_faults[sense] = m.adc_code_v(2403)
     d.run(0.02)
     del d.rig.model.adc_faults[sense]
     d.run(3.0)
     electrode = d.rig.import_module("stim.electrode")
     assert (d.stim.ch[0].fault, d.stim.ch[0].step) == (electrode.LIMIT, 6)
-    peaks = [p.peak_a_ma for p in d.rig.model.driven(1, d.rig.t_s - 0.5)]
+    peaks = d.peaks_ma()
     assert len(peaks) >= 45 and all(8.8 <= ma <= 9.0 for ma in peaks), peaks[:3]
 
 

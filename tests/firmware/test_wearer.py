@@ -304,19 +304,26 @@ def test_the_history_record_names_each_channels_electrode_fault_once(make_unit):
     assert hist[0]["faults"] == ["1:open", "2:short"]
 
 
+def _lifted_put_back_and_raised(make_unit, steps):
+    """Both channels at `steps`; at t (returned), channel 1's electrode lifted (fault open),
+    put back 0.5 s later, PLUS at t + 1.0; run to t + 4.0."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    unit = unit_on(make_unit, steps=steps)
+    t = ready_s(steps)
+    unit.at(t, unit.model.set_load, 1, OPEN_OHM)
+    unit.at(t + 0.5, unit.model.set_load, 1, 1000.0)
+    unit.press("plus", at=t + 1.0)
+    unit.run_until(t + 4.0)
+    return unit, t
+
+
 @pytest.mark.req("SR-2", "SR-6")
 def test_the_plus_that_restarts_a_faulted_channel_raises_no_other(make_unit):
     """Both channels at step 6 (the selection on both); channel 1's electrode lifted and put
     back; PLUS: channel 1 is checked again and soft-starts from zero, channel 2 keeps exactly
     the current it had, pulse for pulse, at the load. The next PLUS raises both by one."""
-    from host_tools.sim.board_model import OPEN_OHM
-
-    unit = unit_on(make_unit, steps=6)
-    t = ready_s(6)
-    unit.at(t, unit.model.set_load, 1, OPEN_OHM)
-    unit.at(t + 0.5, unit.model.set_load, 1, 1000.0)
-    unit.press("plus", at=t + 1.0)
-    unit.run_until(t + 4.0)
+    unit, t = _lifted_put_back_and_raised(make_unit, steps=6)
     before = peak(unit, 2, t - 0.5, t)
     after = [p.peak_a_ma for p in pulses(unit, 2, t + 1.0, t + 4.0)]
     assert before == pytest.approx(6 * STEP_MA, rel=0.05)
@@ -336,14 +343,7 @@ def test_a_faulted_channel_that_restarts_no_longer_shows_its_fault(make_unit):
     runs: from that check on it has no fault. MINUS then takes both channels to zero: the
     session ends as the wearer ended it (`intensity`), not as a fault, and its record still
     names the open it had."""
-    from host_tools.sim.board_model import OPEN_OHM
-
-    unit = unit_on(make_unit, steps=1)
-    t = ready_s(1)
-    unit.at(t, unit.model.set_load, 1, OPEN_OHM)
-    unit.at(t + 0.5, unit.model.set_load, 1, 1000.0)
-    unit.press("plus", at=t + 1.0)
-    unit.run_until(t + 4.0)
+    unit, t = _lifted_put_back_and_raised(make_unit, steps=1)
     assert pulses(unit, 1, t + 3.8, t + 4.0), "channel 1 did not restart: bad scenario"
     unit.press("minus", at=t + 4.0)
     unit.press("minus", at=t + 4.3)
