@@ -396,6 +396,12 @@ class Channel:
         d = time.ticks_diff(t, self._t_irq) - self._expect_us[i]
         if d > ON_TIME_US or d < -ON_TIME_US:
             on_time = 0
+            if d > self._expect_us[self._done_i] - ON_TIME_US:
+                # So late that the next pulse may have ended too, its flag taken by this same
+                # entry (the NVIC keeps one pending bit): which plan entry each later reading
+                # follows is no longer known, so none could be judged. SR-6: stop.
+                self._trip(electrode.SENSE)
+                return
         self._t_irq = t
         self._timed = 1
         # Fresh peak: clearly above what the previous pulse left in the peak-hold (its reading

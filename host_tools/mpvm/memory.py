@@ -10,9 +10,11 @@ starts one (with its history record), both channels are raised to step 3 of a pr
 soft start finishes (3 s of virtual time); each further program is selected as MODE selects one
 (the session ends, a new one starts). Then allocmeter (lib/allocmeter.py) measures:
 - `loop`: one steady cycle of the app, with both channels past their electrode check and soft
-  start: a pulse on each channel (SENSE reading a 1 kohm load), the buttons, the control cycle
-  (stimulator, session, battery cut-off), the LEDs and the CONTROL_MS sleep (on the virtual
-  clock; the sleep itself is measured separately and allocates nothing). `states` records
+  start: two pulses on each channel, 5 ms apart (SENSE reading a 1 kohm load; no pulse-done
+  interrupt comes later than the plan's next pulse, which the engine would take for a lost
+  one), the buttons, the control cycle (stimulator, session, battery cut-off), the LEDs and
+  the CONTROL_MS sleep, in two halves (on the virtual clock; the sleep itself is measured
+  separately and allocates nothing). `states` records
   that every channel was running (stimulator state 2) when it was measured. The session is
   host-controlled (stim/host.py) with a host that keeps the link alive, so the cycle includes
   the keep-alive check. EMS strength is measured twice, 0.9 s into the plateau of its work/rest
@@ -78,19 +80,26 @@ def _sense_for_1k(c):
     # SENSE after a pulse into 1 kohm: the electrode volts equal the mA
     machine.adc_u16[c.cfg["sense_adc"] - 26] = int(c.delivered_ma() / c.scale.volts_per_count)
 
+def _pulses(sense=True):
+    for _c in _s.channels:
+        if sense:
+            _sense_for_1k(_c)
+        if _c.sm_id in _sim.state_machines:
+            _sim.pio_pulse(_c.sm_id, False)  # counted, not locked: the irq figures are
+
 def _run(ms, pulses=True):
-    # the app's steady work, with one pulse per channel per 10 ms cycle
+    # the app's steady work, 10 ms cycles, with a pulse per channel every 5 ms: no pulse-done
+    # interrupt comes later than the plan's next one would (the engine stops a channel whose
+    # interrupt may have been lost), earlier ones are only not judged
     for _i in range(ms // 10):
-        for _c in _s.channels:
-            if pulses:
-                _sense_for_1k(_c)
-            if _c.sm_id in _sim.state_machines:
-                _sim.pio_pulse(_c.sm_id, False)  # counted, not locked: the irq figures are
+        _pulses(pulses)
         _a.buttons_cycle()
         _a.control_cycle()
         _tick[0] += 1
         _a.leds_cycle(_tick[0])
-        time.sleep_ms(10)
+        time.sleep_ms(5)
+        _pulses(pulses)
+        time.sleep_ms(5)
 
 def _start(step):
     # A session as the wearer starts one (switched on, PLUS: step 1 on both channels, with its
@@ -134,7 +143,10 @@ def _cycle():
     _a.control_cycle()
     _tick[0] += 1
     _a.leds_cycle(_tick[0])
-    time.sleep_ms(_TICK)
+    time.sleep_ms(_TICK // 2)
+    for _c in _s.channels:
+        _sim.pio_pulse(_c.sm_id, False)
+    time.sleep_ms(_TICK - _TICK // 2)
 def _sleep():
     time.sleep_ms(_TICK)
 def _run_to(t_ms):

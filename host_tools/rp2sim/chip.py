@@ -610,25 +610,55 @@ class _PioIo:
         pass
 
 
-def _fire_pio_irq(chip: Chip, block: int) -> None:
-    """PIOx_IRQ_0 taken: what rp2_pio.c pio_irq0() does. Every state-machine flag with a
-    handler (INTE0 bit 8 + i) is acknowledged at once (`pio->irq = ints >> 8`: the flags are
-    cleared before any handler runs, so a program waiting on its own irq is released at once,
-    even for soft handlers); then each state machine's handler runs, in index order, when
-    `(ints >> (8 + i)) & trigger` is set: its own flag for the default trigger 1, another
-    state machine's flag for any other trigger, as on the port. Flags of several state
-    machines raised at one instant are taken by one entry, as on the port (irq_changed
-    schedules one per change)."""
+def _pio_flags_with_handler(chip: Chip, block: int) -> int:
+    """The block's state-machine flags (0-3) that have a handler: INTS0 bits 8-11."""
     pio = chip.pio[block]
-    handlers = chip.pio_irq_handlers
     ints = 0
     for i in range(4):
-        if (block, i) in handlers:
+        if (block, i) in chip.pio_irq_handlers:
             ints |= pio.irq_flags & (1 << i)
+    return ints
+
+
+def _fire_pio_irq(chip: Chip, block: int) -> None:
+    """PIOx_IRQ_0 asserted (a flag with a handler rose): the NVIC marks the interrupt pending,
+    and the CPU enters its handler now, or when the running handler returns or interrupts are
+    unmasked (cpu.py). The NVIC keeps one pending bit per interrupt line, so flags that rise
+    again while the entry is pending are all taken by that one entry, which reads them when it
+    runs: two pulses that end while interrupts are masked give one handler call, as on the
+    chip."""
+    if not _pio_flags_with_handler(chip, block):
+        return
+    for h, a, _hard in chip.cpu.hard_pending:
+        if h is _pio_isr and a[1] == block:
+            return  # already pending
+    chip.dispatch_irq(_pio_isr, (chip, block), True)
+
+
+def _pio_isr(arg: tuple[Chip, int]) -> None:
+    """What rp2_pio.c pio_irq0() does once the CPU is in it. Every state-machine flag with a
+    handler (INTE0 bit 8 + i) is acknowledged at once (`pio->irq = ints >> 8`: the flags are
+    cleared before any handler runs, so a program waiting on its own irq is released then, even
+    for soft handlers); then each state machine's handler runs, in index order, when
+    `(ints >> (8 + i)) & trigger` is set: its own flag for the default trigger 1, another
+    state machine's flag for any other trigger, as on the port. A hard handler runs inside this
+    entry (mp_irq_handler calls it; an uncaught exception is printed and the next handler still
+    runs); a soft one is scheduled. Flags of several state machines are taken by one entry."""
+    chip, block = arg
+    ints = _pio_flags_with_handler(chip, block)
     if not ints:
         return
-    pio.clear_irq(ints, chip.now)
+    chip.pio[block].clear_irq(ints, chip.now)
+    handlers = chip.pio_irq_handlers
     for i in range(4):
         entry = handlers.get((block, i))
-        if entry is not None and (ints >> i) & entry[2]:
-            chip.dispatch_irq(entry[0], (block, i), entry[1])
+        if entry is None or not (ints >> i) & entry[2]:
+            continue
+        call, hard, _trigger = entry
+        if hard:
+            try:
+                call((block, i))
+            except Exception as e:  # noqa: BLE001 - mp_irq_handler prints it and goes on
+                chip.cpu._uncaught(e)
+        else:
+            chip.dispatch_irq(call, (block, i), False)  # queued: runs after this entry

@@ -632,6 +632,73 @@ def test_a_halted_or_tripped_channel_takes_no_new_level(how):
     assert len(trace.parse()[0]) == n
 
 
+@pytest.mark.req("SR-2", "SR-4")
+def test_a_level_asked_in_any_rest_of_a_burst_reaches_the_very_next_pulse():
+    """A burst plan rests about 9.6 ms after each pulse of its burst and 440 ms after the
+    last. A level asked 2 ms before the next pulse, in every one of those rests (both copies
+    of the seven-entry cycle), goes in at once: the next pulse already has it, down or up.
+    Whether the rest has time left is worked out from that rest's own length; measured from a
+    neighbouring entry's 9.6 ms rest, the long rest would look spent, and the change would
+    wait for the interrupt after the next pulse."""
+    rig = make_rig("pico")
+    f = rig.board["sysclk_hz"]
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    plan = modulation.plan(programs.by_id("tens_burst"))
+    assert len(plan) == 7 and plan[-1][0] > 40 * plan[0][0]
+    log = rig.model.channels[0].pulse_log
+    ch.start(plan, LEVEL_UA)
+    level_ma = LEVEL_MA
+    for k in range(2 * len(plan)):
+        while len(trace.parse()[0]) <= k:  # pulse k has ended: its rest is under way
+            rig.run_for(0.0005)
+        a0 = trace.parse()[0][k][0]
+        rig.chip.advance_to(a0 + cyc_ns(plan[k % len(plan)][0], f) - cyc(2000, f))
+        level_ma = 12.0 if level_ma == LEVEL_MA else LEVEL_MA
+        ch.set_level_ua(int(level_ma * 1000))
+        while len(log) <= k + 1:
+            rig.run_for(0.0005)
+        assert abs(log[k + 1].peak_a_ma - level_ma) <= 0.2, (k, log[k + 1].peak_a_ma, level_ma)
+    ch.stop()
+    rig.run_for(0.01)
+    assert_clean(rig, trace)
+
+
+@pytest.mark.req("SR-6", "SR-7")
+@pytest.mark.parametrize("how", ["halt", "trip"])
+def test_a_start_after_a_halt_or_a_trip_plays_the_plan(how):
+    """start() begins afresh whatever the channel went through, with no stop() in between
+    (stop() makes the pins safe, start() must not depend on it): after a halt() or a trip the
+    new start's pulses reach the load at its level, and the next lift is found again."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    plan = modulation.plan(programs.by_id("tens_conventional"))
+    ch.start(plan, LEVEL_UA)
+    rig.run_for(0.1)
+    if how == "halt":
+        ch.halt()
+    else:
+        rig.model.set_load(1, OPEN_OHM)
+    rig.run_for(0.05)
+    assert ch.halted or ch.trip
+    rig.model.set_load(1, LOAD_OHM)
+    n0 = len(trace.parse()[0])
+    ch.start(plan, LEVEL_UA)
+    rig.run_for(0.2)
+    after = rig.model.channels[0].pulse_log[n0:]
+    assert len(after) >= 19 and all(abs(p.peak_a_ma - LEVEL_MA) <= 0.2 for p in after)
+    rig.model.set_load(1, OPEN_OHM)
+    n1 = len(trace.parse()[0])
+    rig.run_for(0.1)
+    assert len(trace.parse()[0]) - n1 <= 2 and ch.trip
+    ch.stop()
+    rig.run_for(0.01)
+    assert_clean(rig, trace)
+
+
 @pytest.mark.req("SR-8", "SR-4")
 @pytest.mark.parametrize("index", [0, 1])
 def test_stop_leaves_the_state_machine_stopped_and_the_bridge_pins_plain_low_outputs(index):
@@ -681,12 +748,22 @@ def test_restart_after_stop_plays_the_plan(pid, first_s):
 
 
 # ---- plans of every short length --------------------------------------------------------------
-@pytest.mark.parametrize("n", [1, 2, 3, 4])
-def test_a_plan_of_any_short_length_plays_its_whole_train(n):
+_ROWS = [(10_000_000 + 2_500_000 * k, 100 + 50 * k, 20 + 10 * k) for k in range(5)]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [_ROWS[:1], _ROWS[:2], _ROWS[:3], _ROWS[:4], [_ROWS[0], _ROWS[1], _ROWS[0]],
+     [_ROWS[2], _ROWS[0], _ROWS[1], _ROWS[0], _ROWS[2]]],
+    ids=["1", "2", "3", "4", "3-same-ends", "5-same-ends"],
+)  # fmt: skip
+def test_a_plan_of_any_short_length_plays_its_whole_train(rows):
     """The engine queues a plan's first two pairs and the pulse-done interrupt pushes each next
     one. A plan of two entries (a two-pulse burst in a custom program) is a boundary: every
-    entry must keep coming, in order, for as long as it runs, as for one, three or four."""
-    rows = [(10_000_000 + 2_500_000 * k, 100 + 50 * k, 20 + 10 * k) for k in range(n)]
+    entry must keep coming, in order, for as long as it runs, as for one, three or four. So is
+    an odd plan whose last entry is its first again: the state machine takes a rest word equal
+    to the one it holds as no news, so each pair must differ from the last in its toggle bit,
+    across the wrap of the cycle too."""
     rig = make_rig("pico")
     trace = PairTrace(rig)
     ch = rig.channel(0)
@@ -831,6 +908,133 @@ def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse(phase_us):
     assert ch.trip, "a lifted electrode was not found"
     starts = [p.t_a for p in rig.model.channels[0].pulse_log]
     assert len(starts) == 1, "%d pulses into a lifted electrode" % len(starts)
+
+
+# Plans of several entries, where each pulse's interrupt is timed from the previous one's by
+# that entry's own interval: a burst (440 ms rest after the seventh pulse), and a custom plan
+# whose widths alternate between the narrowest and widest phases (its pulse ends are 9.04 ms
+# and 10.96 ms apart).
+_WIDTHS = [(10_000_000, 20, 20), (10_000_000, 500, 20)]
+# A burst of four wide pulses (820 us each), then a 40 ms rest.
+_WIDE_BURST = [(10_000_000, 400, 20)] * 3 + [(40_000_000, 400, 20)]
+
+
+def _plan_named(name):
+    plans = {"widths": _WIDTHS, "wide_burst": _WIDE_BURST}
+    return plans[name] if name in plans else modulation.plan(programs.by_id(name))
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(
+    ("name", "k"),
+    [("tens_burst", 6), ("tens_burst", 7), ("tens_burst", 8), ("tens_burst", 13),
+     ("tens_burst", 14), ("tens_burst", 15), ("widths", 4), ("widths", 5)],
+)  # fmt: skip
+def test_a_lift_before_any_pulse_of_a_plan_stops_it_at_that_pulse(name, k):
+    """An electrode lifted in the rest before pulse k, whichever entry of the plan that pulse
+    plays (the first of a burst after its long rest, the one after it, the long-rest entry,
+    either copy of an odd cycle; a wide pulse after a narrow one and the other way): pulse k
+    is the last that reaches the pins. Its interrupt comes on time for that entry, so its
+    reading of the open is judged, as every pulse's must be."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    ch.start(_plan_named(name), LEVEL_UA)
+    while len(trace.parse()[0]) < k:  # pulse k-1 has ended: the rest before pulse k
+        rig.run_for(0.0005)
+    rig.model.set_load(1, OPEN_OHM)
+    rig.run_for(1.0)
+    assert ch.trip, "a lifted electrode was not found"
+    assert len(trace.parse()[0]) == k + 1, "pulses after pulse %d: %d" % (
+        k,
+        len(trace.parse()[0]) - k - 1,
+    )
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize("name", ["widths", "tens_burst"])
+def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse_whatever_entry_ends_the_plan(
+    name,
+):
+    """The first pulse's interrupt is expected one pulse length of the plan's first entry
+    after the start, whatever the last entry's width or rest (the widest after the narrowest;
+    a burst's long rest)."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    rig = FirmwareRig("pico", load_ohm={1: OPEN_OHM})
+    rig.boost(True)
+    ch = rig.channel(0)
+    ch.start(_plan_named(name), LEVEL_UA)
+    rig.run_for(0.1)
+    assert ch.trip, "a lifted electrode was not found"
+    assert len(rig.model.channels[0].pulse_log) == 1
+
+
+@pytest.mark.req("FR-3", "SR-4")
+@pytest.mark.parametrize(("name", "k"), [("wide_burst", 2), ("widths", 2)])
+def test_the_next_entry_is_queued_before_its_rest_begins(name, k):
+    """The state machine picks up the next (rest, shape) pair at the top of each period, and
+    the engine keeps it queued a pulse ahead, so the pulse-done interrupt has a whole period
+    to queue the one after. Here that interrupt is held off for the whole rest after pulse k
+    (interrupts masked, as a flash erase masks them) and runs early in the wide pulse k+1,
+    well before it ends: pulse k+1 still plays its own entry (the burst's long rest after its
+    last pulse; the other width), and the train is the plan."""
+    rig = make_rig("pico")
+    f = rig.board["sysclk_hz"]
+    machine = rig.import_module("machine")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    plan = _plan_named(name)
+    ch.start(plan, LEVEL_UA)
+    drv = Driver(rig, trace)
+    while len(drv.rises()) <= k:  # pulse k has begun; its interrupt comes at its end
+        rig.chip.advance_to(rig.chip.now + cyc(5, f))
+    next_a0 = drv.rises()[k] + cyc_ns(plan[k % len(plan)][0], f)
+    state = machine.disable_irq()
+    rig.chip.cpu.work(next_a0 + cyc(20, f) - rig.chip.now)  # 20 us into pulse k+1
+    machine.enable_irq(state)
+    rig.run_for(1.0)
+    ch.stop()
+    rig.run_for(0.01)
+    pulses = assert_clean(rig, trace)
+    check_plan_train(pulses, plan, f)
+    assert len(pulses) >= planned_count(plan, 1.0)
+
+
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize(("name", "k"), [("widths", 3), ("widths", 4), ("tens_burst", 5),
+                                         ("tens_conventional", 3)])  # fmt: skip
+def test_a_pulse_done_interrupt_lost_to_a_blocked_cpu_stops_the_channel(name, k):
+    """Interrupts masked from the start of pulse k until just after pulse k+1 ends (a flash
+    erase while output runs, which the firmware never does): both pulses' flags are taken by
+    one entry of the handler, as on the chip, so the engine can no longer tell which plan entry
+    each later reading follows, nor judge any. It stops the channel there: pulse k+1 is the
+    last at the load, and the fault is `sense`. Without that, a lifted electrode on a plan of
+    alternating widths would go on being pulsed, every reading looking late."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    rig = make_rig("pico")
+    f = rig.board["sysclk_hz"]
+    machine = rig.import_module("machine")
+    trace = PairTrace(rig)
+    drv = Driver(rig, trace)
+    ch = rig.channel(0)
+    plan = _plan_named(name)
+    ch.start(plan, LEVEL_UA)
+    while len(drv.rises()) <= k:  # pulse k has begun
+        rig.chip.advance_to(rig.chip.now + cyc(5, f))
+    _p, phase_us, gap_us = plan[(k + 1) % len(plan)]
+    end_next = drv.rises()[k] + cyc_ns(plan[k % len(plan)][0], f) + cyc(2 * phase_us + gap_us, f)
+    state = machine.disable_irq()
+    rig.chip.cpu.work(end_next + cyc(100, f) - rig.chip.now)
+    machine.enable_irq(state)
+    rig.model.set_load(1, OPEN_OHM)
+    rig.run_for(1.0)
+    assert len(trace.parse()[0]) == k + 2
+    assert ch.trip == 3  # stim.electrode.SENSE
+    assert_clean(rig, trace)
 
 
 # ---- SENSE readings set at the ADC input -----------------------------------------------------

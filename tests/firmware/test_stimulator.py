@@ -405,15 +405,17 @@ def test_a_square_ems_cycle_delivers_nothing_in_its_rests():
     square = dict(programs.by_id("ems_strength"), id="ems_square", rate_hz=100)
     square["cycle"] = {"on_s": 1.0, "off_s": 2.0, "ramp_up_s": 0.0, "ramp_down_s": 0.0}
     programs.install([square])
-    t_program = d.rig.t_s
-    d.stim.select_program("ems_square", d.now())
+    t_sel_ms = d.now()  # the program's work/rest cycle counts from here
+    d.stim.select_program("ems_square", t_sel_ms)
     d.stim.set_step(0, 4, d.now())
+    d._due_s = t_sel_ms / 1000  # control cycles every 10 ms from it: one on each rest's first ms
     d.run(12.0)
     step_ma = d.rig.board["intensity"]["step_ma"]
     for k in range(1, 4):  # the cycles after the soft start
-        work = d.rig.model.driven(1, t_program + 3 * k + 0.1, t_program + 3 * k + 0.9)
+        t_work = (t_sel_ms + 3000 * k) / 1000
+        work = d.rig.model.driven(1, t_work + 0.1, t_work + 0.9)
         assert work and min(p.peak_a_ma for p in work) > 4 * step_ma - 0.2
-        rest = d.rig.model.driven(1, t_program + 3 * k + 1.002, t_program + 3 * k + 2.99)
+        rest = d.rig.model.driven(1, t_work + 1.002, t_work + 2.99)
         assert rest == [], (k, rest[:1])
 
 
@@ -479,18 +481,21 @@ def test_hold_all_lets_a_pulse_under_way_end_whole_before_the_pins_are_taken():
 def test_the_check_probes_on_the_first_cycle_once_the_boost_has_had_its_20_ms():
     """A start switches the boost on; the electrode check waits its 20 ms to settle (a
     reading before then says nothing of the electrodes) and probes on the control cycle that
-    reaches them, not one later: the first probe pulse 20 ms after BOOST_EN rose, less up to
-    1 ms (the wait is counted in whole ticks_ms from the tick the boost rose in) and plus the
-    start's own Python (settle_us and the state machine's start). The boost itself rises in
-    2 ms (boost_rise_ms)."""
+    reaches them, not one later: the first probe pulse comes 20 ms after the cycle that switched
+    BOOST_EN on began (the wait is counted in whole ticks_ms from that cycle's clock), plus the
+    start's own Python (settle_us and the state machine's start). BOOST_EN rose in that cycle's
+    Python, so at least 17 ms before; the boost itself rises in 2 ms (boost_rise_ms)."""
     d = _Driven()
     boost_en = d.edges(d.rig.board["boost_en"])
-    d.stim.set_step(0, 2, d.now())
+    t_set_ms = d.now()  # the cycle's clock, whole ms: a control cycle falls every 10 ms from it
+    d.stim.set_step(0, 2, t_set_ms)
     d.run(0.1)
-    rises = [t for t, level in boost_en if level]
-    assert len(rises) == 1
-    after_s = d.rig.model.channels[0].pulse_log[0].t_a - rises[0] / d.rig.board["sysclk_hz"]
-    assert 0.019 <= after_s <= 0.0215, after_s
+    rises = [t / d.rig.board["sysclk_hz"] for t, level in boost_en if level]
+    assert len(rises) == 1 and rises[0] - t_set_ms / 1000 <= 0.0035  # in that cycle's Python
+    # the probe's first pulse: on the cycle 20 ms on, after the start's own Python
+    after_s = d.rig.model.channels[0].pulse_log[0].t_a - t_set_ms / 1000
+    assert 0.020 <= after_s <= 0.0225, after_s
+    assert d.rig.model.channels[0].pulse_log[0].t_a - rises[0] >= 0.017  # the boost has settled
 
 
 @pytest.mark.req("SR-6")
