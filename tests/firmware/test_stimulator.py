@@ -577,6 +577,60 @@ def test_a_reading_exactly_at_90_percent_of_the_boost_is_the_limit_not_an_open()
     assert len(peaks) >= 45 and all(8.8 <= ma <= 9.0 for ma in peaks), peaks[:3]
 
 
+@pytest.mark.req("SR-6", "SR-3")
+@pytest.mark.parametrize(("smooth_ohm", "skin"), [(2750, True), (2749, False)])
+def test_a_load_that_needed_exactly_6_8_of_the_limit_makes_a_limit_trip_the_skins(
+    smooth_ohm, skin
+):
+    """A reading at the compliance limit is the skin's limit (a probe, then a held step) only
+    if the load it had been taking needed at least 6/8 of the limit voltage at the tripping
+    current; else it is an open (a stop, no pulse more). The pico's boost ADC held at code
+    3276 reads exactly 79.2 V: a limit of 71.28 V, whose 6/8 are 53.46 V, which step 13
+    (19.44 mA) into exactly 2750 ohm needs, to the microvolt. The load watch's smoothed load
+    stands at 2750 ohm (set here: under a steady 2770 ohm it walks down one ohm a reading from
+    above and stands still within 50 ohm below), or one ohm less."""
+    d = _Driven(load_ohm=2770.0)
+    m = d.rig.model
+    electrode = d.rig.import_module("stim.electrode")
+    boost, sense = d.rig.board["boost_adc"] - 26, d.rig.board["channels"][0]["sense_adc"] - 26
+    m.adc_faults = {boost: m.adc_code_v(3276)}
+    d.start(13, 3.0)
+    chan = d.stim.channels[0]
+    assert chan.boost_v == 79.2 and chan.delivered == 19_440  # the scenario's exact figures
+    d.stim.ch[0].lift.smooth_ohm = smooth_ohm
+    limit_c = chan.scale.counts(electrode.COMPLIANCE_FRACTION * chan.boost_v)
+    m.adc_faults[sense] = m.adc_code_v((limit_c >> 4) + 2)  # a reading over the limit
+    d.run(0.02)
+    del m.adc_faults[sense]
+    t_trip = d.rig.t_s
+    d.run(1.0)
+    assert bool(d.rig.model.driven(1, t_trip)) is skin
+    assert d.stim.ch[0].fault == (electrode.LIMIT if skin else electrode.OPEN)
+
+
+@pytest.mark.req("SR-6")
+def test_an_ems_rest_counts_at_most_a_second_of_a_partial_lifts_5_s():
+    """A partial lift (the load up to 2.4x its baseline: a warning, the step halved) stops the
+    channel once the warning has lasted 5 s of readings. Each reading stands for the time
+    since the one before, but for at most 1 s: an EMS rest (10 s with nothing judged) adds a
+    second, not ten. EMS strength, lifted 3 s into its first work phase: warned within a
+    second, 1.3 s of warning by the rest; the next work phase (from 15 s) runs for more than
+    2 s before the stop, which comes before 18.5 s."""
+    d = _Driven(load_ohm=1000.0)
+    t_sel_ms = d.now()
+    d.stim.select_program("ems_strength", t_sel_ms)
+    d._due_s = t_sel_ms / 1000
+    d.stim.set_step(0, 10, d.now())
+    d.run(3.0)
+    d.rig.model.set_load(1, 2400.0)
+    d.run(16.0)
+    t0 = t_sel_ms / 1000
+    assert d.rig.model.driven(1, t0 + 4.0, t0 + 4.5), "the first work phase ended early"
+    assert d.rig.model.driven(1, t0 + 16.8, t0 + 17.0), "stopped early in the next work phase"
+    assert d.rig.model.driven(1, t0 + 18.5) == [], "the partial lift never stopped the channel"
+    assert d.stim.ch[0].fault == d.rig.import_module("stim.electrode").LIFT
+
+
 @pytest.mark.req("SR-14")
 def test_output_counts_as_possible_while_a_channel_runs_even_with_the_boost_off():
     """output_possible() (what keeps the flash from being written, SR-14) asks the channels
