@@ -105,7 +105,6 @@ class Channel:
     def __init__(self, index, cfg, board, sysclk_hz, lvl=None, scale=None):
         # lvl, scale: the board's LEVEL calibration and SENSE scale, shared by its channels
         # (stim.main hands them in); built here when not given (tests, host tools).
-        self.index = index
         self.cfg = cfg
         # Channels alternate between the two PIO blocks (0 -> SM0, 1 -> SM4, 2 -> SM1, 3 -> SM5)
         # so each block's 32-word memory holds one copy of the program for at most two SMs.
@@ -136,7 +135,6 @@ class Channel:
         self.halted = 0  # 1 after halt(): no pulse until stop() and a new start()
         self.sense_n = 0  # readings taken since start()
         self.sense_last = 0  # the latest reading, in ADC counts
-        self.late_n = 0  # readings discarded because their interrupt came late (SR-6)
         self.level_n = 0  # sense_n when LEVEL last changed
         self.ohm_q12 = 0  # load = (reading * ohm_q12) >> 12 at the present LEVEL; 0: not judged
         self.sense_ring = array("H", bytearray(2 * _RING))  # the latest readings
@@ -184,15 +182,13 @@ class Channel:
         to spare before that pulse, else from the pulse-done interrupt at the end of the pulse
         in progress. Either way no pulse changes half way (SR-4) and the state machine is
         never held, so no period is stretched; a decrease takes effect before the next pulse
-        but one at the latest (SR-2)."""
-        if ua == self.level_ua or self.trip or self.halted:
+        but one at the latest (SR-2). A channel that is not running takes its level from
+        start(), and a tripped or halted one none: LEVEL stays at 0 (SR-8)."""
+        if ua == self.level_ua or self.trip or self.halted or not self.running:
             return
         self.level_ua = ua
         self._prepare(ua)
-        if not self.running:
-            self._apply()
-        else:
-            self._apply_if_resting()
+        self._apply_if_resting()
 
     def _prepare(self, ua):
         """Work out the duty and the judging limits for ua (integers: the control loop and
@@ -410,7 +406,6 @@ class Channel:
         r = (prev * self._decay[self._prev_i]) >> 12
         fresh = m > r + ((prev - r) >> 2)
         if not on_time:
-            self.late_n += 1
             fresh = False
             self._drop_ok = 0  # no reference for the next reading either
         elif self._judge and not self.trip:
@@ -448,7 +443,6 @@ class Channel:
         self.trip = electrode.OK
         self.halted = 0
         self.sense_n = 0
-        self.late_n = 0
         # The electrode check and the pause before it lie between the last run's pulses and
         # this one's: nothing of them is left in the hold, and no decrease is settling (SR-6:
         # the stop's decrease to zero would otherwise relax the open limit at the start).

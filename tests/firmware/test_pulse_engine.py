@@ -699,6 +699,31 @@ def test_a_start_after_a_halt_or_a_trip_plays_the_plan(how):
     assert_clean(rig, trace)
 
 
+@pytest.mark.req("SR-8")
+@pytest.mark.parametrize("before", ["first_start", "after_stop"])
+def test_a_level_asked_of_a_channel_that_is_not_running_leaves_level_at_0(before):
+    """A channel not running (never started, or stopped) takes no level: LEVEL stays at 0
+    with the bridge idle, and the next start() plays the level it is given, not the one asked
+    before it."""
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    plan = modulation.plan(programs.by_id("tens_conventional"))
+    if before == "after_stop":
+        ch.start(plan, LEVEL_UA)
+        rig.run_for(0.1)
+        ch.stop()
+    rig.run_for(0.01)
+    ch.set_level_ua(30_000)
+    rig.run_for(0.05)
+    assert rig.chip.analog_level(trace.lvl) == 0.0
+    n0 = len(rig.model.channels[0].pulse_log)
+    ch.start(plan, 10_000)
+    rig.run_for(0.1)
+    after = rig.model.channels[0].pulse_log[n0:]
+    assert len(after) >= 9 and all(abs(p.peak_a_ma - 10.0) <= 0.2 for p in after)
+
+
 @pytest.mark.req("SR-8", "SR-4")
 @pytest.mark.parametrize("index", [0, 1])
 def test_stop_leaves_the_state_machine_stopped_and_the_bridge_pins_plain_low_outputs(index):
@@ -1100,6 +1125,48 @@ def test_a_reading_exactly_a_quarter_back_up_is_no_fresh_peak(above, trips):
         assert ch.trip and after == [], "no short found on a reading without a fresh peak"
     else:
         assert not ch.trip and len(after) >= 5
+
+
+# ---- a level change that is no decrease ---------------------------------------------------------
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize("how", ["same_duty", "duty_0_after_level_0"])
+def test_a_level_change_that_lowers_no_duty_leaves_a_drop_found_at_once(how):
+    """Only a lower LEVEL duty lets the hold settle (for three pulses nothing is judged against
+    the previous reading). A level whose duty is the one in force (a microamp more, at 20 mA: an
+    EMS ramp or a soft start asks for such steps), or one so small that its duty is 0 right
+    after level 0 (a low ramp's first tick), lowers nothing: the load then falling from 1 kohm
+    to 300 ohm is a short at the very next pulse, and the pulses stop."""
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    plan = modulation.plan(programs.by_id("tens_conventional"))
+
+    def into_the_next_rest():
+        n = len(trace.parse()[0])
+        while len(trace.parse()[0]) == n:
+            rig.run_for(0.0002)
+
+    if how == "same_duty":
+        duty = ch.lvl.duty_for_ua
+        ua = next(u for u in range(LEVEL_UA, LEVEL_UA + 100) if duty(u) == duty(u + 1))
+        ch.start(plan, ua)
+        rig.run_for(0.2)
+        into_the_next_rest()
+        ch.set_level_ua(ua + 1)
+    else:
+        assert ch.lvl.duty_for_ua(50) == 0
+        ch.start(plan, 0)
+        rig.run_for(0.1)
+        into_the_next_rest()
+        ch.set_level_ua(50)
+        ch.set_level_ua(LEVEL_UA)
+        into_the_next_rest()  # one pulse at 20 mA: a fresh peak, the reference for the next
+    assert abs(rig.model.channels[0].pulse_log[-1].peak_a_ma - LEVEL_MA) <= 0.2
+    n = len(trace.parse()[0])
+    rig.model.set_load(1, 300.0)
+    rig.run_for(0.1)
+    assert ch.trip == 2  # stim.electrode.SHORT
+    assert len(trace.parse()[0]) - n == 1
 
 
 # ---- a trip, then a stop once the state machine waits at its gate ---------------------------

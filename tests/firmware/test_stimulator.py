@@ -417,6 +417,9 @@ def test_a_square_ems_cycle_delivers_nothing_in_its_rests():
         assert work and min(p.peak_a_ma for p in work) > 4 * step_ma - 0.2
         rest = d.rig.model.driven(1, t_work + 1.002, t_work + 2.99)
         assert rest == [], (k, rest[:1])
+        # The pulses go on in the rest (the state machine is not stopped), at exactly zero.
+        pulses = d.rig.model.driven(1, t_work + 1.002, t_work + 2.99, min_ma=0.0)
+        assert pulses and max(p.peak_a_ma for p in pulses) == 0.0, (k, pulses[:1])
 
 
 @pytest.mark.req("SR-1", "SR-2")
@@ -629,6 +632,28 @@ def test_an_ems_rest_counts_at_most_a_second_of_a_partial_lifts_5_s():
     assert d.rig.model.driven(1, t0 + 16.8, t0 + 17.0), "stopped early in the next work phase"
     assert d.rig.model.driven(1, t0 + 18.5) == [], "the partial lift never stopped the channel"
     assert d.stim.ch[0].fault == d.rig.import_module("stim.electrode").LIFT
+
+
+@pytest.mark.req("SR-6")
+def test_the_probe_reads_the_load_as_the_median_of_its_eight_readings():
+    """The probe's load is the median (the upper middle) of its eight readings, and the
+    partial-lift watch starts from it as the session's baseline. Four at 1 kohm, then four at
+    2.2 kohm (the pad settling during the probe) read 2.2 kohm: the channel, raised to step 6
+    (9 mA) and staying on 2.2 kohm, is no partial lift and keeps its 9 mA. Taken for 1 kohm,
+    the load would be 2.2 times its baseline: a lift warning, the step halved."""
+    d = _Driven(load_ohm=1000.0)
+    log = d.rig.model.channels[0].pulse_log
+    d.stim.set_step(0, 6, d.now())
+    for _ in range(100):  # the probe pulses 50 times a second, the cycles 100 times
+        d.run(0.01)
+        if len(log) >= 4:
+            break
+    assert len(log) == 4
+    d.rig.model.set_load(1, 2200.0)
+    d.run(4.0)
+    assert d.stim.ch[0].fault == 0 and d.stim.ch[0].step == 6
+    peaks = d.peaks_ma()
+    assert len(peaks) >= 45 and all(8.8 <= ma <= 9.0 for ma in peaks), peaks[:3]
 
 
 @pytest.mark.req("SR-14")
