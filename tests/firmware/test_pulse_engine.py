@@ -1088,29 +1088,35 @@ def _fresh_mark(m: int, decay: int) -> int:
 
 # ---- a fresh peak, exactly on its boundary --------------------------------------------------
 @pytest.mark.req("SR-6")
-@pytest.mark.parametrize(("above", "trips"), [(0, True), (1, False)])
+@pytest.mark.parametrize(("above", "trips"), [(0, True), (1, False), (16, False)])
 def test_a_reading_exactly_a_quarter_back_up_is_no_fresh_peak(above, trips):
     """A pulse into the load refreshes the peak-hold: its reading must be clearly above what
     the previous pulse left after a period's decay, by more than a quarter of the way back up
     to the previous reading. A reading exactly on that mark is no fresh peak: after fresh
     peaks at the same current the load has fallen by more than the hold's decay, which is a
-    short (SR-6), and the pulses at the load stop. One ADC code above it is fresh: they go on.
+    short (SR-6), and the pulses at the load stop. One count above it (read_u16's), or one ADC
+    code, is fresh: they go on. The decay is the hold's over the period, from the board's time
+    constant (5 ms: 554/4096 over 10 ms); 1/4096 more or less moves the mark by a few counts.
     The readings are set at the ADC input (a stuck voltage the board model applies); 2 kOhm
     puts them where a missing fresh peak is judged (above four times the short limit)."""
+    import math
+
     rig = FirmwareRig("pico", load_ohm={1: 2000.0})
     rig.boost(True)
     ch = rig.channel(0)
-    ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
+    plan = modulation.plan(programs.by_id("tens_conventional"))
+    ch.start(plan, LEVEL_UA)
     rig.run_for(0.3)
     m0 = ch.sense_last
-    decay = ch._decay[0]  # the one-entry plan: the hold's decay over its period (Q12)
+    tau_us = rig.board["analog"]["sense_hold_tau_ms"] * 1000
+    decay = int(4096 * math.exp(-plan[0][0] / 1000 / tau_us))  # Q12, floored
 
     # A steady reading a little above the real one (fresh against it), then a code whose
-    # reading sits exactly on the freshness mark below it.
+    # reading sits exactly `above` counts over the freshness mark below it.
     for r1 in range((m0 >> 4) + 1, 4096):
         m1 = _u16(r1)
         mark = _fresh_mark(m1, decay)
-        r2 = next((c for c in range(4096) if _u16(c) == mark), None)
+        r2 = next((c for c in range(4096) if _u16(c) == mark + above), None)
         if r2 is not None and 4 * ch._short_c < mark:
             break
     assert r2 is not None and 4 * ch._short_c < mark < m1 < ch._open_c
@@ -1118,7 +1124,7 @@ def test_a_reading_exactly_a_quarter_back_up_is_no_fresh_peak(above, trips):
     rig.run_for(0.05)
     assert not ch.trip and ch.sense_last == m1
     t_drop = rig.t_s
-    _stick_sense(rig, r2 + above)
+    _stick_sense(rig, r2)
     rig.run_for(0.1)
     after = rig.model.driven(1, t_drop + 0.03)
     if trips:

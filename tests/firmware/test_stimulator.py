@@ -635,6 +635,26 @@ def test_an_ems_rest_counts_at_most_a_second_of_a_partial_lifts_5_s():
 
 
 @pytest.mark.req("SR-6")
+def test_the_probe_drives_exactly_its_eight_pulses():
+    """The electrode check's probe: eight pulses at 1 mA asked (0.88 mA after the pico's LEVEL
+    rounding), 50 a second, whose readings are its verdict; the verdict comes on the control
+    cycle after the eighth, before a ninth, and the channel then starts from zero."""
+    d = _Driven(load_ohm=1000.0)
+    st = d.rig.import_module("stim.stimulator")
+    electrode = d.rig.import_module("stim.electrode")
+    log = d.rig.model.channels[0].pulse_log
+    d.stim.set_step(0, 2, d.now())
+    for _ in range(100):
+        d.run(0.01)
+        if d.stim.ch[0].state == st.DELIVERING:
+            break
+    probe = [p for p in log if p.peak_a_ma > 0.5]  # the soft start's first pulses are weaker
+    assert log[: len(probe)] == probe and len(probe) == electrode.PROBE_PULSES
+    assert all(0.85 <= p.peak_a_ma <= 1.0 for p in probe)
+    assert all(0.0199 <= b.t_a - a.t_a <= 0.0201 for a, b in zip(probe, probe[1:]))
+
+
+@pytest.mark.req("SR-6")
 def test_the_probe_reads_the_load_as_the_median_of_its_eight_readings():
     """The probe's load is the median (the upper middle) of its eight readings, and the
     partial-lift watch starts from it as the session's baseline. Four at 1 kohm, then four at
