@@ -651,7 +651,7 @@ def test_the_probe_drives_exactly_its_eight_pulses():
     probe = [p for p in log if p.peak_a_ma > 0.5]  # the soft start's first pulses are weaker
     assert log[: len(probe)] == probe and len(probe) == electrode.PROBE_PULSES
     assert all(0.85 <= p.peak_a_ma <= 1.0 for p in probe)
-    assert all(0.0199 <= b.t_a - a.t_a <= 0.0201 for a, b in zip(probe, probe[1:]))
+    assert all(0.0199 <= b.t_a - a.t_a <= 0.0201 for a, b in zip(probe, probe[1:], strict=False))
 
 
 @pytest.mark.req("SR-6")
