@@ -688,7 +688,7 @@ class _OneConversionSpiked:
 
     def __init__(self, size_v: float):
         self.size_v = size_v
-        self.after_pulse = None  # conversions made since the last pulse ended
+        self.after_pulse: int | None = None  # conversions made since the last pulse ended
         self.pulses = 0
         self.spiked = 0
 
