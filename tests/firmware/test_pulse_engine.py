@@ -935,6 +935,34 @@ def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse(phase_us):
     assert len(starts) == 1, "%d pulses into a lifted electrode" % len(starts)
 
 
+@pytest.mark.req("SR-2", "SR-4")
+@pytest.mark.parametrize("before_us", [1150, 1400])
+def test_a_level_asked_a_little_over_a_millisecond_before_a_wide_pulse_reaches_it(before_us):
+    """500 us phases at 100 Hz: the rest after each pulse is 8.98 ms. A level asked 1.15 or
+    1.4 ms before the next pulse (its own Python takes about 0.3 ms before it looks at the
+    clock) still leaves more than the 600 us margin of that rest: it goes in at once, and the
+    next pulse has it. Worked out from a rest a phase shorter, it would wait a pulse."""
+    rig = make_rig("pico")
+    f = rig.board["sysclk_hz"]
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    plan = [(10_000_000, 500, 20)]
+    log = rig.model.channels[0].pulse_log
+    ch.start(plan, LEVEL_UA)
+    rig.run_for(0.1)
+    k = len(trace.parse()[0])
+    while len(trace.parse()[0]) == k:  # to the end of pulse k: its rest begins
+        rig.run_for(0.0002)
+    rig.chip.advance_to(trace.parse()[0][k][0] + cyc_ns(plan[0][0], f) - cyc(before_us, f))
+    ch.set_level_ua(12_000)
+    while len(log) <= k + 1:
+        rig.run_for(0.0005)
+    assert abs(log[k + 1].peak_a_ma - 12.0) <= 0.2, log[k + 1].peak_a_ma
+    ch.stop()
+    rig.run_for(0.01)
+    assert_clean(rig, trace)
+
+
 # Plans of several entries, where each pulse's interrupt is timed from the previous one's by
 # that entry's own interval: a burst (440 ms rest after the seventh pulse), and a custom plan
 # whose widths alternate between the narrowest and widest phases (its pulse ends are 9.04 ms
