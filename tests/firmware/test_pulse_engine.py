@@ -1239,6 +1239,35 @@ def test_a_level_change_that_lowers_no_duty_leaves_a_drop_found_at_once(how):
     assert len(trace.parse()[0]) - n == 1
 
 
+@pytest.mark.req("SR-6")
+@pytest.mark.parametrize("after", [6, 8])
+def test_after_a_decrease_a_drop_is_found_once_the_hold_has_settled(after):
+    """20 mA, then 10 mA into 1 kohm: for three pulses the hold still carries the stronger
+    pulses, so nothing is compared with the reading before (it settles), and the third one's
+    reading, taken while it settled, is no reference either. Once settled, the load falling
+    to 300 ohm (a fall the hold's decay cannot explain) before the sixth or eighth pulse at
+    10 mA is a short found at that very pulse, as in steady running."""
+    rig = make_rig("pico")
+    trace = PairTrace(rig)
+    ch = rig.channel(0)
+    log = rig.model.channels[0].pulse_log
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
+    rig.run_for(0.2)
+    n = len(trace.parse()[0])
+    while len(trace.parse()[0]) == n:  # into a rest
+        rig.run_for(0.0002)
+    ch.set_level_ua(LEVEL_UA // 2)  # at once: the next pulse is the first at 10 mA
+    first = len(trace.parse()[0])
+    while len(trace.parse()[0]) < first + after - 1:  # `after - 1` pulses at 10 mA have ended
+        rig.run_for(0.0002)
+    assert abs(log[first].peak_a_ma - LEVEL_MA / 2) <= 0.2
+    n = len(trace.parse()[0])
+    rig.model.set_load(1, 300.0)
+    rig.run_for(0.1)
+    assert ch.trip == 2  # stim.electrode.SHORT
+    assert len(trace.parse()[0]) - n == 1
+
+
 # ---- a trip, then a stop once the state machine waits at its gate ---------------------------
 @pytest.mark.req("SR-6", "SR-8")
 def test_stopping_a_tripped_channel_that_already_waits_at_its_gate_returns_at_once():
