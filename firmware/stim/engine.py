@@ -414,8 +414,10 @@ class Channel:
                 self._trip(code)
                 return
         if self._settle:
+            # The judgement above took no reference while the hold settles; this reading is
+            # one for the next only if it is a fresh peak, which one the residue of the
+            # stronger pulses dominates never is (it reads no more than that residue).
             self._settle -= 1
-            fresh = False  # measured against a residue of unknown age: no reference
         self._drop_ok = self._judge if on_time else 0
         self._prev_fresh = fresh
         self._prev_c = m

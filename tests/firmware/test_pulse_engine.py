@@ -1240,13 +1240,13 @@ def test_a_level_change_that_lowers_no_duty_leaves_a_drop_found_at_once(how):
 
 
 @pytest.mark.req("SR-6")
-@pytest.mark.parametrize("after", [6, 8])
+@pytest.mark.parametrize("after", [4, 5, 6, 8])
 def test_after_a_decrease_a_drop_is_found_once_the_hold_has_settled(after):
     """20 mA, then 10 mA into 1 kohm: for three pulses the hold still carries the stronger
-    pulses, so nothing is compared with the reading before (it settles), and the third one's
-    reading, taken while it settled, is no reference either. Once settled, the load falling
-    to 300 ohm (a fall the hold's decay cannot explain) before the sixth or eighth pulse at
-    10 mA is a short found at that very pulse, as in steady running."""
+    pulses, so no reading is compared with the one before (it settles). From the fourth pulse
+    at 10 mA on, the load falling to 300 ohm (a fall the hold's decay cannot explain) is a
+    short found at that very pulse, as in steady running: the third pulse's reading, a fresh
+    peak at the new level, is its reference."""
     rig = make_rig("pico")
     trace = PairTrace(rig)
     ch = rig.channel(0)
