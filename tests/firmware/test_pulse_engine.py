@@ -174,6 +174,24 @@ def ppm(measured_s: float, nominal_s: float) -> float:
     return abs(measured_s / nominal_s - 1) * 1e6
 
 
+def run_until(rig: FirmwareRig, done, step_s: float = 0.0002, limit_s: float = 2.0) -> None:
+    """Move simulated time on in steps of step_s until done() is true; fail after limit_s, so
+    that a train that stopped fails the test at once instead of waiting for ever."""
+    t_end = rig.t_s + limit_s
+    while not done():
+        assert rig.t_s < t_end, "still waiting after %g s" % limit_s
+        rig.run_for(step_s)
+
+
+def masked_until(rig: FirmwareRig, t_cycle: int) -> None:
+    """The CPU busy with interrupts masked, as in a flash erase, until system-clock cycle
+    t_cycle: a pulse-done interrupt raised meanwhile runs only after it."""
+    machine = rig.import_module("machine")
+    state = machine.disable_irq()
+    rig.chip.cpu.work(t_cycle - rig.chip.now)
+    machine.enable_irq(state)
+
+
 # ---- every built-in program on both boards -------------------------------------------------
 def _variant(name: str, sysclk_hz: int) -> dict:
     b = copy.deepcopy(load_board("pico"))
@@ -613,8 +631,7 @@ def test_a_halted_or_tripped_channel_takes_no_new_level(how):
     ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
     rig.run_for(0.1)
     n0 = len(trace.parse()[0])
-    while len(trace.parse()[0]) == n0:  # to the end of the next pulse, into its rest
-        rig.run_for(0.0002)
+    run_until(rig, lambda: len(trace.parse()[0]) > n0)  # to the next pulse's end: its rest
     rig.run_for(0.0005)
     if how == "halt":
         ch.halt()
@@ -650,14 +667,12 @@ def test_a_level_asked_in_any_rest_of_a_burst_reaches_the_very_next_pulse():
     ch.start(plan, LEVEL_UA)
     level_ma = LEVEL_MA
     for k in range(2 * len(plan)):
-        while len(trace.parse()[0]) <= k:  # pulse k has ended: its rest is under way
-            rig.run_for(0.0005)
+        run_until(rig, lambda k=k: len(trace.parse()[0]) > k, 0.0005)  # pulse k has ended
         a0 = trace.parse()[0][k][0]
         rig.chip.advance_to(a0 + cyc_ns(plan[k % len(plan)][0], f) - cyc(2000, f))
         level_ma = 12.0 if level_ma == LEVEL_MA else LEVEL_MA
         ch.set_level_ua(int(level_ma * 1000))
-        while len(log) <= k + 1:
-            rig.run_for(0.0005)
+        run_until(rig, lambda k=k: len(log) > k + 1, 0.0005)
         assert abs(log[k + 1].peak_a_ma - level_ma) <= 0.2, (k, log[k + 1].peak_a_ma, level_ma)
     ch.stop()
     rig.run_for(0.01)
@@ -955,12 +970,10 @@ def test_a_level_asked_before_a_wide_pulse_goes_in_at_once_only_with_the_margin_
     ch.start(plan, LEVEL_UA)
     rig.run_for(0.1)
     k = len(trace.parse()[0])
-    while len(trace.parse()[0]) == k:  # to the end of pulse k: its rest begins
-        rig.run_for(0.0002)
+    run_until(rig, lambda: len(trace.parse()[0]) > k)  # to the end of pulse k: its rest
     rig.chip.advance_to(trace.parse()[0][k][0] + cyc_ns(plan[0][0], f) - cyc(before_us, f))
     ch.set_level_ua(12_000)
-    while len(log) <= k + 2:
-        rig.run_for(0.0005)
+    run_until(rig, lambda: len(log) > k + 2, 0.0005)
     want = [12.0, 12.0] if at_once else [LEVEL_MA, 12.0]
     got = [log[k + 1].peak_a_ma, log[k + 2].peak_a_ma]
     assert all(abs(g - w) <= 0.2 for g, w in zip(got, want, strict=True)), got
@@ -1001,8 +1014,7 @@ def test_a_lift_before_any_pulse_of_a_plan_stops_it_at_that_pulse(name, k):
     trace = PairTrace(rig)
     ch = rig.channel(0)
     ch.start(_plan_named(name), LEVEL_UA)
-    while len(trace.parse()[0]) < k:  # pulse k-1 has ended: the rest before pulse k
-        rig.run_for(0.0005)
+    run_until(rig, lambda: len(trace.parse()[0]) >= k, 0.0005)  # the rest before pulse k
     rig.model.set_load(1, OPEN_OHM)
     rig.run_for(1.0)
     assert ch.trip, "a lifted electrode was not found"
@@ -1042,18 +1054,14 @@ def test_the_next_entry_is_queued_before_its_rest_begins(name, k):
     last pulse; the other width), and the train is the plan."""
     rig = make_rig("pico")
     f = rig.board["sysclk_hz"]
-    machine = rig.import_module("machine")
     trace = PairTrace(rig)
     ch = rig.channel(0)
     plan = _plan_named(name)
     ch.start(plan, LEVEL_UA)
     drv = Driver(rig, trace)
-    while len(drv.rises()) <= k:  # pulse k has begun; its interrupt comes at its end
-        rig.chip.advance_to(rig.chip.now + cyc(5, f))
+    run_until(rig, lambda: len(drv.rises()) > k, 5e-6)  # pulse k has begun
     next_a0 = drv.rises()[k] + cyc_ns(plan[k % len(plan)][0], f)
-    state = machine.disable_irq()
-    rig.chip.cpu.work(next_a0 + cyc(20, f) - rig.chip.now)  # 20 us into pulse k+1
-    machine.enable_irq(state)
+    masked_until(rig, next_a0 + cyc(20, f))  # 20 us into pulse k+1
     rig.run_for(1.0)
     ch.stop()
     rig.run_for(0.01)
@@ -1072,7 +1080,6 @@ def test_a_reading_from_an_interrupt_held_off_by_a_blocked_cpu_is_not_judged(lat
     its good 1 kohm load, goes on pulsing (H-21)."""
     rig = make_rig("pico")
     f = rig.board["sysclk_hz"]
-    machine = rig.import_module("machine")
     trace = PairTrace(rig)
     drv = Driver(rig, trace)
     ch = rig.channel(0)
@@ -1080,13 +1087,10 @@ def test_a_reading_from_an_interrupt_held_off_by_a_blocked_cpu_is_not_judged(lat
     ch.start(plan, LEVEL_UA)
     rig.run_for(0.2)
     k = len(drv.rises())
-    while len(drv.rises()) == k:  # pulse k has begun
-        rig.chip.advance_to(rig.chip.now + cyc(5, f))
+    run_until(rig, lambda: len(drv.rises()) > k, 5e-6)  # pulse k has begun
     _p, phase_us, gap_us = plan[0]
     end = drv.rises()[k] + cyc(2 * phase_us + gap_us, f)
-    state = machine.disable_irq()
-    rig.chip.cpu.work(end + cyc(late_ms * 1000, f) - rig.chip.now)
-    machine.enable_irq(state)
+    masked_until(rig, end + cyc(late_ms * 1000, f))
     rig.run_for(0.2)
     assert not ch.trip
     assert len(trace.parse()[0]) >= k + 20
@@ -1106,19 +1110,15 @@ def test_a_pulse_done_interrupt_lost_to_a_blocked_cpu_stops_the_channel(name, k)
 
     rig = make_rig("pico")
     f = rig.board["sysclk_hz"]
-    machine = rig.import_module("machine")
     trace = PairTrace(rig)
     drv = Driver(rig, trace)
     ch = rig.channel(0)
     plan = _plan_named(name)
     ch.start(plan, LEVEL_UA)
-    while len(drv.rises()) <= k:  # pulse k has begun
-        rig.chip.advance_to(rig.chip.now + cyc(5, f))
+    run_until(rig, lambda: len(drv.rises()) > k, 5e-6)  # pulse k has begun
     _p, phase_us, gap_us = plan[(k + 1) % len(plan)]
     end_next = drv.rises()[k] + cyc_ns(plan[k % len(plan)][0], f) + cyc(2 * phase_us + gap_us, f)
-    state = machine.disable_irq()
-    rig.chip.cpu.work(end_next + cyc(100, f) - rig.chip.now)
-    machine.enable_irq(state)
+    masked_until(rig, end_next + cyc(100, f))
     rig.model.set_load(1, OPEN_OHM)
     rig.run_for(1.0)
     assert len(trace.parse()[0]) == k + 2
@@ -1213,8 +1213,7 @@ def test_a_level_change_that_lowers_no_duty_leaves_a_drop_found_at_once(how):
 
     def into_the_next_rest():
         n = len(trace.parse()[0])
-        while len(trace.parse()[0]) == n:
-            rig.run_for(0.0002)
+        run_until(rig, lambda: len(trace.parse()[0]) > n)
 
     if how == "same_duty":
         duty = ch.lvl.duty_for_ua
@@ -1254,12 +1253,10 @@ def test_after_a_decrease_a_drop_is_found_once_the_hold_has_settled(after):
     ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
     rig.run_for(0.2)
     n = len(trace.parse()[0])
-    while len(trace.parse()[0]) == n:  # into a rest
-        rig.run_for(0.0002)
+    run_until(rig, lambda: len(trace.parse()[0]) > n)  # into a rest
     ch.set_level_ua(LEVEL_UA // 2)  # at once: the next pulse is the first at 10 mA
     first = len(trace.parse()[0])
-    while len(trace.parse()[0]) < first + after - 1:  # `after - 1` pulses at 10 mA have ended
-        rig.run_for(0.0002)
+    run_until(rig, lambda: len(trace.parse()[0]) >= first + after - 1)  # after-1 at 10 mA
     assert abs(log[first].peak_a_ma - LEVEL_MA / 2) <= 0.2
     n = len(trace.parse()[0])
     rig.model.set_load(1, 300.0)
