@@ -97,7 +97,7 @@ class Stimulator:
         self._t_boost = now
         self._fade_ms = 0  # > 0 while every channel fades out (session end, battery cut-off)
         self._t_fade = now
-        self._t_program = now
+        self._t_program = now  # where the EMS cycle began: set again when output starts
         self.program = None
         self.select_program(program_id or programs.PROGRAMS[0]["id"], now)
 
@@ -108,7 +108,6 @@ class Stimulator:
         self.program = p
         self._plan = plan
         self._cycle_ms = modulation.cycle_ms(p)
-        self._t_program = now
         log.info("program", id=p["id"], max_step=self.max_step())
 
     def max_step(self):
@@ -291,6 +290,12 @@ class Stimulator:
 
     # -- electrode check (SR-6) ---------------------------------------------------------
     def _begin_check(self, ch, now):
+        if not self.running():
+            # Output starts from nothing (a PLUS from 0, a resume): the EMS work/rest cycle
+            # starts over with its work phase, so the wearer feels the contraction's ramp begin
+            # at once, not after up to 10 s of rest. A second channel joins the running cycle
+            # (both sides contract together); a limit's re-check keeps it.
+            self._t_program = now
         c = self.ch[ch]
         c.fault = electrode.OK
         c.state = _CHECKING

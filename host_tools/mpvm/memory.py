@@ -133,7 +133,7 @@ _MEASURE = """
 from stim.app import CONTROL_MS as _TICK
 from stim import modulation as _modulation
 _h = _a.host
-_t_sel = [0]
+_t_start = [0]
 def _cycle():
     _u.host_takes_control()  # a host-controlled session...
     _u.host_seen(time.ticks_ms())  # ...whose host keeps the link alive
@@ -150,8 +150,8 @@ def _cycle():
 def _sleep():
     time.sleep_ms(_TICK)
 def _run_to(t_ms):
-    # run the app until t_ms into the program (its work/rest cycle counts from the selection)
-    _run(t_ms - time.ticks_diff(time.ticks_ms(), _t_sel[0]))
+    # run the app until t_ms into the session (its work/rest cycle counts from the start)
+    _run(t_ms - time.ticks_diff(time.ticks_ms(), _t_start[0]))
 def _steady(key, calls):
     for _c in _s.channels:
         _sense_for_1k(_c)  # steady: the same reading every pulse
@@ -164,8 +164,8 @@ for _pid in %r:
     _now = time.ticks_ms()
     _u.stop(_now, "program")  # the session ends, then the program changes and a new one starts
     _u.select_program(_pid, _now, save=False)
-    _t_sel[0] = _now  # the program's work/rest cycle counts from here
-    _start(%d)  # 0.6 s into the program
+    _t_start[0] = time.ticks_ms()  # _start's first step: the work/rest cycle counts from here
+    _start(%d)  # 0.6 s into the session
     _cyc = _modulation.cycle_ms(_s.program)  # EMS: (period, on, plateau from, to) ms; or None
     if _cyc is None:
         _run(%d)

@@ -137,12 +137,12 @@ def test_ems_plateau_and_rest_hold_their_level_and_follow_a_step_change(make_uni
     # (the control loop does no float work there); a PLUS in a plateau and a MINUS in a rest
     # must still take effect at the load, and every plateau sits at its step's current.
     unit = _ems_unit(make_unit)
-    unit.run_until(17.0)  # the cycle counts from the program's selection, at boot (~0.75 s)
+    unit.run_until(START_S + 17.0)  # the cycle counts from the first PLUS
     cyc = FirmwareRig("pico").import_module("stim.programs").by_id("ems_strength")["cycle"]
     c = {"on": cyc["on_s"], "up": cyc["ramp_up_s"], "down": cyc["ramp_down_s"]}
     period_s = cyc["on_s"] + cyc["off_s"]
-    w0 = _work_starts(unit, 6.0)[0]  # the work phase after the first rest (one period in)
-    assert w0 < 17.0 - 0.5
+    w0 = _work_starts(unit, START_S + 6.0)[0]  # the work phase after the first rest
+    assert w0 < START_S + 17.0 - 0.5
     unit.press("plus", at=w0 + 2.5)  # mid-plateau: 2 -> 3 steps
     unit.press("minus", at=w0 + 2 * period_s - 5.0)  # mid-rest before the third cycle: back to 2
     unit.run_until(w0 + 3 * period_s)
@@ -394,6 +394,71 @@ def test_a_fade_stops_every_channel_and_the_boost_when_its_time_is_up():
     assert not [p for p in d.rig.model.channels[0].pulse_log if p.t_a > t_fade + off_s]
 
 
+def _ems_phases_from(d: _Driven, ch: int, t0: float, step: int) -> None:
+    """Channel ch's EMS strength cycle at the load, counted from t0: current in the first
+    second (the work phase's ramp, under the soft start), the step's plateau from 2.3 s (both
+    ramps over) to 3.9 s, nothing from 5.1 s (the ramp down over) to 14.9 s, and the next work
+    phase from 15 s."""
+    m = d.rig.model
+    step_ma = d.rig.board["intensity"]["step_ma"]
+    assert m.driven(ch, t0, t0 + 1.0), "nothing at the load in the first second"
+    plateau = m.driven(ch, t0 + 2.3, t0 + 3.9)
+    assert plateau and min(p.peak_a_ma for p in plateau) > step * step_ma - 0.2
+    assert m.driven(ch, t0 + 5.1, t0 + 14.9) == [], "current in the rest"
+    assert m.driven(ch, t0 + 15.0, t0 + 15.5), "no next work phase"
+
+
+@pytest.mark.req("FR-3", "SR-2")
+@pytest.mark.parametrize("idle_s", [0.0, 6.0, 13.5])
+def test_an_ems_session_begins_with_its_work_phase_however_long_after_the_selection(idle_s):
+    """EMS strength selected, then nothing for idle_s (6 s and 13.5 s: mid-rest and the rest's
+    last second of a cycle that counted from the selection). The start is what the wearer
+    feels: its work phase ramps up at once, rests 5 s after the start, works again at 15 s."""
+    d = _Driven(load_ohm=1000.0)
+    d.stim.select_program("ems_strength", d.now())
+    d.run(idle_s)
+    t0 = d.rig.t_s
+    d.stim.set_step(0, 4, d.now())
+    d.run(15.6)
+    _ems_phases_from(d, 1, t0, 4)
+
+
+@pytest.mark.req("FR-3", "SR-2")
+def test_an_ems_resume_begins_with_a_work_phase():
+    """Paused 3 s into a work phase and resumed 4 s later (where the first start's cycle is in
+    its rest): the resumed session starts over with a work phase, as a first start does."""
+    d = _Driven(load_ohm=1000.0)
+    d.stim.select_program("ems_strength", d.now())
+    d.stim.set_step(0, 4, d.now())
+    d.run(3.0)
+    d.stim.pause()
+    d.run(4.0)
+    t_resume = d.rig.t_s
+    d.stim.resume(d.now())
+    d.run(15.6)
+    _ems_phases_from(d, 1, t_resume, 4)
+
+
+@pytest.mark.req("FR-3")
+def test_a_second_channel_joins_the_running_ems_cycle():
+    """Channel 2 started in channel 1's rest follows channel 1's cycle (both sides of the back
+    contract together): nothing at its load until channel 1's next work phase, then the same
+    plateau at the same time."""
+    d = _Driven(load_ohm=1000.0)
+    d.stim.select_program("ems_strength", d.now())
+    t0 = d.rig.t_s
+    d.stim.set_step(0, 4, d.now())
+    d.run(6.0)
+    d.stim.set_step(1, 4, d.now())
+    d.run(15.0)
+    m = d.rig.model
+    assert m.driven(2, t0 + 6.5, t0 + 14.9) == []  # its check's probe over, the rest goes on
+    step_ma = d.rig.board["intensity"]["step_ma"]
+    for ch in (1, 2):
+        plateau = m.driven(ch, t0 + 17.3, t0 + 18.9)
+        assert plateau and min(p.peak_a_ma for p in plateau) > 4 * step_ma - 0.2, ch
+
+
 @pytest.mark.req("FR-3", "SR-2")
 def test_a_square_ems_cycle_delivers_nothing_in_its_rests():
     """An installed EMS program whose cycle has no ramps (ramp_up_s and ramp_down_s 0: a
@@ -405,14 +470,14 @@ def test_a_square_ems_cycle_delivers_nothing_in_its_rests():
     square = dict(programs.by_id("ems_strength"), id="ems_square", rate_hz=100)
     square["cycle"] = {"on_s": 1.0, "off_s": 2.0, "ramp_up_s": 0.0, "ramp_down_s": 0.0}
     programs.install([square])
-    t_sel_ms = d.now()  # the program's work/rest cycle counts from here
-    d.stim.select_program("ems_square", t_sel_ms)
-    d.stim.set_step(0, 4, d.now())
-    d._due_s = t_sel_ms / 1000  # control cycles every 10 ms from it: one on each rest's first ms
+    d.stim.select_program("ems_square", d.now())
+    t_start_ms = d.now()  # the program's work/rest cycle counts from the start asked here
+    d.stim.set_step(0, 4, t_start_ms)
+    d._due_s = t_start_ms / 1000  # control cycles every 10 ms from it: one on each rest's first ms
     d.run(12.0)
     step_ma = d.rig.board["intensity"]["step_ma"]
     for k in range(1, 4):  # the cycles after the soft start
-        t_work = (t_sel_ms + 3000 * k) / 1000
+        t_work = (t_start_ms + 3000 * k) / 1000
         work = d.rig.model.driven(1, t_work + 0.1, t_work + 0.9)
         assert work and min(p.peak_a_ma for p in work) > 4 * step_ma - 0.2
         rest = d.rig.model.driven(1, t_work + 1.002, t_work + 2.99)
@@ -620,14 +685,14 @@ def test_an_ems_rest_counts_at_most_a_second_of_a_partial_lifts_5_s():
     second, 1.3 s of warning by the rest; the next work phase (from 15 s) runs for more than
     2 s before the stop, which comes before 18.5 s."""
     d = _Driven(load_ohm=1000.0)
-    t_sel_ms = d.now()
-    d.stim.select_program("ems_strength", t_sel_ms)
-    d._due_s = t_sel_ms / 1000
-    d.stim.set_step(0, 10, d.now())
+    d.stim.select_program("ems_strength", d.now())
+    t_start_ms = d.now()  # the cycle counts from the start asked here
+    d._due_s = t_start_ms / 1000
+    d.stim.set_step(0, 10, t_start_ms)
     d.run(3.0)
     d.rig.model.set_load(1, 2400.0)
     d.run(16.0)
-    t0 = t_sel_ms / 1000
+    t0 = t_start_ms / 1000
     assert d.rig.model.driven(1, t0 + 4.0, t0 + 4.5), "the first work phase ended early"
     assert d.rig.model.driven(1, t0 + 16.8, t0 + 17.0), "stopped early in the next work phase"
     assert d.rig.model.driven(1, t0 + 18.5) == [], "the partial lift never stopped the channel"
