@@ -24,7 +24,7 @@ from micropython import const
 
 from stim import hostcmd, log, session, settings
 
-# What a host asks the wearer for (stim.unit's `asking`, same numbers: test_host_link.py).
+# What a host asks the wearer for: stim.unit's `asking`, same numbers (test_consent.py).
 _ASK_CONTROL = const(1)
 _ASK_MAINTENANCE = const(2)
 
