@@ -192,26 +192,33 @@ class PWM(_Bound):
 
     _chip_for_class: Chip
 
-    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=False):
+    # mp_machine_pwm_init_helper(): every argument is an int (MP_ARG_INT) whose default,
+    # VALUE_NOT_SET (-1), means "left out", so passing -1 is the same as not passing it; a
+    # duty_u16 and a duty_ns are both applied, in that order (the ns one stands). The port also
+    # takes freq positionally; the stubs the firmware is checked against do not, nor does this.
+    def __init__(self, dest, *, freq=-1, duty_u16=-1, duty_ns=-1, invert=-1):
         self._bind(self._chip_for_class)
         self._pin = _pin_number(dest)
         self._slice = self._chip.pwm[(self._pin >> 1) & 7]
         self._ch = self._pin & 1
         self._slice.duty_mem[self._ch] = None  # PWM() resets duty_type to NOT_SET
-        self._slice.invert[self._ch] = False
+        self._slice.invert[self._ch] = False  # ... and invert to 0
         self.init(freq=freq, duty_u16=duty_u16, duty_ns=duty_ns, invert=invert)
         # The pin is handed to the PWM only after the slice is configured (machine_pwm.c).
         self._chip.set_func(self._pin, F_PWM)
 
-    def init(self, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
+    def init(self, *, freq=-1, duty_u16=-1, duty_ns=-1, invert=-1):
         self._live("pwm_init")
-        if freq is not None:
+        freq, duty_u16, duty_ns, invert = (
+            port_math.mp_obj_get_int(v) for v in (freq, duty_u16, duty_ns, invert)
+        )
+        if freq != -1:
             self._set_freq(freq)
-        if duty_u16 is not None:
+        if duty_u16 != -1:
             self._slice.duty_mem[self._ch] = ("u16", port_math.pwm_duty_u16_clamp(duty_u16))
-        elif duty_ns is not None:
-            self._slice.duty_mem[self._ch] = ("ns", int(duty_ns))
-        if invert is not None:
+        if duty_ns != -1:
+            self._slice.duty_mem[self._ch] = ("ns", duty_ns)
+        if invert != -1:
             self._slice.invert[self._ch] = bool(invert)
         self._apply(self._ch)
         self._start()

@@ -74,6 +74,23 @@ def test_the_mpy_tree_builds_and_runs_on_micropython(tmp_path):
     assert mpvm.run(code, _files(out)).check().stdout.split() == ["stim/pulse.mpy"]
 
 
+def test_the_vm_side_pwm_takes_its_arguments_as_the_port_does():
+    """The VM's machine.PWM (host_tools/mpvm/lib/machine.py), as machine_pwm.c: -1 is an
+    argument left out, a duty_ns given with a duty_u16 stands."""
+    code = (
+        "import machine, json\n"
+        "a = machine.PWM(machine.Pin(6), freq=1000, duty_u16=-1)\n"
+        "r = [a.duty_u16(), a.freq()]\n"
+        "a.duty_u16(40000); a.init(freq=-1, duty_u16=-1, duty_ns=-1, invert=-1)\n"
+        "r += [a.duty_u16(), a.freq()]\n"
+        "b = machine.PWM(machine.Pin(8), freq=1000, duty_u16=65535, duty_ns=250000)\n"
+        "r += [b.duty_u16()]\n"
+        "print(json.dumps({'pwm': r}))\n"
+    )
+    recs = mpvm.run(code, _files()).check().records()
+    assert [x["pwm"] for x in recs if "pwm" in x] == [[0, 1000, 40000, 1000, 16383]]
+
+
 @pytest.mark.req("FR-10")
 @pytest.mark.req("SR-8")
 def test_boot_and_main_run_on_micropython_into_safe_mode():

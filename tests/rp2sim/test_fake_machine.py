@@ -151,6 +151,31 @@ def test_pwm_deinit_freezes_the_pin_where_the_counter_left_it(chip, mods, t_us, 
     assert chip.analog_level(6) == float(expect)
 
 
+def test_pwm_minus_one_is_an_argument_left_out(chip, mods):
+    """mp_machine_pwm_init_helper: every argument defaults to VALUE_NOT_SET (-1), so -1 sets
+    nothing: no duty, so the slice does not start; an init() with -1 keeps what was set."""
+    m = mods["machine"]
+    pwm = m.PWM(m.Pin(6), freq=1000, duty_u16=-1, duty_ns=-1, invert=-1)
+    assert not chip.pwm[3].enabled and chip.analog_level(6) == 0.0
+    pwm.duty_u16(65535)
+    pwm.init(freq=-1, duty_u16=-1, duty_ns=-1, invert=-1)
+    sl = chip.pwm[3]
+    assert sl.enabled and pwm.duty_u16() == 65535 and not sl.invert[0]
+    assert (sl.top, sl.div16) == port_math.pwm_freq_to_top_div(125_000_000, 1000)
+
+
+def test_pwm_a_duty_ns_given_with_a_duty_u16_stands(chip, mods):
+    """duty_u16 then duty_ns are applied in turn: the second stands."""
+    m = mods["machine"]
+    pwm = m.PWM(m.Pin(6), freq=100_000, duty_u16=65535, duty_ns=2500)  # 2.5 us of the 10 us period
+    chip.advance_to(chip.now + chip.us_to_cycles(100))
+    assert pwm.freq() == port_math.pwm_get_freq(125_000_000, chip.pwm[3].top, chip.pwm[3].div16)
+    assert pwm.duty_ns() == pytest.approx(2500, abs=10)  # read back from the compare level
+    assert chip.analog_level(6) == pytest.approx(0.25, abs=1e-3)
+    with pytest.raises(TypeError):
+        m.PWM(m.Pin(8), freq=1000, duty_u16=None)  # MP_ARG_INT: None is no int
+
+
 def test_pwm_duty_over_range_is_clamped_not_refused(chip, mods):
     m = mods["machine"]
     pwm = m.PWM(m.Pin(6), freq=1000, duty_u16=70000)

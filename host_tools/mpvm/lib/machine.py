@@ -128,7 +128,9 @@ class PWM:
         pin = _gpio(dest)
         return _PWMS[((pin >> 1) & 7) * 2 + (pin & 1)]
 
-    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=False):
+    # As machine_pwm.c: -1 (VALUE_NOT_SET) is an argument left out; a duty_u16 and a duty_ns
+    # are both applied, in that order.
+    def __init__(self, dest, *, freq=-1, duty_u16=-1, duty_ns=-1, invert=-1):
         self._pin = _gpio(dest)
         self._slice = (self._pin >> 1) & 7
         self._ch = self._slice * 2 + (self._pin & 1)
@@ -136,12 +138,12 @@ class PWM:
         self.init(freq=freq, duty_u16=duty_u16, duty_ns=duty_ns, invert=invert)
         funcs[self._pin] = "pwm"
 
-    def init(self, *, freq=None, duty_u16=None, duty_ns=None, invert=None):
-        if freq is not None:
+    def init(self, *, freq=-1, duty_u16=-1, duty_ns=-1, invert=-1):
+        if freq != -1:
             self.freq(freq)
-        if duty_u16 is not None:
+        if duty_u16 != -1:
             self.duty_u16(duty_u16)
-        elif duty_ns is not None:
+        if duty_ns != -1:
             self.duty_ns(duty_ns)
 
     def freq(self, value=None):
