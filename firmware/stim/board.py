@@ -169,7 +169,9 @@ def validate(obj):
     b["hardware"] = v
     _field(b, obj, "", "sysclk_hz", 48000000, 250000000, note=" (Hz)")
 
-    chans = _list(_get(obj, "", "channels")[0], "channels", 1, 4, "channel objects")
+    # At most two: the RP2040 has four ADC inputs, and the boost and the battery take two of
+    # them from the channels' SENSE; the wearer's channel selection (both, 1, 2) has two too.
+    chans = _list(_get(obj, "", "channels")[0], "channels", 1, 2, "channel objects")
     b["channels"] = []
     pwm_outs = {}  # (slice, A/B) -> key. GPIO n and n+16 share one PWM output.
     for i, ch in enumerate(chans):
