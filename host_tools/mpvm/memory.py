@@ -10,12 +10,14 @@ starts one (with its history record), both channels are raised to step 3 of a pr
 soft start finishes (3 s of virtual time); each further program is selected as MODE selects one
 (the session ends, a new one starts). Then allocmeter (lib/allocmeter.py) measures:
 - `loop`: one steady cycle of the app, with both channels past their electrode check and soft
-  start: two pulses on each channel, 5 ms apart (SENSE reading a 1 kohm load; no pulse-done
-  interrupt comes later than the plan's next pulse, which the engine would take for a lost
-  one), the buttons, the control cycle (stimulator, session, battery cut-off), the LEDs and
-  the CONTROL_MS sleep, in two halves (on the virtual clock; the sleep itself is measured
-  separately and allocates nothing). `states` records
-  that every channel was running (stimulator state 2) when it was measured. The session is
+  start: the buttons, the control cycle (stimulator, session, battery cut-off), the LEDs and
+  the rest of the CONTROL_MS period on the virtual clock (the sleep itself is measured
+  separately and allocates nothing), with each channel's pulse-done interrupts where its plan
+  puts them (SENSE reading a 1 kohm load): on time, so the handler judges every reading, as
+  while it runs on the chip (an early one is not judged, a late one is taken for a lost
+  interrupt). `states` records that every channel was running (stimulator state 2) when it
+  was measured, `judged` that its last reading was judged (EMS strength's rest, at level 0,
+  judges none) and `trips` that nothing tripped. The session is
   host-controlled (stim/host.py) with a host that keeps the link alive, so the cycle includes
   the keep-alive check. EMS strength is measured twice, 0.9 s into the plateau of its work/rest
   cycle and 1 s into the rest (the key "ems_strength rest"): the flat parts, where the level
@@ -27,7 +29,8 @@ soft start finishes (3 s of virtual time); each further program is selected as M
 - `irq`: the pulse engine's PIO refill handler (engine.Channel._on_pulse) through
   `_sim.pio_pulse`: the state machine pulls a pair of FIFO words and raises its IRQ, for a
   continuous, a burst, a sweep and an EMS program (the burst and the sweep make the handler
-  push a new pair every pulse). The handler runs unlocked while its bytes are counted, then
+  push a new pair every pulse), each call at the time its plan puts the pulse's end, so the
+  reading is judged (`judged`, `trip`). The handler runs unlocked while its bytes are counted, then
   with the heap locked (allocmeter's locked pass, and once more as the hard IRQ it is
   registered as). A handler that raised is listed in `irq_errors` and is no longer
   `handler_live` (the port disables it).
@@ -80,26 +83,48 @@ def _sense_for_1k(c):
     # SENSE after a pulse into 1 kohm: the electrode volts equal the mA
     machine.adc_u16[c.cfg["sense_adc"] - 26] = int(c.delivered_ma() / c.scale.volts_per_count)
 
-def _pulses(sense=True):
+_due = [0]
+
+def _next_pulse(t_end):
+    # The running channel whose next pulse ends first before t_end, at the time its plan puts
+    # it (the interval the engine expects from the last pulse-done interrupt, as the PIO plays
+    # the plan), or None; its time in _due[0]. Allocation-free: it runs inside the measures.
+    nxt = None
     for _c in _s.channels:
+        if _c.running and _c.sm_id in _sim.state_machines:
+            t = time.ticks_add(_c._t_irq, _c._expect_us[_c._done_i])
+            if time.ticks_diff(t, t_end) < 0 and (nxt is None or time.ticks_diff(t, _due[0]) < 0):
+                nxt = _c
+                _due[0] = t
+    return nxt
+
+def _advance_to(t_end, sense):
+    # The clock to t_end, each running channel's pulse-done interrupt at its plan's times: on
+    # time, so the handler judges every reading (SENSE reading a 1 kohm load if `sense`; else
+    # as it stands), as the engine does while it runs.
+    while True:
+        _c = _next_pulse(t_end)
+        if _c is None:
+            break
+        d = time.ticks_diff(_due[0], time.ticks_us())
+        if d > 0:
+            time.sleep_us(d)
         if sense:
             _sense_for_1k(_c)
-        if _c.sm_id in _sim.state_machines:
-            _sim.pio_pulse(_c.sm_id, False)  # counted, not locked: the irq figures are
+        _sim.pio_pulse(_c.sm_id, False)  # counted, not locked: the irq figures are
+    d = time.ticks_diff(t_end, time.ticks_us())
+    if d > 0:
+        time.sleep_us(d)
 
-def _run(ms, pulses=True):
-    # the app's steady work, 10 ms cycles, with a pulse per channel every 5 ms: no pulse-done
-    # interrupt comes later than the plan's next one would (the engine stops a channel whose
-    # interrupt may have been lost), earlier ones are only not judged
+def _run(ms):
+    # the app's steady work, 10 ms cycles, the pulses where the plan puts them
     for _i in range(ms // 10):
-        _pulses(pulses)
+        t_end = time.ticks_add(time.ticks_us(), 10_000)
         _a.buttons_cycle()
         _a.control_cycle()
         _tick[0] += 1
         _a.leds_cycle(_tick[0])
-        time.sleep_ms(5)
-        _pulses(pulses)
-        time.sleep_ms(5)
+        _advance_to(t_end, True)
 
 def _start(step):
     # A session as the wearer starts one (switched on, PLUS: step 1 on both channels, with its
@@ -135,18 +160,20 @@ from stim import modulation as _modulation
 _h = _a.host
 _t_start = [0]
 def _cycle():
+    t_end = time.ticks_add(time.ticks_us(), _TICK * 1000)
     _u.host_takes_control()  # a host-controlled session...
     _u.host_seen(time.ticks_ms())  # ...whose host keeps the link alive
-    for _c in _s.channels:
-        _sim.pio_pulse(_c.sm_id, False)
     _a.buttons_cycle()
     _a.control_cycle()
     _tick[0] += 1
     _a.leds_cycle(_tick[0])
-    time.sleep_ms(_TICK // 2)
-    for _c in _s.channels:
-        _sim.pio_pulse(_c.sm_id, False)
-    time.sleep_ms(_TICK - _TICK // 2)
+    _advance_to(t_end, False)  # the pulses of the cycle, on time, judged
+def _soft():
+    # channel 1's next pulse-done interrupt, when its plan puts it: judged, as while it runs
+    _d = time.ticks_diff(time.ticks_add(_c0._t_irq, _c0._expect_us[_c0._done_i]), time.ticks_us())
+    if _d > 0:
+        time.sleep_us(_d)
+    _sim.pio_pulse(_c0.sm_id, False)
 def _sleep():
     time.sleep_ms(_TICK)
 def _run_to(t_ms):
@@ -157,8 +184,11 @@ def _steady(key, calls):
         _sense_for_1k(_c)  # steady: the same reading every pulse
     _out["states"][key] = [_c.state for _c in _s.ch]
     _out["loop"][key] = measure(_cycle, calls=calls)
+    _out["judged"][key] = [_c._drop_ok for _c in _s.channels]
+    _out["trips"][key] = [_c.trip for _c in _s.channels]
     _u.host_controlled = False  # the host goes quiet: the session runs on without a keep-alive
-_out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}, "ramp": {}}
+_out = {"sleep": measure(_sleep), "loop": {}, "irq": {}, "states": {}, "ramp": {}, "judged": {},
+        "trips": {}}
 _out["host_byte"] = measure(_h.feed, 65)  # "A": a line that grows, then overflows, never ends
 for _pid in %r:
     _now = time.ticks_ms()
@@ -179,13 +209,20 @@ for _pid in %r:
         _steady(_pid + " rest", calls=50)
         _run_to(_cyc[0] + _cyc[2] // 5)  # on the next ramp up
         _out["ramp"][_pid] = measure(_cycle, calls=10, warm=0, locked=False)
-    _sm = rp2.StateMachine(_s.channels[0].sm_id)
-    _soft = lambda: _sim.pio_pulse(_sm._id, False)  # noqa: E731
+    _c0 = _s.channels[0]
+    _sm = rp2.StateMachine(_c0.sm_id)
     _out["irq"][_pid] = measure(_soft)
+    _d = time.ticks_diff(time.ticks_add(_c0._t_irq, _c0._expect_us[_c0._done_i]), time.ticks_us())
+    if _d > 0:
+        time.sleep_us(_d)
     _out["irq"][_pid]["hard_ok"] = _sim.pio_pulse(_sm._id)
     _out["irq"][_pid]["handler_live"] = _sm._irq is not None
-    _out["irq"][_pid]["pulses"] = _s.channels[0].pulses
+    _out["irq"][_pid]["pulses"] = _c0.pulses
     _out["irq"][_pid]["tx_fifo"] = _sm.tx_fifo()
+    # the last reading was on time and judged (the engine takes the next one's reference only
+    # from such a reading), and nothing tripped
+    _out["irq"][_pid]["judged"] = _c0._drop_ok
+    _out["irq"][_pid]["trip"] = _c0.trip
 _out["irq_errors"] = [repr(e[1]) for e in _sim.irq_errors]
 print(json.dumps(_out))
 """

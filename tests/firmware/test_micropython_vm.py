@@ -146,6 +146,9 @@ def test_pulse_irq_handler_allocates_nothing(figures, pid):
     # a plan of many pulses (burst, sweep) is refilled a pair at a time: the FIFO stays full
     assert f["tx_fifo"] == 4 if pid in ("tens_burst", "tens_modulated") else f["tx_fifo"] >= 0
     assert figures["irq_errors"] == []
+    # each call came when the plan puts its pulse's end: the reading was judged (SR-6's path
+    # through the handler, the one it takes while it runs), and nothing tripped
+    assert f["judged"] == 1 and f["trip"] == 0, f
 
 
 @pytest.mark.req("FR-16")
@@ -154,6 +157,10 @@ def test_steady_control_loop_allocates_nothing(figures, pid):
     # measured with both channels past their electrode check and running (state 2); for EMS
     # strength in the plateau and in the rest of its work/rest cycle
     assert figures["states"][pid] == [2, 2], figures["states"]
+    # the cycle's pulse-done interrupts came on time: every reading judged (none in EMS
+    # strength's rest, at level 0), nothing tripped
+    assert figures["judged"][pid] == ([0, 0] if pid.endswith(" rest") else [1, 1])
+    assert figures["trips"][pid] == [0, 0]
     f = figures["loop"][pid]
     assert f["bytes"] == 0 and f["locked_ok"], f
 
@@ -201,6 +208,20 @@ def test_a_core_error_only_micropython_shows_fails_the_core_tests(fw_copy):
     failed = {x["test"]: x["err"] for x in results if not x["ok"]}
     assert "test_refusal_names_the_limit" in failed, r.stdout
     assert "__init__" in failed["test_refusal_names_the_limit"]
+
+
+@pytest.mark.req("FR-16")
+def test_an_allocation_only_in_the_judging_path_is_caught(fw_copy):
+    """The handler judges a reading only when its interrupt came on time; the scenario's come
+    when the plan puts them, so an allocation on that path alone is seen."""
+    line = "        settle = self._settle\n"
+    alloc = "        self.last_ma = self.level_ua / 1000\n"  # a float: heap on the port
+    _edit(fw_copy / "stim" / "engine.py", line, line + alloc)
+    f = memory.measure(fw_copy, programs=("tens_conventional",))
+    irq = f["irq"]["tens_conventional"]
+    assert irq["bytes"] > 0
+    assert not irq["handler_live"]
+    assert any("MemoryError" in e for e in f["irq_errors"])
 
 
 @pytest.mark.req("FR-16")
