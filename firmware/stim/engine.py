@@ -241,8 +241,14 @@ class Channel:
 
     # -- sense --------------------------------------------------------------------------
     def read_sense(self):
-        """A SENSE reading now, in ADC counts (task context: idle checks)."""
-        return self._adc.read_u16()
+        """A SENSE reading now, in ADC counts (task context: idle checks). Interrupts are
+        masked for the conversion: the ADC's input select and result are shared, and another
+        channel's pulse-done interrupt reading its SENSE in this read's wait would hand it its
+        own conversion (SR-6: a probe judged against the other channel's peak)."""
+        s = disable_irq()
+        v = self._adc.read_u16()
+        enable_irq(s)
+        return v
 
     def _sense(self):
         # Median of three conversions: one corrupted conversion cannot trip or hide a fault.

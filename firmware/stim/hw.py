@@ -18,6 +18,8 @@ from machine import (
     WDT,
     WDT_RESET,
     Pin,
+    disable_irq,
+    enable_irq,
     freq,
     lightsleep,
     mem32,
@@ -82,6 +84,18 @@ def buttons_held(board):
         if pin.value() == 0:
             bits |= 1 << i
     return bits
+
+
+def read_adc(adc):
+    """adc.read_u16() with interrupts masked for its conversion (a few microseconds): the ADC's
+    input select and result register are shared, and a pulse-done interrupt reading SENSE in
+    the read's wait would hand this read its own conversion, another input's value (a
+    channel's SENSE for the boost or the battery). SR-6, SR-10: the boost check and the
+    battery cut-off judge their own input."""
+    s = disable_irq()
+    v = adc.read_u16()
+    enable_irq(s)
+    return v
 
 
 class Hardware:
@@ -173,7 +187,7 @@ class Hardware:
             self._haptic.value(1 if motor else 0)
 
     def battery_v(self):
-        return self._battery.read_u16() * self._battery_v_per_count
+        return read_adc(self._battery) * self._battery_v_per_count
 
 
 class Boost:
@@ -197,7 +211,7 @@ class Boost:
         return self._pin.value() == 1
 
     def volts(self):
-        return self._adc.read_u16() * self._v_per_count
+        return read_adc(self._adc) * self._v_per_count
 
 
 def start_watchdog(timeout_ms):

@@ -190,6 +190,9 @@ class Chip:
         # CPU costs no virtual time here, but back-to-back reads still sample 2 us apart.
         self.adc_conversion_cycles = self.us_to_cycles(2)
         self._adc_free_at = 0
+        # CS.AINSEL and RESULT: one register each, shared by every caller (adc_convert).
+        self.adc_ainsel = 0
+        self.adc_result_raw12 = 0
         self.temp_sensor_v = 0.706  # RP2040 datasheet 4.9.5: about 0.706 V at 27 C
         # Observers of pin level changes: callable(pin, level, t).
         self.pin_observers: list[Callable[[int, int, int], None]] = []
@@ -460,6 +463,19 @@ class Chip:
                 self._analog_changed(n)
 
     # ---- ADC ----------------------------------------------------------------------------
+    def adc_convert(self, channel: int) -> int:
+        """machine_adc.c's read_u16 (adc_config_and_read_u16): adc_select_input(channel), then
+        adc_read(): START_ONCE, wait for READY, return RESULT. AINSEL and RESULT are shared: a
+        hard interrupt that fires while this read waits for its conversion runs first (its
+        entry alone outlasts the 2 us conversion), and a handler that reads the ADC leaves
+        AINSEL on its input and its own conversion in RESULT, which this read then returns:
+        the other input's value, as on the chip. A read with interrupts masked is whole."""
+        self.adc_ainsel = channel
+        self.adc_result_raw12 = self.adc_read_raw12(channel)
+        cpu = self.cpu
+        cpu.work(cpu.scaled(self.adc_conversion_cycles))  # CPU time: a free CPU waits for nothing
+        return self.adc_result_raw12
+
     def adc_read_raw12(self, channel: int) -> int:
         if channel == 4:
             v = self.temp_sensor_v

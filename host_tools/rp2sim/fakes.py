@@ -320,7 +320,7 @@ class ADC(_Bound):
 
     def read_u16(self):
         chip = self._live_read("adc_read")
-        return port_math.adc_raw12_to_u16(chip.adc_read_raw12(self._channel))
+        return port_math.adc_raw12_to_u16(chip.adc_convert(self._channel))
 
 
 _UNSET = object()  # an argument that was not passed

@@ -538,6 +538,46 @@ def test_the_interrupts_pulse_count_is_the_pulses_at_the_pins():
 
 # ---- two channels -----------------------------------------------------------------------------
 @pytest.mark.req("SR-6")
+@pytest.mark.parametrize("reader", ["idle_sense", "boost", "battery"])
+def test_a_task_reading_of_the_adc_is_its_own_input_whatever_interrupt_cuts_in(reader):
+    """The RP2040 has one ADC: its input select and its result register are shared, and the
+    pulse-done interrupt reads SENSE after every pulse. A reading task code takes (channel 2's
+    idle SENSE before its probe, the boost's voltage, the battery's), at every instant from
+    30 us before to 5 us after one of channel 1's pulse ends, 0.25 us apart (one per period),
+    is its own input's value, never channel 1's SENSE (seen on the emulated chip: channel 2's
+    probe failed with `sense`, its idle reading being channel 1's peak)."""
+    rig = make_rig("pico")
+    hw = rig.import_module("stim.hw")
+    if reader == "idle_sense":
+        read, tol = rig.channel(1).read_sense, 64  # ADC counts
+    elif reader == "boost":
+        boost = hw.Boost(rig.board)
+        boost.on()  # built off, as the firmware builds it (SR-8)
+        read, tol = boost.volts, 0.5  # volts
+    else:
+        read, tol = hw.Hardware(rig.board).battery_v, 0.02  # volts
+    trace = PairTrace(rig, 0)
+    c1 = rig.channel(0)
+    c1.start(modulation.plan(programs.by_id("tens_conventional")), 8000)
+    rig.run_for(0.05)
+    m = rig.machine
+    state = m.disable_irq()
+    expect = read()  # with interrupts masked: nothing can cut in
+    m.enable_irq(state)
+    f = rig.board["sysclk_hz"]
+    t_end = trace.parse()[0][-1][3]  # the last pulse's end (phase B falls)
+    period = cyc_ns(10_000_000, f)
+    wrong = []
+    for k in range(140):
+        rig.chip.advance_to(t_end + (k + 1) * period - cyc(30, f) + k * f // 4_000_000)
+        v = read()
+        if abs(v - expect) > tol:
+            wrong.append((k / 4 - 30, v))
+    assert c1.pulses >= 140 and not c1.trip
+    assert wrong == [], (expect, wrong)
+
+
+@pytest.mark.req("SR-6")
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize("index", [0, 1])
 @pytest.mark.parametrize("how", ["hold", "trip"])

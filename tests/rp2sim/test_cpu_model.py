@@ -182,6 +182,53 @@ def test_interrupts_do_not_nest_and_wait_while_masked(tmp_path):
     assert [o[0] for o in order] == ["short"]
 
 
+_ADC_SHARED = """
+from machine import ADC, disable_irq, enable_irq
+a = ADC(0)
+b = ADC(1)
+isr_got = []
+def isr(_x):
+    isr_got.append(b.read_u16())
+def read_plain():
+    return a.read_u16()
+def read_masked():
+    s = disable_irq()
+    v = a.read_u16()
+    enable_irq(s)
+    return v
+"""
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+def test_an_interrupt_that_reads_the_adc_in_a_reads_wait_hands_it_the_other_input(
+    tmp_path, masked
+):
+    """machine_adc.c read_u16 = adc_select_input, then adc_read (START_ONCE, wait for READY,
+    RESULT): AINSEL and RESULT are shared. A hard interrupt that fires in the read's 2 us wait
+    runs first, and a handler that reads the ADC leaves its own input's conversion in RESULT:
+    the task's read returns the other input's value. With interrupts masked it cannot."""
+    chip, _mods, m = runtime(tmp_path, _ADC_SHARED)
+    chip.adc_sources[0] = lambda t: 0.5
+    chip.adc_sources[1] = lambda t: 2.0
+    u16 = {0.5: int(0.5 / 3.3 * 4096) << 4, 2.0: int(2.0 / 3.3 * 4096) << 4}
+    read = m.read_masked if masked else m.read_plain
+    wrong = []
+    for k in range(120):  # the interrupt fires 0..30 us after the call begins, 0.25 us apart
+        chip.cpu.sync()
+        chip.schedule(chip.now + k * MHZ // 4, chip.dispatch_irq, m.isr, None, True)
+        v = read()
+        chip.advance_to(chip.now + 200 * MHZ)  # the interrupt has come and gone
+        if v >> 4 != u16[0.5] >> 4:
+            wrong.append((k / 4, v))
+    assert len(m.isr_got) == 120 and all(v >> 4 == u16[2.0] >> 4 for v in m.isr_got)
+    if masked:
+        assert wrong == []
+    else:
+        # A window of about the conversion's 2 us, and in it the other input's value.
+        assert 4 <= len(wrong) <= 12, wrong
+        assert all(v >> 4 == u16[2.0] >> 4 for _k, v in wrong)
+
+
 def test_soft_callbacks_wait_for_the_task_and_the_queue_holds_eight(tmp_path):
     """py/scheduler.c: mp_sched_schedule queues (MICROPY_SCHEDULER_DEPTH 8 on rp2, more are
     dropped) and the VM runs them between statements, never inside a hard handler."""
