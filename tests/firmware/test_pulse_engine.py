@@ -1065,6 +1065,31 @@ def test_a_lift_before_any_pulse_of_a_plan_stops_it_at_that_pulse(name, k):
 
 
 @pytest.mark.req("SR-6")
+@pytest.mark.parametrize("k", [3, 6, 11])
+def test_a_start_after_a_longer_plan_stopped_mid_train_judges_its_first_pulse(k):
+    """The interrupt takes the hold's decay from the previous pulse's plan entry. A channel
+    stopped after the k-th pulse of a burst (a 14-entry plan), then started on a one-entry
+    plan (a continuous program, as the probe's) into a lifted electrode, judges from its first
+    pulse: one pulse, and the channel stops (an entry left from the burst would be past the
+    end of the new plan's table: the handler would raise, and the port disable it)."""
+    from host_tools.sim.board_model import OPEN_OHM
+
+    rig = make_rig("pico")
+    ch = rig.channel(0)
+    ch.start(modulation.plan(programs.by_id("tens_burst")), LEVEL_UA)
+    log = rig.model.channels[0].pulse_log
+    run_until(rig, lambda: len(log) >= k)
+    ch.stop()
+    rig.run_for(0.05)
+    assert not ch.trip and len(log) == k
+    rig.model.set_load(1, OPEN_OHM)
+    ch.start(modulation.plan(programs.by_id("tens_conventional")), LEVEL_UA)
+    rig.run_for(0.2)
+    assert ch.trip, "a lifted electrode was not found"
+    assert len(log) == k + 1, "%d pulses into a lifted electrode" % (len(log) - k)
+
+
+@pytest.mark.req("SR-6")
 @pytest.mark.parametrize("name", ["widths", "tens_burst"])
 def test_a_start_into_a_lifted_electrode_stops_after_its_first_pulse_whatever_entry_ends_the_plan(
     name,
