@@ -85,14 +85,23 @@ def _sense_for_1k(c):
 
 _due = [0]
 
+def _due_of(c):
+    # When channel c's next pulse ends on its plan: the interval the engine expects from its
+    # last pulse-done interrupt, as the PIO plays the plan.
+    return time.ticks_add(c._t_irq, c._expect_us[c._done_i])
+
+def _sleep_until(t):
+    d = time.ticks_diff(t, time.ticks_us())
+    if d > 0:
+        time.sleep_us(d)
+
 def _next_pulse(t_end):
-    # The running channel whose next pulse ends first before t_end, at the time its plan puts
-    # it (the interval the engine expects from the last pulse-done interrupt, as the PIO plays
-    # the plan), or None; its time in _due[0]. Allocation-free: it runs inside the measures.
+    # The running channel whose next pulse ends first before t_end, or None; its time in
+    # _due[0]. Allocation-free: it runs inside the measures.
     nxt = None
     for _c in _s.channels:
         if _c.running and _c.sm_id in _sim.state_machines:
-            t = time.ticks_add(_c._t_irq, _c._expect_us[_c._done_i])
+            t = _due_of(_c)
             if time.ticks_diff(t, t_end) < 0 and (nxt is None or time.ticks_diff(t, _due[0]) < 0):
                 nxt = _c
                 _due[0] = t
@@ -106,15 +115,11 @@ def _advance_to(t_end, sense):
         _c = _next_pulse(t_end)
         if _c is None:
             break
-        d = time.ticks_diff(_due[0], time.ticks_us())
-        if d > 0:
-            time.sleep_us(d)
+        _sleep_until(_due[0])
         if sense:
             _sense_for_1k(_c)
         _sim.pio_pulse(_c.sm_id, False)  # counted, not locked: the irq figures are
-    d = time.ticks_diff(t_end, time.ticks_us())
-    if d > 0:
-        time.sleep_us(d)
+    _sleep_until(t_end)
 
 def _run(ms):
     # the app's steady work, 10 ms cycles, the pulses where the plan puts them
@@ -170,9 +175,7 @@ def _cycle():
     _advance_to(t_end, False)  # the pulses of the cycle, on time, judged
 def _soft():
     # channel 1's next pulse-done interrupt, when its plan puts it: judged, as while it runs
-    _d = time.ticks_diff(time.ticks_add(_c0._t_irq, _c0._expect_us[_c0._done_i]), time.ticks_us())
-    if _d > 0:
-        time.sleep_us(_d)
+    _sleep_until(_due_of(_c0))
     _sim.pio_pulse(_c0.sm_id, False)
 def _sleep():
     time.sleep_ms(_TICK)
@@ -212,9 +215,7 @@ for _pid in %r:
     _c0 = _s.channels[0]
     _sm = rp2.StateMachine(_c0.sm_id)
     _out["irq"][_pid] = measure(_soft)
-    _d = time.ticks_diff(time.ticks_add(_c0._t_irq, _c0._expect_us[_c0._done_i]), time.ticks_us())
-    if _d > 0:
-        time.sleep_us(_d)
+    _sleep_until(_due_of(_c0))
     _out["irq"][_pid]["hard_ok"] = _sim.pio_pulse(_sm._id)
     _out["irq"][_pid]["handler_live"] = _sm._irq is not None
     _out["irq"][_pid]["pulses"] = _c0.pulses

@@ -187,7 +187,7 @@ class Chip:
         self.adc_sources: dict[int, Callable[[int], float]] = {}
         self.adc_vref_v = 3.3
         # One conversion takes 96 cycles of the 48 MHz ADC clock (RP2040 datasheet 4.9.2): the
-        # CPU costs no virtual time here, but back-to-back reads still sample 2 us apart.
+        # CPU waits it out in adc_convert, and reads still sample 2 us apart when Python is free.
         self.adc_conversion_cycles = self.us_to_cycles(2)
         self._adc_free_at = 0
         # CS.AINSEL and RESULT: one register each, shared by every caller (adc_convert).

@@ -168,7 +168,7 @@ class Cpu:
         self._room -= native_cycles(name)
 
     def native_cycles_of(self, name: str, count: int = 1) -> int:
-        return self._scaled(native_cycles(name) * count)
+        return self.scaled(native_cycles(name) * count)
 
     def spend(self, name: str, count: int = 1) -> None:
         """Charge `count` units of a native cost (bytes printed, bytes of code loaded)."""
@@ -204,9 +204,6 @@ class Cpu:
 
     def scaled(self, cycles: int) -> int:
         """`cycles` of CPU time as this CPU's scale counts them (0 when Python is free)."""
-        return self._scaled(cycles)
-
-    def _scaled(self, cycles: int) -> int:
         s = self.scale
         return cycles if s == 1.0 else int(cycles * s)
 
@@ -324,7 +321,7 @@ class Cpu:
         self.in_irq += 1
         t0 = chip.now
         try:
-            self.work(self._scaled(int(round(IRQ_ENTRY_US * MHZ))))
+            self.work(self.scaled(int(round(IRQ_ENTRY_US * MHZ))))
             self._set_room()
             try:
                 handler(arg)
@@ -470,7 +467,7 @@ class Cpu:
                 "lightsleep with clocked outputs (their clocks stop mid-flight): "
                 + ", ".join(frozen)
             )
-        self.work(self._scaled(native_cycles("lightsleep") // 2))
+        self.work(self.scaled(native_cycles("lightsleep") // 2))
         self.lightsleeps += 1
         chip.irq_disabled += 1
         t0 = chip.now
@@ -486,7 +483,7 @@ class Cpu:
         self.asleep_cycles += chip.now - t0
         self._nxt_ok = False
         self._room = self._room0 = 0
-        self.work(self._scaled(native_cycles("lightsleep") - native_cycles("lightsleep") // 2))
+        self.work(self.scaled(native_cycles("lightsleep") - native_cycles("lightsleep") // 2))
         chip.irq_disabled -= 1
         self.unmask()
         self.handle_pending()
