@@ -537,7 +537,7 @@ def test_the_interrupts_pulse_count_is_the_pulses_at_the_pins():
 
 
 # ---- two channels -----------------------------------------------------------------------------
-@pytest.mark.req("SR-6")
+@pytest.mark.req("SR-6", "SR-10")
 @pytest.mark.parametrize("reader", ["idle_sense", "boost", "battery"])
 def test_a_task_reading_of_the_adc_is_its_own_input_whatever_interrupt_cuts_in(reader):
     """The RP2040 has one ADC: its input select and its result register are shared, and the
@@ -548,14 +548,17 @@ def test_a_task_reading_of_the_adc_is_its_own_input_whatever_interrupt_cuts_in(r
     probe failed with `sense`, its idle reading being channel 1's peak)."""
     rig = make_rig("pico")
     hw = rig.import_module("stim.hw")
+    # What the input really is, from the board model: channel 2's idle hold, the boost's
+    # voltage, the battery's.
     if reader == "idle_sense":
-        read, tol = rig.channel(1).read_sense, 64  # ADC counts
+        read, tol, truth = rig.channel(1).read_sense, 64, lambda: 0.0  # ADC counts
     elif reader == "boost":
         boost = hw.Boost(rig.board)
         boost.on()  # built off, as the firmware builds it (SR-8)
-        read, tol = boost.volts, 0.5  # volts
+        read, tol, truth = boost.volts, 0.5, rig.model.boost_v  # volts
     else:
         read, tol = hw.Hardware(rig.board).battery_v, 0.02  # volts
+        truth = lambda: rig.model.battery_v  # noqa: E731
     trace = PairTrace(rig, 0)
     c1 = rig.channel(0)
     c1.start(modulation.plan(programs.by_id("tens_conventional")), 8000)
@@ -564,6 +567,7 @@ def test_a_task_reading_of_the_adc_is_its_own_input_whatever_interrupt_cuts_in(r
     state = m.disable_irq()
     expect = read()  # with interrupts masked: nothing can cut in
     m.enable_irq(state)
+    assert abs(expect - truth()) <= tol, (expect, truth())
     f = rig.board["sysclk_hz"]
     t_end = trace.parse()[0][-1][3]  # the last pulse's end (phase B falls)
     period = cyc_ns(10_000_000, f)
